@@ -1,0 +1,176 @@
+"""Loads a problem folder: problem.toml (evoforge) or config.yaml (OpenEvolve), initial program, evaluator."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from service.config import ConfigError, read_toml
+
+BLOCK_START = "# EVOLVE-BLOCK-START"
+BLOCK_END = "# EVOLVE-BLOCK-END"
+_PROBLEM_KEYS = {"name", "description", "score_metric", "direction", "best_known", "best_known_source",
+                 "initial_program", "evaluator", "language"}
+
+
+class ProblemError(ValueError):
+    """A problem folder is malformed; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A loaded problem folder."""
+
+    name: str
+    path: Path
+    description: str
+    initial_code: str
+    evaluator_path: Path
+    score_metric: str = "combined_score"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    best_known: float | None = None
+    best_known_source: str | None = None
+    run_defaults: dict[str, Any] = field(default_factory=dict)
+    score_fallback_mean: bool = False
+    notes: tuple[str, ...] = ()
+
+    def fitness(self, score: float) -> float:
+        """Returns the score oriented so that larger is always better."""
+        return score if self.direction == "maximize" else -score
+
+    def better(self, a: float | None, b: float | None) -> bool:
+        """Returns True when score a is strictly better than score b (None is worst)."""
+        if a is None:
+            return False
+        if b is None:
+            return True
+        return self.fitness(a) > self.fitness(b)
+
+
+def evolve_blocks(code: str) -> list[tuple[int, int]]:
+    """Returns (start, end) character spans of the text inside each EVOLVE-BLOCK, in order."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while True:
+        start = code.find(BLOCK_START, pos)
+        if start < 0:
+            return spans
+        body = code.find("\n", start)
+        end = code.find(BLOCK_END, start)
+        if end < 0 or body < 0 or body > end:
+            raise ProblemError(f"'{BLOCK_START}' at offset {start} has no matching '{BLOCK_END}'")
+        line_start = code.rfind("\n", 0, end) + 1
+        spans.append((body + 1, line_start))
+        pos = end + len(BLOCK_END)
+
+
+def load_problem(folder: str | Path) -> Problem:
+    """Returns the Problem in a folder, or raises ProblemError naming the file and the fix."""
+    path = Path(folder).resolve()
+    if not path.is_dir():
+        raise ProblemError(f"{folder}: not a folder; give the path of a problem folder "
+                           "holding initial_program.py and evaluator.py")
+    toml_path, yaml_path = path / "problem.toml", path / "config.yaml"
+    if toml_path.is_file():
+        meta, run_defaults, notes, fallback = _from_toml(toml_path)
+    elif yaml_path.is_file():
+        meta, run_defaults, notes = _from_openevolve(yaml_path)
+        fallback = True
+    else:
+        meta, run_defaults, notes, fallback = {}, {}, ("no problem.toml: using defaults",), True
+    program = path / meta.get("initial_program", "initial_program.py")
+    evaluator = path / meta.get("evaluator", "evaluator.py")
+    for f, what in ((program, "the program to evolve"), (evaluator, "evaluate(program_path) -> dict")):
+        if not f.is_file():
+            raise ProblemError(f"{f}: missing; a problem folder needs {f.name} with {what}")
+    code = program.read_text()
+    try:
+        blocks = evolve_blocks(code)
+    except ProblemError as exc:
+        raise ProblemError(f"{program}: {exc}; close every block with a '{BLOCK_END}' line") from None
+    if not blocks:
+        raise ProblemError(f"{program}: no '{BLOCK_START}' / '{BLOCK_END}' markers; put the lines "
+                           "to evolve between the two comment lines")
+    direction = meta.get("direction", "maximize")
+    if direction not in ("maximize", "minimize"):
+        raise ProblemError(f"{toml_path}: direction = {direction!r}; use 'maximize' or 'minimize'")
+    best = meta.get("best_known")
+    return Problem(
+        name=str(meta.get("name") or path.name), path=path,
+        description=str(meta.get("description") or _docstring(code) or path.name),
+        initial_code=code, evaluator_path=evaluator,
+        score_metric=str(meta.get("score_metric", "combined_score")), direction=direction,
+        best_known=float(best) if best is not None else None,
+        best_known_source=meta.get("best_known_source"), run_defaults=run_defaults,
+        score_fallback_mean=fallback, notes=tuple(notes))
+
+
+def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[str], bool]:
+    data = _read(path)
+    unknown = set(data) - {"problem", "run"}
+    if unknown:
+        raise ProblemError(f"{path}: unknown table(s) {sorted(unknown)}; only [problem] and [run] exist")
+    meta = data.get("problem", {})
+    bad = set(meta) - _PROBLEM_KEYS
+    if bad:
+        raise ProblemError(f"{path}: unknown key(s) {sorted(bad)} in [problem]; "
+                           f"known keys are {sorted(_PROBLEM_KEYS)}")
+    return meta, data.get("run", {}), [], False
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return read_toml(path)
+    except ConfigError as exc:
+        raise ProblemError(str(exc)) from None
+
+
+def _docstring(code: str) -> str | None:
+    match = re.match(r'\s*(?:#[^\n]*\n\s*)*(?:"""|\'\'\')(.*?)(?:"""|\'\'\')', code, re.S)
+    return match.group(1).strip() if match else None
+
+
+def _from_openevolve(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Translates the OpenEvolve config.yaml settings that mean something here into a run layer."""
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ProblemError(f"{path}: invalid YAML ({exc}); fix the syntax") from None
+    if not isinstance(cfg, dict):
+        raise ProblemError(f"{path}: expected a mapping at the top level")
+    run: dict[str, Any] = {}
+    notes: list[str] = []
+
+    def put(section: str | None, key: str, value: Any) -> None:
+        if value is not None:
+            (run.setdefault(section, {}) if section else run)[key] = value
+
+    put("budget", "iterations", cfg.get("max_iterations"))
+    put(None, "seed", cfg.get("random_seed"))
+    llm = cfg.get("llm") or {}
+    for key in ("temperature", "top_p", "max_tokens"):
+        put("llm", key, llm.get(key))
+    prompt = cfg.get("prompt") or {}
+    put("llm", "system_message", prompt.get("system_message") or llm.get("system_message"))
+    if "diff_based_evolution" in cfg:
+        put("llm", "answer_format", "diff" if cfg["diff_based_evolution"] else "rewrite")
+    db = cfg.get("database") or {}
+    mapping = {"num_islands": "num_islands", "population_size": "population_size",
+               "migration_interval": "migration_interval", "migration_rate": "migration_rate",
+               "exploitation_ratio": "exploit_ratio", "exploration_ratio": "explore_ratio",
+               "feature_dimensions": "feature_dimensions"}
+    for theirs, ours in mapping.items():
+        put("search", ours, db.get(theirs))
+    if isinstance(db.get("feature_bins"), int):
+        put("search", "feature_bins", db["feature_bins"])
+    ev = cfg.get("evaluator") or {}
+    put("evaluation", "timeout_s", ev.get("timeout"))
+    put("evaluation", "cascade_thresholds", ev.get("cascade_thresholds") if ev.get(
+        "cascade_evaluation", True) else None)
+    if llm.get("api_base") or llm.get("models"):
+        notes.append(f"{path.name}: llm endpoint/models ignored; choose them with --llm/--llm-url/--model")
+    return {}, run, notes
