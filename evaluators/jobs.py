@@ -1,0 +1,71 @@
+"""What an evaluation is asked to do and what it answers: the contract between dispatch and evaluators."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+FailureKind = Literal[
+    "timeout",          # wall-clock limit reached; the whole process group was killed
+    "memory",           # address-space limit (MemoryError or killed while allocating)
+    "crash",            # the evaluation process died (signal, os._exit, segfault) without a result
+    "exception",        # evaluate() or the program raised; traceback tail in artifacts
+    "invalid_metrics",  # evaluate() returned something that is not a dict of finite numbers
+    "missing_score",    # the score metric is absent from the metrics
+    "cascade",          # a cascade stage scored below its threshold; stage metrics kept
+    "evaluator",        # the problem's evaluator itself failed to import / is malformed
+    "output",           # output or artifact caps exceeded in a way that lost the result
+]
+
+
+@dataclass
+class EvalJob:
+    """One candidate to score: the program text and where its problem's evaluator lives."""
+
+    code: str
+    problem_dir: str
+    evaluator_file: str
+    score_metric: str = "combined_score"
+    score_fallback_mean: bool = False
+    timeout_s: float = 30.0
+    memory_mb: int = 1024
+    cascade_thresholds: list[float] = field(default_factory=list)
+    evaluation_id: int | None = None
+    program_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class EvalResult:
+    """The outcome of one evaluation; every failure has a kind and a human-readable reason."""
+
+    status: Literal["ok", "failed"]
+    score: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_kind: FailureKind | None = None
+    stage: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Returns True when the program was scored."""
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EvalResult":
+        """Returns the result stored in a dict made by to_dict."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    @classmethod
+    def failure(cls, kind: FailureKind, reason: str, **extra: Any) -> "EvalResult":
+        """Returns a failed result of the given kind."""
+        return cls(status="failed", error=reason, error_kind=kind, **extra)

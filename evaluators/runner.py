@@ -1,0 +1,342 @@
+"""Scores one candidate with its problem's evaluator, stage by stage, inside the sandbox.
+
+Child side: `python -s -P -m evaluators.runner [--check] JOB_JSON RESULT_JSON`, run in a fresh work
+dir. `-s -P` is `-I` without `-E`: the sandbox's environment is already minimal, and keeping it read
+lets PYTHONHASHSEED=0 make evaluations repeatable.
+Parent side: `evaluate_job(job)` runs that in the sandbox and records every way of dying.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import numbers
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from evaluators import sandbox
+from evaluators.jobs import EvalJob, EvalResult
+
+ARTIFACT_CHARS = 32 * 1024   # kept per artifact value (head + tail)
+TAIL_CHARS = 8 * 1024        # kept of stdout / stderr / traceback (tail)
+_RESERVE: bytearray | None = None
+_MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
+
+
+class _Failed(Exception):
+    """Carries a failed EvalResult out of the cascade."""
+
+    def __init__(self, result: EvalResult) -> None:
+        super().__init__(result.error)
+        self.result = result
+
+
+# ---------------------------------------------------------------- parent side
+
+def evaluate_job(job: EvalJob, python: str = sys.executable, *, check: bool = False) -> EvalResult:
+    """Returns the result of job, scored in a sandboxed process (check=True: load the evaluator)."""
+    root = Path(tempfile.mkdtemp(prefix="evoforge-eval-"))
+    try:
+        work = root / "work"
+        work.mkdir()
+        job_path, result_path = root / "job.json", root / "result.json"
+        job_path.write_text(json.dumps(job.to_dict()))
+        argv = [python, "-s", "-P", "-m", "evaluators.runner", *(["--check"] if check else []),
+                str(job_path), str(result_path)]
+        limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+        outcome = sandbox.run(argv, cwd=str(work), limits=limits)
+        result = _read_result(result_path) or _death(outcome, job)
+        result.duration_s = outcome.duration_s
+        result.artifacts["stdout"] = sandbox.clip(outcome.stdout, TAIL_CHARS, head=False)
+        result.artifacts["stderr"] = sandbox.clip(outcome.stderr, TAIL_CHARS, head=False)
+        return result
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _read_result(path: Path) -> EvalResult | None:
+    try:
+        return EvalResult.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _death(outcome: sandbox.SandboxOutcome, job: EvalJob) -> EvalResult:
+    """Returns the failure for a process that ended without writing a result."""
+    how = outcome.describe()
+    if outcome.timed_out:
+        return EvalResult.failure("timeout", how)
+    last = next((ln.strip() for ln in reversed(outcome.stderr.splitlines()) if ln.strip()), "")
+    if outcome.returncode != 0 and any(sign in outcome.stderr for sign in _MEMORY_SIGNS):
+        return EvalResult.failure("memory", f"ran out of memory ({last}) under the {job.memory_mb} "
+                                  "MiB address-space limit; use less memory or raise "
+                                  "evaluation.memory_mb")
+    if outcome.signal == "SIGXCPU":
+        cpu = math.ceil(job.timeout_s) + 1
+        return EvalResult.failure("timeout", f"{how}: used more than {cpu} s of CPU time")
+    if outcome.signal:
+        reason = f"the evaluation process was {how} before writing a result"
+    else:
+        reason = (f"the evaluation process exited with code {outcome.returncode} before writing "
+                  "a result")
+    if outcome.returncode == 0:
+        reason += " (os._exit() or sys.exit() in the program or evaluator?)"
+    return EvalResult.failure("crash", reason + (f"; last stderr line: {last}" if last else ""))
+
+
+# ---------------------------------------------------------------- child side
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs the child side: reads JOB_JSON, scores or checks it, writes RESULT_JSON, exits."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    check = "--check" in args
+    job_path, result_path = [a for a in args if a != "--check"]
+    sys.dont_write_bytecode = True
+    job = EvalJob(**json.loads(Path(job_path).read_text()))
+    result = check_evaluator(job) if check else score(job, Path.cwd() / "program.py")
+    tmp = Path(result_path + ".tmp")
+    tmp.write_text(json.dumps(result.to_dict(), default=repr))
+    os.replace(tmp, result_path)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip joining threads and atexit hooks the candidate may have left behind
+
+
+def check_evaluator(job: EvalJob) -> EvalResult:
+    """Returns ok when the evaluator imports and defines evaluate(), else an "evaluator" failure."""
+    try:
+        module = _load_evaluator(job)
+    except _Failed as failed:
+        return failed.result
+    names = ["evaluate"] + [f"evaluate_stage{k}" for k in range(1, len(_stages(module)) + 1)]
+    return EvalResult(status="ok", artifacts={"entry_points": ", ".join(names)})
+
+
+def score(job: EvalJob, program: Path) -> EvalResult:
+    """Returns the result of writing job.code to program and running the evaluator's cascade."""
+    global _RESERVE
+    _RESERVE = bytearray(1 << 20)  # freed on MemoryError so the failure can still be written
+    started = time.monotonic()
+    program.write_text(job.code)
+    try:
+        result = _cascade(_load_evaluator(job), str(program), job)
+    except _Failed as failed:
+        result = failed.result
+    except MemoryError as exc:  # raised again while recording a first MemoryError
+        result = _exception_failure(exc, "evaluation", job, 0)
+    result.duration_s = time.monotonic() - started
+    return result
+
+
+def _load_evaluator(job: EvalJob) -> ModuleType:
+    """Returns the imported evaluator, or raises _Failed("evaluator") naming file and fix."""
+    path = Path(job.evaluator_file)
+    if not path.is_absolute():
+        path = Path(job.problem_dir) / path
+    if not path.is_file():
+        raise _Failed(EvalResult.failure("evaluator", f"{path}: evaluator file not found; "
+                                         "check evaluator in problem.toml"))
+    for folder in {path.parent.resolve(), Path(job.problem_dir).resolve()}:
+        sys.path.insert(0, str(folder))  # evaluators may import helper modules next to them
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    if path.stem not in sys.modules:  # lets helpers next to it `import evaluator`
+        sys.modules[path.stem] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:  # noqa: BLE001 - any failure at import is the evaluator's
+        if isinstance(exc, MemoryError):
+            raise _Failed(_exception_failure(exc, "importing the evaluator", job, 0)) from None
+        what, artifacts = _explain(exc, job)
+        raise _Failed(EvalResult.failure(
+            "evaluator", f"{path}: import failed: {what}; fix the evaluator file (or install the "
+            "module it imports)", artifacts=artifacts)) from None
+    if not callable(getattr(module, "evaluate", None)):
+        raise _Failed(EvalResult.failure(
+            "evaluator", f"{path}: defines no evaluate(program_path); add a function "
+            "evaluate(program_path) that returns a dict of metrics such as "
+            "{'combined_score': 0.5}"))
+    return module
+
+
+def _stages(module: ModuleType) -> list[Callable[[str], Any]]:
+    stages, k = [], 1
+    while callable(getattr(module, f"evaluate_stage{k}", None)):
+        stages.append(getattr(module, f"evaluate_stage{k}"))
+        k += 1
+    return stages
+
+
+def _cascade(module: ModuleType, program: str, job: EvalJob) -> EvalResult:
+    """Returns the result of the stage gates (only when thresholds are set) and then evaluate()."""
+    artifacts: dict[str, Any] = {}
+    thresholds = job.cascade_thresholds
+    for k, stage in enumerate(_stages(module) if thresholds else [], start=1):
+        metrics, extra = _call(stage, f"evaluate_stage{k}()", program, job, k)
+        artifacts.update(extra)
+        if k > len(thresholds):
+            continue
+        value, source = _stage_score(metrics, job.score_metric)
+        if value is None or value < thresholds[k - 1]:
+            got = "no numeric metric" if value is None else f"{value:g} ({source})"
+            return EvalResult.failure(
+                "cascade", f"cascade stage {k} scored {got}, below its threshold "
+                f"{thresholds[k - 1]:g}; later stages and evaluate() were skipped",
+                metrics=metrics, artifacts=artifacts, stage=k)
+    metrics, extra = _call(module.evaluate, "evaluate()", program, job, 0)
+    artifacts.update(extra)
+    return EvalResult(status="ok", score=_final_score(metrics, artifacts, job), metrics=metrics,
+                      artifacts=artifacts)
+
+
+def _call(fn: Callable[[str], Any], label: str, program: str, job: EvalJob,
+          stage: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """Returns (metrics, artifacts) from one evaluator function, or raises _Failed."""
+    try:
+        raw = fn(program)
+    except BaseException as exc:  # noqa: BLE001 - every failure of untrusted code is recorded
+        raise _Failed(_exception_failure(exc, label, job, stage)) from None
+    return _normalise(raw, label, stage)
+
+
+def _normalise(raw: Any, label: str, stage: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """Returns checked float metrics and JSON-safe artifacts, or raises _Failed(invalid_metrics)."""
+    if isinstance(raw, dict):
+        given, artifacts = raw, {}
+    elif isinstance(getattr(raw, "metrics", None), dict):
+        given, artifacts = raw.metrics, getattr(raw, "artifacts", None) or {}
+        if not isinstance(artifacts, dict):
+            artifacts = {"artifacts": artifacts}
+    else:
+        raise _Failed(EvalResult.failure(
+            "invalid_metrics", f"{label} returned {type(raw).__name__}; expected a dict of metrics "
+            "such as {'combined_score': 0.5} or an object with a .metrics dict", stage=stage))
+    metrics, moved, artifacts = {}, [], dict(artifacts)
+    for key, value in given.items():
+        number = _to_float(value)
+        if number is None:
+            artifacts[str(key)] = value
+            moved.append(f"{key} ({type(value).__name__})")
+        elif not math.isfinite(number):
+            raise _Failed(EvalResult.failure(
+                "invalid_metrics", f"{label} returned {key} = {value!r}; every metric must be a "
+                "finite number (no NaN or infinity)", stage=stage))
+        else:
+            metrics[str(key)] = number
+    if moved:
+        artifacts["metrics_note"] = ("non-numeric values moved from the metrics to the artifacts: "
+                                     + ", ".join(moved))
+    return metrics, {str(k): _artifact(v) for k, v in artifacts.items()}
+
+
+def _to_float(value: Any) -> float | None:
+    """Returns value as a float when it is a real number (bools, numpy scalars too), else None."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        try:
+            value = value.item()
+        except (ValueError, TypeError):
+            return None
+    if not isinstance(value, numbers.Real):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _stage_score(metrics: dict[str, float], score_metric: str) -> tuple[float | None, str]:
+    for name in (score_metric, "combined_score"):
+        if name in metrics:
+            return metrics[name], name
+    if metrics:
+        return sum(metrics.values()) / len(metrics), "mean of the metrics"
+    return None, ""
+
+
+def _final_score(metrics: dict[str, float], artifacts: dict[str, Any], job: EvalJob) -> float:
+    """Returns the score metric (or the fallback mean), or raises _Failed naming what is missing."""
+    name = job.score_metric
+    if name in metrics:
+        return metrics[name]
+    if name in artifacts:
+        raise _Failed(EvalResult.failure(
+            "invalid_metrics", f"evaluate() returned {name} = {artifacts[name]!r}; the score "
+            "metric must be a finite number", metrics=metrics, artifacts=artifacts))
+    if job.score_fallback_mean and metrics:
+        return sum(metrics.values()) / len(metrics)
+    keys = ", ".join(sorted(metrics)) or "no numeric metrics"
+    raise _Failed(EvalResult.failure(
+        "missing_score", f"evaluate() returned no '{name}' metric (it returned: {keys}); add "
+        f"'{name}' to the returned dict or set score_metric in problem.toml", metrics=metrics,
+        artifacts=artifacts))
+
+
+def _artifact(value: Any) -> Any:
+    """Returns value as JSON-safe data, cut to ARTIFACT_CHARS characters."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        return sandbox.clip(value, ARTIFACT_CHARS)
+    try:
+        text = json.dumps(value, allow_nan=False, default=repr)
+    except (ValueError, TypeError, RecursionError):
+        return sandbox.clip(repr(value), ARTIFACT_CHARS)
+    return json.loads(text) if len(text) <= ARTIFACT_CHARS else sandbox.clip(text, ARTIFACT_CHARS)
+
+
+def _exception_failure(exc: BaseException, label: str, job: EvalJob, stage: int) -> EvalResult:
+    """Returns an "exception" (or, for MemoryError, "memory") failure naming the error and where."""
+    global _RESERVE
+    if isinstance(exc, MemoryError):
+        _RESERVE = None
+    what, artifacts = _explain(exc, job)
+    if isinstance(exc, MemoryError):
+        return EvalResult.failure("memory", f"{label} ran out of memory ({what}) under the "
+                                  f"{job.memory_mb} MiB address-space limit; use less memory or "
+                                  "raise evaluation.memory_mb", artifacts=artifacts, stage=stage)
+    return EvalResult.failure("exception", f"{label} raised {what}", artifacts=artifacts,
+                              stage=stage)
+
+
+def _explain(exc: BaseException, job: EvalJob) -> tuple[str, dict[str, str]]:
+    """Returns ('LAST TRACEBACK LINE at FILE:LINE', {"traceback": tail without evoforge frames})."""
+    traceback.clear_frames(exc.__traceback__)  # drops locals (a memory bomb's data) first
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if f.filename != __file__ and not f.filename.startswith("<frozen")]
+    only = traceback.format_exception_only(type(exc), exc)
+    text = "".join(["Traceback (most recent call last):\n", *traceback.format_list(frames), *only])
+    text = text.replace(str(Path.cwd()) + os.sep, "")  # the work dir is temporary: show program.py
+    trace = sandbox.clip(text, TAIL_CHARS, head=False)
+    return only[-1].strip() + _where(exc, frames, job), {"traceback": trace}
+
+
+def _where(exc: BaseException, frames: list[traceback.FrameSummary], job: EvalJob) -> str:
+    """Returns ' at FILE:LINE (in FUNC)' for the innermost frame in the program or problem."""
+    roots = [str(Path.cwd()), str(Path(job.problem_dir).resolve())]
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f" at {_short(exc.filename, roots)}:{exc.lineno}"
+    ours = [f for f in frames if any(f.filename.startswith(r + os.sep) for r in roots)] or frames
+    if not ours:
+        return ""
+    f = ours[-1]
+    return f" at {_short(f.filename, roots)}:{f.lineno} (in {f.name})"
+
+
+def _short(filename: str, roots: list[str]) -> str:
+    for root in roots:
+        if filename.startswith(root + os.sep):
+            return filename[len(root) + 1:]
+    return filename
+
+
+if __name__ == "__main__":
+    main()

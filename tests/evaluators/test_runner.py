@@ -1,0 +1,257 @@
+"""The evaluation runner in real sandboxed processes: results, cascade gates, validation, errors."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from evaluators.jobs import EvalJob, EvalResult
+from evaluators.runner import ARTIFACT_CHARS, evaluate_job
+
+PROGRAM = "def solve():\n    return 2.0\n"
+LOAD = """
+import importlib.util
+
+def load(path):
+    spec = importlib.util.spec_from_file_location("candidate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+"""
+
+
+def run(tmp_path: Path, evaluator: str, program: str = PROGRAM, *,
+        helpers: dict[str, str] | None = None, check: bool = False, **job: object) -> EvalResult:
+    """Returns the result of evaluating program with an evaluator written into tmp_path/problem."""
+    folder = tmp_path / "problem"
+    folder.mkdir(exist_ok=True)
+    (folder / "evaluator.py").write_text(LOAD + textwrap.dedent(evaluator))
+    for name, text in (helpers or {}).items():
+        (folder / name).write_text(textwrap.dedent(text))
+    eval_job = EvalJob(code=program, problem_dir=str(folder),
+                       evaluator_file=str(folder / "evaluator.py"), timeout_s=20, **job)
+    return evaluate_job(eval_job, check=check)
+
+
+def test_dict_result_gives_metrics_score_and_output_artifacts(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate(program_path):
+            print("hello from the evaluator")
+            return {"combined_score": load(program_path).solve(), "size": 3, "valid": True}
+    """)
+    assert result.ok and result.score == 2.0 and result.error is None
+    assert result.metrics == {"combined_score": 2.0, "size": 3.0, "valid": 1.0}
+    assert "hello from the evaluator" in result.artifacts["stdout"]
+    assert result.artifacts["stderr"] == "" and result.duration_s > 0
+
+
+def test_object_result_with_metrics_and_artifacts_is_accepted(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        import numpy as np
+
+        class Result:
+            def __init__(self, metrics, artifacts):
+                self.metrics, self.artifacts = metrics, artifacts
+
+        def evaluate(program_path):
+            metrics = {"combined_score": np.float32(0.5), "n": np.int64(4), "ok": np.bool_(True)}
+            return Result(metrics, {"feedback": "try a larger step", "raw": b"bytes"})
+    """)
+    assert result.ok and result.score == 0.5
+    assert result.metrics == {"combined_score": 0.5, "n": 4.0, "ok": 1.0}
+    assert result.artifacts["feedback"] == "try a larger step"
+    assert result.artifacts["raw"] == "bytes"
+
+
+def test_non_numeric_metric_values_move_to_artifacts_with_a_note(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate(program_path):
+            return {"combined_score": 1.0, "comment": "fine", "shape": [3, 4]}
+    """)
+    assert result.ok and result.metrics == {"combined_score": 1.0}
+    assert result.artifacts["comment"] == "fine" and result.artifacts["shape"] == [3, 4]
+    assert "comment (str)" in result.artifacts["metrics_note"]
+
+
+def test_stage1_below_its_threshold_is_a_cascade_failure_keeping_stage_metrics(
+        tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate_stage1(program_path):
+            return {"combined_score": 0.2, "quick": 1.0}
+
+        def evaluate(program_path):
+            raise RuntimeError("evaluate() must not run after a failed gate")
+    """, cascade_thresholds=[0.5])
+    assert result.error_kind == "cascade" and result.stage == 1
+    assert result.metrics == {"combined_score": 0.2, "quick": 1.0}
+    assert "stage 1 scored 0.2 (combined_score), below its threshold 0.5" in result.error
+
+
+def test_only_stage1_defined_still_calls_evaluate_for_the_final_score(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate_stage1(program_path):
+            return {"combined_score": 0.9}
+
+        def evaluate(program_path):
+            return {"combined_score": load(program_path).solve() + 10}
+    """, cascade_thresholds=[0.5, 0.8])
+    assert result.ok and result.score == 12.0 and result.stage == 0
+
+
+def test_second_stage_gate_uses_the_mean_when_no_score_metric_is_given(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate_stage1(program_path):
+            return {"a": 1.0}
+
+        def evaluate_stage2(program_path):
+            return {"a": 0.2, "b": 0.4}
+
+        def evaluate(program_path):
+            return {"combined_score": 1.0}
+    """, cascade_thresholds=[0.5, 0.5])
+    assert result.error_kind == "cascade" and result.stage == 2
+    assert "0.3 (mean of the metrics)" in result.error
+
+
+def test_stages_do_not_run_without_thresholds(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate_stage1(program_path):
+            raise RuntimeError("stage 1 ran")
+
+        def evaluate(program_path):
+            return {"combined_score": 1.0}
+    """)
+    assert result.ok and result.score == 1.0
+
+
+def test_non_finite_metric_is_invalid_and_named(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate(program_path):
+            return {"combined_score": 1.0, "loss": float("inf")}
+    """)
+    assert result.error_kind == "invalid_metrics"
+    assert "loss = inf" in result.error and "finite number" in result.error
+
+
+def test_wrong_return_type_says_what_came_back_and_what_is_expected(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate(program_path):
+            return 0.7
+    """)
+    assert result.error_kind == "invalid_metrics"
+    assert "evaluate() returned float; expected a dict of metrics" in result.error
+
+
+def test_missing_score_names_the_metric_and_the_keys_returned(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate(program_path):
+            return {"accuracy": 0.9, "speed": 2.0}
+    """, score_metric="fitness")
+    assert result.error_kind == "missing_score"
+    assert result.metrics == {"accuracy": 0.9, "speed": 2.0}
+    assert "no 'fitness' metric (it returned: accuracy, speed)" in result.error
+    assert "set score_metric in problem.toml" in result.error
+
+
+def test_fallback_mean_scores_when_the_metric_is_absent(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate(program_path):
+            return {"accuracy": 0.9, "speed": 2.1, "note": "text is not averaged"}
+    """, score_fallback_mean=True)
+    assert result.ok and abs(result.score - 1.5) < 1e-12
+
+
+def test_non_numeric_score_metric_is_invalid(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate(program_path):
+            return {"combined_score": "high"}
+    """)
+    assert result.error_kind == "invalid_metrics" and "combined_score = 'high'" in result.error
+
+
+def test_evaluator_import_error_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        import no_such_module_for_evoforge
+
+        def evaluate(program_path):
+            return {}
+    """)
+    assert result.error_kind == "evaluator"
+    assert str(tmp_path / "problem" / "evaluator.py") in result.error
+    assert "No module named 'no_such_module_for_evoforge' at evaluator.py:" in result.error
+    assert "fix the evaluator file" in result.error
+
+
+def test_evaluator_without_evaluate_is_reported(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def score(program_path):
+            return {}
+    """)
+    assert result.error_kind == "evaluator" and "defines no evaluate(program_path)" in result.error
+
+
+def test_exception_in_the_program_gives_last_line_where_and_a_traceback_without_evoforge(
+        tmp_path: Path) -> None:
+    program = "def solve():\n    values = []\n    return values[3]\n"
+    result = run(tmp_path, """
+        def evaluate(program_path):
+            return {"combined_score": load(program_path).solve()}
+    """, program)
+    assert result.error_kind == "exception"
+    assert result.error == ("evaluate() raised IndexError: list index out of range "
+                            "at program.py:3 (in solve)")
+    trace = result.artifacts["traceback"]
+    assert 'File "program.py", line 3, in solve' in trace and "evaluators" not in trace
+
+
+def test_syntax_error_in_the_program_points_at_its_line(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate(program_path):
+            return {"combined_score": load(program_path).solve()}
+    """, "def solve(:\n    return 1\n")
+    assert result.error_kind == "exception" and "SyntaxError" in result.error
+    assert "at program.py:1" in result.error
+
+
+def test_helper_modules_next_to_the_evaluator_are_importable(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        from scoring import bonus
+
+        def evaluate(program_path):
+            return {"combined_score": load(program_path).solve() + bonus()}
+    """, helpers={"scoring.py": "def bonus():\n    return 0.5\n"})
+    assert result.ok and result.score == 2.5
+
+
+def test_large_artifacts_are_cut_with_a_marker(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate(program_path):
+            return {"combined_score": 1.0, "log": "x" * 200_000}
+    """)
+    assert result.ok and len(result.artifacts["log"]) < ARTIFACT_CHARS + 100
+    assert "characters dropped" in result.artifacts["log"]
+
+
+def test_work_dir_is_fresh_and_deleted_and_hash_seed_is_fixed(tmp_path: Path) -> None:
+    evaluator = """
+        import os
+
+        def evaluate(program_path):
+            return {"combined_score": 1.0, "hash": hash("evoforge") % 100_000, "work": os.getcwd()}
+    """
+    first, second = run(tmp_path, evaluator), run(tmp_path, evaluator)
+    assert first.ok and second.ok and first.metrics["hash"] == second.metrics["hash"]
+    assert first.artifacts["work"] != second.artifacts["work"]
+    assert not Path(first.artifacts["work"]).exists()
+    assert not (tmp_path / "problem" / "__pycache__").exists()
+
+
+def test_check_mode_loads_the_evaluator_without_running_it(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate_stage1(program_path):
+            return {}
+
+        def evaluate(program_path):
+            raise RuntimeError("not in check mode")
+    """, check=True)
+    assert result.ok and result.artifacts["entry_points"] == "evaluate, evaluate_stage1"
