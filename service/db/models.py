@@ -1,0 +1,149 @@
+"""SQLAlchemy 2.0 tables: problems, runs, programs, llm_samples, evaluations. The single source of truth."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """Returns the current time in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base; JSON columns hold dicts and lists."""
+
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ProblemRow(Base):
+    """A problem as submitted: where its folder is and what its problem.toml said."""
+
+    __tablename__ = "problems"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    score_metric: Mapped[str] = mapped_column(String(200), default="combined_score")
+    direction: Mapped[str] = mapped_column(String(16), default="maximize")
+    best_known: Mapped[float | None] = mapped_column(Float, nullable=True)
+    files: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RunRow(Base):
+    """One evolutionary run: its config, status, counters and the lease of the controller driving it."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="created")
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    iterations: Mapped[int] = mapped_column(Integer, default=0)
+    llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    evaluations: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    best_program_id: Mapped[int | None] = mapped_column(Id, nullable=True)
+    best_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    initial_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_improvement_iteration: Mapped[int] = mapped_column(Integer, default=0)
+    elapsed_s: Mapped[float] = mapped_column(Float, default=0.0)
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LLMSampleRow(Base):
+    """One completion: the prompt, the answer, who wrote it, its cost, and what became of it."""
+
+    __tablename__ = "llm_samples"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(Id, nullable=True)
+    iteration: Mapped[int] = mapped_column(Integer)
+    group_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    prompt: Mapped[list[Any]] = mapped_column(default=list)
+    completion: Mapped[str] = mapped_column(Text, default="")
+    finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    model: Mapped[str] = mapped_column(String(300), default="")
+    adapter: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    latency_s: Mapped[float] = mapped_column(Float, default=0.0)
+    outcome: Mapped[str] = mapped_column(String(16), default="pending")
+    rejection: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reward: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProgramRow(Base):
+    """A program of a run: a row before it is evaluated, updated with its metrics once scored."""
+
+    __tablename__ = "programs"
+    __table_args__ = (
+        Index("ix_programs_run_hash", "run_id", "code_hash"),
+        Index("ix_programs_run_score", "run_id", "score"),
+        Index("ix_programs_run_status", "run_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    parent_id: Mapped[int | None] = mapped_column(Id, nullable=True, index=True)
+    sample_id: Mapped[int | None] = mapped_column(Id, nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="mutation")  # initial | mutation | migrant
+    inspiration_ids: Mapped[list[Any]] = mapped_column(default=list)
+    island: Mapped[int] = mapped_column(Integer, default=0)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    iteration: Mapped[int] = mapped_column(Integer, default=0)
+    code: Mapped[str] = mapped_column(Text)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    duplicate_of: Mapped[int | None] = mapped_column(Id, nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    features: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    artifacts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    failure_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    model: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    adapter: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    in_archive: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    evaluated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EvaluationRow(Base):
+    """One evaluation attempt of a program: queued before it starts, closed with its outcome."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|ok|failed|lost
+    executor: Mapped[str] = mapped_column(String(32), default="local")
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    stage: Mapped[int] = mapped_column(Integer, default=0)
+    error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
