@@ -1,0 +1,74 @@
+"""The one interface every LLM backend implements: generate(prompts, n, sampling) -> completions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class LLMError(RuntimeError):
+    """A request failed in a way that retrying the same request will not fix (bad request, too long)."""
+
+
+class LLMUnavailable(RuntimeError):
+    """The backend cannot be reached (server down, timeouts after retries); the run should pause."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message."""
+
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters for one request."""
+
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_tokens: int = 512
+    seed: int | None = None
+
+
+@dataclass
+class Completion:
+    """One completion with its token usage; finish_reason 'length' means it was cut off."""
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    model: str
+    adapter: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def truncated(self) -> bool:
+        """Returns True when the model stopped at max_tokens rather than by itself."""
+        return self.finish_reason == "length"
+
+
+class LLMBackend(Protocol):
+    """An LLM that writes mutations. Implementations: llamacpp, openai, scripted (tests)."""
+
+    name: str
+    model: str
+    context_window: int
+    max_concurrency: int
+    small_model: bool  # True: prefer full rewrites over SEARCH/REPLACE diffs
+
+    def count_tokens(self, text: str) -> int:
+        """Returns the number of tokens text takes in this model (an estimate where exactness is dear)."""
+        ...
+
+    async def generate(self, prompts: list[list[Message]], n: int,
+                       sampling: Sampling) -> list[list[Completion]]:
+        """Returns n completions for each prompt, in prompt order."""
+        ...
+
+    async def aclose(self) -> None:
+        """Releases the backend's resources."""
+        ...

