@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
+from service.llm import default_model_path
+
 REPO = Path(__file__).resolve().parents[1]
+SERVER_CTX = 2048
 PG_ADMIN = os.environ.get("EVOFORGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -53,3 +61,46 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'evoforge.db'}"
     else:
         yield from fresh_pg_database()
+
+
+def free_port() -> int:
+    """Returns a TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def llama_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Returns the /v1 URL of a real OpenAI-compatible server (llama.cpp's, on SmolLM2)."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
+    log = log_path.open("w")  # a file, not a pipe: the server's chatter must never block it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(SERVER_CTX)],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited ({proc.returncode}): "
+                            f"{log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/models", timeout=2).is_success:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("llama_cpp.server did not answer /v1/models within 90 s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -5,67 +5,27 @@ from __future__ import annotations
 import asyncio
 import http.server
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from service.config import ConfigError, LLMConfig, Settings
-from service.llm import default_model_path, make_backend, small_model_from_name
+from service.llm import make_backend, small_model_from_name
 from service.llm.base import LLMError, LLMUnavailable, Message, Sampling
 from service.llm.openai_compat import OpenAICompatBackend
+from tests.conftest import SERVER_CTX, free_port
 
-SERVER_CTX = 2048
 HELLO = [Message("user", "Say hello in one short sentence.")]
 
 
-def free_port() -> int:
-    """Returns a TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Returns the /v1 URL of a llama.cpp server on SmolLM2, started for this module."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
-    log = log_path.open("w")  # a file, not a pipe: the server's chatter must never block it
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(SERVER_CTX)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited ({proc.returncode}): "
-                            f"{log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=2).is_success:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer /v1/models within 90 s")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+@pytest.fixture
+def server_url(llama_server_url: str) -> str:
+    """Returns the /v1 URL of the shared llama.cpp server on SmolLM2."""
+    return llama_server_url
 
 
 def backend(url: str, **cfg) -> OpenAICompatBackend:

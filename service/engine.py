@@ -1,0 +1,363 @@
+"""The loop of one run: sample parents, prompt the LLM, apply edits, dispatch evaluations, archive.
+
+All state lives in the database; the engine's memory (archive, hash index, counters) is rebuilt
+from it on start, so a killed run resumes where it stopped, losing nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from evaluators.jobs import EvalResult
+from service.archive import Archive, Member, code_features
+from service.config import RunConfig
+from service.db import Database
+from service.db.models import ProgramRow, RunRow, utcnow
+from service.db.queries import (
+    acquire_lease,
+    controller_id,
+    hash_index,
+    release_lease,
+    renew_lease,
+    scored_programs,
+    unfinished_programs,
+)
+from service.dispatch import Executor, make_job
+from service.edits import apply_answer, choose_format, code_hash
+from service.ledger import Ledger
+from service.llm.base import Completion, LLMBackend, LLMError, LLMUnavailable, Message, Sampling
+from service.problem import Problem, evolve_blocks
+from service.prompts import ProgramView, PromptContext, PromptTooLong, build_prompt
+from service.stopping import Counters, stop_reason
+
+log = logging.getLogger("evoforge.engine")
+MAX_CONSECUTIVE_LLM_ERRORS = 3
+
+
+class RunBusy(RuntimeError):
+    """Another live controller holds the run's lease."""
+
+
+@dataclass
+class Progress:
+    """A snapshot for progress displays."""
+
+    run_id: int
+    status: str
+    counters: Counters
+    in_flight: int
+    budget_iterations: int | None
+    tokens_per_s: float
+    rejected: int = 0
+    duplicates: int = 0
+    last_event: str = ""
+    best_history: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    parent: Member
+    inspirations: list[Member]
+    island: int
+    messages: list[Message]
+    parent_code: str
+    parent_generation: int
+
+
+class Engine:
+    """Drives one run to a stop condition, writing every step to the database."""
+
+    def __init__(self, db: Database, run_id: int, problem: Problem, cfg: RunConfig,
+                 llm: LLMBackend, executor: Executor,
+                 on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.db, self.run_id, self.problem, self.cfg = db, run_id, problem, cfg
+        self.llm, self.executor, self.on_progress = llm, executor, on_progress
+        self.ledger = Ledger(db, run_id, cfg.evaluation.executor)
+        self.owner = controller_id()
+        self.fmt = choose_format(cfg.llm.answer_format, llm.small_model)
+        self.reference = _block_text(problem.initial_code)
+        self.archive = Archive(cfg.search, random.Random(cfg.seed))
+        self.hashes: dict[str, int] = {}
+        self.generations: dict[int, int] = {}
+        self.counters = Counters()
+        self.rejected = self.duplicates = 0
+        self.llm_errors = 0
+        self.pause_reason: str | None = None
+        self.evals: set[asyncio.Task] = set()
+        self.reserved = 0
+        self._session_start = time.monotonic()
+        self._elapsed_before = 0.0
+        self._gen_tokens = 0
+        self._gen_seconds = 0.0
+
+    async def run(self) -> RunRow:
+        """Runs until a budget, the target or a pause; returns the final run row."""
+        with self.db.session() as s:
+            if not acquire_lease(s, self.run_id, self.owner):
+                raise RunBusy(f"run {self.run_id} is being driven by another controller "
+                              f"({s.get(RunRow, self.run_id).lease_owner}); wait or stop it")
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            self._restore()
+            self.ledger.update_run(status="running", stop_reason=None,
+                                   started_at=self.ledger.run().started_at or utcnow())
+            await self._ensure_initial()
+            for prog in unfinished_programs_of(self.db, self.run_id):
+                self._schedule(prog.id, self.ledger.reopen(prog.id), prog.code)
+            await self._loop()
+            return self._finish()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self._interrupt()
+            raise
+        finally:
+            heartbeat.cancel()
+            for task in self.evals:
+                task.cancel()
+            with self.db.session() as s:
+                release_lease(s, self.run_id, self.owner)
+
+    def _restore(self) -> None:
+        run = self.ledger.run()
+        self.counters = Counters.from_run(run)
+        self._elapsed_before = run.elapsed_s
+        with self.db.session() as s:
+            self.hashes = hash_index(s, self.run_id)
+            for prog in scored_programs(s, self.run_id):
+                self._archive_add(prog, persist=False)
+
+    async def _ensure_initial(self) -> None:
+        with self.db.session() as s:
+            has_initial = s.query(ProgramRow.id).filter_by(run_id=self.run_id, kind="initial").first()
+        if has_initial:
+            return
+        code = self.problem.initial_code
+        pid, eid = self.ledger.add_initial(code, code_hash(code))
+        self.hashes[code_hash(code)] = pid
+        self._schedule(pid, eid, code)
+        await asyncio.gather(*self.evals)
+        self.evals.clear()
+        if self.counters.best_score is None:
+            prog = self.ledger.program(pid)
+            raise InitialProgramFailed(
+                f"the initial program of {self.problem.name} failed ({prog.failure_kind}): "
+                f"{prog.failure_reason}; run `evoforge problems check {self.problem.path}`")
+
+    async def _loop(self) -> None:
+        proposals: set[asyncio.Task] = set()
+        while True:
+            reason = self.pause_reason or stop_reason(self.cfg.budget, self.counters,
+                                                      self.problem, self._elapsed())
+            can_propose = (reason is None and len(proposals) < self.llm.max_concurrency
+                           and len(self.evals) + self.reserved < self.cfg.in_flight())
+            if can_propose:
+                proposals.add(asyncio.create_task(self._propose()))
+                continue
+            if not proposals and not self.evals:
+                self.counters.stop_reason = reason
+                return
+            done, _ = await asyncio.wait(proposals | self.evals,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                proposals.discard(task)
+                self.evals.discard(task)
+                task.result()
+            self._emit()
+
+    async def _propose(self) -> None:
+        plans = self._plans()
+        if not plans:
+            return
+        n = self.cfg.llm.n
+        self.reserved += len(plans) * n
+        call = self.counters.llm_calls
+        sampling = Sampling(temperature=self.cfg.llm.temperature, top_p=self.cfg.llm.top_p,
+                            max_tokens=self.cfg.llm.max_tokens,
+                            seed=self.cfg.seed * 1_000_003 + call)
+        try:
+            started = time.monotonic()
+            batches = await self.llm.generate([p.messages for p in plans], n, sampling)
+            self._gen_seconds += time.monotonic() - started
+        except LLMUnavailable as exc:
+            self.pause_reason = f"LLM unavailable: {exc}"
+            return
+        except LLMError as exc:
+            self._llm_error(str(exc))
+            return
+        finally:
+            self.reserved -= len(plans) * n
+        self.llm_errors = 0
+        flat = [c for batch in batches for c in batch]
+        self.ledger.count_llm_call(flat)
+        self.counters.count_call(flat)
+        self._gen_tokens += sum(c.completion_tokens for c in flat)
+        group = uuid.uuid4().hex[:12]
+        for plan, batch in zip(plans, batches):
+            for completion in batch:
+                self._take(plan, completion, group)
+
+    def _plans(self) -> list[_Plan]:
+        budget = self.cfg.budget.iterations
+        room = None if budget is None else budget - self.counters.iterations - self.reserved
+        plans: list[_Plan] = []
+        for j in range(self.cfg.llm.prompts_per_call):
+            if room is not None and room < self.cfg.llm.n * (len(plans) + 1):
+                break
+            key = self.counters.llm_calls * 1000 + j
+            self.archive.rng.seed(f"{self.cfg.seed}:{key}")
+            island = key % len(self.archive.islands)
+            parent, inspirations = self.archive.sample(island)
+            try:
+                plans.append(self._plan(parent, inspirations, island))
+            except PromptTooLong as exc:
+                self._llm_error(f"prompt does not fit the model's context: {exc}")
+        return plans
+
+    def _plan(self, parent: Member, inspirations: list[Member], island: int) -> _Plan:
+        rows = {p.id: p for p in map(self.ledger.program, [parent.id] + [m.id for m in inspirations])}
+        prow = rows[parent.id]
+        ctx = PromptContext(
+            problem_name=self.problem.name, description=self.problem.description,
+            score_metric=self.problem.score_metric, direction=self.problem.direction,
+            fmt=self.fmt, parent=_view(prow, "parent"),
+            inspirations=[_view(rows[m.id], "top" if m in self.archive.elites else "diverse")
+                          for m in inspirations],
+            system_message=self.cfg.llm.system_message, best_known=self.problem.best_known,
+            scratch=None)
+        window = self.cfg.llm.context_window or self.llm.context_window
+        messages = build_prompt(ctx, self.llm.count_tokens, window - self.cfg.llm.max_tokens - 16)
+        return _Plan(parent, inspirations, island, messages, prow.code, prow.generation)
+
+    def _take(self, plan: _Plan, completion: Completion, group: str) -> None:
+        edit = apply_answer(plan.parent_code, completion.text, self.fmt, completion.truncated)
+        h = code_hash(edit.code) if edit.code is not None else None
+        dup = None
+        if edit.code is not None:
+            dup = plan.parent.id if not edit.changed else self.hashes.get(h)
+        child = self.ledger.add_child(
+            iteration=self.counters.iterations + 1, parent=plan.parent,
+            inspirations=plan.inspirations, island=plan.island, prompt=plan.messages,
+            completion=completion, group_id=group, code=edit.code, code_hash=h,
+            rejection=edit.rejection, duplicate_of=dup, parent_generation=plan.parent_generation)
+        self.counters.iterations += 1
+        if child.outcome == "rejected":
+            self.rejected += 1
+        elif child.outcome in ("duplicate", "unchanged"):
+            self.duplicates += 1
+        else:
+            self.hashes[h] = child.program_id
+            self._schedule(child.program_id, child.evaluation_id, edit.code)
+        if self.counters.iterations % self.cfg.search.migration_interval == 0:
+            self._migrate()
+
+    def _schedule(self, program_id: int, evaluation_id: int, code: str) -> None:
+        task = asyncio.create_task(self._evaluate(program_id, evaluation_id, code))
+        self.evals.add(task)
+
+    async def _evaluate(self, program_id: int, evaluation_id: int, code: str) -> None:
+        job = make_job(self.problem, code, self.cfg.evaluation, program_id=program_id,
+                       evaluation_id=evaluation_id)
+        self.ledger.mark_running(evaluation_id)
+        try:
+            result = await self.executor.evaluate(job)
+        except Exception as exc:  # an executor bug must not lose the candidate
+            log.exception("executor failed on program %s", program_id)
+            result = EvalResult.failure("crash", f"executor error: {exc}")
+        features = self._features(code, result) if result.ok else {}
+        prog = self.ledger.record_result(program_id, evaluation_id, result, features)
+        self.counters.count_result(result)
+        if result.ok:
+            self._archive_add(prog, persist=True)
+
+    def _features(self, code: str, result: EvalResult) -> dict[str, float]:
+        feats = code_features(_block_text(code), self.reference)
+        for dim in self.cfg.search.feature_dimensions:
+            if dim in result.metrics:
+                feats[dim] = float(result.metrics[dim])
+        return feats
+
+    def _archive_add(self, prog: ProgramRow, persist: bool) -> None:
+        member = Member(id=prog.id, island=prog.island, fitness=self.problem.fitness(prog.score),
+                        score=prog.score, code_hash=prog.code_hash, features=prog.features or {},
+                        generation=prog.generation)
+        outcome = self.archive.add(member)
+        if self.problem.better(prog.score, self.counters.best_score):
+            self.counters.improve(prog, initial=prog.kind == "initial")
+            if persist:
+                self.ledger.update_run(best_score=prog.score, best_program_id=prog.id,
+                                       last_improvement_iteration=prog.iteration,
+                                       **({"initial_score": prog.score}
+                                          if prog.kind == "initial" else {}))
+        if persist:
+            self.ledger.set_archive_flags([prog.id] if outcome.kept else [], outcome.evicted)
+
+    def _migrate(self) -> None:
+        for member, dest in self.archive.migrants():
+            source = self.ledger.program(member.id)
+            migrant = self.ledger.add_migrant(source, dest, self.counters.iterations)
+            self._archive_add(migrant, persist=True)
+
+    def _llm_error(self, message: str) -> None:
+        self.llm_errors += 1
+        log.warning("LLM request failed (%d in a row): %s", self.llm_errors, message)
+        if self.llm_errors >= MAX_CONSECUTIVE_LLM_ERRORS:
+            self.pause_reason = f"LLM requests keep failing: {message}"
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(10)
+            with self.db.session() as s:
+                if not renew_lease(s, self.run_id, self.owner):
+                    self.pause_reason = "another controller took the run over"
+                s.get(RunRow, self.run_id).elapsed_s = self._elapsed()
+
+    def _elapsed(self) -> float:
+        return self._elapsed_before + time.monotonic() - self._session_start
+
+    def _finish(self) -> RunRow:
+        paused = self.pause_reason is not None
+        self.ledger.update_run(
+            status="paused" if paused else "completed", stop_reason=self.counters.stop_reason,
+            elapsed_s=self._elapsed(), finished_at=None if paused else utcnow())
+        self._emit()
+        return self.ledger.run()
+
+    def _interrupt(self) -> None:
+        self.ledger.update_run(status="paused", elapsed_s=self._elapsed(),
+                               stop_reason="interrupted; `evoforge resume` continues it")
+
+    def _emit(self) -> None:
+        if self.on_progress is None:
+            return
+        rate = self._gen_tokens / self._gen_seconds if self._gen_seconds else 0.0
+        self.on_progress(Progress(
+            run_id=self.run_id, status="running", counters=self.counters, in_flight=len(self.evals),
+            budget_iterations=self.cfg.budget.iterations, tokens_per_s=rate,
+            rejected=self.rejected, duplicates=self.duplicates))
+
+
+class InitialProgramFailed(RuntimeError):
+    """The problem's initial program does not evaluate; nothing can evolve from it."""
+
+
+def unfinished_programs_of(db: Database, run_id: int) -> list[ProgramRow]:
+    """Returns the run's programs whose evaluation never finished."""
+    with db.session() as s:
+        return unfinished_programs(s, run_id)
+
+
+def _block_text(code: str) -> str:
+    try:
+        return "\n".join(code[a:b] for a, b in evolve_blocks(code)) or code
+    except ValueError:
+        return code
+
+
+def _view(prog: ProgramRow, label: str) -> ProgramView:
+    return ProgramView(code=prog.code, score=prog.score, metrics=prog.metrics or {},
+                       artifacts=prog.artifacts or {}, label=label)

@@ -1,0 +1,83 @@
+"""Creates runs and drives them: assembles problem, config, LLM backend and executor for the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from service.config import RunConfig, Settings, build_run_config, read_toml
+from service.db import Database
+from service.db.models import ProblemRow, ProgramRow, RunRow
+from service.db.queries import add_problem, add_run, best_program
+from service.dispatch import make_executor
+from service.engine import Engine, Progress
+from service.llm import make_backend
+from service.problem import Problem, load_problem
+
+
+def run_config_for(problem: Problem, config_file: Path | None,
+                   overrides: dict[str, Any]) -> RunConfig:
+    """Returns the run config: defaults < problem.toml [run] < RUN.toml < command-line overrides."""
+    layers: list[dict[str, Any]] = [problem.run_defaults]
+    if config_file is not None:
+        layers.append(read_toml(config_file))
+    layers.append(overrides)
+    source = f"{problem.path / 'problem.toml'}" + (f" + {config_file}" if config_file else "")
+    return build_run_config(*layers, source=source)
+
+
+def create_run(db: Database, problem: Problem, cfg: RunConfig) -> int:
+    """Stores the problem and a new run with its full config; returns the run id."""
+    with db.session() as s:
+        prow = add_problem(s, problem)
+        return add_run(s, prow.id, cfg.model_dump(mode="json"), cfg.seed).id
+
+
+def load_run(db: Database, run_id: int, settings: Settings) -> tuple[RunRow, Problem, RunConfig]:
+    """Returns a stored run, its problem (re-created from the stored files if the folder is gone)."""
+    with db.session() as s:
+        run = s.get(RunRow, run_id)
+        if run is None:
+            raise LookupError(f"no run {run_id} in {db.url}; `evoforge runs list` shows the runs")
+        prow = s.get(ProblemRow, run.problem_id)
+    folder = Path(prow.path)
+    if not (folder / "evaluator.py").is_file():
+        folder = settings.home / "problems" / str(prow.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in prow.files.items():
+            (folder / name).write_text(text)
+    return run, load_problem(folder), RunConfig.model_validate(run.config)
+
+
+def update_config(db: Database, run_id: int, cfg: RunConfig) -> None:
+    """Stores a changed config with the run (e.g. a larger budget on resume)."""
+    with db.session() as s:
+        s.get(RunRow, run_id).config = cfg.model_dump(mode="json")
+
+
+async def drive(db: Database, run_id: int, settings: Settings,
+                on_progress: Callable[[Progress], None] | None = None) -> RunRow:
+    """Runs the engine on a stored run until it stops; returns the final run row."""
+    _, problem, cfg = load_run(db, run_id, settings)
+    llm = make_backend(cfg.llm, settings, seed=cfg.seed)
+    executor = make_executor(cfg.evaluation)
+    try:
+        engine = Engine(db, run_id, problem, cfg, llm, executor, on_progress)
+        return await engine.run()
+    finally:
+        await executor.aclose()
+        await llm.aclose()
+
+
+def write_best(db: Database, run_id: int, out: Path) -> ProgramRow | None:
+    """Writes the run's best program to out; returns its row (None when nothing scored)."""
+    with db.session() as s:
+        run = s.get(RunRow, run_id)
+        prow = s.get(ProblemRow, run.problem_id)
+        best = best_program(s, run_id, prow.direction)
+    if best is None:
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(best.code)
+    return best
