@@ -61,11 +61,11 @@ class EvalResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EvalResult":
+    def from_dict(cls, data: dict[str, Any]) -> EvalResult:
         """Returns the result stored in a dict made by to_dict."""
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     @classmethod
-    def failure(cls, kind: FailureKind, reason: str, **extra: Any) -> "EvalResult":
+    def failure(cls, kind: FailureKind, reason: str, **extra: Any) -> EvalResult:
         """Returns a failed result of the given kind."""
         return cls(status="failed", error=reason, error_kind=kind, **extra)

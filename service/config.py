@@ -118,7 +118,7 @@ class RunConfig(Strict):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     @model_validator(mode="after")
-    def _ratios(self) -> "RunConfig":
+    def _ratios(self) -> RunConfig:
         s = self.search
         if s.exploit_ratio + s.explore_ratio > 1.0 + 1e-9:
             raise ValueError("search.exploit_ratio + search.explore_ratio must be at most 1")

@@ -130,7 +130,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _docstring(code: str) -> str | None:
-    match = re.match(r'\s*(?:#[^\n]*\n\s*)*(?:"""|\'\'\')(.*?)(?:"""|\'\'\')', code, re.S)
+    match = re.match(r'\s*(?:#[^\n]*\n\s*)*(?:"""|\'\'\')(.*?)(?:"""|\'\'\')', code, re.DOTALL)
     return match.group(1).strip() if match else None
 
 

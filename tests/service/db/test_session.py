@@ -9,9 +9,18 @@ from sqlalchemy import inspect
 
 from service.db import Database, SchemaOutOfDate, upgrade
 from service.db.models import ProgramRow
-from service.db.queries import (acquire_lease, add_problem, add_run, best_program, export_rows,
-                                hash_index, open_evaluation, release_lease, renew_lease,
-                                unfinished_programs)
+from service.db.queries import (
+    acquire_lease,
+    add_problem,
+    add_run,
+    best_program,
+    export_rows,
+    hash_index,
+    open_evaluation,
+    release_lease,
+    renew_lease,
+    unfinished_programs,
+)
 from service.db.session import schema_state
 from service.problem import load_problem
 
