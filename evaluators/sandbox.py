@@ -15,6 +15,7 @@ import selectors
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -139,14 +140,33 @@ def run(argv: list[str], *, cwd: str, limits: Limits, env: dict[str, str] | None
         argv, cwd=cwd, env=minimal_env(cwd, env), start_new_session=True, close_fds=True,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec)  # noqa: PLW1509
-    out, err = _Capture(limits.output_bytes), _Capture(limits.output_bytes)
-    timed_out, held = _pump(proc, limits, start, stdin, out, err)
-    returncode = _reap(proc)
+    with _LIVE_LOCK:
+        _LIVE.add(proc.pid)
+    try:
+        out, err = _Capture(limits.output_bytes), _Capture(limits.output_bytes)
+        timed_out, held = _pump(proc, limits, start, stdin, out, err)
+        returncode = _reap(proc)
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc.pid)
     sig = _signal_name(-returncode) if returncode is not None and returncode < 0 else None
     return SandboxOutcome(returncode=returncode, signal=sig, timed_out=timed_out,
                           stdout=out.text(), stderr=err.text(), duration_s=time.monotonic() - start,
                           timeout_s=limits.timeout_s, stdout_dropped=out.dropped,
                           stderr_dropped=err.dropped, pipes_held=held)
+
+
+_LIVE: set[int] = set()  # process groups of sandboxed runs in progress in this process
+_LIVE_LOCK = threading.Lock()
+
+
+def kill_all() -> int:
+    """Kills the process group of every sandboxed run in progress; returns how many."""
+    with _LIVE_LOCK:
+        groups = list(_LIVE)
+    for pgid in groups:
+        _kill_group(pgid)
+    return len(groups)
 
 
 def _signal_name(number: int) -> str:

@@ -7,6 +7,7 @@ import sys
 from typing import Protocol
 
 from evaluators.jobs import EvalJob, EvalResult
+from evaluators import sandbox
 from evaluators.runner import evaluate_job
 from service.config import ConfigError, EvaluationConfig
 from service.problem import Problem
@@ -19,8 +20,8 @@ class Executor(Protocol):
         """Returns the result of one job; failures are results, never exceptions."""
         ...
 
-    async def aclose(self) -> None:
-        """Waits for running evaluations and refuses new ones."""
+    async def aclose(self, kill: bool = False) -> None:
+        """Refuses new evaluations and waits for running ones (killing them first when kill)."""
         ...
 
 
@@ -52,9 +53,11 @@ class LocalExecutor:
         self._running.discard(task)
         self._slots.release()
 
-    async def aclose(self) -> None:
-        """Waits for running evaluations and refuses new ones."""
+    async def aclose(self, kill: bool = False) -> None:
+        """Refuses new evaluations and waits for running ones (killing them first when kill)."""
         self._closed = True
+        if kill:
+            sandbox.kill_all()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 

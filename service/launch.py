@@ -62,11 +62,14 @@ async def drive(db: Database, run_id: int, settings: Settings,
     _, problem, cfg = load_run(db, run_id, settings)
     llm = make_backend(cfg.llm, settings, seed=cfg.seed)
     executor = make_executor(cfg.evaluation)
+    interrupted = True
     try:
         engine = Engine(db, run_id, problem, cfg, llm, executor, on_progress)
-        return await engine.run()
+        row = await engine.run()
+        interrupted = False
+        return row
     finally:
-        await executor.aclose()
+        await executor.aclose(kill=interrupted)  # on Ctrl-C, running evaluations are killed
         await llm.aclose()
 
 

@@ -164,3 +164,50 @@ def test_upgrade_is_idempotent(pg_url: str) -> None:
     upgrade(pg_url)
     upgrade(pg_url)
     Database(pg_url).close()
+
+
+def test_ctrl_c_pauses_at_once_and_resume_finishes(tmp_path: Path) -> None:
+    folder = tiny_problem(tmp_path / "tiny")
+    slow = (folder / "evaluator.py").read_text().replace(
+        "    v = float", "    import time\n    if 'return 1\\n' not in open(program_path).read():\n"
+        "        time.sleep(30)\n    v = float")
+    (folder / "evaluator.py").write_text(slow)
+    home = tmp_path / "home"
+    env = {**os.environ, "EVOFORGE_HOME": str(home)}
+    proc = subprocess.Popen([*EVOFORGE, "run", str(folder), "--iterations", "3", "--llm",
+                             "scripted", "--model", str(scripted(tmp_path, [5, 6, 7]))], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db_url = f"sqlite:///{home / 'evoforge.db'}"
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait until the 30 s evaluations are running
+        time.sleep(0.3)
+        if (home / "evoforge.db").exists():
+            db = Database(db_url)
+            with db.session() as s:
+                running = s.scalar(select(func.count()).select_from(EvaluationRow)
+                                   .where(EvaluationRow.status == "running"))
+            db.close()
+            if running >= 2:
+                break
+    sent = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=20)
+    assert time.time() - sent < 10  # the sleeping evaluations were killed, not waited for
+    assert proc.returncode == 130 and "evoforge resume 1" in stderr
+    summary = json.loads(evoforge("runs", "list", "--json", home=home).stdout.splitlines()[0])
+    assert summary["status"] == "paused"
+    assert not runner_processes()
+
+
+def runner_processes() -> list[int]:
+    """Returns the pids of sandboxed evaluation processes still alive on this machine."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"evaluators.runner" in cmd:
+                pids.append(int(entry.name))
+    return pids
