@@ -78,8 +78,12 @@ def apply_answer(parent_code: str, answer: str, fmt: Format, truncated: bool = F
     if fmt not in ("diff", "rewrite"):
         raise ValueError(f"fmt {fmt!r} is unknown; use 'diff' or 'rewrite'")
     if truncated:
-        return EditResult(None, "answer cut off at max_tokens (finish_reason 'length'); raise "
-                          "llm.max_tokens or ask for shorter answers", None)
+        # A rewrite whose code fence closed before the cut is complete code; anything else is not.
+        kept = _closed_prefix(answer.replace("\r\n", "\n")) if fmt == "rewrite" else None
+        if kept is None:
+            return EditResult(None, "answer cut off at max_tokens (finish_reason 'length'); raise "
+                              "llm.max_tokens or ask for shorter answers", None)
+        answer = kept
     used: Format = fmt
     answer = answer.replace("\r\n", "\n")
     try:
@@ -299,6 +303,20 @@ def _fenced_code(answer: str) -> str | None:
             blocks[-1][1].append(line)
     texts = [lines for tag, lines in blocks if tag in _PYTHON_TAGS]
     return "\n".join(max(texts, key=lambda lines: len("\n".join(lines)))) if texts else None
+
+
+def _closed_prefix(answer: str) -> str | None:
+    """Returns the answer up to its last closed ```python block, or None when no block closed."""
+    lines, lang, end = answer.split("\n"), None, None
+    for i, line in enumerate(lines):
+        match = _FENCE.match(line)
+        if lang is None and match:
+            lang = match.group(1).lower()
+        elif lang is not None and match and not match.group(1):
+            if lang in _PYTHON_TAGS:
+                end = i
+            lang = None
+    return None if end is None else "\n".join(lines[: end + 1])
 
 
 def _plain_code(answer: str) -> str | None:

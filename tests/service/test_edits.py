@@ -306,6 +306,15 @@ def test_truncated_answer_is_rejected_even_when_its_code_looks_extractable(fmt: 
     assert apply_answer(PARENT, answer, fmt).code is not None  # the same text, finished, is fine
 
 
+def test_truncated_rewrite_keeps_a_code_block_that_closed_before_the_cut() -> None:
+    answer = "```python\ntotal = n * (n - 1) // 2\n```\nThis works because the sum of the fir"
+    result = apply_answer(PARENT, answer, "rewrite", truncated=True)
+    assert result.code is not None and "n * (n - 1) // 2" in result.code
+    cut_in_second = answer + "\n```python\ntotal = 0\n"
+    assert "n * (n - 1)" in apply_answer(PARENT, cut_in_second, "rewrite", truncated=True).code
+    assert apply_answer(PARENT, answer, "diff", truncated=True).code is None
+
+
 @pytest.mark.parametrize("fmt,answer", [
     ("diff", diff("        total += i", "        total += (i")),
     ("rewrite", "```python\nfor i in range(n):\ntotal += i\n```"),
