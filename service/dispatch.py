@@ -6,8 +6,8 @@ import asyncio
 import sys
 from typing import Protocol
 
-from evaluators.jobs import EvalJob, EvalResult
 from evaluators import sandbox
+from evaluators.jobs import EvalJob, EvalResult
 from evaluators.runner import evaluate_job
 from service.config import ConfigError, EvaluationConfig
 from service.problem import Problem

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import warnings
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ def choose_format(answer_format: str, small_model: bool) -> Format:
     raise ValueError(f"answer_format {answer_format!r} is unknown; use 'auto', 'diff' or 'rewrite'")
 
 
+@functools.lru_cache(maxsize=4096)
 def code_hash(code: str) -> str:
     """Returns the sha256 of the code's normalised form (comments and formatting do not count)."""
     try:

@@ -11,8 +11,10 @@ import logging
 import random
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from evaluators.jobs import EvalResult
 from service.archive import Archive, Member, code_features
@@ -30,7 +32,7 @@ from service.db.queries import (
 )
 from service.dispatch import Executor, make_job
 from service.edits import apply_answer, choose_format, code_hash
-from service.ledger import Ledger
+from service.ledger import Ledger, Proposal, apply_result
 from service.llm.base import Completion, LLMBackend, LLMError, LLMUnavailable, Message, Sampling
 from service.problem import Problem, evolve_blocks
 from service.prompts import ProgramView, PromptContext, PromptTooLong, build_prompt
@@ -38,6 +40,7 @@ from service.stopping import Counters, stop_reason
 
 log = logging.getLogger("evoforge.engine")
 MAX_CONSECUTIVE_LLM_ERRORS = 3
+ROW_CACHE_SIZE = 4096  # program rows kept for prompts (archive members are the ones asked for)
 
 
 class RunBusy(RuntimeError):
@@ -83,6 +86,7 @@ class Engine:
         self.fmt = choose_format(cfg.llm.answer_format, llm.small_model)
         self.reference = _block_text(problem.initial_code)
         self.archive = Archive(cfg.search, random.Random(cfg.seed))
+        self._row_cache: OrderedDict[int, ProgramRow] = OrderedDict()
         self.hashes: dict[str, int] = {}
         self.generations: dict[int, int] = {}
         self.counters = Counters()
@@ -109,7 +113,7 @@ class Engine:
                                    started_at=self.ledger.run().started_at or utcnow())
             await self._ensure_initial()
             for prog in unfinished_programs_of(self.db, self.run_id):
-                self._schedule(prog.id, self.ledger.reopen(prog.id), prog.code)
+                self._schedule(prog, self.ledger.reopen(prog.id))
             await self._loop()
             return self._finish()
         except (asyncio.CancelledError, KeyboardInterrupt):
@@ -129,7 +133,7 @@ class Engine:
         with self.db.session() as s:
             self.hashes = hash_index(s, self.run_id)
             for prog in scored_programs(s, self.run_id):
-                self._archive_add(prog, persist=False)
+                self._archive_add(prog)
 
     async def _ensure_initial(self) -> None:
         with self.db.session() as s:
@@ -137,13 +141,12 @@ class Engine:
         if has_initial:
             return
         code = self.problem.initial_code
-        pid, eid = self.ledger.add_initial(code, code_hash(code))
-        self.hashes[code_hash(code)] = pid
-        self._schedule(pid, eid, code)
+        prog, eid = self.ledger.add_initial(code, code_hash(code))
+        self.hashes[prog.code_hash] = prog.id
+        self._schedule(prog, eid)
         await asyncio.gather(*self.evals)
         self.evals.clear()
         if self.counters.best_score is None:
-            prog = self.ledger.program(pid)
             raise InitialProgramFailed(
                 f"the initial program of {self.problem.name} failed ({prog.failure_kind}): "
                 f"{prog.failure_reason}; run `evoforge problems check {self.problem.path}`")
@@ -193,13 +196,23 @@ class Engine:
             self.reserved -= len(plans) * n
         self.llm_errors = 0
         flat = [c for batch in batches for c in batch]
-        self.ledger.count_llm_call(flat)
         self.counters.count_call(flat)
         self._gen_tokens += sum(c.completion_tokens for c in flat)
-        group = uuid.uuid4().hex[:12]
-        for plan, batch in zip(plans, batches):
-            for completion in batch:
-                self._take(plan, completion, group)
+        first = self.counters.iterations + 1
+        proposals = [self._proposal(first + i, plan, c) for i, (plan, c) in enumerate(
+            (plan, c) for plan, batch in zip(plans, batches) for c in batch)]
+        children = self.ledger.add_call(proposals, self.hashes, uuid.uuid4().hex[:12])
+        self.counters.iterations += len(proposals)
+        for proposal, child in zip(proposals, children):
+            if child.outcome == "rejected":
+                self.rejected += 1
+            elif child.outcome in ("duplicate", "unchanged"):
+                self.duplicates += 1
+            else:
+                self.hashes[child.code_hash] = child.program_id
+                self._schedule(child.program, child.evaluation_id)
+            if proposal.iteration % self.cfg.search.migration_interval == 0:
+                self._migrate()
 
     def _plans(self) -> list[_Plan]:
         budget = self.cfg.budget.iterations
@@ -219,7 +232,7 @@ class Engine:
         return plans
 
     def _plan(self, parent: Member, inspirations: list[Member], island: int) -> _Plan:
-        rows = {p.id: p for p in map(self.ledger.program, [parent.id] + [m.id for m in inspirations])}
+        rows = self._rows([parent.id] + [m.id for m in inspirations])
         prow = rows[parent.id]
         ctx = PromptContext(
             problem_name=self.problem.name, description=self.problem.description,
@@ -233,46 +246,33 @@ class Engine:
         messages = build_prompt(ctx, self.llm.count_tokens, window - self.cfg.llm.max_tokens - 16)
         return _Plan(parent, inspirations, island, messages, prow.code, prow.generation)
 
-    def _take(self, plan: _Plan, completion: Completion, group: str) -> None:
+    def _proposal(self, iteration: int, plan: _Plan, completion: Completion) -> Proposal:
         edit = apply_answer(plan.parent_code, completion.text, self.fmt, completion.truncated)
-        h = code_hash(edit.code) if edit.code is not None else None
-        dup = None
-        if edit.code is not None:
-            dup = plan.parent.id if not edit.changed else self.hashes.get(h)
-        child = self.ledger.add_child(
-            iteration=self.counters.iterations + 1, parent=plan.parent,
+        return Proposal(
+            iteration=iteration, parent=plan.parent, parent_generation=plan.parent_generation,
             inspirations=plan.inspirations, island=plan.island, prompt=plan.messages,
-            completion=completion, group_id=group, code=edit.code, code_hash=h,
-            rejection=edit.rejection, duplicate_of=dup, parent_generation=plan.parent_generation)
-        self.counters.iterations += 1
-        if child.outcome == "rejected":
-            self.rejected += 1
-        elif child.outcome in ("duplicate", "unchanged"):
-            self.duplicates += 1
-        else:
-            self.hashes[h] = child.program_id
-            self._schedule(child.program_id, child.evaluation_id, edit.code)
-        if self.counters.iterations % self.cfg.search.migration_interval == 0:
-            self._migrate()
+            completion=completion, code=edit.code,
+            code_hash=code_hash(edit.code) if edit.code is not None else None,
+            rejection=edit.rejection, unchanged=edit.code is not None and not edit.changed)
 
-    def _schedule(self, program_id: int, evaluation_id: int, code: str) -> None:
-        task = asyncio.create_task(self._evaluate(program_id, evaluation_id, code))
+    def _schedule(self, prog: ProgramRow, evaluation_id: int) -> None:
+        task = asyncio.create_task(self._evaluate(prog, evaluation_id))
         self.evals.add(task)
 
-    async def _evaluate(self, program_id: int, evaluation_id: int, code: str) -> None:
-        job = make_job(self.problem, code, self.cfg.evaluation, program_id=program_id,
+    async def _evaluate(self, prog: ProgramRow, evaluation_id: int) -> None:
+        job = make_job(self.problem, prog.code, self.cfg.evaluation, program_id=prog.id,
                        evaluation_id=evaluation_id)
-        self.ledger.mark_running(evaluation_id)
         try:
             result = await self.executor.evaluate(job)
         except Exception as exc:  # an executor bug must not lose the candidate
-            log.exception("executor failed on program %s", program_id)
+            log.exception("executor failed on program %s", prog.id)
             result = EvalResult.failure("crash", f"executor error: {exc}")
-        features = self._features(code, result) if result.ok else {}
-        prog = self.ledger.record_result(program_id, evaluation_id, result, features)
+        apply_result(prog, result, self._features(prog.code, result) if result.ok else {})
+        kept, evicted, best = self._archive_add(prog) if result.ok else ([], [], False)
+        self.ledger.record_result(prog, evaluation_id, result, kept, evicted, best)
         self.counters.count_result(result)
         if result.ok:
-            self._archive_add(prog, persist=True)
+            self._cache(prog)
 
     def _features(self, code: str, result: EvalResult) -> dict[str, float]:
         feats = code_features(_block_text(code), self.reference)
@@ -281,26 +281,38 @@ class Engine:
                 feats[dim] = float(result.metrics[dim])
         return feats
 
-    def _archive_add(self, prog: ProgramRow, persist: bool) -> None:
+    def _archive_add(self, prog: Any) -> tuple[list[int], list[int], bool]:
+        """Adds a scored program to the archive; returns (kept ids, evicted ids, new best?)."""
         member = Member(id=prog.id, island=prog.island, fitness=self.problem.fitness(prog.score),
                         score=prog.score, code_hash=prog.code_hash, features=prog.features or {},
                         generation=prog.generation)
         outcome = self.archive.add(member)
-        if self.problem.better(prog.score, self.counters.best_score):
+        best = self.problem.better(prog.score, self.counters.best_score)
+        if best:
             self.counters.improve(prog, initial=prog.kind == "initial")
-            if persist:
-                self.ledger.update_run(best_score=prog.score, best_program_id=prog.id,
-                                       last_improvement_iteration=prog.iteration,
-                                       **({"initial_score": prog.score}
-                                          if prog.kind == "initial" else {}))
-        if persist:
-            self.ledger.set_archive_flags([prog.id] if outcome.kept else [], outcome.evicted)
+        for evicted in outcome.evicted:
+            self._row_cache.pop(evicted, None)
+        return ([prog.id] if outcome.kept else []), outcome.evicted, best
+
+    def _rows(self, ids: list[int]) -> dict[int, ProgramRow]:
+        missing = [i for i in ids if i not in self._row_cache]
+        if missing:
+            for row in self.ledger.programs(missing).values():
+                self._cache(row)
+        return {i: self._row_cache[i] for i in ids}
+
+    def _cache(self, row: ProgramRow) -> None:
+        self._row_cache[row.id] = row
+        while len(self._row_cache) > ROW_CACHE_SIZE:
+            self._row_cache.popitem(last=False)
 
     def _migrate(self) -> None:
         for member, dest in self.archive.migrants():
-            source = self.ledger.program(member.id)
+            source = self._rows([member.id])[member.id]
             migrant = self.ledger.add_migrant(source, dest, self.counters.iterations)
-            self._archive_add(migrant, persist=True)
+            self._cache(migrant)
+            kept, evicted, best = self._archive_add(migrant)
+            self.ledger.archive_changed(kept, evicted, migrant if best else None)
 
     def _llm_error(self, message: str) -> None:
         self.llm_errors += 1

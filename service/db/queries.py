@@ -106,11 +106,13 @@ def hash_index(s: Session, run_id: int) -> dict[str, int]:
     return index
 
 
-def scored_programs(s: Session, run_id: int) -> Iterator[ProgramRow]:
-    """Yields the run's scored programs (the archive's input) in id order."""
-    stmt = (select(ProgramRow).where(ProgramRow.run_id == run_id, ProgramRow.status == "ok")
-            .order_by(ProgramRow.id).execution_options(yield_per=2000))
-    yield from s.scalars(stmt)
+def scored_programs(s: Session, run_id: int) -> Iterator[Any]:
+    """Yields the run's scored programs in id order: the columns the archive replay needs."""
+    p = ProgramRow
+    stmt = (select(p.id, p.island, p.score, p.code_hash, p.features, p.generation, p.iteration,
+                   p.kind).where(p.run_id == run_id, p.status == "ok")
+            .order_by(p.id).execution_options(yield_per=5000))
+    yield from s.execute(stmt)
 
 
 def unfinished_programs(s: Session, run_id: int) -> list[ProgramRow]:
@@ -120,17 +122,19 @@ def unfinished_programs(s: Session, run_id: int) -> list[ProgramRow]:
         .order_by(ProgramRow.id)))
 
 
-def open_evaluation(s: Session, program: ProgramRow, executor: str) -> EvaluationRow:
-    """Returns a new queued evaluation row (attempt = previous attempts + 1)."""
-    attempts = s.scalar(select(func.count()).select_from(EvaluationRow)
-                        .where(EvaluationRow.program_id == program.id)) or 0
-    row = EvaluationRow(program_id=program.id, run_id=program.run_id, attempt=attempts + 1,
+def open_evaluation(s: Session, program: ProgramRow, executor: str,
+                    new: bool = False) -> EvaluationRow:
+    """Returns a new queued evaluation row; earlier unfinished attempts are marked lost."""
+    attempt = 1
+    if not new:
+        s.execute(update(EvaluationRow).where(EvaluationRow.program_id == program.id,
+                                              EvaluationRow.status.in_(("queued", "running")))
+                  .values(status="lost", error="controller stopped before the result arrived"))
+        attempt += s.scalar(select(func.count()).select_from(EvaluationRow)
+                            .where(EvaluationRow.program_id == program.id)) or 0
+    row = EvaluationRow(program_id=program.id, run_id=program.run_id, attempt=attempt,
                         executor=executor, status="queued")
     s.add(row)
-    s.execute(update(EvaluationRow).where(EvaluationRow.program_id == program.id,
-                                          EvaluationRow.status.in_(("queued", "running")),
-                                          EvaluationRow.id != row.id)
-              .values(status="lost", error="controller stopped before the result arrived"))
     s.flush()
     return row
 

@@ -184,10 +184,11 @@ def test_ctrl_c_pauses_at_once_and_resume_finishes(tmp_path: Path) -> None:
         if (home / "evoforge.db").exists():
             db = Database(db_url)
             with db.session() as s:
-                running = s.scalar(select(func.count()).select_from(EvaluationRow)
-                                   .where(EvaluationRow.status == "running"))
+                queued = s.scalar(select(func.count()).select_from(EvaluationRow)
+                                  .where(EvaluationRow.status == "queued"))
             db.close()
-            if running >= 2:
+            if queued >= 2:
+                time.sleep(1.0)  # both slots are evaluating a 30 s program now
                 break
     sent = time.time()
     proc.send_signal(signal.SIGINT)

@@ -87,7 +87,7 @@ def test_a_new_attempt_marks_the_old_one_lost(db_url: str) -> None:
         second = open_evaluation(s, prog, "local")
         assert (first.attempt, second.attempt) == (1, 2)
         s.refresh(first)
-        assert first.status == "lost"
+        assert first.status == "lost" and second.status == "queued"
         assert [p.id for p in unfinished_programs(s, run_id)] == [prog.id]
 
 
