@@ -32,6 +32,9 @@ _RESERVE: bytearray | None = None
 _MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
 
 
+COMPAT = Path(__file__).resolve().parent / "compat"
+
+
 class _Failed(Exception):
     """Carries a failed EvalResult out of the cascade."""
 
@@ -147,6 +150,7 @@ def _load_evaluator(job: EvalJob) -> ModuleType:
                                          "check evaluator in problem.toml"))
     for folder in {path.parent.resolve(), Path(job.problem_dir).resolve()}:
         sys.path.insert(0, str(folder))  # evaluators may import helper modules next to them
+    sys.path.append(str(COMPAT))  # OpenEvolve evaluators' imports, unless OpenEvolve is there
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     if path.stem not in sys.modules:  # lets helpers next to it `import evaluator`

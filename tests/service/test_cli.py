@@ -212,3 +212,37 @@ def runner_processes() -> list[int]:
             if b"evaluators.runner" in cmd:
                 pids.append(int(entry.name))
     return pids
+
+
+OPENEVOLVE_EVALUATOR = '''import importlib.util
+
+from openevolve.evaluation_result import EvaluationResult
+
+
+def evaluate(program_path):
+    spec = importlib.util.spec_from_file_location("candidate", program_path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    v = float(mod.value())
+    return EvaluationResult(metrics={"combined_score": -abs(v - 10.0)},
+                            artifacts={"feedback": f"value() returned {v}"})
+'''
+
+
+def test_openevolve_example_folder_runs_unchanged(tmp_path: Path) -> None:
+    folder = tiny_problem(tmp_path / "oe")
+    (folder / "problem.toml").unlink()
+    (folder / "evaluator.py").write_text(OPENEVOLVE_EVALUATOR)
+    (folder / "config.yaml").write_text(
+        "max_iterations: 3\nrandom_seed: 7\ndiff_based_evolution: false\n"
+        "prompt:\n  system_message: You write Python.\n"
+        "llm:\n  api_base: https://api.openai.com/v1\n  temperature: 0.5\n")
+    home = tmp_path / "home"
+    proc = evoforge("run", str(folder), "--llm", "scripted", "--model",
+                    str(scripted(tmp_path, [7, 12, 9])), "--json", home=home)
+    summary = last_json(proc.stdout)
+    assert summary["iterations"] == 3 and summary["best_score"] == -1.0
+    assert "ignored" in proc.stderr  # the config's LLM endpoint is not used
+    rows = [json.loads(x) for x in evoforge("export", "1", home=home).stdout.splitlines()]
+    assert rows[1]["prompt"][0]["content"] == "You write Python."
+    assert rows[0]["artifacts"]["feedback"] == "value() returned 1.0"

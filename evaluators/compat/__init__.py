@@ -1,0 +1,1 @@
+"""Stand-ins for peer packages that problem evaluators import (see openevolve/)."""
