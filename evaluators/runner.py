@@ -9,6 +9,7 @@ Parent side: `evaluate_job(job)` runs that in the sandbox and records every way 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import math
 import numbers
@@ -18,12 +19,13 @@ import sys
 import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from evaluators import sandbox
+from evaluators import layers, sandbox
 from evaluators.jobs import EvalJob, EvalResult
 
 ARTIFACT_CHARS = 32 * 1024   # kept per artifact value (head + tail)
@@ -33,6 +35,7 @@ _MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out
 
 
 COMPAT = Path(__file__).resolve().parent / "compat"
+_RUN_IDS = itertools.count(1)
 
 
 class _Failed(Exception):
@@ -56,7 +59,7 @@ def evaluate_job(job: EvalJob, python: str = sys.executable, *, check: bool = Fa
         argv = [python, "-s", "-P", "-m", "evaluators.runner", *(["--check"] if check else []),
                 str(job_path), str(result_path)]
         limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
-        outcome = sandbox.run(argv, cwd=str(work), limits=limits)
+        outcome = _run_isolated(argv, root, work, job, python, limits)
         result = _read_result(result_path) or _death(outcome, job)
         result.duration_s = outcome.duration_s
         result.artifacts["stdout"] = sandbox.clip(outcome.stdout, TAIL_CHARS, head=False)
@@ -64,6 +67,26 @@ def evaluate_job(job: EvalJob, python: str = sys.executable, *, check: bool = Fa
         return result
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_isolated(argv: list[str], root: Path, work: Path, job: EvalJob, python: str,
+                  limits: sandbox.Limits) -> sandbox.SandboxOutcome:
+    """Returns the outcome of argv under the active layers; kills whatever it left behind."""
+    run_id = f"{os.getpid()}-{next(_RUN_IDS)}-{uuid.uuid4().hex[:8]}"
+    env = {layers.RUN_VAR: run_id}
+    problem = Path(job.problem_dir)
+    evaluator = Path(job.evaluator_file)
+    evaluator = evaluator if evaluator.is_absolute() else problem / evaluator
+    readable = [str(p) for p in (problem, evaluator.parent) if p.is_dir()]
+    outcome: sandbox.SandboxOutcome | None = None
+    try:
+        with layers.isolation(cwd=str(work), writable=[str(root)], readable=readable, env=env,
+                              python=python, limits=limits) as iso:
+            outcome = sandbox.run(argv, cwd=str(work), limits=limits, env=env, wrap=iso.wrap,
+                                  pass_fds=iso.pass_fds)
+    finally:
+        layers.sweep(run_id, group=outcome.pid if outcome else None)
+    return layers.unwrap_status(outcome, iso)
 
 
 def _read_result(path: Path) -> EvalResult | None:

@@ -1,7 +1,7 @@
 """Runs an untrusted command: own process group, rlimits, minimal env, capped output, time limit.
 
 When the command ends (or its time is up) the whole process group is killed, so helpers it started
-die with it. Layers such as bubblewrap, seccomp or a per-slot uid come later as argv wrappers
+die with it. Isolation layers (bubblewrap, seccomp: evaluators/layers.py) are argv wrappers
 (`wrap=`) that rewrite the command line; the limits here stay in force underneath them.
 """
 
@@ -87,6 +87,7 @@ class SandboxOutcome:
     stdout_dropped: int = 0
     stderr_dropped: int = 0
     pipes_held: bool = False  # a process outside the group kept the output open past the drain time
+    pid: int | None = None    # the group leader's pid (= its process group and session id)
 
     def describe(self) -> str:
         """Returns how the process ended, in words ("killed by SIGSEGV (segmentation fault)")."""
@@ -120,11 +121,13 @@ def clip(text: str, limit: int, *, head: bool = True) -> str:
 
 
 def run(argv: list[str], *, cwd: str, limits: Limits, env: dict[str, str] | None = None,
-        stdin: bytes | None = None, wrap: Sequence[Wrapper] = ()) -> SandboxOutcome:
+        stdin: bytes | None = None, wrap: Sequence[Wrapper] = (),
+        pass_fds: Sequence[int] = ()) -> SandboxOutcome:
     """Returns the outcome of running argv as an untrusted process group under limits; never hangs.
 
     The rlimits are set by exec'ing through `prlimit` (no Python runs between fork and exec, which
     keeps it safe in threads and lets Popen use vfork); preexec_fn is the fallback without it.
+    pass_fds stay open in the child (e.g. the seccomp filter a bwrap wrapper reads).
     """
     for layer in wrap:
         argv = layer(list(argv), limits)
@@ -138,6 +141,7 @@ def run(argv: list[str], *, cwd: str, limits: Limits, env: dict[str, str] | None
     start = time.monotonic()
     proc = subprocess.Popen(
         argv, cwd=cwd, env=minimal_env(cwd, env), start_new_session=True, close_fds=True,
+        pass_fds=tuple(pass_fds),
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec)  # noqa: PLW1509
     with _LIVE_LOCK:
@@ -153,7 +157,7 @@ def run(argv: list[str], *, cwd: str, limits: Limits, env: dict[str, str] | None
     return SandboxOutcome(returncode=returncode, signal=sig, timed_out=timed_out,
                           stdout=out.text(), stderr=err.text(), duration_s=time.monotonic() - start,
                           timeout_s=limits.timeout_s, stdout_dropped=out.dropped,
-                          stderr_dropped=err.dropped, pipes_held=held)
+                          stderr_dropped=err.dropped, pipes_held=held, pid=proc.pid)
 
 
 _LIVE: set[int] = set()  # process groups of sandboxed runs in progress in this process

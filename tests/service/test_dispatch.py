@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluators import layers
 from evaluators.jobs import EvalJob
 from service.config import EvaluationConfig
 from service.dispatch import LocalExecutor, make_executor, make_job
@@ -71,8 +72,11 @@ def test_local_executor_runs_two_of_four_jobs_at_a_time_and_matches_results(time
     assert time.monotonic() - started < 4 * 1.0  # two at a time, not one after another
 
 
-def test_a_cancelled_caller_keeps_its_slot_until_the_process_ends(timed: Path) -> None:
-    marker = timed / "first-ended"
+def test_a_cancelled_caller_keeps_its_slot_until_the_process_ends(
+        timed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = timed / "first-ended"  # written outside the work dir: only the base sandbox allows it
+    monkeypatch.setenv(layers.ENV_VAR, "rlimits")
+    layers.reset()
 
     async def main() -> float:
         executor = LocalExecutor(1)
@@ -83,7 +87,11 @@ def test_a_cancelled_caller_keeps_its_slot_until_the_process_ends(timed: Path) -
         await executor.aclose()
         return second.metrics["started"]
 
-    second_started = asyncio.run(main())
+    try:
+        second_started = asyncio.run(main())
+    finally:
+        monkeypatch.undo()
+        layers.reset()
     assert second_started >= float(marker.read_text())
 
 
