@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -120,9 +121,13 @@ def _user(ctx: PromptContext, layout: _Layout) -> str:
     common = {"score_metric": ctx.score_metric, "description": ctx.description.strip(),
               "direction_phrase": _direction_phrase(ctx.direction)}
     if ctx.fmt == "rewrite":
+        # Small models do best with only the code that evolves (one block: no markers at all)
+        # and the score said plainly, not under the metric's name.
+        if len(_spans(ctx.parent.code)) == 1:
+            parent = textwrap.dedent(_blocks_only(ctx.parent.code))
         shown = "".join(_template("inspiration_rewrite.txt").substitute(
-            score_metric=ctx.score_metric, score=_score(v.score),
-            code=_blocks_only(v.code).rstrip()) for v in layout.inspirations)
+            score=_score(v.score), code=textwrap.dedent(_blocks_only(v.code)).rstrip())
+            for v in layout.inspirations)
         return _template("user_rewrite.txt").substitute(
             common, score=_score(ctx.parent.score), code=parent.rstrip("\n"),
             feedback=f"\nFeedback:\n{feedback}" if feedback else "", inspirations=shown,

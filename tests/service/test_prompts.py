@@ -28,6 +28,7 @@ PARENT = ('"""Sum of the first n integers."""\nimport math\n\n\n' + HELPERS
           'if __name__ == "__main__":\n    print(solve(10))\n')
 BLOCK = ("    # EVOLVE-BLOCK-START\n    for i in range(n):\n        total += i\n"
          "    # EVOLVE-BLOCK-END\n")
+SHOWN = {"diff": BLOCK, "rewrite": "for i in range(n):\n    total += i\n"}  # rewrite: body only
 STDERR = "\n".join(f"stderr line {i}" for i in range(1, 51))
 
 
@@ -93,9 +94,10 @@ def test_rewrite_prompt_is_short_and_asks_for_one_python_block() -> None:
     ctx = context("rewrite", inspirations=[])
     messages = build_prompt(ctx, approx_tokens, 10**9)
     text = user(messages)
-    assert "```python" in text and "one ```python block" in text and PARENT.rstrip("\n") in text
-    assert "EVOLVE-BLOCK-START and EVOLVE-BLOCK-END" in text and "SEARCH" not in text
-    assert "higher" in text and "0.5" in text and "too slow" in text
+    assert "```python" in text and "one ```python block" in text and SHOWN["rewrite"] in text
+    assert "EVOLVE-BLOCK" not in text and "helper_0" not in text and "SEARCH" not in text
+    assert "The score is 0.5 (higher is better)" in text and "combined_score" not in text
+    assert "too slow" in text
     assert "stderr line 50" in text and "stderr line 46" not in text  # a short tail only
     bare = dataclasses.replace(ctx.parent, artifacts={})
     rewrite = full_size(context("rewrite", inspirations=[], parent=bare)) - approx_tokens(PARENT)
@@ -134,7 +136,7 @@ def test_shrinking_budget_drops_diverse_then_worst_tops_then_feedback_then_code(
             break
         assert size(messages) <= budget
         text = user(messages)
-        assert BLOCK in text, "the parent's EVOLVE-BLOCK must never be cut"
+        assert SHOWN[fmt] in text, "the parent's EVOLVE-BLOCK must never be cut"
         diverse = [f"value = '{t}'" in text for t in ("DIVERSE_1", "DIVERSE_2")]
         tops = [f"value = '{t}'" in text for t in tops_worst_first]
         assert diverse in ([True, True], [True, False], [False, False])  # the last one goes first
@@ -147,10 +149,13 @@ def test_shrinking_budget_drops_diverse_then_worst_tops_then_feedback_then_code(
         if not seen_states or seen_states[-1] != state:
             seen_states.append(state)
         budget -= 1
-    assert seen_states == [
+    expected = [
         (2, 3, True, True, False), (1, 3, True, True, False), (0, 3, True, True, False),
         (0, 2, True, True, False), (0, 1, True, True, False), (0, 0, True, True, False),
         (0, 0, True, False, False), (0, 0, False, False, False), (0, 0, False, False, True)]
+    if fmt == "rewrite":  # the rewrite prompt shows only the block from the start
+        expected = [state[:4] + (True,) for state in expected[:-1]]
+    assert seen_states == expected
 
 
 def test_parent_reduced_to_its_blocks_keeps_the_whole_block_and_a_few_lines_around() -> None:
@@ -199,7 +204,7 @@ def test_prompt_fits_the_budget_counted_by_the_real_smollm2_tokenizer() -> None:
             messages = build_prompt(ctx, tokens, budget)
             chat = "".join(f"<|im_start|>{m.role}\n{m.content}<|im_end|>\n" for m in messages)
             assert len(vocab.tokenize(chat.encode(), add_bos=False, special=True)) <= budget
-            assert BLOCK in user(messages)
+            assert SHOWN[fmt] in user(messages)
         with pytest.raises(PromptTooLong):
             build_prompt(ctx, tokens, full // 6)
 
