@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--iterations", type=int, default=40)
     args = ap.parse_args()
-    console = Console()
+    console = Console(width=150)
     results = []
     for seed in (int(s) for s in args.seeds.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
