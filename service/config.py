@@ -105,7 +105,6 @@ class EvaluationConfig(Strict):
     memory_mb: int = Field(default=1024, ge=64, description="Address-space limit per evaluation.")
     cascade_thresholds: list[float] = Field(default_factory=list,
                                             description="Score a stage must reach to go on.")
-    duplicate_penalty: float | None = Field(default=None, description="Score given to duplicates.")
 
 
 class RunConfig(Strict):
