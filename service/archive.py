@@ -111,10 +111,6 @@ class Archive:
         """Returns the fittest member over all islands."""
         return self.elites[0] if self.elites else None
 
-    def island_of_next(self, iteration: int) -> int:
-        """Returns the island that the iteration-th child belongs to (round robin)."""
-        return iteration % len(self.islands)
-
     def sample(self, island: int) -> tuple[Member, list[Member]]:
         """Returns (parent, inspirations) for a child on the given island."""
         isl = self.islands[island % len(self.islands)]

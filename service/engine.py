@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from evaluators.jobs import EvalResult
@@ -59,8 +59,6 @@ class Progress:
     tokens_per_s: float
     rejected: int = 0
     duplicates: int = 0
-    last_event: str = ""
-    best_history: list[tuple[int, float]] = field(default_factory=list)
 
 
 @dataclass
