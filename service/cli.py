@@ -277,5 +277,11 @@ def _put(d: dict[str, Any], section: str, key: str, value: Any) -> None:
         d.setdefault(section, {})[key] = value
 
 
+# Command groups that live in their own modules; each has `register(app)`.
+_COMMAND_MODULES: tuple[str, ...] = ()
+for _name in _COMMAND_MODULES:
+    __import__(_name, fromlist=["register"]).register(app)
+
+
 if __name__ == "__main__":
     app()

