@@ -30,13 +30,15 @@ from service.db.queries import (
     scored_programs,
     unfinished_programs,
 )
-from service.dispatch import Executor, make_job
+from service.dispatch import Executor, ExecutorUnavailable, make_job
 from service.edits import apply_answer, choose_format, code_hash
 from service.ledger import Ledger, Proposal, apply_result
 from service.llm.base import Completion, LLMBackend, LLMError, LLMUnavailable, Message, Sampling
 from service.problem import Problem, evolve_blocks
 from service.prompts import ProgramView, PromptContext, PromptTooLong, build_prompt
+from service.search_aids import SearchAids
 from service.stopping import Counters, stop_reason
+from service.trainer import RLSchedule
 
 log = logging.getLogger("evoforge.engine")
 MAX_CONSECUTIVE_LLM_ERRORS = 3
@@ -69,6 +71,7 @@ class _Plan:
     messages: list[Message]
     parent_code: str
     parent_generation: int
+    kind: str = "mutation"  # mutation | crossover
 
 
 class Engine:
@@ -97,6 +100,8 @@ class Engine:
         self._elapsed_before = 0.0
         self._gen_tokens = 0
         self._gen_seconds = 0.0
+        self.aids = SearchAids(db, run_id, problem, cfg, llm)  # optional search features
+        self.rl = RLSchedule(db, run_id, cfg.rl, llm)  # test-time RL of the mutation model
 
     async def run(self) -> RunRow:
         """Runs until a budget, the target or a pause; returns the final run row."""
@@ -109,9 +114,8 @@ class Engine:
             self._restore()
             self.ledger.update_run(status="running", stop_reason=None,
                                    started_at=self.ledger.run().started_at or utcnow())
+            self._resume_unfinished()
             await self._ensure_initial()
-            for prog in unfinished_programs_of(self.db, self.run_id):
-                self._schedule(prog, self.ledger.reopen(prog.id))
             await self._loop()
             return self._finish()
         except (asyncio.CancelledError, KeyboardInterrupt):
@@ -131,20 +135,27 @@ class Engine:
         with self.db.session() as s:
             self.hashes = hash_index(s, self.run_id)
             for prog in scored_programs(s, self.run_id):
+                if prog.kind == "reseed":  # an island reset happened here
+                    self.archive.reset_island(prog.island)
+                    self.aids.restored_program(prog)
                 self._archive_add(prog)
+        self.aids.restore(lambda score: None if score is None else self.problem.fitness(score))
 
     async def _ensure_initial(self) -> None:
+        """Scores the initial program (and whatever a stopped controller left) before evolving."""
         with self.db.session() as s:
-            has_initial = s.query(ProgramRow.id).filter_by(run_id=self.run_id, kind="initial").first()
-        if has_initial:
+            initial = s.query(ProgramRow).filter_by(run_id=self.run_id, kind="initial").first()
+        if initial is None:
+            code = self.problem.initial_code
+            initial, eid = self.ledger.add_initial(code, code_hash(code))
+            self.hashes[initial.code_hash] = initial.id
+            self._schedule(initial, eid)
+        if self.counters.best_score is not None:
             return
-        code = self.problem.initial_code
-        prog, eid = self.ledger.add_initial(code, code_hash(code))
-        self.hashes[prog.code_hash] = prog.id
-        self._schedule(prog, eid)
         await asyncio.gather(*self.evals)
         self.evals.clear()
-        if self.counters.best_score is None:
+        if self.counters.best_score is None and self.pause_reason is None:
+            prog = self.ledger.programs([initial.id])[initial.id]
             raise InitialProgramFailed(
                 f"the initial program of {self.problem.name} failed ({prog.failure_kind}): "
                 f"{prog.failure_reason}; run `evoforge problems check {self.problem.path}`")
@@ -154,10 +165,14 @@ class Engine:
         while True:
             reason = self.pause_reason or stop_reason(self.cfg.budget, self.counters,
                                                       self.problem, self._elapsed())
+            training = reason is None and self.rl.due(self.counters.evaluations)
             can_propose = (reason is None and len(proposals) < self.llm.max_concurrency
                            and len(self.evals) + self.reserved < self.cfg.in_flight())
-            if can_propose:
+            if can_propose and not training:
                 proposals.add(asyncio.create_task(self._propose()))
+                continue
+            if training and not proposals and not self.evals:
+                self._trained(await self.rl.train(self.counters.evaluations))
                 continue
             if not proposals and not self.evals:
                 self.counters.stop_reason = reason
@@ -177,7 +192,8 @@ class Engine:
         n = self.cfg.llm.n
         self.reserved += len(plans) * n
         call = self.counters.llm_calls
-        sampling = Sampling(temperature=self.cfg.llm.temperature, top_p=self.cfg.llm.top_p,
+        sampling = Sampling(temperature=self.aids.temperature(self.counters.iterations),
+                            top_p=self.cfg.llm.top_p,
                             max_tokens=self.cfg.llm.max_tokens,
                             seed=self.cfg.seed * 1_000_003 + call)
         try:
@@ -194,15 +210,24 @@ class Engine:
             self.reserved -= len(plans) * n
         self.llm_errors = 0
         flat = [c for batch in batches for c in batch]
+        self.aids.annotate(flat, sampling)
         self.counters.count_call(flat)
         self._gen_tokens += sum(c.completion_tokens for c in flat)
         first = self.counters.iterations + 1
         proposals = [self._proposal(first + i, plan, c) for i, (plan, c) in enumerate(
             (plan, c) for plan, batch in zip(plans, batches) for c in batch)]
+        self.reserved += len(proposals)  # screening awaits: keep their places in the budget
+        try:
+            await self.aids.screen(proposals, self.hashes, self.archive, self._codes, _block_text)
+        finally:
+            self.reserved -= len(proposals)
+        for i, proposal in enumerate(proposals):  # numbered again: screening may have awaited
+            proposal.iteration = self.counters.iterations + 1 + i
         children = self.ledger.add_call(proposals, self.hashes, uuid.uuid4().hex[:12])
         self.counters.iterations += len(proposals)
+        self.aids.after_call(proposals, children)
         for proposal, child in zip(proposals, children):
-            if child.outcome == "rejected":
+            if child.outcome in ("rejected", "too_similar"):
                 self.rejected += 1
             elif child.outcome in ("duplicate", "unchanged"):
                 self.duplicates += 1
@@ -211,6 +236,23 @@ class Engine:
                 self._schedule(child.program, child.evaluation_id)
             if proposal.iteration % self.cfg.search.migration_interval == 0:
                 self._migrate()
+        self._reset_islands()
+        extra = await self.aids.scratchpad(self.counters.iterations)
+        if extra is not None:
+            self.counters.prompt_tokens += extra[0]
+            self.counters.completion_tokens += extra[1]
+            self.counters.cost += extra[2]
+
+    def _trained(self, programs: list[ProgramRow]) -> None:
+        """Takes in the children a training round stored and scored, and the run's counters."""
+        for prog in programs:
+            self.hashes.setdefault(prog.code_hash, prog.id)
+            if prog.status == "ok":
+                kept, evicted, best = self._archive_add(prog)
+                self.ledger.archive_changed(kept, evicted, prog if best else None)
+        run = self.ledger.run()
+        for name in ("iterations", "llm_calls", "evaluations", "failed"):
+            setattr(self.counters, name, getattr(run, name))
 
     def _plans(self) -> list[_Plan]:
         budget = self.cfg.budget.iterations
@@ -223,14 +265,17 @@ class Engine:
             self.archive.rng.seed(f"{self.cfg.seed}:{key}")
             island = key % len(self.archive.islands)
             parent, inspirations = self.archive.sample(island)
+            partner = self.aids.crossover_partner(self.archive, island, parent)
             try:
-                plans.append(self._plan(parent, inspirations, island))
+                plans.append(self._plan(parent, inspirations, island, partner))
             except PromptTooLong as exc:
                 self._llm_error(f"prompt does not fit the model's context: {exc}")
         return plans
 
-    def _plan(self, parent: Member, inspirations: list[Member], island: int) -> _Plan:
-        rows = self._rows([parent.id] + [m.id for m in inspirations])
+    def _plan(self, parent: Member, inspirations: list[Member], island: int,
+              partner: Member | None = None) -> _Plan:
+        rows = self._rows([parent.id] + [m.id for m in inspirations]
+                          + ([partner.id] if partner else []))
         prow = rows[parent.id]
         ctx = PromptContext(
             problem_name=self.problem.name, description=self.problem.description,
@@ -239,9 +284,13 @@ class Engine:
             inspirations=[_view(rows[m.id], "top" if m in self.archive.elites else "diverse")
                           for m in inspirations],
             system_message=self.cfg.llm.system_message, best_known=self.problem.best_known,
-            scratch=None)
+            scratch=self.aids.scratch,
+            partner=_view(rows[partner.id], "partner") if partner else None)
         window = self.cfg.llm.context_window or self.llm.context_window
         messages = build_prompt(ctx, self.llm.count_tokens, window - self.cfg.llm.max_tokens - 16)
+        if partner is not None:  # the second parent is stored first among the inspirations
+            return _Plan(parent, [partner] + inspirations, island, messages, prow.code,
+                         prow.generation, "crossover")
         return _Plan(parent, inspirations, island, messages, prow.code, prow.generation)
 
     def _proposal(self, iteration: int, plan: _Plan, completion: Completion) -> Proposal:
@@ -251,23 +300,52 @@ class Engine:
             inspirations=plan.inspirations, island=plan.island, prompt=plan.messages,
             completion=completion, code=edit.code,
             code_hash=code_hash(edit.code) if edit.code is not None else None,
-            rejection=edit.rejection, unchanged=edit.code is not None and not edit.changed)
+            rejection=edit.rejection, unchanged=edit.code is not None and not edit.changed,
+            kind=plan.kind)
 
-    def _schedule(self, prog: ProgramRow, evaluation_id: int) -> None:
-        task = asyncio.create_task(self._evaluate(prog, evaluation_id))
+    def _resume_unfinished(self) -> None:
+        """Continues the evaluations a stopped controller left: results that workers wrote
+        meanwhile are taken as they are; the rest are sent again (workers drop a message whose
+        evaluation is already final) or, for the local pool, attempted anew."""
+        pending = unfinished_programs_of(self.db, self.run_id)
+        latest = self.ledger.latest_evaluations([p.id for p in pending])
+        for prog in pending:
+            ev = latest.get(prog.id)
+            if ev is not None and ev.status in ("ok", "failed") and ev.result is not None:
+                self._schedule(prog, ev.id, EvalResult.from_dict(ev.result))
+            elif ev is not None and ev.status in ("queued", "running") and self._worker_writes:
+                self._schedule(prog, ev.id)
+            else:
+                self._schedule(prog, self.ledger.reopen(prog.id))
+
+    @property
+    def _worker_writes(self) -> bool:
+        return bool(getattr(self.executor, "writes_results", False))
+
+    def _schedule(self, prog: ProgramRow, evaluation_id: int,
+                  result: EvalResult | None = None) -> None:
+        task = asyncio.create_task(self._evaluate(prog, evaluation_id, result))
         self.evals.add(task)
 
-    async def _evaluate(self, prog: ProgramRow, evaluation_id: int) -> None:
-        job = make_job(self.problem, prog.code, self.cfg.evaluation, program_id=prog.id,
-                       evaluation_id=evaluation_id)
-        try:
-            result = await self.executor.evaluate(job)
-        except Exception as exc:  # an executor bug must not lose the candidate
-            log.exception("executor failed on program %s", prog.id)
-            result = EvalResult.failure("crash", f"executor error: {exc}")
+    async def _evaluate(self, prog: ProgramRow, evaluation_id: int,
+                        result: EvalResult | None = None) -> None:
+        written = result is not None or self._worker_writes
+        if result is None:
+            job = make_job(self.problem, prog.code, self.cfg.evaluation, program_id=prog.id,
+                           evaluation_id=evaluation_id)
+            try:
+                result = await self.executor.evaluate(job)
+            except ExecutorUnavailable as exc:  # the candidate stays pending; resume sends it
+                self.pause_reason = f"evaluation executor unavailable: {exc}"
+                return
+            except Exception as exc:  # an executor bug must not lose the candidate
+                log.exception("executor failed on program %s", prog.id)
+                result, written = EvalResult.failure("crash", f"executor error: {exc}"), False
         apply_result(prog, result, self._features(prog.code, result) if result.ok else {})
         kept, evicted, best = self._archive_add(prog) if result.ok else ([], [], False)
-        self.ledger.record_result(prog, evaluation_id, result, kept, evicted, best)
+        self.aids.on_result(prog, result, self.problem.fitness(prog.score) if result.ok else None)
+        self.ledger.record_result(prog, evaluation_id, result, kept, evicted, best,
+                                  evaluation_written=written)
         self.counters.count_result(result)
         if result.ok:
             self._cache(prog)
@@ -311,6 +389,23 @@ class Engine:
             self._cache(migrant)
             kept, evicted, best = self._archive_add(migrant)
             self.ledger.archive_changed(kept, evicted, migrant if best else None)
+
+    def _reset_islands(self) -> None:
+        """FunSearch-style: after a stretch without improvement, the worse islands restart from
+        the best program of a better one (a `reseed` row marks the reset for resume)."""
+        for island, member in self.aids.island_resets(
+                self.archive, self.counters.iterations, self.counters.last_improvement_iteration):
+            removed = self.archive.reset_island(island)
+            source = self._rows([member.id])[member.id]
+            seed = self.ledger.add_migrant(source, island, self.counters.iterations, kind="reseed")
+            self._cache(seed)
+            kept, evicted, best = self._archive_add(seed)
+            self.ledger.archive_changed(kept, removed + evicted, seed if best else None)
+            log.info("island %d reset from program %s", island, member.id)
+
+    def _codes(self, ids: list[int]) -> dict[int, str]:
+        """Returns the evolving code of programs (what novelty embeds)."""
+        return {i: _block_text(row.code) for i, row in self._rows(ids).items()}
 
     def _llm_error(self, message: str) -> None:
         self.llm_errors += 1

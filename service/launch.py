@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from service.dispatch import make_executor
 from service.engine import Engine, Progress
 from service.llm import make_backend
 from service.problem import Problem, load_problem
+from service.verify import reverify_run
 
 
 def run_config_for(problem: Problem, config_file: Path | None,
@@ -42,12 +44,24 @@ def load_run(db: Database, run_id: int, settings: Settings) -> tuple[RunRow, Pro
             raise LookupError(f"no run {run_id} in {db.url}; `evoforge runs list` shows the runs")
         prow = s.get(ProblemRow, run.problem_id)
     folder = Path(prow.path)
-    if not (folder / "evaluator.py").is_file():
+    if not ((folder / "evaluator.py").is_file() or (folder / "problem.toml").is_file()):
         folder = settings.home / "problems" / str(prow.id)
         folder.mkdir(parents=True, exist_ok=True)
         for name, text in prow.files.items():
             (folder / name).write_text(text)
     return run, load_problem(folder), RunConfig.model_validate(run.config)
+
+
+def problem_folder(prow: ProblemRow, settings: Settings) -> Path:
+    """Returns a folder holding the stored problem: its own, or one re-created from its files."""
+    folder = Path(prow.path)
+    if (folder / "evaluator.py").is_file() or (folder / "problem.toml").is_file():
+        return folder
+    folder = settings.home / "problems" / str(prow.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in prow.files.items():
+        (folder / name).write_text(text)
+    return folder
 
 
 def update_config(db: Database, run_id: int, cfg: RunConfig) -> None:
@@ -57,16 +71,23 @@ def update_config(db: Database, run_id: int, cfg: RunConfig) -> None:
 
 
 async def drive(db: Database, run_id: int, settings: Settings,
-                on_progress: Callable[[Progress], None] | None = None) -> RunRow:
-    """Runs the engine on a stored run until it stops; returns the final run row."""
+                on_progress: Callable[[Progress], None] | None = None,
+                on_engine: Callable[[Engine], None] | None = None) -> RunRow:
+    """Runs the engine on a stored run until it stops; returns the final run row.
+    on_engine receives the engine before it starts (controllers use it to pause/stop it)."""
     _, problem, cfg = load_run(db, run_id, settings)
     llm = make_backend(cfg.llm, settings, seed=cfg.seed)
-    executor = make_executor(cfg.evaluation)
+    executor = make_executor(cfg.evaluation, db, settings.broker)
     interrupted = True
     try:
         engine = Engine(db, run_id, problem, cfg, llm, executor, on_progress)
+        if on_engine is not None:
+            on_engine(engine)
         row = await engine.run()
         interrupted = False
+        if row.status == "completed" and cfg.evaluation.reverify_top_k:
+            # the best programs are scored again in a fresh sandbox: their scores get a tier
+            await asyncio.to_thread(reverify_run, db, run_id, problem, cfg)
         return row
     finally:
         await executor.aclose(kill=interrupted)  # on Ctrl-C, running evaluations are killed

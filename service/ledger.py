@@ -33,6 +33,8 @@ class Proposal:
     code_hash: str | None
     rejection: str | None
     unchanged: bool
+    kind: str = "mutation"  # mutation | crossover
+    similar_to: tuple[int, float] | None = None  # novelty rejection: (nearest program, similarity)
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Child:
     sample_id: int
     program_id: int | None
     evaluation_id: int | None
-    outcome: str  # child | rejected | duplicate | unchanged
+    outcome: str  # child | rejected | too_similar | duplicate | unchanged
     code_hash: str | None = None
     program: ProgramRow | None = None
 
@@ -76,7 +78,8 @@ class Ledger:
                 llm_calls=RunRow.llm_calls + 1, iterations=RunRow.iterations + len(proposals),
                 prompt_tokens=RunRow.prompt_tokens + sum(c.prompt_tokens for c in completions),
                 completion_tokens=RunRow.completion_tokens + sum(
-                    c.completion_tokens for c in completions)))
+                    c.completion_tokens for c in completions),
+                cost=RunRow.cost + sum(float(c.extra.get("cost") or 0.0) for c in completions)))
             children = []
             for p in proposals:
                 dup = None
@@ -96,12 +99,16 @@ class Ledger:
             prompt=[{"role": m.role, "content": m.content} for m in p.prompt],
             completion=c.text, finish_reason=c.finish_reason, model=c.model, adapter=c.adapter,
             prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
-            latency_s=c.latency_s)
-        if p.code is None:
-            sample.outcome, sample.rejection = "rejected", p.rejection
+            latency_s=c.latency_s, kind=p.kind, island=p.island,
+            temperature=c.extra.get("temperature"), cost=c.extra.get("cost"))
+        if p.code is None or p.similar_to is not None:
+            sample.outcome = "rejected" if p.code is None else "too_similar"
+            sample.rejection = p.rejection
+            if p.similar_to is not None:
+                sample.nearest_program_id, sample.similarity = p.similar_to
             s.add(sample)
             s.flush()
-            return Child(sample.id, None, None, "rejected")
+            return Child(sample.id, None, None, sample.outcome)
         outcome = "child" if dup is None else ("unchanged" if p.unchanged else "duplicate")
         sample.outcome = outcome
         s.add(sample)
@@ -127,9 +134,11 @@ class Ledger:
             return open_evaluation(s, prog, self.executor).id
 
     def record_result(self, prog: ProgramRow, evaluation_id: int, result: EvalResult,
-                      kept: list[int], evicted: list[int], best: bool) -> None:
+                      kept: list[int], evicted: list[int], best: bool,
+                      evaluation_written: bool = False) -> None:
         """Writes an evaluation's outcome (program, evaluation, run counters, archive membership,
-        new best) in one transaction; prog already holds the result (apply_result)."""
+        new best) in one transaction; prog already holds the result (apply_result). When a worker
+        already closed the evaluation row (evaluation_written), that row is left as it is."""
         now = utcnow()
         with self.db.session() as s:
             s.execute(update(ProgramRow).where(ProgramRow.id == prog.id).values(
@@ -137,10 +146,11 @@ class Ledger:
                 artifacts=prog.artifacts, failure_kind=prog.failure_kind,
                 failure_reason=prog.failure_reason, features=prog.features,
                 evaluated_at=prog.evaluated_at, in_archive=bool(kept)))
-            s.execute(update(EvaluationRow).where(EvaluationRow.id == evaluation_id).values(
-                status=prog.status, stage=result.stage, error_kind=result.error_kind,
-                error=result.error, duration_s=result.duration_s, finished_at=now,
-                started_at=now - timedelta(seconds=result.duration_s), worker=self.executor))
+            if not evaluation_written:
+                s.execute(update(EvaluationRow).where(EvaluationRow.id == evaluation_id).values(
+                    status=prog.status, stage=result.stage, error_kind=result.error_kind,
+                    error=result.error, duration_s=result.duration_s, finished_at=now,
+                    started_at=now - timedelta(seconds=result.duration_s), worker=self.executor))
             run_values: dict[str, Any] = {"evaluations": RunRow.evaluations + 1,
                                           "failed": RunRow.failed + (0 if result.ok else 1)}
             if best:
@@ -162,11 +172,13 @@ class Ledger:
                 s.execute(update(RunRow).where(RunRow.id == self.run_id)
                           .values(**_best_values(best)))
 
-    def add_migrant(self, source: ProgramRow, island: int, iteration: int) -> ProgramRow:
-        """Copies a scored program to another island (no new evaluation: same code, same score)."""
+    def add_migrant(self, source: ProgramRow, island: int, iteration: int,
+                    kind: str = "migrant") -> ProgramRow:
+        """Copies a scored program to another island (no new evaluation: same code, same score);
+        kind "reseed" marks the program an island reset starts the island from."""
         with self.db.session() as s:
             prog = ProgramRow(
-                run_id=self.run_id, parent_id=source.id, kind="migrant", island=island,
+                run_id=self.run_id, parent_id=source.id, kind=kind, island=island,
                 generation=source.generation, iteration=iteration, code=source.code,
                 code_hash=source.code_hash, status="ok", metrics=source.metrics,
                 score=source.score, features=source.features, artifacts={},
@@ -184,6 +196,15 @@ class Ledger:
         """Returns a fresh copy of the run row."""
         with self.db.session() as s:
             return s.get(RunRow, self.run_id)
+
+    def latest_evaluations(self, program_ids: list[int]) -> dict[int, EvaluationRow]:
+        """Returns each program's most recent evaluation row."""
+        if not program_ids:
+            return {}
+        with self.db.session() as s:
+            rows = s.scalars(select(EvaluationRow).where(EvaluationRow.program_id.in_(program_ids))
+                             .order_by(EvaluationRow.id))
+            return {row.program_id: row for row in rows}
 
     def programs(self, ids: list[int]) -> dict[int, ProgramRow]:
         """Returns the program rows with these ids, in one query."""

@@ -1,0 +1,160 @@
+"""Celery tasks: a worker scores one evaluation and writes the result into the database itself.
+
+The message carries the evaluation id, the job and the database URL. The worker commits an attempt
+counter before it starts (so a candidate that keeps killing its worker is failed, not redelivered
+forever) and writes the result with a conditional update keyed by the evaluation id, so a redelivered
+or duplicated message can never finish an evaluation twice. The controller only reads results.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from evaluators.jobs import EvalJob, EvalResult
+from evaluators.runner import evaluate_job
+from service.db import Database, SchemaOutOfDate
+from service.db.models import EvaluationRow, ProblemRow, RunRow, utcnow
+
+log = logging.getLogger("evoforge.tasks")
+TASK_NAME = "evoforge.evaluate"
+MAX_DELIVERIES = int(os.environ.get("EVOFORGE_MAX_DELIVERIES", "3"))
+# Redis re-sends a task that runs longer than this (and only this long after a worker dies).
+REDIS_VISIBILITY_S = int(os.environ.get("EVOFORGE_REDIS_VISIBILITY_TIMEOUT", "3600"))
+
+CONF: dict[str, Any] = dict(
+    task_acks_late=True,               # a task is acknowledged only once its result is written
+    task_reject_on_worker_lost=True,   # ... and goes back to the queue if its worker process dies
+    worker_prefetch_multiplier=1,      # a worker holds no more tasks than it runs
+    task_ignore_result=True,           # results go to the database, not to a result backend
+    task_serializer="json", accept_content=["json"],
+    task_default_queue="cpu",
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={"visibility_timeout": REDIS_VISIBILITY_S},
+    worker_hijack_root_logger=False,
+    worker_cancel_long_running_tasks_on_connection_loss=False,
+)
+app = Celery("evoforge")  # the worker's app; controllers send through client_app(broker)
+app.conf.update(CONF)
+_databases: dict[str, Database] = {}
+_problem_dirs: dict[tuple[str, int], Path] = {}
+_clients: dict[str, Celery] = {}
+DB_RETRY_S = 5.0
+DB_RETRIES = 60  # a database that is down for about five minutes fails the task, not the run
+
+
+def configure(broker: str) -> Celery:
+    """Points the worker's Celery app at a broker URL; returns the app."""
+    app.conf.broker_url = broker
+    return app
+
+
+def client_app(broker: str) -> Celery:
+    """Returns a sending-side Celery app for a broker (one per URL: connection pools are per app)."""
+    if broker not in _clients:
+        client = Celery("evoforge-client", broker=broker, set_as_current=False)
+        client.conf.update(CONF)
+        _clients[broker] = client
+    return _clients[broker]
+
+
+def _db(url: str) -> Database:
+    if url not in _databases:  # one engine per database per worker process (created after fork)
+        _databases[url] = Database(url, migrate=False)
+    return _databases[url]
+
+
+def time_limit_for(job: EvalJob) -> float:
+    """Returns the hard Celery time limit for a job: above the sandbox's own wall-clock limits."""
+    stages = 1 + len(job.cascade_thresholds)
+    return job.timeout_s * (stages + 1) + 60
+
+
+@app.task(name=TASK_NAME, bind=True, max_retries=DB_RETRIES)
+def evaluate(self: Any, evaluation_id: int, job: dict[str, Any], db_url: str) -> str:
+    """Scores one evaluation in the sandbox and writes its result; returns what happened."""
+    db_url = os.environ.get("EVOFORGE_WORKER_DB") or db_url  # `evoforge worker --db` wins
+    try:
+        return _evaluate(self, evaluation_id, job, db_url)
+    except (SQLAlchemyError, SchemaOutOfDate) as exc:  # the database is restarting or migrating
+        log.warning("evaluation %s: database unavailable (%s); retrying in %.0f s",
+                    evaluation_id, exc, DB_RETRY_S)
+        raise self.retry(exc=exc, countdown=DB_RETRY_S) from None
+
+
+def _evaluate(self: Any, evaluation_id: int, job: dict[str, Any], db_url: str) -> str:
+    db = _db(db_url)
+    deliveries = _start(db, evaluation_id, self.request.hostname or socket.gethostname())
+    if deliveries is None:
+        return "already finished"
+    if deliveries > MAX_DELIVERIES:
+        result = EvalResult.failure(
+            "crash", f"the evaluation killed its worker {deliveries - 1} times; not retried "
+                     f"(EVOFORGE_MAX_DELIVERIES={MAX_DELIVERIES})")
+        return "written" if finish(db, evaluation_id, result) else "already finished"
+    eval_job = EvalJob(**job)
+    eval_job = _localise(db, db_url, evaluation_id, eval_job)
+    result = evaluate_job(eval_job)
+    return "written" if finish(db, evaluation_id, result) else "already finished"
+
+
+def _start(db: Database, evaluation_id: int, worker: str) -> int | None:
+    """Commits the delivery counter; returns it, or None when the evaluation is already final."""
+    with db.session() as s:
+        row = s.execute(
+            update(EvaluationRow)
+            .where(EvaluationRow.id == evaluation_id,
+                   EvaluationRow.status.in_(("queued", "running")))
+            .values(deliveries=EvaluationRow.deliveries + 1, status="running", worker=worker,
+                    started_at=utcnow())
+            .returning(EvaluationRow.deliveries)).first()
+        return None if row is None else int(row[0])
+
+
+def finish(db: Database, evaluation_id: int, result: EvalResult) -> bool:
+    """Writes a result once; returns False when another delivery already wrote one."""
+    with db.session() as s:
+        done = s.execute(
+            update(EvaluationRow)
+            .where(EvaluationRow.id == evaluation_id, EvaluationRow.status == "running")
+            .values(status="ok" if result.ok else "failed", result=result.to_dict(),
+                    stage=result.stage, error_kind=result.error_kind, error=result.error,
+                    duration_s=result.duration_s, finished_at=utcnow()))
+        return done.rowcount == 1
+
+
+def _localise(db: Database, db_url: str, evaluation_id: int, job: EvalJob) -> EvalJob:
+    """Points the job at a local copy of its problem when the controller's folder is not here."""
+    if Path(job.evaluator_file).is_file():
+        return job
+    with db.session() as s:
+        problem_id = s.scalar(select(RunRow.problem_id).join(
+            EvaluationRow, EvaluationRow.run_id == RunRow.id).where(
+            EvaluationRow.id == evaluation_id))
+        key = (db_url, int(problem_id))
+        if key not in _problem_dirs:
+            prow = s.get(ProblemRow, problem_id)
+            folder = _worker_home() / f"problem-{os.getpid()}-{len(_problem_dirs)}-{problem_id}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, text in prow.files.items():
+                target = folder / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+            _problem_dirs[key] = folder
+    folder = _problem_dirs[key]
+    job.problem_dir = str(folder)
+    job.evaluator_file = str(folder / Path(job.evaluator_file).name)
+    return job
+
+
+def _worker_home() -> Path:
+    home = Path(os.environ.get("EVOFORGE_HOME", ".evoforge")).resolve() / "worker"
+    home.mkdir(parents=True, exist_ok=True)
+    return home

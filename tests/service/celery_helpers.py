@@ -1,0 +1,94 @@
+"""Real Celery worker processes for tests: start, find their pool processes, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+BROKERS = {
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
+    "redis": "redis://127.0.0.1:6379/0",
+}
+
+
+@dataclass
+class Worker:
+    """A running `evoforge worker` process and the log it writes."""
+
+    proc: subprocess.Popen
+    log: Path
+    queue: str
+
+    def pool(self) -> list[int]:
+        """Returns the pids of the worker's pool processes."""
+        return children(self.proc.pid)
+
+    def busy_pool(self) -> list[int]:
+        """Returns the pool processes that are evaluating something (they have a child)."""
+        return [pid for pid in self.pool() if children(pid)]
+
+    def kill(self) -> None:
+        """SIGKILLs the whole worker: main process and pool (as a machine crash would)."""
+        for pid in [*self.pool(), self.proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Stops the worker (warm shutdown, then kill)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def children(pid: int) -> list[int]:
+    """Returns the pids whose parent is pid (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            out.append(int(entry.name))
+    return out
+
+
+def new_queue() -> str:
+    """Returns a queue name no other test uses (no cross-talk between tests)."""
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+def start_worker(broker: str, queue: str, home: Path, concurrency: int = 2,
+                 env: dict[str, str] | None = None, timeout: float = 60) -> Worker:
+    """Starts `evoforge worker` on queue and waits until it is ready."""
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / f"worker-{uuid.uuid4().hex[:6]}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "worker", "--queues", queue, "--concurrency",
+         str(concurrency), "--broker", broker, "--loglevel", "INFO"],
+        env={**os.environ, "EVOFORGE_HOME": str(home), **(env or {})},
+        stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited with {proc.returncode}:\n{log.read_text()}")
+        if "ready." in log.read_text():
+            return Worker(proc, log, queue)
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"worker not ready after {timeout} s:\n{log.read_text()}")
