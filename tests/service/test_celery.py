@@ -246,7 +246,7 @@ def test_controller_killed_mid_run_resume_takes_the_results_workers_wrote(
                 break
             time.sleep(0.2)
         resumed = subprocess.run([*base, "resume", "1", "--db", str(db.url)], env=env,
-                                 capture_output=True, text=True, timeout=300)
+                                 capture_output=True, text=True, timeout=300, check=False)
     finally:
         worker.stop()
     assert resumed.returncode == 0, resumed.stderr
@@ -263,3 +263,64 @@ def test_controller_killed_mid_run_resume_takes_the_results_workers_wrote(
     evaluated = [p for p in programs.values() if p.status in ("ok", "failed")
                  and p.kind != "migrant"]
     assert run.evaluations == len(evaluated) == len(evs)
+
+
+HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
+GOOD = Path(__file__).resolve().parents[1] / "fixtures" / "problems" / "good"
+
+
+@pytest.fixture(scope="module")
+def hostile_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """One worker (one process) for the whole hostile corpus: each candidate must leave it fit."""
+    worker = start_worker(BROKERS["rabbitmq"], new_queue(), tmp_path_factory.mktemp("hw"),
+                          concurrency=1)
+    yield worker
+    worker.stop()
+
+
+@pytest.mark.parametrize("name", ["fork_bomb", "setsid_daemon", "memory_bomb", "segfault",
+                                  "os_exit", "cpu_loop"])
+def test_hostile_candidate_on_a_worker_is_recorded_and_the_worker_stays_healthy(
+        hostile_worker: Worker, db: Database, name: str) -> None:
+    import uuid
+
+    broker, queue, worker = BROKERS["rabbitmq"], hostile_worker.queue, hostile_worker
+    tag = f"evoforge-hostile-{uuid.uuid4().hex[:8]}"
+    code = (HOSTILE / f"{name}.py").read_text().replace("__TAG__", tag)
+    problem = load_problem(GOOD)
+    cfg = config(evaluation__executor="celery", evaluation__queue=queue,
+                 evaluation__timeout_s=5, evaluation__memory_mb=512)
+    run_id = create_run(db, problem, cfg)
+    ledger = Ledger(db, run_id, "celery")
+    _, bad_eid = ledger.add_initial(code, "bad")
+    _, good_eid = ledger.add_initial(problem.initial_code, "good")
+    executor = CeleryExecutor(db, broker, queue)
+
+    async def go() -> tuple[EvalResult, EvalResult]:
+        try:
+            first = await asyncio.wait_for(executor.evaluate(make_job(
+                problem, code, cfg.evaluation, evaluation_id=bad_eid)), 120)
+            second = await asyncio.wait_for(executor.evaluate(make_job(
+                problem, problem.initial_code, cfg.evaluation, evaluation_id=good_eid)), 120)
+            return first, second
+        finally:
+            await executor.aclose()
+
+    hostile_result, after = asyncio.run(go())
+    assert worker.proc.poll() is None  # the worker survived
+    if name == "setsid_daemon":  # it returns 7 after starting a daemon, which must be gone
+        assert hostile_result.ok and hostile_result.score == 7.0
+    else:
+        assert not hostile_result.ok and hostile_result.error and hostile_result.error_kind
+    assert after.ok  # the next candidate on the same worker is scored normally
+    leftovers = subprocess_lines(["pgrep", "-f", tag])
+    assert leftovers == [], f"processes of the hostile candidate outlived it: {leftovers}"
+    with db.session() as s:
+        assert s.get(EvaluationRow, bad_eid).status == ("ok" if hostile_result.ok else "failed")
+
+
+def subprocess_lines(argv: list[str]) -> list[str]:
+    import subprocess
+
+    out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+    return [line for line in out.splitlines() if line.strip()]
