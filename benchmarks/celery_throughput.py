@@ -1,0 +1,141 @@
+"""Evaluations per second end to end: Celery workers (1 and 2 processes, fresh vs pre-forked
+sandbox) against the local pool, and OpenEvolve's evaluation path as the peer, in one command.
+
+A trivial program (solve() returns 1.0) is scored N times. For Celery, each evaluation is a row in
+PostgreSQL, a message on the broker, a worker delivery (attempt counter committed), a sandboxed
+evaluation and a result written by the worker, read back by the controller's poller: the whole
+path a run uses. The peer runs OpenEvolve 0.4.1's Evaluator.evaluate_program (no sandbox) in
+benchmarks/.venv-openevolve when it exists (controller_overhead.py makes it).
+
+    .venv/bin/python benchmarks/celery_throughput.py [--n 200] [--broker URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from evaluators.jobs import EvalJob  # noqa: E402
+from service.celery_executor import CeleryExecutor  # noqa: E402
+from service.config import build_run_config  # noqa: E402
+from service.db import Database, upgrade  # noqa: E402
+from service.dispatch import LocalExecutor, make_job  # noqa: E402
+from service.launch import create_run  # noqa: E402
+from service.ledger import Ledger  # noqa: E402
+from service.problem import load_problem  # noqa: E402
+from tests.service.celery_helpers import new_queue, start_worker  # noqa: E402
+
+PROBLEM = ROOT / "tests" / "fixtures" / "problems" / "good"
+PEER_PY = ROOT / "benchmarks" / ".venv-openevolve" / "bin" / "python"
+OUT = ROOT / "benchmarks" / "out"
+
+
+def fresh_database(admin: str) -> str:
+    """Creates a throwaway PostgreSQL database; returns its SQLAlchemy URL."""
+    name = f"evoforge_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    upgrade(url)
+    return url
+
+
+def jobs(db: Database, n: int, prefork: bool, executor: str) -> list[EvalJob]:
+    """Stores n programs with queued evaluations; returns their jobs."""
+    problem = load_problem(PROBLEM)
+    cfg = build_run_config({"evaluation": {"prefork": prefork, "timeout_s": 10}})
+    ledger = Ledger(db, create_run(db, problem, cfg), executor)
+    out = []
+    for i in range(n):
+        code = problem.initial_code + f"\n# variant {i}\n"
+        prog, eid = ledger.add_initial(code, f"h{i}")
+        out.append(make_job(problem, code, cfg.evaluation, program_id=prog.id, evaluation_id=eid))
+    return out
+
+
+async def timed(executor: object, batch: list[EvalJob]) -> float:
+    """Returns evaluations per second for scoring batch all at once."""
+    start = time.perf_counter()
+    results = await asyncio.gather(*(executor.evaluate(job) for job in batch))
+    elapsed = time.perf_counter() - start
+    await executor.aclose()
+    bad = [r for r in results if not r.ok]
+    if bad:
+        raise SystemExit(f"{len(bad)} evaluations failed, e.g. {bad[0].error}")
+    return len(batch) / elapsed
+
+
+def celery_rate(db: Database, broker: str, n: int, concurrency: int, prefork: bool) -> float:
+    """Evaluations/s through a real `evoforge worker` with `concurrency` processes."""
+    queue = new_queue()
+    worker = start_worker(broker, queue, OUT / "celery-worker", concurrency=concurrency)
+    try:
+        warm = jobs(db, 2 * concurrency, prefork, "celery")
+        asyncio.run(timed(CeleryExecutor(db, broker, queue), warm))  # imports, pre-fork servers
+        return asyncio.run(timed(CeleryExecutor(db, broker, queue), jobs(db, n, prefork, "celery")))
+    finally:
+        worker.stop()
+
+
+def local_rate(db: Database, n: int, workers: int, prefork: bool) -> float:
+    """Evaluations/s through the local pool (no broker, no worker-side writes)."""
+    asyncio.run(timed(LocalExecutor(workers), jobs(db, 2 * workers, prefork, "local")))
+    return asyncio.run(timed(LocalExecutor(workers), jobs(db, n, prefork, "local")))
+
+
+def peer_rate(n: int) -> float | None:
+    """Evaluations/s of OpenEvolve's evaluation path (one process, sequential), if installed."""
+    if not PEER_PY.exists():
+        return None
+    code = (PROBLEM / "initial_program.py").read_text()
+    code_file = OUT / "peer_program.py"
+    code_file.write_text(code)
+    done = subprocess.run([str(PEER_PY), str(ROOT / "benchmarks" / "_peer_openevolve_eval.py"),
+                           str(PROBLEM / "evaluator.py"), str(code_file), str(n)],
+                          capture_output=True, text=True, check=False, timeout=600)
+    if done.returncode != 0:
+        print(f"peer failed: {done.stderr[-400:]}", file=sys.stderr)
+        return None
+    return 1000.0 / json.loads(done.stdout.strip().splitlines()[-1])["median_ms"]
+
+
+def main() -> None:
+    """Prints the table and writes benchmarks/out/celery_throughput.json."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--broker", default="amqp://guest:guest@127.0.0.1:5672//")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    db = Database(fresh_database(args.pg))
+    rows = []
+    for procs in (1, 2):
+        for prefork in (False, True):
+            mode = "pre-forked" if prefork else "fresh process"
+            rows.append((f"celery, {procs} worker process(es), {mode}",
+                         celery_rate(db, args.broker, args.n, procs, prefork)))
+            rows.append((f"local pool, {procs} slot(s), {mode}",
+                         local_rate(db, args.n, procs, prefork)))
+    peer = peer_rate(min(args.n, 100))
+    rows.append(("OpenEvolve 0.4.1 evaluator path, 1 process (no sandbox)",
+                 float("nan") if peer is None else peer))
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{'path':<{width}}  evaluations/s  vs peer")
+    for name, rate in rows:
+        ratio = rate / peer if peer else float("nan")
+        print(f"{name:<{width}}  {rate:13.1f}  {ratio:7.2f}x")
+    (OUT / "celery_throughput.json").write_text(json.dumps(dict(rows), indent=1))
+
+
+if __name__ == "__main__":
+    main()
