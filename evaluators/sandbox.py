@@ -24,7 +24,7 @@ MiB = 1024 * 1024
 PRLIMIT = shutil.which("prlimit")  # util-linux; without it the limits are set by preexec_fn
 _PRLIMIT_FLAGS = {resource.RLIMIT_CPU: "cpu", resource.RLIMIT_NOFILE: "nofile",
                   resource.RLIMIT_FSIZE: "fsize", resource.RLIMIT_CORE: "core",
-                  resource.RLIMIT_AS: "as"}
+                  resource.RLIMIT_AS: "as", resource.RLIMIT_NPROC: "nproc"}
 BASE_ENV = {
     "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
     "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -46,13 +46,17 @@ class Limits:
     file_size_mb: int = 64            # RLIMIT_FSIZE: largest file the process may write
     output_bytes: int = 64 * 1024     # bytes kept per stream (head + tail); the rest is discarded
     drain_s: float = 1.0              # how long to wait for the pipes once the process has ended
+    processes: int = 128              # RLIMIT_NPROC (processes + threads), only under a slot uid
 
     def cpu_seconds(self) -> int:
         """Returns the RLIMIT_CPU soft limit: the wall-clock limit rounded up, plus one second."""
         return math.ceil(self.timeout_s) + 1
 
-    def rlimits(self) -> list[tuple[int, int, int]]:
-        """Returns (resource, soft, hard) triples for the child, capped at the current hard ones."""
+    def rlimits(self, *, nproc: bool = False) -> list[tuple[int, int, int]]:
+        """Returns (resource, soft, hard) triples for the child, capped at the current hard ones.
+
+        nproc adds RLIMIT_NPROC: only meaningful under a dedicated uid (it counts per user).
+        """
         cpu = self.cpu_seconds()
         wanted = [(resource.RLIMIT_CPU, cpu, cpu + 1),
                   (resource.RLIMIT_NOFILE, self.open_files, self.open_files),
@@ -60,6 +64,8 @@ class Limits:
                   (resource.RLIMIT_CORE, 0, 0)]
         if self.memory_mb is not None:
             wanted.append((resource.RLIMIT_AS, self.memory_mb * MiB, self.memory_mb * MiB))
+        if nproc:
+            wanted.append((resource.RLIMIT_NPROC, self.processes, self.processes))
         out = []
         for res, soft, hard in wanted:
             cur_hard = resource.getrlimit(res)[1]
@@ -120,30 +126,44 @@ def clip(text: str, limit: int, *, head: bool = True) -> str:
     return text[:half] + f"\n[... {len(text) - 2 * half} characters dropped ...]\n" + text[-half:]
 
 
-def run(argv: list[str], *, cwd: str, limits: Limits, env: dict[str, str] | None = None,
-        stdin: bytes | None = None, wrap: Sequence[Wrapper] = (),
-        pass_fds: Sequence[int] = ()) -> SandboxOutcome:
-    """Returns the outcome of running argv as an untrusted process group under limits; never hangs.
+def spawn(argv: list[str], *, cwd: str, limits: Limits, env: dict[str, str] | None = None,
+          wrap: Sequence[Wrapper] = (), pass_fds: Sequence[int] = (),
+          user: tuple[int, int] | None = None, stdin: int | None = subprocess.DEVNULL,
+          stderr: int | None = subprocess.PIPE) -> subprocess.Popen:
+    """Returns argv started as an untrusted process group under limits (stdout is a pipe).
 
     The rlimits are set by exec'ing through `prlimit` (no Python runs between fork and exec, which
     keeps it safe in threads and lets Popen use vfork); preexec_fn is the fallback without it.
-    pass_fds stay open in the child (e.g. the seccomp filter a bwrap wrapper reads).
+    pass_fds stay open in the child (e.g. the seccomp filter a bwrap wrapper reads). user =
+    (uid, gid) drops to that unprivileged uid with no supplementary groups before the first exec,
+    and adds RLIMIT_NPROC.
     """
     for layer in wrap:
         argv = layer(list(argv), limits)
-    rlimits = limits.rlimits()
+    rlimits = limits.rlimits(nproc=user is not None)
     preexec = None
     if PRLIMIT:
         argv = [PRLIMIT, *(f"--{_PRLIMIT_FLAGS[r]}={soft}:{hard}" for r, soft, hard in rlimits),
                 "--", *argv]
     else:
         preexec = functools.partial(_apply, rlimits)  # only calls setrlimit between fork and exec
-    start = time.monotonic()
-    proc = subprocess.Popen(
+    ids = {"user": user[0], "group": user[1], "extra_groups": []} if user else {}
+    return subprocess.Popen(
         argv, cwd=cwd, env=minimal_env(cwd, env), start_new_session=True, close_fds=True,
-        pass_fds=tuple(pass_fds),
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec)  # noqa: PLW1509
+        pass_fds=tuple(pass_fds), stdin=stdin, stdout=subprocess.PIPE, stderr=stderr,
+        preexec_fn=preexec, **ids)  # noqa: PLW1509
+
+
+def run(argv: list[str], *, cwd: str, limits: Limits, env: dict[str, str] | None = None,
+        stdin: bytes | None = None, wrap: Sequence[Wrapper] = (),
+        pass_fds: Sequence[int] = (), user: tuple[int, int] | None = None) -> SandboxOutcome:
+    """Returns the outcome of running argv as an untrusted process group under limits; never hangs.
+
+    See spawn() for how the limits, fds and user are applied.
+    """
+    start = time.monotonic()
+    proc = spawn(argv, cwd=cwd, limits=limits, env=env, wrap=wrap, pass_fds=pass_fds, user=user,
+                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
     with _LIVE_LOCK:
         _LIVE.add(proc.pid)
     try:
@@ -162,6 +182,18 @@ def run(argv: list[str], *, cwd: str, limits: Limits, env: dict[str, str] | None
 
 _LIVE: set[int] = set()  # process groups of sandboxed runs in progress in this process
 _LIVE_LOCK = threading.Lock()
+
+
+def track(pgid: int) -> None:
+    """Adds a running sandbox's process group to those kill_all() kills."""
+    with _LIVE_LOCK:
+        _LIVE.add(pgid)
+
+
+def untrack(pgid: int) -> None:
+    """Removes a process group added by track()."""
+    with _LIVE_LOCK:
+        _LIVE.discard(pgid)
 
 
 def kill_all() -> int:

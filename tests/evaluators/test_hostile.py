@@ -1,4 +1,5 @@
-"""Hostile candidates under the default layers (bwrap + seccomp): contained, recorded, host untouched.
+"""Hostile candidates under the default layers (uid + bwrap + seccomp): contained, recorded, host
+untouched, both in a fresh process per evaluation and pre-forked (one warm server per problem).
 
 Each test asserts the host side (the file is absent, the listener saw nothing, the process lives,
 nothing of the evaluation is left running) and that a normal evaluation right after still works.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import layers
+from evaluators import layers, prefork
 from evaluators.jobs import EvalJob, EvalResult
 from evaluators.runner import evaluate_job
 
@@ -31,6 +32,19 @@ pytestmark = pytest.mark.skipif(
         s for s in layers.available_layers() if s.name == "bwrap")))
 
 
+@pytest.fixture(autouse=True, params=["fresh", "prefork"])
+def mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs every test with a fresh process per evaluation and with a pre-forked server."""
+    global PREFORK
+    PREFORK = request.param == "prefork"
+    yield request.param
+    PREFORK = False
+    prefork.shutdown()
+
+
+PREFORK = False
+
+
 def hostile(name: str, **fill: object) -> str:
     """Returns the text of a hostile candidate with its __PLACEHOLDERS__ filled in."""
     text = (FIXTURES / "hostile" / f"{name}.py").read_text()
@@ -42,15 +56,16 @@ def hostile(name: str, **fill: object) -> str:
 def evaluate(code: str, problem: Path = GOOD, **limits: float) -> EvalResult:
     """Returns the result of code scored by the good problem's evaluator (score = solve())."""
     job = EvalJob(code=code, problem_dir=str(problem), evaluator_file=str(problem / "evaluator.py"),
-                  **{"timeout_s": 20, **limits})
+                  prefork=PREFORK, **{"timeout_s": 20, **limits})
     return evaluate_job(job)
 
 
-def marked_processes(tag: bytes = f"{layers.RUN_VAR}=".encode()) -> list[int]:
-    """Returns host processes whose environment or command line holds tag (after a short grace)."""
+def marked_processes(tag: bytes = f"{layers.RUN_VAR}={os.getpid()}-".encode()) -> list[int]:
+    """Returns host processes whose environment or command line holds tag (by default: marked as
+    an evaluation of this test process) after a short grace, leaving out the idle pre-forked servers themselves (not the candidates they ran)."""
     deadline, found = time.monotonic() + 2.0, []
     while True:
-        found = []
+        found, servers = [], prefork.idle_server_pids()
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit() and int(entry.name) != os.getpid():
                 try:
@@ -58,7 +73,7 @@ def marked_processes(tag: bytes = f"{layers.RUN_VAR}=".encode()) -> list[int]:
                     state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
                 except OSError:
                     continue
-                if tag in data and state != "Z":
+                if tag in data and state != "Z" and int(entry.name) not in servers:
                     found.append(int(entry.name))
         if not found or time.monotonic() > deadline:
             return found
@@ -66,9 +81,17 @@ def marked_processes(tag: bytes = f"{layers.RUN_VAR}=".encode()) -> list[int]:
 
 
 def assert_contained_and_next_works() -> None:
-    assert marked_processes() == [], "a process of the evaluation is still running on the host"
+    left = marked_processes()
+    assert left == [], f"still running on the host: {[_cmdline(pid) for pid in left]}"
     result = evaluate((GOOD / "initial_program.py").read_text())
     assert result.ok and result.score == 1.0, result.error
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:300]
+    except OSError:
+        return f"{pid} (gone)"
 
 
 @pytest.fixture
@@ -173,6 +196,8 @@ def test_a_setsid_daemon_does_not_outlive_the_evaluation() -> None:
 
 
 def test_file_descriptor_exhaustion_is_recorded_and_the_host_keeps_its_descriptors() -> None:
+    if PREFORK:  # a warm server holds its pipes, uid lease and filter: count them in
+        assert evaluate((GOOD / "initial_program.py").read_text()).ok
     before = len(os.listdir("/proc/self/fd"))
     result = evaluate(hostile("fd_exhaustion"))
     assert not result.ok
@@ -219,3 +244,17 @@ def test_the_real_problems_still_score_their_initial_program(name: str) -> None:
     result = evaluate((problem / "initial_program.py").read_text(), problem=problem,
                       timeout_s=120, memory_mb=2048)
     assert result.ok, f"{name}: {result.error}\n{result.artifacts.get('stderr')}"
+
+
+def test_a_fork_bomb_is_refused_by_the_process_limit_of_the_slot_uid() -> None:
+    if "uid" not in layers.active_names():  # as root without it nothing would bound the bomb
+        if os.environ.get("CI"):
+            pytest.fail(f"uid layer missing in CI: {layers.available_layers()}")
+        pytest.skip("uid layer not active here (needs root)")
+    started = time.monotonic()
+    result = evaluate(hostile("fork_bomb"), timeout_s=10)
+    assert result.error_kind == "exception", result.error
+    assert "fork refused after" in result.error and "Resource temporarily unavailable" in \
+        result.error
+    assert time.monotonic() - started < 8  # refused at once, not stopped by the wall clock
+    assert_contained_and_next_works()

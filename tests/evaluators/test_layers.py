@@ -71,8 +71,9 @@ def inspect_sandbox() -> dict:
 def test_layers_are_on_by_default_where_the_machine_allows_them(layer_env) -> None:
     layer_env.delenv(layers.ENV_VAR, raising=False)
     status = {s.name: s for s in layers.available_layers()}
-    assert list(status) == ["rlimits", "reaper", "bwrap", "seccomp", "docker"]
+    assert list(status) == ["rlimits", "reaper", "uid", "bwrap", "seccomp", "docker"]
     assert status["rlimits"].active and status["reaper"].active
+    assert status["uid"].active == (os.geteuid() == 0), status["uid"].reason
     assert status["bwrap"].active, status["bwrap"].reason
     try:
         import pyseccomp  # noqa: F401
@@ -88,6 +89,7 @@ def test_a_layer_left_out_of_the_switch_is_off_with_the_reason(layer_env) -> Non
     status = {s.name: s for s in layers.available_layers()}
     assert not status["bwrap"].active and not status["seccomp"].active
     assert status["bwrap"].reason == "turned off by EVOFORGE_SANDBOX_LAYERS"
+    assert not status["uid"].active
     assert layers.active_names() == ("rlimits", "reaper")
     result = evaluate(INSPECT)  # without bwrap the evaluation still runs, on the base layers
     assert result.ok, result.error
@@ -95,7 +97,7 @@ def test_a_layer_left_out_of_the_switch_is_off_with_the_reason(layer_env) -> Non
 
 def test_an_unknown_layer_name_is_rejected_naming_the_choices(layer_env) -> None:
     layer_env.setenv(layers.ENV_VAR, "rlimits,bwarp")
-    with pytest.raises(ValueError, match="unknown layer.*bwarp.*choose from rlimits, reaper, bwrap"):
+    with pytest.raises(ValueError, match="unknown layer.*bwarp.*choose from rlimits, reaper, uid, bwrap"):
         layers.available_layers()
 
 
@@ -112,7 +114,7 @@ def test_the_decision_is_logged_once_per_process(layer_env, caplog) -> None:
         layers.available_layers()
         evaluate("def solve():\n    return 1.0\n")
     lines = [r.getMessage() for r in caplog.records if r.name == "evoforge.sandbox"]
-    assert len(lines) == 5 and all(ln.startswith("sandbox layer ") for ln in lines)
+    assert len(lines) == 6 and all(ln.startswith("sandbox layer ") for ln in lines)
 
 
 # ---------------------------------------------------------------- inside the sandbox
@@ -123,6 +125,7 @@ def test_the_sandbox_sees_only_the_minimal_environment_and_its_own_processes(
     monkeypatch.setenv("EVOFORGE_FAKE_SECRET", "s3cret")
     info = inspect_sandbox()
     expected = set(sandbox.minimal_env("/x")) | {layers.RUN_VAR, "PWD"}  # PWD: bwrap --chdir
+    expected |= {"EVOFORGE_EVAL_SEED"}  # the job's seed (evaluators.runner.SEED_VAR)
     assert set(info["env"]) == expected
     assert "EVOFORGE_FAKE_SECRET" not in info["env"]
     assert info["home"] == info["cwd"] and info["cwd"].startswith("/tmp/evoforge-eval-")

@@ -1,0 +1,292 @@
+"""The pre-forked evaluator, inside the sandbox: imports the evaluator once, forks per candidate.
+
+`python -s -P -m evaluators.forkserver SPEC_JSON` (started by evaluators/prefork.py) reads one JSON
+request per line on stdin and answers one JSON line on stdout. Per candidate it cleans the work
+area, forks a child in a new session with the candidate's rlimits and its own output pipes, waits
+for it up to the wall-clock limit, kills the child's process group and then every process left
+under it (this process is a child subreaper, so orphans and setsid daemons become its children),
+and answers with the child's result and how it ended. The child never returns into this loop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import random
+import resource
+import select
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from evaluators import runner, sandbox
+from evaluators.jobs import EvalJob, EvalResult
+
+LOG = "forkserver.log"         # this process's stderr, in its root (read by the host if it dies)
+RESULT_CAP = 16 * sandbox.MiB  # bytes of result JSON read from a child; the rest is dropped
+_PR_SET_CHILD_SUBREAPER, _PR_SET_DUMPABLE = 36, 4
+
+
+class Server:
+    """The loop: one evaluator module, one candidate at a time."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.root = Path(spec["root"])
+        self.work_base = Path(spec.get("work_base") or spec["root"])  # tmpfs where possible
+        self.private = [Path(p) for p in spec.get("private_dirs", [])]  # wiped between candidates
+        self.count = 0
+        job = EvalJob(**spec["job"])
+        self.module, self.load_failure = None, None
+        try:
+            self.module = runner._load_evaluator(job)
+        except runner._Failed as failed:
+            self.load_failure = failed.result
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Returns the answer to one request: the candidate's result and how its process ended."""
+        job = EvalJob(**request["job"])
+        self._clean()
+        if self.load_failure is not None:
+            return {"nonce": request["nonce"], "result": self.load_failure.to_dict()}
+        self.count += 1
+        work = self.work_base / f"c{self.count}"
+        work.mkdir(parents=True)
+        answer = self._fork(job, work)
+        answer["nonce"] = request["nonce"]
+        return answer
+
+    def _clean(self) -> None:
+        for folder in (self.root, *self.private):
+            for entry in _entries(folder):
+                path = Path(entry.path)
+                if path == self.root / LOG or path == self.root or path in self.root.parents:
+                    continue  # the log, and the folders our own work area is mounted in
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, onerror=_unlock)
+                else:
+                    _unlink(entry.path)
+
+    def _fork(self, job: EvalJob, work: Path) -> dict[str, Any]:
+        limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        res_r, res_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        start = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            _child(job, work, limits, self.module, (out_w, err_w, res_w))
+        for fd in (out_w, err_w, res_w):
+            os.close(fd)
+        out, err = sandbox._Capture(limits.output_bytes), sandbox._Capture(limits.output_bytes)
+        result = bytearray()
+        timed_out = _pump(pid, start + limits.timeout_s, {out_r: out, err_r: err, res_r: result})
+        status = _finish(pid)
+        _drain({out_r: out, err_r: err, res_r: result})
+        for fd in (out_r, err_r, res_r):
+            os.close(fd)
+        code = os.waitstatus_to_exitcode(status) if status is not None else None
+        parsed = None
+        if not timed_out and result:
+            try:
+                parsed = json.loads(result)
+            except ValueError:
+                parsed = None
+        sig = None
+        if code is not None and code < 0:
+            sig = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+        return {"result": parsed, "returncode": code, "signal": sig, "timed_out": timed_out,
+                "stdout": out.text(), "stderr": err.text(), "stdout_dropped": out.dropped,
+                "stderr_dropped": err.dropped, "duration_s": time.monotonic() - start}
+
+
+def _pump(pid: int, deadline: float, sinks: dict[int, Any]) -> bool:
+    """Reads the child's pipes until it exits or the deadline passes; returns True on timeout."""
+    pidfd = os.pidfd_open(pid)
+    open_fds = set(sinks)
+    try:
+        while True:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return True
+            ready, _, _ = select.select([pidfd, *open_fds], [], [], wait)
+            for fd in ready:
+                if fd != pidfd and not _read_into(fd, sinks[fd]):
+                    open_fds.discard(fd)
+            if pidfd in ready:
+                return False
+    finally:
+        os.close(pidfd)
+
+
+def _read_into(fd: int, sink: Any) -> bool:
+    """Reads what is there from fd into sink; returns False at end of file."""
+    data = os.read(fd, 65536)
+    if not data:
+        return False
+    if isinstance(sink, bytearray):
+        if len(sink) < RESULT_CAP:
+            sink += data[:RESULT_CAP - len(sink)]
+    else:
+        sink.add(data)
+    return True
+
+
+def _drain(sinks: dict[int, Any]) -> None:
+    """Reads the rest of the pipes: every writer is dead now, so each ends at once."""
+    for fd, sink in sinks.items():
+        os.set_blocking(fd, False)
+        try:
+            while _read_into(fd, sink):
+                pass
+        except BlockingIOError:
+            pass
+
+
+def _finish(pid: int) -> int | None:
+    """Kills the child's group and every process left under this one; returns the child's status."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    status = None
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    sweep()
+    return status
+
+
+def sweep() -> int:
+    """Kills and reaps every descendant of this process (adopted orphans included); returns how many."""
+    killed = 0
+    while True:
+        children = _children()
+        if not children:
+            break
+        for child in children:
+            try:
+                os.kill(child, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        for child in children:
+            try:
+                os.waitpid(child, 0)
+            except ChildProcessError:
+                pass
+    while True:  # zombies already dead when listed
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                break
+        except ChildProcessError:
+            break
+    return killed
+
+
+def _children() -> list[int]:
+    pid = os.getpid()
+    with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def _child(job: EvalJob, work: Path, limits: sandbox.Limits, module: Any,
+           fds: tuple[int, int, int]) -> None:
+    """Runs one candidate in the forked child; never returns."""
+    try:
+        out_w, err_w, res_w = fds
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        keep = os.dup2(res_w, 3, inheritable=False)
+        os.closerange(4, 65536)
+        for res, soft, hard in limits.rlimits():
+            resource.setrlimit(res, (soft, hard))
+        os.chdir(work)
+        os.environ.update({"HOME": str(work), "TMPDIR": str(work),
+                           runner.SEED_VAR: str(int(job.seed))})
+        random.seed()
+        numpy = sys.modules.get("numpy")
+        if numpy is not None:
+            numpy.random.seed()
+        result = runner.score(job, work / "program.py", module)
+        data = json.dumps(result.to_dict(), default=repr).encode()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(keep, view):]
+    finally:
+        os._exit(0)
+
+
+def _entries(folder: Path) -> list[os.DirEntry]:
+    try:
+        return list(os.scandir(folder))
+    except OSError:
+        return []
+
+
+def _unlock(func: Any, path: str, _exc: Any) -> None:
+    """Retries a removal after opening up the folder a candidate locked (chmod 000)."""
+    try:
+        os.chmod(os.path.dirname(path), 0o700)
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, 0o700)
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            func(path)
+    except OSError:
+        pass
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _prctl(option: int, value: int) -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serves requests from stdin until it closes; the replies go to the original stdout."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    spec = json.loads(args[0])
+    sys.dont_write_bytecode = True
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    _prctl(_PR_SET_DUMPABLE, 0)  # candidates (same uid) cannot open our fds or ptrace us
+    control = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)  # whatever the evaluator prints goes to the log, never onto the control pipe
+    requests = os.fdopen(os.dup(0), "rb")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    server = Server(spec)
+    runner._RESERVE = bytearray(1 << 20)  # each child's memory-error reserve, shared, not copied
+    gc.collect()
+    gc.freeze()  # keeps the forked children from copying the heap on their first collection
+    control.write(json.dumps({"ready": True}).encode() + b"\n")
+    for line in requests:
+        try:
+            answer = server.handle(json.loads(line))
+        except Exception as exc:  # noqa: BLE001 - report, keep serving
+            failure = EvalResult.failure("crash", f"the pre-forked evaluator failed: {exc!r}")
+            answer = {"nonce": json.loads(line).get("nonce"), "result": failure.to_dict()}
+        control.write(json.dumps(answer, default=repr).encode() + b"\n")
+    sweep()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

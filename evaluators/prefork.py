@@ -1,0 +1,270 @@
+"""Pre-forked evaluation, host side: one long-lived sandboxed fork server per worker slot.
+
+`evaluate_preforked(job)` (what evaluate_job calls for a job with prefork=True) takes an idle fork
+server for the job's problem, or starts one under the active layers (its own slot uid, one bwrap,
+seccomp), sends it the job and reads the answer (evaluators/forkserver.py does the per-candidate
+fork, limits and cleanup). A server that dies, hangs past the job's limit or answers garbage is
+killed with everything of its uid; the candidate gets a recorded failure and the next one a fresh
+server. Servers stay warm between jobs of the same problem until the process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import json
+import os
+import secrets
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from evaluators import forkserver, layers, runner, sandbox
+from evaluators.jobs import EvalJob, EvalResult
+
+START_TIMEOUT_S = 60.0   # importing the evaluator in a new server
+GRACE_S = 10.0           # beyond the job's own limit, for the server's kill, sweep and answer
+MAX_IDLE = 16            # idle servers kept in this process (each holds a uid and a process)
+SERVER_LIMITS = sandbox.Limits(timeout_s=10 ** 7, memory_mb=None, open_files=1024,
+                               file_size_mb=256, processes=128)  # 256: /tmp tmpfs size
+
+
+class ServerDied(Exception):
+    """The fork server ended or broke the protocol; the message says how."""
+
+
+class ForkServer:
+    """One sandboxed fork server for one problem's evaluator."""
+
+    def __init__(self, job: EvalJob, python: str) -> None:
+        self.key = server_key(job, python)
+        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # tmpfs: no disk writes
+        self.root = Path(tempfile.mkdtemp(prefix="evoforge-prefork-", dir=shm))
+        self.run_id = f"{os.getpid()}-prefork-{secrets.token_hex(4)}"
+        self.proc: subprocess.Popen | None = None
+        self._stack = contextlib.ExitStack()
+        self._buffer = b""
+        try:
+            self._start(job, python)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, job: EvalJob, python: str) -> None:
+        env = {layers.RUN_VAR: self.run_id}
+        problem = Path(job.problem_dir)
+        readable = [str(p) for p in (problem, evaluator_path(job).parent) if p.is_dir()]
+        iso = self._stack.enter_context(layers.isolation(
+            cwd=str(self.root), writable=[str(self.root)], readable=readable, env=env,
+            python=python, limits=SERVER_LIMITS))
+        private = ["/tmp", "/dev/shm"] if "bwrap" in iso.active else []
+        loader = {**job.to_dict(), "code": ""}  # what loads the evaluator; no candidate code
+        spec = {"root": str(self.root), "private_dirs": private, "job": loader,
+                "work_base": "/tmp/evoforge-work" if private else str(self.root)}
+        argv = [python, "-s", "-P", "-m", "evaluators.forkserver", json.dumps(spec)]
+        log = os.open(self.root / forkserver.LOG, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            self.proc = sandbox.spawn(argv, cwd=str(self.root), limits=SERVER_LIMITS, env=env,
+                                      wrap=iso.wrap, pass_fds=iso.pass_fds, user=iso.user,
+                                      stdin=subprocess.PIPE, stderr=log)
+        finally:
+            os.close(log)
+        self.layers = iso.active
+        hello = self._read_line(time.monotonic() + START_TIMEOUT_S)
+        if hello.get("ready") is not True:
+            raise ServerDied(f"the fork server did not start: {hello}")
+
+    @property
+    def alive(self) -> bool:
+        """Returns True while the server process runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def evaluate(self, job: EvalJob) -> EvalResult:
+        """Returns the job's result; raises ServerDied when the server broke (it is then closed)."""
+        nonce = secrets.token_hex(8)
+        request = json.dumps({"nonce": nonce, "job": job.to_dict()}).encode() + b"\n"
+        sandbox.track(self.proc.pid)
+        try:
+            self.proc.stdin.write(request)
+            self.proc.stdin.flush()
+            deadline = time.monotonic() + job.timeout_s + GRACE_S
+            while True:  # lines with another nonce were written by a candidate: ignored
+                answer = self._read_line(deadline)
+                if answer.get("nonce") == nonce:
+                    return to_result(answer, job)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ServerDied(f"the control pipe broke ({exc})") from None
+        finally:
+            sandbox.untrack(self.proc.pid)
+
+    def _read_line(self, deadline: float) -> dict[str, Any]:
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                raise TimeoutError("the fork server did not answer in time")
+            ready, _, _ = select.select([fd], [], [], wait)
+            if ready:
+                data = os.read(fd, 1 << 20)
+                if not data:
+                    raise ServerDied(self._death())
+                self._buffer += data
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        answer = json.loads(line)
+        if not isinstance(answer, dict):
+            raise TypeError("an answer that is not a JSON object")
+        return answer
+
+    def _death(self) -> str:
+        code = self.proc.wait(timeout=5) if self.proc else None
+        log = ""
+        with contextlib.suppress(OSError):
+            log = (self.root / forkserver.LOG).read_text(errors="replace")[-2000:].strip()
+        last = log.splitlines()[-1] if log else ""
+        return (f"the pre-forked evaluator process ended (exit status {code})"
+                + (f"; its last log line: {last}" if last else ""))
+
+    def pids(self) -> list[int]:
+        """Returns the host pids of the server itself: its wrappers down to the fork server."""
+        found, pid = [], self.proc.pid if self.alive else None
+        while pid is not None:
+            found.append(pid)
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                break
+            if os.path.basename(cmdline.split(b"\0", 1)[0]) not in (b"bwrap", b"prlimit"):
+                break  # the fork server: its children are candidates
+            pid = int(kids[0]) if len(kids) == 1 else None
+        return found
+
+    def close(self) -> None:
+        """Kills the server and everything of its uid, reaps it, removes its files."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, 9)
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                with contextlib.suppress(OSError):
+                    pipe.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)
+        self._stack.close()  # gives the uid back: kills every process it still has
+        layers.sweep(self.run_id, group=self.proc.pid if self.proc else None)
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.proc = None
+
+
+def evaluator_path(job: EvalJob) -> Path:
+    """Returns the job's evaluator file as an absolute path."""
+    path = Path(job.evaluator_file)
+    return path if path.is_absolute() else Path(job.problem_dir) / path
+
+
+def server_key(job: EvalJob, python: str) -> tuple:
+    """Returns what a server is specific to: problem, evaluator (and its mtime), interpreter."""
+    path = evaluator_path(job)
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        mtime = 0
+    return (os.path.realpath(job.problem_dir), str(path), mtime, python, layers.active_names())
+
+
+def to_result(answer: dict[str, Any], job: EvalJob) -> EvalResult:
+    """Returns the EvalResult for a server's answer, as evaluate_job would build it."""
+    outcome = sandbox.SandboxOutcome(
+        returncode=answer.get("returncode"), signal=answer.get("signal"),
+        timed_out=bool(answer.get("timed_out")), stdout=answer.get("stdout", ""),
+        stderr=answer.get("stderr", ""), duration_s=float(answer.get("duration_s", 0.0)),
+        timeout_s=job.timeout_s, stdout_dropped=answer.get("stdout_dropped", 0),
+        stderr_dropped=answer.get("stderr_dropped", 0))
+    raw = answer.get("result")
+    result = None
+    if isinstance(raw, dict):
+        with contextlib.suppress(TypeError, ValueError):
+            result = EvalResult.from_dict(raw)
+    result = result or runner._death(outcome, job)  # same package: the fresh path's wording
+    if "duration_s" in answer:
+        result.duration_s = outcome.duration_s
+    result.artifacts["stdout"] = sandbox.clip(outcome.stdout, runner.TAIL_CHARS, head=False)
+    result.artifacts["stderr"] = sandbox.clip(outcome.stderr, runner.TAIL_CHARS, head=False)
+    return result
+
+
+_IDLE: dict[tuple, list[ForkServer]] = {}
+_IDLE_LOCK = threading.Lock()
+
+
+def _take(key: tuple) -> ForkServer | None:
+    with _IDLE_LOCK:
+        servers = _IDLE.get(key, [])
+        while servers:
+            server = servers.pop()
+            if server.alive:
+                return server
+            server.close()
+    return None
+
+
+def _give_back(server: ForkServer) -> None:
+    extra: list[ForkServer] = []
+    with _IDLE_LOCK:
+        _IDLE.setdefault(server.key, []).append(server)
+        idle = [s for group in _IDLE.values() for s in group]
+        for old in idle[:max(0, len(idle) - MAX_IDLE)]:
+            _IDLE[old.key].remove(old)
+            extra.append(old)
+    for old in extra:
+        old.close()
+
+
+def evaluate_preforked(job: EvalJob, python: str = sys.executable) -> EvalResult:
+    """Returns the result of job scored by a warm fork server for its problem."""
+    if "docker" in layers.active_names():  # one container per evaluation: no warm server
+        return runner.evaluate_job(dataclasses.replace(job, prefork=False), python)
+    started = time.monotonic()
+    server = _take(server_key(job, python))
+    try:
+        if server is None:
+            server = ForkServer(job, python)
+        result = server.evaluate(job)
+    except (ServerDied, TimeoutError, OSError, ValueError) as exc:
+        if server is not None:
+            server.close()
+        kind = "timeout" if isinstance(exc, TimeoutError) else "crash"
+        return EvalResult.failure(kind, f"{exc}; it is restarted for the next evaluation",
+                                  duration_s=time.monotonic() - started)
+    except BaseException:
+        if server is not None:
+            server.close()
+        raise
+    _give_back(server)
+    return result
+
+
+def idle_server_pids() -> set[int]:
+    """Returns the host pids of every idle fork server of this process (not their candidates)."""
+    with _IDLE_LOCK:
+        servers = [s for group in _IDLE.values() for s in group]
+    return {pid for server in servers for pid in server.pids()}
+
+
+def shutdown() -> int:
+    """Closes every idle fork server of this process; returns how many."""
+    with _IDLE_LOCK:
+        servers = [s for group in _IDLE.values() for s in group]
+        _IDLE.clear()
+    for server in servers:
+        server.close()
+    return len(servers)
+
+
+atexit.register(shutdown)
