@@ -15,6 +15,7 @@ FailureKind = Literal[
     "cascade",          # a cascade stage scored below its threshold; stage metrics kept
     "evaluator",        # the problem's evaluator itself failed to import / is malformed
     "output",           # output or artifact caps exceeded in a way that lost the result
+    "rejected",         # two-phase: the trusted scorer refused the program's data (reason given)
 ]
 
 
@@ -32,6 +33,16 @@ class EvalJob:
     cascade_thresholds: list[float] = field(default_factory=list)
     evaluation_id: int | None = None
     program_id: int | None = None
+    seed: int = 0                  # exported as EVOFORGE_EVAL_SEED to the evaluator / scorer
+    scorer: str = ""               # two-phase: the trusted scorer, relative to problem_dir
+    entry: str = ""                # two-phase: the program's function that returns the data
+    data_max_bytes: int = 1 << 20  # two-phase: cap on the JSON data the program returns
+    prefork: bool = False          # score in a long-lived sandboxed evaluator that forks per job
+
+    @property
+    def two_phase(self) -> bool:
+        """Returns True when the program returns data that a separate trusted scorer verifies."""
+        return bool(self.scorer)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-ready dict."""

@@ -35,6 +35,7 @@ _MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out
 
 
 COMPAT = Path(__file__).resolve().parent / "compat"
+SEED_VAR = "EVOFORGE_EVAL_SEED"  # the job's seed, for evaluators that sample (fresh seeds re-check)
 _RUN_IDS = itertools.count(1)
 
 
@@ -50,6 +51,14 @@ class _Failed(Exception):
 
 def evaluate_job(job: EvalJob, python: str = sys.executable, *, check: bool = False) -> EvalResult:
     """Returns the result of job, scored in a sandboxed process (check=True: load the evaluator)."""
+    if job.two_phase:  # the program returns data; a separate trusted process scores it
+        from evaluators.scoring import evaluate_two_phase
+
+        return evaluate_two_phase(job, python, check=check)
+    if job.prefork and not check:  # a long-lived sandboxed evaluator forks per candidate
+        from evaluators.prefork import evaluate_preforked
+
+        return evaluate_preforked(job, python)
     root = Path(tempfile.mkdtemp(prefix="evoforge-eval-"))
     try:
         work = root / "work"
@@ -73,7 +82,7 @@ def _run_isolated(argv: list[str], root: Path, work: Path, job: EvalJob, python:
                   limits: sandbox.Limits) -> sandbox.SandboxOutcome:
     """Returns the outcome of argv under the active layers; kills whatever it left behind."""
     run_id = f"{os.getpid()}-{next(_RUN_IDS)}-{uuid.uuid4().hex[:8]}"
-    env = {layers.RUN_VAR: run_id}
+    env = {layers.RUN_VAR: run_id, SEED_VAR: str(int(job.seed))}
     problem = Path(job.problem_dir)
     evaluator = Path(job.evaluator_file)
     evaluator = evaluator if evaluator.is_absolute() else problem / evaluator
@@ -82,8 +91,7 @@ def _run_isolated(argv: list[str], root: Path, work: Path, job: EvalJob, python:
     try:
         with layers.isolation(cwd=str(work), writable=[str(root)], readable=readable, env=env,
                               python=python, limits=limits) as iso:
-            outcome = sandbox.run(argv, cwd=str(work), limits=limits, env=env, wrap=iso.wrap,
-                                  pass_fds=iso.pass_fds)
+            outcome = iso.run(argv, cwd=str(work), limits=limits, env=env)
     finally:
         layers.sweep(run_id, group=outcome.pid if outcome else None)
     return layers.unwrap_status(outcome, iso)
@@ -147,14 +155,16 @@ def check_evaluator(job: EvalJob) -> EvalResult:
     return EvalResult(status="ok", artifacts={"entry_points": ", ".join(names)})
 
 
-def score(job: EvalJob, program: Path) -> EvalResult:
-    """Returns the result of writing job.code to program and running the evaluator's cascade."""
+def score(job: EvalJob, program: Path, module: ModuleType | None = None) -> EvalResult:
+    """Returns the result of writing job.code to program and running the evaluator's cascade
+    (module: the evaluator already imported, as in a pre-forked evaluator)."""
     global _RESERVE
-    _RESERVE = bytearray(1 << 20)  # freed on MemoryError so the failure can still be written
+    if _RESERVE is None:  # a pre-forked child shares its server's (no page copied)
+        _RESERVE = bytearray(1 << 20)  # freed on MemoryError so the failure can still be written
     started = time.monotonic()
     program.write_text(job.code)
     try:
-        result = _cascade(_load_evaluator(job), str(program), job)
+        result = _cascade(module or _load_evaluator(job), str(program), job)
     except _Failed as failed:
         result = failed.result
     except MemoryError as exc:  # raised again while recording a first MemoryError

@@ -76,12 +76,17 @@ def check_problem(path: str | Path, python: str = sys.executable) -> CheckReport
     except ConfigError as exc:
         report.defects.append(_problem_defect(str(exc), problem.path))
         return report
+    if problem.two_phase and cfg.evaluation.cascade_thresholds:
+        report.defects.append(Defect(
+            str(problem.path / "problem.toml"), "cascade_thresholds are set, but a two-phase "
+            "problem has no cascade stages (the scorer gives the only score)",
+            f"remove cascade_thresholds from {_RUN_TABLE}"))
     job = make_job(problem, problem.initial_code, cfg.evaluation)
     probe = evaluate_job(job, python, check=True)
     report.result = result = probe if not probe.ok else evaluate_job(job, python)
     if not probe.ok and probe.error_kind != "evaluator":  # importing it timed out, crashed, ...
         report.defects.append(Defect(
-            str(problem.evaluator_path), f"importing the evaluator: {probe.error}",
+            str(_trusted_file(problem)), f"importing the evaluator: {probe.error}",
             "keep the evaluator's import quick and safe; do the work inside evaluate()"))
     elif not result.ok:
         report.defects.append(_result_defect(result, problem))
@@ -101,12 +106,17 @@ def _problem_defect(message: str, folder: Path) -> Defect:
 
 def _result_defect(result: EvalResult, problem: Problem) -> Defect:
     """Returns the defect that a failed evaluation of the initial program shows."""
-    evaluator, program = str(problem.evaluator_path), str(problem.path / _program_name(problem))
+    evaluator, program = str(_trusted_file(problem)), str(problem.path / _program_name(problem))
     error = _rename_program(result.error or "failed without a reason", Path(program).name)
     kind = result.error_kind
+    if kind == "rejected":
+        return Defect(program, f"the initial program's data was not accepted: {error}",
+                      f"make {problem.entry}() return data that {Path(evaluator).name} accepts")
     if kind == "evaluator":
         fix = ("add `def evaluate(program_path):` returning a dict of metrics"
                if "defines no evaluate" in error else
+               "add `def score(data):` returning a dict of metrics (raise ValueError to reject)"
+               if "defines no score" in error else
                f"fix the import error shown (install the missing module or correct the code); "
                f"`cd {problem.path} && python -c 'import {Path(evaluator).stem}'` reproduces it")
         return Defect(evaluator, _without_fix(error.removeprefix(f"{evaluator}: ")), fix)
@@ -127,6 +137,11 @@ def _result_defect(result: EvalResult, problem: Problem) -> Defect:
     where = program if f"{Path(program).name}:" in error else evaluator
     return Defect(where, f"the initial program failed: {error}",
                   "fix the error shown so the initial program scores; it is the seed of every run")
+
+
+def _trusted_file(problem: Problem) -> Path:
+    """Returns the file that scores programs: the two-phase scorer, else the evaluator."""
+    return problem.scorer_path or problem.evaluator_path
 
 
 def _program_name(problem: Problem) -> str:

@@ -14,7 +14,7 @@ from service.config import ConfigError, read_toml
 BLOCK_START = "# EVOLVE-BLOCK-START"
 BLOCK_END = "# EVOLVE-BLOCK-END"
 _PROBLEM_KEYS = {"name", "description", "score_metric", "direction", "best_known", "best_known_source",
-                 "initial_program", "evaluator", "language"}
+                 "initial_program", "evaluator", "language", "scorer", "entry"}
 
 
 class ProblemError(ValueError):
@@ -37,6 +37,13 @@ class Problem:
     run_defaults: dict[str, Any] = field(default_factory=dict)
     score_fallback_mean: bool = False
     notes: tuple[str, ...] = ()
+    scorer_path: Path | None = None  # two-phase: the trusted scorer (score(data) -> metrics)
+    entry: str | None = None         # two-phase: the program's function that returns the data
+
+    @property
+    def two_phase(self) -> bool:
+        """Returns True when the program returns data that a separate trusted scorer verifies."""
+        return self.scorer_path is not None
 
     def fitness(self, score: float) -> float:
         """Returns the score oriented so that larger is always better."""
@@ -84,6 +91,9 @@ def load_problem(folder: str | Path) -> Problem:
         meta, run_defaults, notes, fallback = {}, {}, ("no problem.toml: using defaults",), True
     program = path / meta.get("initial_program", "initial_program.py")
     evaluator = path / meta.get("evaluator", "evaluator.py")
+    scorer, entry = _two_phase(meta, path, toml_path)
+    if scorer is not None and "evaluator" not in meta and not evaluator.is_file():
+        evaluator = scorer  # a two-phase problem needs no OpenEvolve-style evaluator
     for f, what in ((program, "the program to evolve"), (evaluator, "evaluate(program_path) -> dict")):
         if not f.is_file():
             raise ProblemError(f"{f}: missing; a problem folder needs {f.name} with {what}")
@@ -106,7 +116,26 @@ def load_problem(folder: str | Path) -> Problem:
         score_metric=str(meta.get("score_metric", "combined_score")), direction=direction,
         best_known=float(best) if best is not None else None,
         best_known_source=meta.get("best_known_source"), run_defaults=run_defaults,
-        score_fallback_mean=fallback, notes=tuple(notes))
+        score_fallback_mean=fallback, notes=tuple(notes), scorer_path=scorer, entry=entry)
+
+
+def _two_phase(meta: dict[str, Any], folder: Path, toml: Path) -> tuple[Path | None, str | None]:
+    """Returns (scorer path, entry name) of a two-phase problem, (None, None) otherwise."""
+    scorer, entry = meta.get("scorer"), meta.get("entry")
+    if scorer is None and entry is None:
+        return None, None
+    if scorer is None or entry is None:
+        given, missing = ("scorer", "entry") if entry is None else ("entry", "scorer")
+        raise ProblemError(f"{toml}: [problem] sets {given} but not {missing}; a two-phase problem "
+                           "needs both, e.g. scorer = \"scorer.py\" and entry = \"construct\"")
+    if not isinstance(entry, str) or not entry.isidentifier():
+        raise ProblemError(f"{toml}: entry = {entry!r} is not a Python function name; name the "
+                           "function of the program that returns the data, e.g. \"construct\"")
+    path = (folder / str(scorer)).resolve()
+    if not path.is_file() or folder not in path.parents:
+        raise ProblemError(f"{toml}: scorer = {scorer!r}: no such file in {folder}; put the trusted "
+                           "scorer (def score(data) -> dict) in the problem folder")
+    return path, entry
 
 
 def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[str], bool]:

@@ -1,0 +1,51 @@
+"""Trusted scorer: an upper bound on the third autocorrelation constant C3 from a step function.
+
+For every real f (of any sign) supported on [-1/4, 1/4], max_{|t| <= 1/2} |(f*f)(t)| >= C3
+(int f)^2. A step function with n equal steps of heights a_0..a_{n-1} (width h = 1/(2n)) has a
+piecewise-linear autoconvolution, extreme at the knots, so it certifies
+C3 <= 2n max|a*a| / (sum a)^2. Smaller is better. score(data) never imports the program.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+BEST_KNOWN = 1.4557  # see problem.toml for the source
+MAX_STEPS = 20_000
+LIMIT = 1e9  # heights are scale-free; larger magnitudes only invite overflow
+
+
+def score(data: Any) -> dict[str, Any]:
+    """Returns the bound a list of step heights certifies; raises ValueError if invalid."""
+    heights = steps(data, "heights")
+    total = math.fsum(heights)
+    if total**2 == 0:
+        raise ValueError(f"the heights sum to {total!r}; f needs a nonzero integral (not tiny)")
+    a = np.asarray(heights, dtype=np.float64)
+    c3 = 2 * len(a) * float(np.abs(np.convolve(a, a)).max()) / total**2
+    return {"c3": c3, "combined_score": BEST_KNOWN / c3, "validity": 1.0, "steps": float(len(a)),
+            "feedback": f"valid step function with {len(a)} steps: C3 <= {c3:.6f} (best known "
+                        f"{BEST_KNOWN}; smaller is better)"}
+
+
+def steps(data: Any, name: str) -> list[float]:
+    """Returns data as a list of finite floats (1..MAX_STEPS of them); raises ValueError if not."""
+    if isinstance(data, dict):
+        data = data.get(name)
+    if not isinstance(data, list) or not 1 <= len(data) <= MAX_STEPS:
+        got = f"length {len(data)}" if isinstance(data, list) else type(data).__name__
+        raise ValueError(f"{name} must be a list of 1 to {MAX_STEPS} numbers; got {got}")
+    out = []
+    for i, value in enumerate(data):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name}[{i}] must be a real number; got "  # noqa: TRY004
+                             f"{type(value).__name__} {str(value)[:40]}")
+        number = float(value) if abs(value) <= LIMIT else math.inf
+        if not math.isfinite(number):
+            raise ValueError(f"{name}[{i}] is {value!r}: NaN, infinity and magnitudes above "
+                             f"{LIMIT:g} are not allowed")
+        out.append(number)
+    return out
