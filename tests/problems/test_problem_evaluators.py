@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 import textwrap
 from pathlib import Path
 from types import ModuleType
@@ -17,7 +18,8 @@ from service.config import build_run_config
 from service.problem import load_problem
 
 PROBLEMS = Path(__file__).resolve().parents[2] / "problems"
-NAMES = ["quickstart", "circle_packing", "bin_packing"]
+NAMES = ["quickstart", "circle_packing", "bin_packing", "control_policy", "evolved_es", "pg_loss"]
+SLOW = {"evolved_es", "pg_loss"}  # they train learners: seconds, more under load
 
 
 def evaluator(name: str) -> ModuleType:
@@ -25,6 +27,7 @@ def evaluator(name: str) -> ModuleType:
     path = PROBLEMS / name / "evaluator.py"
     spec = importlib.util.spec_from_file_location(f"evaluator_{name}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in an evaluator look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -56,7 +59,8 @@ def test_initial_program_scores_in_the_real_sandbox_under_the_problems_limits(na
     assert result.ok, result.error
     in_process = evaluator(name).evaluate(str(PROBLEMS / name / "initial_program.py"))
     assert result.score == pytest.approx(in_process.metrics["combined_score"])
-    assert result.duration_s < min(5.0, run.evaluation.timeout_s / 2)
+    limit = run.evaluation.timeout_s / 2 if name in SLOW else min(5.0, run.evaluation.timeout_s / 2)
+    assert result.duration_s < limit
 
 
 # ---------------------------------------------------------------- quickstart
