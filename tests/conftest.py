@@ -104,3 +104,8 @@ def llama_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Moves tests marked runs_last (they restart shared services) to the end of the session."""
+    items.sort(key=lambda item: item.get_closest_marker("runs_last") is not None)

@@ -1,0 +1,139 @@
+"""Request and response bodies, one family per resource (XCreate, XPublic)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of results: items plus how to get the next page."""
+
+    items: list[T]
+    total: int | None = None
+    limit: int
+    offset: int = 0
+    next_after: int | None = Field(default=None, description="Keyset cursor for the next page.")
+
+
+class ProblemCreate(BaseModel):
+    """A problem as a map of file name -> text (initial_program.py, evaluator.py, problem.toml)."""
+
+    model_config = ConfigDict(extra="forbid")
+    files: dict[str, str] = Field(description="File name -> content; names without folders.")
+
+
+class ProblemPublic(BaseModel):
+    """A stored problem."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    description: str
+    score_metric: str
+    direction: str
+    best_known: float | None
+    owner_token_id: int | None
+    created_at: datetime
+    files: dict[str, str] | None = None
+    initial_score: float | None = None
+
+
+class RunCreate(BaseModel):
+    """A new run: its problem, config sections (search, llm, budget, evaluation, seed), autostart."""
+
+    model_config = ConfigDict(extra="forbid")
+    problem_id: int = Field(ge=1, le=2**62)
+    config: dict[str, Any] = Field(default_factory=dict, description="RunConfig sections, e.g. "
+                                   '{"budget": {"iterations": 50}, "search": {"num_islands": 2}}')
+    start: bool = Field(default=True, description="Queue it for a controller at once.")
+
+
+class RunResume(BaseModel):
+    """Optional config changes applied before a paused run goes on (e.g. a larger budget)."""
+
+    model_config = ConfigDict(extra="forbid")
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunPublic(BaseModel):
+    """A run with its progress."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    problem_id: int
+    status: str
+    control: str | None
+    owner_token_id: int | None
+    seed: int
+    iterations: int
+    budget_iterations: int | None = None
+    progress: float | None = Field(default=None, description="iterations / budget, 0..1.")
+    llm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    evaluations: int
+    failed: int
+    best_program_id: int | None
+    best_score: float | None
+    initial_score: float | None
+    elapsed_s: float
+    stop_reason: str | None
+    lease_owner: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    config: dict[str, Any] | None = None
+
+
+class ProgramSummary(BaseModel):
+    """A program without its code: one row of a listing or a genealogy."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    run_id: int
+    parent_id: int | None
+    kind: str
+    island: int
+    generation: int
+    iteration: int
+    status: str
+    score: float | None
+    in_archive: bool
+    failure_kind: str | None
+    model: str | None
+    adapter: str | None
+    created_at: datetime
+
+
+class ProgramDetail(ProgramSummary):
+    """A program with its code, diff against its parent, results and the LLM exchange behind it."""
+
+    code: str
+    diff: str | None
+    metrics: dict[str, Any]
+    features: dict[str, Any]
+    artifacts: dict[str, Any]
+    failure_reason: str | None
+    duplicate_of: int | None
+    inspiration_ids: list[Any]
+    prompt: list[Any] | None
+    completion: str | None
+    finish_reason: str | None
+    tokens: int | None
+    evaluations: list[dict[str, Any]]
+
+
+class TokenPublic(BaseModel):
+    """The calling token."""
+
+    id: int
+    name: str
+    scope: str
+    owner_id: int
+    max_active_runs: int | None
+    active_runs: int

@@ -1,0 +1,85 @@
+"""An API app over a fresh, migrated PostgreSQL database, with tokens of every kind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api import create_app
+from service.config import Settings
+from service.db import Database, upgrade
+from service.launch import drive
+from service.tokens import create_token
+from tests.service.engine_helpers import EVALUATOR, PROGRAM, TOML, returns
+
+
+@dataclass
+class Api:
+    """A test client plus the tokens' secrets and the database behind them."""
+
+    client: TestClient
+    db: Database
+    settings: Settings
+    tokens: dict[str, str]
+    ids: dict[str, int]
+    tmp: Path
+
+    def h(self, who: str | None) -> dict[str, str]:
+        """Returns the Authorization header of a named token (none for None)."""
+        return {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+
+    def problem(self, who: str = "alice") -> int:
+        """Creates the tiny problem as who; returns its id."""
+        r = self.client.post("/api/problems", json={"files": tiny_files()}, headers=self.h(who))
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def run(self, who: str = "alice", iterations: int = 6, start: bool = True,
+            problem_id: int | None = None, **config: object) -> int:
+        """Creates a run of the tiny problem with scripted answers; returns its id."""
+        answers = self.tmp / "answers.json"
+        answers.write_text(json.dumps([returns(v) for v in (3, 7, 9, 10, 12, 5, 8, 11)]))
+        cfg = {"llm": {"backend": "scripted", "model": str(answers)},
+               "budget": {"iterations": iterations},
+               "evaluation": {"workers": 2, "timeout_s": 10},
+               "search": {"num_islands": 2, "migration_interval": 4}, **config}
+        r = self.client.post("/api/runs", headers=self.h(who), json={
+            "problem_id": problem_id or self.problem(who), "config": cfg, "start": start})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def drive(self, run_id: int) -> None:
+        """Drives a run to its end in this process (what a controller does)."""
+        asyncio.run(drive(self.db, run_id, self.settings))
+
+
+def tiny_files() -> dict[str, str]:
+    """Returns the tiny problem as a files map."""
+    return {"initial_program.py": PROGRAM, "evaluator.py": EVALUATOR, "problem.toml": TOML}
+
+
+@pytest.fixture
+def api(pg_url: str, tmp_path: Path) -> Iterator[Api]:
+    """Returns an API over a fresh PostgreSQL database with tokens alice (write, quota 2),
+    bob (write), alice_reader (read, sharing alice's rows), reader (read) and admin."""
+    upgrade(pg_url)
+    db = Database(pg_url)
+    settings = Settings(home=tmp_path / "home", db=pg_url)
+    tokens, ids = {}, {}
+    with db.session() as s:
+        for name, scope, quota in (("alice", "write", 2), ("bob", "write", None),
+                                   ("reader", "read", None), ("admin", "admin", None)):
+            row, tokens[name] = create_token(s, name, scope, quota)
+            ids[name] = row.id
+        row, tokens["alice_reader"] = create_token(s, "alice-ro", "read", acts_for=ids["alice"])
+        ids["alice_reader"] = row.id
+    app = create_app(db, settings, max_upload_bytes=64 * 1024)
+    with TestClient(app) as client:
+        yield Api(client, db, settings, tokens, ids, tmp_path)
+    db.close()
