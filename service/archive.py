@@ -135,6 +135,16 @@ class Archive:
                     moves.append((member, dest))
         return moves
 
+    def reset_island(self, island: int) -> list[int]:
+        """Empties an island (members and grid; global elites stay); returns the removed ids."""
+        isl = self.islands[island % len(self.islands)]
+        removed = sorted(isl.members)
+        isl.members.clear()
+        isl.cells.clear()
+        isl.grid.clear()
+        self.size = sum(len(i.members) for i in self.islands)
+        return removed
+
     def _select_parent(self, isl: Island) -> Member:
         ranked = isl.ranked()
         strategy, r = self.cfg.selection, self.rng.random()

@@ -61,7 +61,8 @@ class PromptContext:
     inspirations: list[ProgramView] = field(default_factory=list)
     system_message: str | None = None  # overrides the default system prompt
     best_known: float | None = None
-    scratch: str | None = None  # reserved; not shown yet
+    scratch: str | None = None  # meta-scratchpad insights, shown before the programs
+    partner: ProgramView | None = None  # crossover: a second parent whose ideas to combine
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,14 @@ def _user(ctx: PromptContext, layout: _Layout) -> str:
     feedback = format_feedback(ctx.parent.artifacts, layout.feedback_chars, TAIL_LINES[ctx.fmt])
     common = {"score_metric": ctx.score_metric, "description": ctx.description.strip(),
               "direction_phrase": _direction_phrase(ctx.direction)}
+    scratch = _scratch(ctx.scratch, ctx.fmt)
+    if ctx.fmt == "rewrite" and ctx.partner is not None:
+        return _template("crossover_rewrite.txt").substitute(
+            common, scratch=scratch, score_a=_score(ctx.parent.score),
+            code_a=textwrap.dedent(_blocks_only(ctx.parent.code)).rstrip(),
+            score_b=_score(ctx.partner.score),
+            code_b=textwrap.dedent(_blocks_only(ctx.partner.code)).rstrip(),
+            goal="higher" if ctx.direction == "maximize" else "lower")
     if ctx.fmt == "rewrite":
         # Small models do best with only the code that evolves (one block: no markers at all)
         # and the score said plainly, not under the metric's name.
@@ -129,16 +138,21 @@ def _user(ctx: PromptContext, layout: _Layout) -> str:
             score=_score(v.score), code=textwrap.dedent(_blocks_only(v.code)).rstrip())
             for v in layout.inspirations)
         return _template("user_rewrite.txt").substitute(
-            common, score=_score(ctx.parent.score), code=parent.rstrip("\n"),
+            common, scratch=scratch, score=_score(ctx.parent.score), code=parent.rstrip("\n"),
             feedback=f"\nFeedback:\n{feedback}" if feedback else "", inspirations=shown,
             goal="higher" if ctx.direction == "maximize" else "lower")
     sections = [_program(ctx, "Current program", ctx.parent, parent, feedback)]
+    if ctx.partner is not None:
+        title = ("Second parent (from another island; combine its ideas with the current "
+                 "program; its EVOLVE-BLOCK code)")
+        sections.append(_program(ctx, title, ctx.partner, _blocks_only(ctx.partner.code), ""))
     for number, view in enumerate(layout.inspirations, 1):
         title = f"Inspiration {number} ({view.label} program; its EVOLVE-BLOCK code)"
         sections.append(_program(ctx, title, view, _blocks_only(view.code), ""))
     best = "" if ctx.best_known is None else f" The best known result is {_num(ctx.best_known)}."
     return _template("user_diff.txt").substitute(
-        common, problem_name=ctx.problem_name, best_known=best, parent=sections[0],
+        common, problem_name=ctx.problem_name, best_known=best, scratch=scratch,
+        parent=sections[0],
         inspirations="".join("\n" + s for s in sections[1:]),
         answer=_template("answer_diff.txt").substitute(common)).strip() + "\n"
 
@@ -158,6 +172,14 @@ def _summary(ctx: PromptContext, view: ProgramView, feedback: str) -> str:
     if feedback:
         lines.append("Feedback:\n" + feedback)
     return "\n".join(lines)
+
+
+def _scratch(text: str | None, fmt: str) -> str:
+    """Returns the scratchpad section (empty when there is none)."""
+    if not text or not text.strip():
+        return ""
+    head = "Notes from earlier attempts:" if fmt == "rewrite" else "# Notes from earlier attempts"
+    return f"{head}\n{text.strip()}\n" + ("" if fmt == "rewrite" else "\n")
 
 
 def _direction_phrase(direction: str) -> str:

@@ -25,6 +25,7 @@ class Counters:
     initial_score: float | None = None
     last_improvement_iteration: int = 0
     stop_reason: str | None = None
+    cost: float = 0.0
     improvements: list[tuple[int, float]] = field(default_factory=list)
 
     @classmethod
@@ -33,7 +34,8 @@ class Counters:
         return cls(iterations=run.iterations, llm_calls=run.llm_calls,
                    prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens,
                    evaluations=run.evaluations, failed=run.failed,
-                   last_improvement_iteration=run.last_improvement_iteration)
+                   last_improvement_iteration=run.last_improvement_iteration,
+                   cost=float(getattr(run, "cost", 0.0) or 0.0))
 
     @property
     def tokens(self) -> int:
@@ -45,6 +47,7 @@ class Counters:
         self.llm_calls += 1
         self.prompt_tokens += sum(c.prompt_tokens for c in completions)
         self.completion_tokens += sum(c.completion_tokens for c in completions)
+        self.cost += sum(float(c.extra.get("cost") or 0.0) for c in completions)
 
     def count_result(self, result: EvalResult) -> None:
         """Adds one finished evaluation."""
@@ -70,6 +73,8 @@ def stop_reason(budget: BudgetConfig, c: Counters, problem: Problem, elapsed_s: 
     for limit, used, what in limits:
         if limit is not None and used >= limit:
             return f"budget of {limit} {what} reached"
+    if budget.cost is not None and c.cost >= budget.cost:
+        return f"budget of {budget.cost:g} cost reached"
     if budget.wall_seconds is not None and elapsed_s >= budget.wall_seconds:
         return f"wall-time budget of {budget.wall_seconds:g} s reached"
     if budget.stagnation_iterations is not None and \
