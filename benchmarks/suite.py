@@ -1,0 +1,169 @@
+"""evoforge on every problem of the suite for a fixed budget: best strict score and gap to best known.
+
+Each problem x seed is a real `evoforge run --llm openai` against one OpenAI-compatible server (by
+default a llama-cpp-python server on the embedded SmolLM2-135M, started here). The best program
+of each run is re-scored by `evoforge eval` (sandbox + the problem's strict verifier). Prints a
+table and writes benchmarks/out/<name>.json and <name>.md.
+
+    .venv/bin/python benchmarks/suite.py [--problems all | a,b,c] [--calls 20] [--seeds 0]
+        [--url URL --model M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from _vs_common import (
+    OUT,
+    ROOT,
+    evoforge_llm,
+    exit_on_sigterm,
+    llama_server,
+    served_model,
+    strict_score,
+)
+from _vs_evoforge import run_evoforge
+from rich.console import Console
+from rich.table import Table
+
+from service.problem import Problem, ProblemError, load_problem
+
+COLUMNS = ("problem", "seed", "direction", "initial", "best strict", "tier", "best known",
+           "gap", "LLM calls", "tokens", "wall s")
+
+
+def suite_problems(spec: str) -> list[Path]:
+    """Returns the problem folders: every folder under problems/ with an evaluator, or a list."""
+    if spec == "all":
+        found = sorted(p for p in (ROOT / "problems").iterdir()
+                       if p.is_dir() and (p / "evaluator.py").exists())
+        if not found:
+            raise SystemExit(f"no problem folders with an evaluator.py under {ROOT / 'problems'}")
+        return found
+    folders = []
+    for name in (n for n in spec.split(",") if n):
+        hits = [c for c in (Path(name), ROOT / "problems" / name) if (c / "evaluator.py").exists()]
+        if not hits:
+            raise SystemExit(f"--problems: {name!r} is not a problem folder (no evaluator.py at "
+                             f"{name} or problems/{name}); list problems/ for the names")
+        folders.append(hits[0].resolve())
+    return folders
+
+
+def gap(best: float | None, problem: Problem) -> float | None:
+    """Returns the relative gap to the best known value (0 = reached, < 0 = beaten)."""
+    if best is None or problem.best_known in (None, 0):
+        return None
+    known = problem.best_known
+    diff = known - best if problem.direction == "maximize" else best - known
+    return diff / abs(known)
+
+
+def run_problem(path: Path, url: str, model: str, args: argparse.Namespace, seed: int,
+                work: Path) -> dict[str, Any]:
+    """Runs evoforge on one problem and seed; returns the results row."""
+    problem = load_problem(path)
+    initial = strict_score(problem.path, problem.initial_code)
+    r = run_evoforge(problem.path, url, model, args.calls, seed, args.workers, work,
+                     problem.direction == "maximize",
+                     llm=evoforge_llm(args),
+                     timeout_s=args.run_timeout_s)
+    code = r.pop("best_code")
+    strict = strict_score(problem.path, code) if code else {"status": "none", "score": None}
+    tier = "re-verified strict" if strict["status"] == "ok" else f"rejected: {strict.get('error')}"
+    return {"problem": problem.name, "seed": seed, "direction": problem.direction,
+            "initial": initial["score"], "best_reported": r["best_score"],
+            "best_strict": strict["score"], "tier": tier, "best_known": problem.best_known,
+            "best_known_source": problem.best_known_source,
+            "gap": gap(strict["score"], problem), "llm_calls": r["llm_calls"],
+            "tokens": r["tokens"], "wall_s": r["wall_s"], "iterations": r["iterations"],
+            "evaluations": r["evaluations"], "failed": r["failed"], "curve": r["curve"]}
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else format(value, ".6g")
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    f = _num
+    return [row["problem"], str(row["seed"]), row["direction"][:3], f(row["initial"]),
+            f(row["best_strict"]), row["tier"][:40], f(row["best_known"]),
+            "" if row["gap"] is None else f"{100 * row['gap']:.2f} %", str(row["llm_calls"]),
+            str(row["tokens"]), f"{row['wall_s']:.0f}"]
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """Returns the results as a Markdown table."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs the suite and writes the table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--problems", default="all", help="'all' (every folder under problems/) "
+                    "or names / paths, comma-separated")
+    ap.add_argument("--calls", type=int, default=20, help="budget per run in LLM calls")
+    ap.add_argument("--seeds", default="0", help="seeds, comma-separated")
+    ap.add_argument("--url", default=None, help="OpenAI-compatible /v1 URL; default: start a "
+                    "llama-cpp-python server on the embedded SmolLM2 GGUF")
+    ap.add_argument("--model", default=None, help="model name; default: the first the server lists")
+    ap.add_argument("--n-ctx", type=int, default=4096, help="context of the started server")
+    ap.add_argument("--llm-timeout-s", type=float, default=600, help="per LLM request, both "
+                    "systems (a one-slot local server queues requests; 120 s timed out under load)")
+    ap.add_argument("--workers", type=int, default=2, help="evaluations at once")
+    ap.add_argument("--out", type=Path, default=OUT, help="folder for the outputs")
+    ap.add_argument("--name", default="suite", help="output file stem under benchmarks/out")
+    ap.add_argument("--run-timeout-s", type=float, default=3600, help="kill one run after this")
+    args = ap.parse_args(argv)
+    if args.calls < 1:
+        ap.error("--calls must be at least 1")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        ap.error(f"--seeds must be integers separated by commas, got {args.seeds!r}")
+    folders = suite_problems(args.problems)
+    console = Console(width=170)
+    exit_on_sigterm()
+    rows: list[dict[str, Any]] = []
+    server = contextlib.nullcontext(args.url) if args.url else llama_server(args.n_ctx)
+    with server as url, tempfile.TemporaryDirectory(prefix="suite-") as tmp:
+        model = args.model or served_model(url)
+        for path in folders:
+            for seed in seeds:
+                console.print(f"{path.name} seed {seed}: {args.calls} LLM calls on {model} ...")
+                try:
+                    rows.append(run_problem(path, url, model, args, seed,
+                                            Path(tmp) / f"{path.name}-s{seed}"))
+                except (RuntimeError, ProblemError) as exc:  # one broken problem must not hide
+                    console.print(f"[red]{path.name} seed {seed} failed:[/] {exc}")  # the others
+                    rows.append({"problem": path.name, "seed": seed, "error": str(exc)})
+                args.out.mkdir(parents=True, exist_ok=True)  # what is done survives an interrupt
+                (args.out / f"{args.name}.partial.json").write_text(json.dumps(rows, indent=1))
+    ok = [r for r in rows if "error" not in r]
+    table = Table(title=f"suite: evoforge, {args.calls} LLM calls per run, {model}")
+    for col in COLUMNS:
+        table.add_column(col, justify="right")
+    for r in ok:
+        table.add_row(*_cells(r))
+    console.print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(rows, indent=1))
+    (args.out / f"{args.name}.md").write_text(markdown(ok))
+    console.print(f"json: {args.out / f'{args.name}.json'}  markdown: {args.out / f'{args.name}.md'}")
+    if len(ok) < len(rows):
+        raise SystemExit(f"{len(rows) - len(ok)} of {len(rows)} runs failed; see above")
+
+
+if __name__ == "__main__":
+    main()
