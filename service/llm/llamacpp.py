@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import random
 import time
@@ -73,6 +74,8 @@ class LlamaCppBackend:
         # order (which also keeps one OpenMP thread team for ggml instead of one per caller).
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
         self._rng = random.Random(seed)
+        self.adapter: str | None = None  # the hot-loaded LoRA adapter's name; None: base model
+        self._loras: list[llama_cpp.llama_adapter_lora_p] = []  # freed with the model
 
     @staticmethod
     def _chat_formatter(llama: llama_cpp.Llama) -> Jinja2ChatFormatter | None:
@@ -144,8 +147,34 @@ class LlamaCppBackend:
             text=choice["message"].get("content") or "",
             finish_reason=choice.get("finish_reason") or "stop",
             prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"],
-            latency_s=time.perf_counter() - start, model=self.model, adapter=None,
+            latency_s=time.perf_counter() - start, model=self.model, adapter=self.adapter,
             extra={"seed": seed, "max_tokens": max_tokens})
+
+    def load_adapter(self, name: str | None, folder: Path | None) -> None:
+        """Hot-loads folder/adapter.gguf (a GGUF LoRA) as `name` for the next requests, no reload;
+        name None goes back to the base model. Blocks until requests queued before it finish."""
+        self._worker.submit(self._set_adapter, name, folder).result()
+
+    def _set_adapter(self, name: str | None, folder: Path | None) -> None:
+        """Swaps the context's LoRA adapter (blocking; on the worker thread)."""
+        llama = self._loaded()
+        if name is None or folder is None:
+            llama_cpp.llama_set_adapters_lora(llama.ctx, None, 0, None)
+        else:
+            path = Path(folder) / "adapter.gguf"
+            if not path.is_file():
+                raise LLMError(f"LoRA adapter {name}: {path} not found; publish the adapter with "
+                               "service.adapters.save_adapter (it writes the GGUF)")
+            lora = llama_cpp.llama_adapter_lora_init(llama.model, str(path).encode("utf-8"))
+            if not lora:
+                raise LLMError(f"llama.cpp cannot load the LoRA adapter {path} for {self.model}; "
+                               "it must be a GGUF LoRA of this base model")
+            self._loras.append(lora)
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(lora)
+            if llama_cpp.llama_set_adapters_lora(llama.ctx, adapters, 1, (ctypes.c_float * 1)(1.0)):
+                raise LLMError(f"llama.cpp refused to apply the LoRA adapter {path}")
+        llama.reset()  # the cached prompt prefix was computed with the old weights
+        self.adapter = name
 
     def _loaded(self) -> llama_cpp.Llama:
         """Returns the loaded model, or raises LLMUnavailable after aclose()."""

@@ -180,6 +180,26 @@ class OpenAICompatBackend:
         base, cap = self._backoff
         return min(cap, base * 2**attempt) * random.uniform(0.5, 1.5)
 
+    def load_adapter(self, name: str | None, folder: Any = None) -> None:
+        """Loads the PEFT adapter in folder into the server as `name` (vLLM runtime LoRA:
+        POST /v1/load_lora_adapter; the server must see folder) and asks for it from now on;
+        name None goes back to the base model."""
+        if name is not None and folder is not None:
+            try:
+                resp = httpx.post(f"{self.url}/load_lora_adapter", timeout=self._cfg.timeout_s,
+                                  headers={"Authorization": f"Bearer {self._api_key}"},
+                                  json={"lora_name": name, "lora_path": str(folder),
+                                        "load_inplace": True})
+            except httpx.HTTPError as exc:
+                raise LLMUnavailable(f"LLM server at {self.url} is unreachable while loading "
+                                     f"LoRA adapter {name}: {exc}") from exc
+            if not resp.is_success:
+                raise LLMError(f"LLM server at {self.url} refused LoRA adapter {name} from "
+                               f"{folder} (HTTP {resp.status_code}: {resp.text[:300]}); start "
+                               "vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True --enable-lora "
+                               "--max-lora-rank R")
+        self.adapter = name
+
     async def aclose(self) -> None:
         """Closes the HTTP client."""
         await self._client.close()

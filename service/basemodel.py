@@ -1,0 +1,78 @@
+"""The trainable base model: the embedded SmolLM2 GGUF converted once to a plain HF folder (cached).
+
+transformers loads a GGUF dequantised but keeps its GGUF quantizer, which makes training and
+save_pretrained refuse the model; converting once to a plain float32 folder (about 540 MB,
+reloaded in ~2 s) removes that, and vLLM serves the same folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from service.config import ConfigError
+from service.llm import default_model_path
+
+MARKER = "evoforge-converted.txt"  # written last: a folder without it is an unfinished conversion
+
+
+def models_dir() -> Path:
+    """Returns $EVOFORGE_MODELS_DIR, else ~/.cache/evoforge/models: one conversion per machine,
+    shared by every run home ($EVOFORGE_HOME differs per project and per test)."""
+    given = os.environ.get("EVOFORGE_MODELS_DIR")
+    return Path(given).expanduser() if given else Path.home() / ".cache" / "evoforge" / "models"
+
+
+def base_model_dir(gguf: Path | None = None) -> Path:
+    """Returns the HF folder converted from gguf (the embedded SmolLM2 by default), converting once."""
+    gguf = Path(gguf) if gguf is not None else default_model_path()
+    if not gguf.is_file():
+        raise ConfigError(f"base model: GGUF file '{gguf}' not found; give an existing .gguf file")
+    target = models_dir() / f"{gguf.stem}-hf"
+    if (target / MARKER).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be converting the same model
+        if not (target / MARKER).is_file():
+            _convert(gguf, target)
+    return target
+
+
+def _convert(gguf: Path, target: Path) -> None:
+    """Writes gguf as a plain float32 HF model + tokenizer into target (atomically)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                     dtype=torch.float32)
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.hf_quantizer = None
+        model.save_pretrained(str(work))
+        tokenizer.save_pretrained(str(work))
+        (work / MARKER).write_text(f"converted from {gguf}\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(work, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def load_base_model(folder: Path) -> tuple[object, object]:
+    """Returns (model, tokenizer) from a converted folder, float32 on CPU, left padding."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    return model, tokenizer

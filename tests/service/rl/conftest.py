@@ -1,0 +1,46 @@
+"""Fixtures for the RL tests: the converted base model (cached across runs) and small runs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from service.basemodel import base_model_dir
+from service.config import RunConfig
+from service.db import Database, upgrade
+from service.dispatch import LocalExecutor
+from service.engine import Engine
+from service.launch import create_run
+from service.llm.scripted import ScriptedBackend
+from service.problem import load_problem
+from tests.service.engine_helpers import config, returns, tiny_problem
+
+
+@pytest.fixture(scope="session")
+def base_dir() -> Path:
+    """Returns the HF folder converted from the embedded SmolLM2 GGUF (converted once, cached)."""
+    return base_model_dir()
+
+
+def scripted_run(url: str, folder: Path, cfg: RunConfig | None = None,
+                 answers: list[str] | None = None) -> tuple[Database, int]:
+    """Returns (db, run id) of a tiny-problem run driven to its budget by a scripted LLM."""
+    cfg = cfg or config(budget__iterations=3)
+    if url.startswith("postgresql"):
+        upgrade(url)
+    db = Database(url)
+    problem = load_problem(tiny_problem(folder))
+    run_id = create_run(db, problem, cfg)
+    llm = ScriptedBackend(answers or [returns(3), returns(5), returns(2)])
+
+    async def go() -> None:
+        ex = LocalExecutor(cfg.evaluation.workers)
+        try:
+            await Engine(db, run_id, problem, cfg, llm, ex).run()
+        finally:
+            await ex.aclose()
+
+    asyncio.run(go())
+    return db, run_id

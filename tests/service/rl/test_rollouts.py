@@ -1,0 +1,78 @@
+"""GRPO's reward function: every completion becomes a stored, evaluated child of the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from service.config import Settings
+from service.db.models import LLMSampleRow, ProgramRow
+from service.launch import load_run
+from service.rollouts import EvolutionReward, NoPrompts, training_prompts
+from tests.service.engine_helpers import answer, config, returns
+from tests.service.rl.conftest import scripted_run
+
+ANSWERS = {
+    "rejected": "I would rather not write code today.",
+    "unchanged": returns(1),
+    "duplicate": returns(3),
+    "exception": answer("def value():\n    raise RuntimeError('boom')"),
+    "invalid": returns("float('nan')"),
+    "better": returns(10),
+}
+
+
+def test_every_completion_is_stored_evaluated_and_rewarded(db_url: str, tmp_path: Path) -> None:
+    db, run_id = scripted_run(db_url, tmp_path / "tiny")
+    _, problem, cfg = load_run(db, run_id, Settings(home=tmp_path))
+    prompt = training_prompts(db, run_id, count=1, recent=8)[0]
+    with db.session() as s:
+        initial = s.scalar(select(ProgramRow).where(ProgramRow.run_id == run_id,
+                                                    ProgramRow.kind == "initial"))
+    fn = EvolutionReward(db, run_id, problem, cfg, model="SmolLM2", adapter="run1-v1-training")
+    texts = list(ANSWERS.values())
+    rewards = fn([prompt.messages] * len(texts), [[{"role": "assistant", "content": t}]
+                                                  for t in texts],
+                 parent_id=[initial.id] * len(texts))
+    got = dict(zip(ANSWERS, rewards, strict=True))
+    pen = cfg.rl.penalties
+    assert got["rejected"] == pen.no_edit and got["unchanged"] == pen.unchanged
+    assert got["duplicate"] == pen.duplicate and got["exception"] == pen.execution_error
+    assert got["invalid"] == pen.invalid_result
+    assert got["better"] == pytest.approx(0.0 - initial.score)  # improvement over the parent
+    with db.session() as s:
+        samples = s.scalars(select(LLMSampleRow).where(LLMSampleRow.adapter == fn.adapter)
+                            .order_by(LLMSampleRow.id)).all()
+        children = s.scalars(select(ProgramRow).where(ProgramRow.adapter == fn.adapter)).all()
+    assert [smp.reward for smp in samples] == rewards
+    assert len({smp.group_id for smp in samples}) == 1  # one prompt, one GRPO group
+    assert {c.status for c in children} == {"ok", "failed", "duplicate"}
+    best = next(c for c in children if c.status == "ok")
+    assert best.score == 0.0 and best.model == "SmolLM2" and best.parent_id == initial.id
+    assert fn.stats()["n"] == len(texts) and fn.stats()["max"] == got["better"]
+    run = load_run(db, run_id, Settings(home=tmp_path))[0]
+    assert run.best_score == 0.0 and run.best_program_id == best.id
+
+
+def test_shaped_reward_is_read_from_the_run_config(sqlite_url: str, tmp_path: Path) -> None:
+    cfg = config(budget__iterations=2, rl={"reward": {"name": "shaped_score", "low": -10.0,
+                                                      "high": 0.0, "scale": 2.0}})
+    db, run_id = scripted_run(sqlite_url, tmp_path / "tiny", cfg)
+    _, problem, cfg = load_run(db, run_id, Settings(home=tmp_path))
+    prompt = training_prompts(db, run_id, count=1, recent=8)[0]
+    fn = EvolutionReward(db, run_id, problem, cfg, model="m", adapter="a")
+    rewards = fn([prompt.messages] * 2, [returns(8), returns(9)], parent_id=[prompt.parent_id] * 2)
+    assert rewards == pytest.approx([2.0 * 8 / 10, 2.0 * 9 / 10])
+
+
+def test_training_prompts_come_from_the_run_and_need_some(sqlite_url: str,
+                                                          tmp_path: Path) -> None:
+    db, run_id = scripted_run(sqlite_url, tmp_path / "tiny")
+    prompts = training_prompts(db, run_id, count=5, recent=8)
+    assert len(prompts) == 5 and all(p.messages[-1]["role"] == "user" for p in prompts)
+    db0, empty = scripted_run(sqlite_url.replace("evoforge.db", "empty.db"), tmp_path / "t2",
+                              config(budget__iterations=0))
+    with pytest.raises(NoPrompts, match="no recorded prompts"):
+        training_prompts(db0, empty, count=1, recent=8)
