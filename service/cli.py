@@ -24,6 +24,7 @@ from service.engine import InitialProgramFailed, RunBusy
 from service.launch import create_run, drive, load_run, run_config_for, update_config, write_best
 from service.llm.base import LLMError, LLMUnavailable
 from service.problem import ProblemError, load_problem
+from service.verify import tier_label
 
 app = typer.Typer(help="evoforge: LLM-driven evolutionary program search.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -79,6 +80,8 @@ def run(problem: Annotated[Path, typer.Argument(help="Problem folder.")],
         model: Annotated[str | None, typer.Option(help="Model name or GGUF path.")] = None,
         seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
         workers: Annotated[int | None, typer.Option(help="Evaluations at once.")] = None,
+        executor: Annotated[str | None, typer.Option(help="local | celery")] = None,
+        broker: Annotated[str | None, typer.Option(help="celery: broker URL.")] = None,
         json_out: JsonOpt = False,
         verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Evolve PROBLEM: store every program, show progress, print the best."""
@@ -92,6 +95,8 @@ def run(problem: Annotated[Path, typer.Argument(help="Problem folder.")],
     _put(overrides, "llm", "url", llm_url)
     _put(overrides, "llm", "model", model)
     _put(overrides, "evaluation", "workers", workers)
+    _put(overrides, "evaluation", "executor", executor)
+    _put(overrides, "evaluation", "broker", broker)
     if seed is not None:
         overrides["seed"] = seed
     cfg = run_config_for(prob, config, overrides)
@@ -142,19 +147,22 @@ def _drive(database: Database, run_id: int, settings: Settings, json_out: bool) 
             raise typer.Exit(130) from None
     best_path = settings.home / "runs" / str(run_id) / "best_program.py"
     best = write_best(database, run_id, best_path)
-    _summary(final, best_path if best else None, json_out)
+    _summary(final, best_path if best else None, json_out, tier_label(best) if best else None)
     if final.status == "paused":
         err.print(f"[yellow]paused:[/] {final.stop_reason}; fix it, then `evoforge resume {run_id}`")
         raise typer.Exit(3)
 
 
-def _summary(run: RunRow, best_path: Path | None, json_out: bool) -> None:
+def _summary(run: RunRow, best_path: Path | None, json_out: bool,
+             tier: str | None = None) -> None:
     gain = (run.best_score - run.initial_score) if run.best_score is not None and \
         run.initial_score is not None else None
     out.print(f"run {run.id} {run.status}: {run.stop_reason}")
     out.print(f"best score {run.best_score!r} (initial {run.initial_score!r}, change "
               f"{gain if gain is None else f'{gain:+.6g}'}) after {run.iterations} iterations, "
               f"{run.evaluations} evaluations ({run.failed} failed), {run.llm_calls} LLM calls")
+    if tier:
+        out.print(f"best score tier: {tier}", highlight=False)
     if best_path:
         out.print(f"best program: {best_path}")
     if json_out:
@@ -162,6 +170,7 @@ def _summary(run: RunRow, best_path: Path | None, json_out: bool) -> None:
             "run_id": run.id, "status": run.status, "stop_reason": run.stop_reason,
             "best_score": run.best_score, "initial_score": run.initial_score,
             "best_program_id": run.best_program_id, "best_path": str(best_path or ""),
+            "best_tier": tier,
             "iterations": run.iterations, "evaluations": run.evaluations, "failed": run.failed,
             "llm_calls": run.llm_calls,
             "tokens": run.prompt_tokens + run.completion_tokens, "elapsed_s": run.elapsed_s}))
@@ -204,7 +213,8 @@ def best(run_id: int, db: DbOpt = None,
     prog = write_best(database, run_id, target)
     if prog is None:
         raise LookupError(f"run {run_id} has no scored program yet")
-    err.print(f"program {prog.id}: score {prog.score!r} → {target}")
+    err.print(f"program {prog.id}: score {prog.score!r} ({tier_label(prog)}) → {target}",
+              highlight=False, markup=False)
     if out_file is None:
         print(prog.code)
 
@@ -278,10 +288,15 @@ def _put(d: dict[str, Any], section: str, key: str, value: Any) -> None:
 
 
 # Command groups that live in their own modules; each has `register(app)`.
-_COMMAND_MODULES: tuple[str, ...] = ()
-for _name in _COMMAND_MODULES:
-    __import__(_name, fromlist=["register"]).register(app)
+_COMMAND_MODULES: tuple[str, ...] = ("service.cli_worker", "service.cli_service",
+                                     "service.cli_runs_show", "service.cli_verify",
+                                     "service.cli_train")
+if __name__ != "__main__":  # `python -m service.cli` registers them on its import below
+    for _name in _COMMAND_MODULES:
+        __import__(_name, fromlist=["register"]).register(app)
 
 
 if __name__ == "__main__":
-    app()
+    from service.cli import app as _app
+
+    _app()

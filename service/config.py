@@ -39,6 +39,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class NoveltyConfig(Strict):
+    """Novelty rejection: children too similar to a program of their island are not evaluated."""
+
+    enabled: bool = Field(default=False, description="Embed each child and reject near-copies.")
+    threshold: float = Field(default=0.995, gt=0, le=1, description="Cosine similarity at or above "
+                             "which a child counts as a near-copy of a program of its island.")
+    judge: bool = Field(default=False, description="Ask the LLM whether a near-copy is meaningfully "
+                        "different before rejecting it.")
+
+
+class ScratchpadConfig(Strict):
+    """Meta-scratchpad: the LLM turns a digest of recent results into insights later prompts show."""
+
+    enabled: bool = Field(default=False, description="Write a scratchpad of insights periodically.")
+    every: int = Field(default=10, ge=1, description="Iterations between scratchpad versions.")
+    max_tokens: int = Field(default=160, ge=16, description="Length limit of one scratchpad.")
+
+
 class SearchConfig(Strict):
     """The population: islands, MAP-Elites grid, parent and inspiration sampling."""
 
@@ -62,12 +80,39 @@ class SearchConfig(Strict):
     feature_ranges: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description="(low, high) per axis; complexity is length / initial "
         "length in (0, 2), diversity is 1 - similarity to the initial program in (0, 1).")
+    novelty: NoveltyConfig = Field(default_factory=NoveltyConfig)
+    scratchpad: ScratchpadConfig = Field(default_factory=ScratchpadConfig)
+    crossover_rate: float = Field(default=0.0, ge=0, le=1, description="Share of prompts showing "
+                                  "two parents from different islands to combine.")
+    island_reset_iterations: int | None = Field(
+        default=None, ge=1, description="Reset the worse half of the islands from the better half "
+        "after this many iterations without improvement (FunSearch); unset: never.")
+
+
+class ModelConfig(Strict):
+    """One member of a model ensemble; the bandit picks a member for each request."""
+
+    name: str | None = Field(default=None, description="Label in statistics; default: the model "
+                             "name, else the backend. Must be unique within llm.models.")
+    backend: Literal["llamacpp", "openai", "scripted"] = "llamacpp"
+    url: str | None = Field(default=None, description="openai: base URL.")
+    model: str | None = Field(default=None, description="Model name (openai) or GGUF path.")
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the API key.")
+    weight: float = Field(default=1.0, gt=0, description="selector 'weighted': relative share.")
+    price_per_1k_tokens: float = Field(default=0.0, ge=0, description="Cost of 1000 tokens "
+                                       "(prompt + completion), for cost accounting and budgets.")
+    temperatures: list[float] = Field(default_factory=list, description="Temperatures drawn per "
+                                      "request; empty: the run's temperature schedule.")
+
+    def label(self) -> str:
+        """Returns the name statistics use for this member."""
+        return self.name or self.model or self.backend
 
 
 class LLMConfig(Strict):
     """Which model writes the mutations and how it is sampled."""
 
-    backend: Literal["llamacpp", "openai", "scripted"] = "llamacpp"
+    backend: Literal["llamacpp", "openai", "transformers", "scripted"] = "llamacpp"
     url: str | None = Field(default=None, description="openai: base URL, e.g. http://127.0.0.1:8000/v1.")
     model: str | None = Field(default=None, description="Model name (openai) or GGUF path (llamacpp).")
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the API key.")
@@ -83,6 +128,29 @@ class LLMConfig(Strict):
     timeout_s: float = Field(default=120.0, gt=0)
     retries: int = Field(default=3, ge=0)
     concurrency: int | None = Field(default=None, ge=1, description="Requests at once; default: backend's.")
+    models: list[ModelConfig] = Field(default_factory=list, description="An ensemble; empty: the "
+                                      "single model above. Each request goes to one member.")
+    selector: Literal["ucb1", "thompson", "weighted"] = Field(
+        default="ucb1", description="How the ensemble member of a request is chosen.")
+    bandit_objective: Literal["improvement", "per_token", "per_cost"] = Field(
+        default="improvement", description="Bandit reward: children's improvement over their "
+        "parent, or that per 1k tokens, or per unit of cost.")
+    bandit_exploration: float = Field(default=1.0, ge=0, description="ucb1: exploration weight.")
+    price_per_1k_tokens: float = Field(default=0.0, ge=0, description="Single model: cost of "
+                                       "1000 tokens, for cost accounting and budgets.")
+    temperature_schedule: Literal["constant", "linear", "cosine"] = Field(
+        default="constant", description="Temperature over the iteration budget: constant, linear "
+        "from temperature to temperature_end, or cosine cycles between them.")
+    temperature_end: float = Field(default=0.3, ge=0, le=2, description="Other end of the schedule.")
+    temperature_period: int = Field(default=20, ge=2, description="cosine: iterations per cycle.")
+
+    @model_validator(mode="after")
+    def _unique_members(self) -> LLMConfig:
+        labels = [m.label() for m in self.models]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"llm.models: members {dupes} share a name; give each a unique `name`")
+        return self
 
 
 class BudgetConfig(Strict):
@@ -95,6 +163,8 @@ class BudgetConfig(Strict):
     target_score: float | None = Field(default=None, description="Stop once the best score reaches it.")
     stagnation_iterations: int | None = Field(default=None, ge=1, description="Stop after this many "
                                               "iterations without improvement.")
+    cost: float | None = Field(default=None, ge=0, description="Stop once LLM cost (prices per "
+                               "1k tokens) reaches this.")
 
 
 class EvaluationConfig(Strict):
@@ -112,6 +182,64 @@ class EvaluationConfig(Strict):
     memory_mb: int = Field(default=1024, ge=64, description="Address-space limit per evaluation.")
     cascade_thresholds: list[float] = Field(default_factory=list,
                                             description="Score a stage must reach to go on.")
+    reverify_top_k: int = Field(default=3, ge=0, description="Best programs re-verified in a "
+                                "fresh sandbox when a run finishes (0: none); `evoforge verify`.")
+    prefork: bool = Field(default=False, description="Score in a long-lived sandboxed evaluator "
+                          "that imports the evaluator once and forks per candidate (for many "
+                          "short evaluations; evaluators/prefork.py).")
+
+
+class RewardConfig(Strict):
+    """How an evaluated child's score becomes a reward (service/rewards.py)."""
+
+    name: Literal["improvement", "shaped_score"] = Field(
+        default="improvement", description="improvement: child score - parent score (sign by "
+        "direction), times scale; shaped_score: ((clip(s, low, high) - low) / (high - low))^alpha "
+        "* scale, reversed for minimisation.")
+    low: float | None = Field(default=None, description="shaped_score: score mapped to 0 (A).")
+    high: float | None = Field(default=None, description="shaped_score: score mapped to 1 (B).")
+    alpha: float = Field(default=1.0, gt=0, description="shaped_score: exponent (alpha).")
+    scale: float = Field(default=1.0, gt=0, description="Multiplier of the reward (c).")
+
+    @model_validator(mode="after")
+    def _range(self) -> RewardConfig:
+        if self.name == "shaped_score" and (self.low is None or self.high is None
+                                            or self.high <= self.low):
+            raise ValueError("rl.reward.name = 'shaped_score' needs rl.reward.low < "
+                             "rl.reward.high (the score range mapped onto 0..1)")
+        return self
+
+
+class PenaltyConfig(Strict):
+    """Lazy penalties: rewards for children that need no (or get no valid) evaluation."""
+
+    no_edit: float = Field(default=-1.0, description="The answer held no applicable edit.")
+    unchanged: float = Field(default=-0.5, description="The child is identical to its parent.")
+    duplicate: float = Field(default=-0.3, description="The child equals a program in the run.")
+    execution_error: float = Field(default=-1.0, description="Crash, exception, timeout, memory.")
+    invalid_result: float = Field(default=-0.8, description="Bad metrics, missing score, cascade.")
+
+
+class RLConfig(Strict):
+    """Test-time RL of the mutation model: GRPO + LoRA on the run's own prompts (service/trainer.py)."""
+
+    enabled: bool = Field(default=False, description="Train during the run every_n_children.")
+    every_n_children: int = Field(default=50, ge=1, description="Evaluated children between "
+                                  "training rounds.")
+    steps: int = Field(default=4, ge=1, description="GRPO steps per training round.")
+    learning_rate: float = Field(default=5e-5, gt=0)
+    lora_r: int = Field(default=8, ge=1)
+    lora_alpha: int = Field(default=16, ge=1)
+    group_size: int = Field(default=4, ge=2, description="Completions per prompt (GRPO group).")
+    prompts_per_step: int = Field(default=1, ge=1, description="Prompts per GRPO step.")
+    max_completion_tokens: int = Field(default=256, ge=8)
+    temperature: float = Field(default=1.0, gt=0, description="Sampling during training.")
+    recent_programs: int = Field(default=32, ge=1, description="Prompts come from the run's "
+                                 "latest distinct prompts with a scored parent.")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads for training; "
+                                "default: half the cores. Oversubscribed cores slow torch ~10x.")
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    penalties: PenaltyConfig = Field(default_factory=PenaltyConfig)
 
 
 class RunConfig(Strict):
@@ -122,6 +250,7 @@ class RunConfig(Strict):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    rl: RLConfig = Field(default_factory=RLConfig)
 
     @model_validator(mode="after")
     def _ratios(self) -> RunConfig:

@@ -48,6 +48,7 @@ class ProblemRow(Base):
     best_known: Mapped[float | None] = mapped_column(Float, nullable=True)
     files: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    owner_token_id: Mapped[int | None] = mapped_column(Id, nullable=True, index=True)
 
 
 class RunRow(Base):
@@ -70,10 +71,13 @@ class RunRow(Base):
     best_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     initial_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_improvement_iteration: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     elapsed_s: Mapped[float] = mapped_column(Float, default=0.0)
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    owner_token_id: Mapped[int | None] = mapped_column(Id, nullable=True, index=True)
+    control: Mapped[str | None] = mapped_column(String(16), nullable=True)  # pause | stop request
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -100,6 +104,12 @@ class LLMSampleRow(Base):
     outcome: Mapped[str] = mapped_column(String(16), default="pending")
     rejection: Mapped[str | None] = mapped_column(Text, nullable=True)
     reward: Mapped[float | None] = mapped_column(Float, nullable=True)
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # mutation | crossover
+    island: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cost: Mapped[float | None] = mapped_column(Float, nullable=True)
+    nearest_program_id: Mapped[int | None] = mapped_column(Id, nullable=True)  # too_similar
+    similarity: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -137,6 +147,13 @@ class ProgramRow(Base):
     in_archive: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     evaluated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Verification tier of the score: NULL = evaluated once; "strict" = re-verified in a fresh
+    # sandbox by a two-phase problem's trusted scorer; "reevaluated" = reproduced in a fresh
+    # sandbox by an in-sandbox evaluator; "failed" = re-verification failed (verify_note says why).
+    tier: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    verified_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    verify_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class EvaluationRow(Base):
@@ -161,3 +178,67 @@ class EvaluationRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ApiTokenRow(Base):
+    """An API token: only the sha256 of its secret is kept; scope read | write | admin."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(16))
+    max_active_runs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    acts_for: Mapped[int | None] = mapped_column(Id, nullable=True)  # shares this token's rows
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ProgramEmbeddingRow(Base):
+    """A program's code embedding (novelty rejection), computed once per program."""
+
+    __tablename__ = "program_embeddings"
+
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(200))
+    vector: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScratchpadRow(Base):
+    """One version of a run's meta-scratchpad: the digest the LLM read and the insights it wrote."""
+
+    __tablename__ = "scratchpads"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    iteration: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[str] = mapped_column(String(300), default="")
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AdapterRow(Base):
+    """One published LoRA adapter version of a run's mutation model (service/adapters.py)."""
+
+    __tablename__ = "adapters"
+    __table_args__ = (Index("ix_adapters_run_version", "run_id", "version", unique=True),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    base_model: Mapped[str] = mapped_column(Text)
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    reward_stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
