@@ -184,6 +184,10 @@ class EvaluationConfig(Strict):
                                             description="Score a stage must reach to go on.")
     reverify_top_k: int = Field(default=3, ge=0, description="Best programs re-verified in a "
                                 "fresh sandbox when a run finishes (0: none); `evoforge verify`.")
+    fresh_seeds: int = Field(default=0, ge=0, le=100, description="Noisy problems: re-evaluate "
+                             "the re-verified programs on this many fresh seeds "
+                             "($EVOFORGE_EVAL_SEED = 1..N) and report their mean, instead of "
+                             "requiring the same score (0: deterministic problem).")
     prefork: bool = Field(default=False, description="Score in a long-lived sandboxed evaluator "
                           "that imports the evaluator once and forks per candidate (for many "
                           "short evaluations; evaluators/prefork.py).")

@@ -23,7 +23,7 @@ from service.dispatch import make_job
 from service.problem import Problem
 
 TIER_LABELS = {None: "evaluated", "strict": "re-verified strict", "reevaluated": "re-evaluated",
-               "failed": "re-verification failed"}
+               "reseeded": "re-evaluated on fresh seeds", "failed": "re-verification failed"}
 REL_TOL = 1e-9  # the same score up to float noise: sums in another order, nothing more
 
 
@@ -46,7 +46,8 @@ class Verification:
 def tier_label(program: ProgramRow) -> str:
     """Returns the verification tier of a stored program's score, in words."""
     label = TIER_LABELS.get(program.tier, str(program.tier))
-    return f"{label} ({program.verify_note})" if program.tier == "failed" else label
+    shown = program.tier in ("failed", "reseeded") and program.verify_note
+    return f"{label} ({program.verify_note})" if shown else label
 
 
 def top_programs(s: Session, run_id: int, direction: str, k: int) -> list[ProgramRow]:
@@ -69,6 +70,8 @@ def top_programs(s: Session, run_id: int, direction: str, k: int) -> list[Progra
 def verify_code(problem: Problem, cfg: RunConfig, program_id: int, code: str,
                 score: float | None, python: str = sys.executable) -> Verification:
     """Returns the verdict of scoring code again in a fresh sandbox against its stored score."""
+    if cfg.evaluation.fresh_seeds:
+        return reseed_code(problem, cfg, program_id, code, score, python)
     job = make_job(problem, code, cfg.evaluation, program_id=program_id)
     result = evaluate_job(job, python)
     if not result.ok:
@@ -79,6 +82,25 @@ def verify_code(problem: Problem, cfg: RunConfig, program_id: int, code: str,
                             f"score not reproduced: evaluated {score!r}, now {result.score!r}")
     tier = "strict" if problem.two_phase else "reevaluated"
     return Verification(program_id, score, result.score, tier, "")
+
+
+def reseed_code(problem: Problem, cfg: RunConfig, program_id: int, code: str,
+                score: float | None, python: str = sys.executable) -> Verification:
+    """Returns the mean score of code over fresh evaluation seeds (for noisy problems)."""
+    seeds = range(1, cfg.evaluation.fresh_seeds + 1)
+    scores = []
+    for seed in seeds:
+        result = evaluate_job(make_job(problem, code, cfg.evaluation, program_id=program_id,
+                                       seed=seed), python)
+        if not result.ok:
+            return Verification(program_id, score, None, "failed",
+                                f"fresh seed {seed}: {result.error_kind}: {result.error}")
+        scores.append(result.score)
+    mean = math.fsum(scores) / len(scores)
+    spread = max(scores) - min(scores)
+    return Verification(program_id, score, mean, "reseeded",
+                        f"mean of {len(scores)} fresh seeds {mean:.6g} (range {spread:.3g}); "
+                        f"evaluated {score:.6g}" if score is not None else "")
 
 
 def reverify_run(db: Database, run_id: int, problem: Problem, cfg: RunConfig,

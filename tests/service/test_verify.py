@@ -162,3 +162,22 @@ def test_reverification_can_be_switched_off(tmp_path: Path, top_k: int) -> None:
     proc = evoforge("run", str(folder), "--config", str(config), "--iterations", "1", "--llm",
                     "scripted", "--model", str(answers), "--json", home=tmp_path / "home")
     assert json.loads(proc.stdout.strip().splitlines()[-1])["best_tier"] == "evaluated"
+
+
+def test_noisy_problem_is_rescored_on_fresh_seeds_and_reports_their_mean(tmp_path: Path) -> None:
+    folder = tiny_problem(tmp_path / "noisy")
+    evaluator = (folder / "evaluator.py").read_text().replace(
+        '    return {"combined_score": -abs(v - 10.0), "value": v}',
+        '    import os\n    seed = int(os.environ["EVOFORGE_EVAL_SEED"])\n'
+        '    return {"combined_score": -abs(v - 10.0) + seed, "value": v}')
+    (folder / "evaluator.py").write_text(evaluator)
+    problem = load_problem(folder)
+    cfg = build_run_config(problem.run_defaults, {"evaluation": {"fresh_seeds": 3}})
+    db = Database(f"sqlite:///{tmp_path / 'e.db'}")
+    run_id = create_run(db, problem, cfg)
+    good = stored(db, run_id, problem.initial_code.replace("return 1", "return 9"), -1.0)
+    (verdict,) = reverify_run(db, run_id, problem, cfg, top_k=1)
+    assert verdict.program_id == good and verdict.tier == "reseeded"
+    assert verdict.verified_score == -1.0 + 2.0  # seeds 1, 2, 3: mean shift 2
+    assert "mean of 3 fresh seeds 1" in verdict.note and verdict.label == (
+        "re-evaluated on fresh seeds")
