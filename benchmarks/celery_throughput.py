@@ -25,15 +25,15 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from evaluators.jobs import EvalJob  # noqa: E402
-from service.celery_executor import CeleryExecutor  # noqa: E402
-from service.config import build_run_config  # noqa: E402
-from service.db import Database, upgrade  # noqa: E402
-from service.dispatch import LocalExecutor, make_job  # noqa: E402
-from service.launch import create_run  # noqa: E402
-from service.ledger import Ledger  # noqa: E402
-from service.problem import load_problem  # noqa: E402
-from tests.service.celery_helpers import new_queue, start_worker  # noqa: E402
+from evaluators.jobs import EvalJob
+from service.celery_executor import CeleryExecutor
+from service.config import build_run_config
+from service.db import Database, upgrade
+from service.dispatch import LocalExecutor, make_job
+from service.launch import create_run
+from service.ledger import Ledger
+from service.problem import load_problem
+from tests.service.celery_helpers import new_queue, start_worker
 
 PROBLEM = ROOT / "tests" / "fixtures" / "problems" / "good"
 PEER_PY = ROOT / "benchmarks" / ".venv-openevolve" / "bin" / "python"
@@ -78,7 +78,8 @@ async def timed(executor: object, batch: list[EvalJob]) -> float:
 def celery_rate(db: Database, broker: str, n: int, concurrency: int, prefork: bool) -> float:
     """Evaluations/s through a real `evoforge worker` with `concurrency` processes."""
     queue = new_queue()
-    worker = start_worker(broker, queue, OUT / "celery-worker", concurrency=concurrency)
+    worker = start_worker(broker, queue, OUT / "celery-worker", concurrency=concurrency,
+                          loglevel="WARNING")
     try:
         warm = jobs(db, 2 * concurrency, prefork, "celery")
         asyncio.run(timed(CeleryExecutor(db, broker, queue), warm))  # imports, pre-fork servers

@@ -223,19 +223,21 @@ def _docker_status(wanted: bool) -> LayerStatus:
 # ---------------------------------------------------------------- process hygiene
 
 _SUBREAPER: bool | None = None
+_SUBREAPER_PID: int | None = None
 _SUBREAPER_LOCK = threading.Lock()
 
 
 def become_subreaper() -> bool:
     """Returns True once this process is a child subreaper (set once, guarded)."""
-    global _SUBREAPER
+    global _SUBREAPER, _SUBREAPER_PID
     with _SUBREAPER_LOCK:
-        if _SUBREAPER is None:
+        if _SUBREAPER is None or _SUBREAPER_PID != os.getpid():  # fork does not inherit it
             try:
                 libc = ctypes.CDLL(None, use_errno=True)
                 _SUBREAPER = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
             except (OSError, AttributeError):
                 _SUBREAPER = False
+            _SUBREAPER_PID = os.getpid()
         return _SUBREAPER
 
 
@@ -317,6 +319,8 @@ def isolation(*, cwd: str, writable: Sequence[str] = (), readable: Sequence[str]
               limits: sandbox.Limits | None = None) -> Iterator[Isolation]:
     """Yields the wrappers and fds for one evaluation under the active layers; closes the fds."""
     names = active_names()
+    if "reaper" in names:
+        become_subreaper()  # again in a forked worker (a Celery pool process): not inherited
     lease = _slot_uid(cwd, writable, readable) if "uid" in names else None
     if lease is None:
         names = tuple(n for n in names if n != "uid")

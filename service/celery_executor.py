@@ -30,14 +30,16 @@ class CeleryExecutor:
         self._waiting: dict[int, asyncio.Future[EvalResult]] = {}
         self._poller: asyncio.Task[None] | None = None
         self._checked = False
+        self._check_lock = asyncio.Lock()
 
     async def evaluate(self, job: EvalJob) -> EvalResult:
         """Sends job and returns the result its worker writes (waits across worker restarts)."""
         if job.evaluation_id is None:
             raise ValueError("a Celery job needs its evaluation id (workers write results by id)")
-        if not self._checked:
-            await asyncio.to_thread(self._check_broker)
-            self._checked = True
+        async with self._check_lock:  # once per executor, not once per concurrent job
+            if not self._checked:
+                await asyncio.to_thread(self._check_broker)
+                self._checked = True
         future: asyncio.Future[EvalResult] = asyncio.get_running_loop().create_future()
         self._waiting[job.evaluation_id] = future
         try:
@@ -64,7 +66,7 @@ class CeleryExecutor:
     def _workers_on_queue(self) -> bool:
         try:
             replies = self.app.control.inspect(timeout=1.0).active_queues() or {}
-        except Exception:  # inspecting is best effort; the run does not need it
+        except Exception:  # noqa: BLE001 (inspecting is best effort)
             return True
         return any(q.get("name") == self.queue for qs in replies.values() for q in qs)
 
@@ -83,7 +85,7 @@ class CeleryExecutor:
             ids = list(self._waiting)
             try:
                 done = await asyncio.to_thread(self._finished, ids)
-            except Exception as exc:  # the database may be restarting: keep waiting
+            except Exception as exc:  # noqa: BLE001 (the database may be restarting)
                 log.warning("reading evaluation results failed (%s); retrying", exc)
                 await asyncio.sleep(1.0)
                 continue

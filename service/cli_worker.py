@@ -27,6 +27,8 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "WARNING",
 ) -> None:
     """Start a Celery worker that evaluates candidates in the sandbox and writes the results."""
+    from celery.signals import worker_ready
+
     from evaluators.layers import available_layers, become_subreaper
     from service.config import Settings
     from service.tasks import configure
@@ -48,6 +50,11 @@ def worker(
               highlight=False)
     app = configure(url)
     node = name or f"evoforge-{os.getpid()}@{socket.gethostname()}"
+
+    @worker_ready.connect(weak=False)
+    def _ready(**_: object) -> None:
+        err.print(f"evoforge worker {node} ready", highlight=False)
+
     app.worker_main(argv=["worker", "--queues", ",".join(wanted), "--concurrency",
                           str(concurrency), "--pool", "prefork", "--hostname", node,
                           "--loglevel", loglevel, "--without-gossip", "--without-mingle"])

@@ -244,3 +244,25 @@ def test_strays_of_a_killed_evaluation_are_reaped_not_left_as_zombies(layer_env,
     time.sleep(0.3)  # a namespace's init may end just after the evaluation
     layers.sweep("no-such-run")  # every later evaluation sweeps the same way
     assert zombie_children() == []
+
+
+def test_a_forked_worker_process_is_made_a_subreaper_again() -> None:
+    """Celery's pool processes are forked from the worker: the kernel flag is not inherited, so
+    each must set it itself, or orphaned sandbox processes pile up as zombies under its uids."""
+    import ctypes
+
+    assert layers.become_subreaper()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        libc = ctypes.CDLL(None)
+        flag = ctypes.c_int()
+        libc.prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+        before = flag.value
+        layers.become_subreaper()
+        libc.prctl(37, ctypes.byref(flag), 0, 0, 0)
+        os.write(write, f"{before} {flag.value}".encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 64).decode() == "0 1"

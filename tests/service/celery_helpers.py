@@ -35,21 +35,50 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILLs the whole worker: main process and pool (as a machine crash would)."""
-        for pid in [*self.pool(), self.proc.pid]:
+        tree = descendants(self.proc.pid)  # pool processes and the evaluations they run
+        for pid in [*tree, self.proc.pid]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         self.proc.wait(timeout=10)
+        reap(tree)  # this test process is a subreaper: the orphans come to it
 
     def stop(self) -> None:
         """Stops the worker (warm shutdown, then kill)."""
+        pool = descendants(self.proc.pid)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        reap(pool)
+
+
+def reap(pids: list[int], timeout: float = 5.0) -> None:
+    """Waits for pids that were re-parented to this (subreaper) test process, so none stays a
+    zombie; pids that are not our children are skipped."""
+    deadline = time.time() + timeout
+    for pid in pids:
+        while time.time() < deadline:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if done:
+                break
+            time.sleep(0.05)
+
+
+def descendants(pid: int) -> list[int]:
+    """Returns every process below pid."""
+    out, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        out.extend(kids)
+        todo.extend(kids)
+    return out
 
 
 def children(pid: int) -> list[int]:
@@ -74,20 +103,21 @@ def new_queue() -> str:
 
 
 def start_worker(broker: str, queue: str, home: Path, concurrency: int = 2,
-                 env: dict[str, str] | None = None, timeout: float = 60) -> Worker:
+                 env: dict[str, str] | None = None, timeout: float = 60,
+                 loglevel: str = "INFO") -> Worker:
     """Starts `evoforge worker` on queue and waits until it is ready."""
     home.mkdir(parents=True, exist_ok=True)
     log = home / f"worker-{uuid.uuid4().hex[:6]}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "worker", "--queues", queue, "--concurrency",
-         str(concurrency), "--broker", broker, "--loglevel", "INFO"],
+         str(concurrency), "--broker", broker, "--loglevel", loglevel],
         env={**os.environ, "EVOFORGE_HOME": str(home), **(env or {})},
         stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"worker exited with {proc.returncode}:\n{log.read_text()}")
-        if "ready." in log.read_text():
+        if "evoforge worker" in log.read_text() and " ready" in log.read_text():
             return Worker(proc, log, queue)
         time.sleep(0.2)
     proc.kill()
