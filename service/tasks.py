@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, CursorResult, Executable, select, update
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from evaluators.jobs import EvalJob, EvalResult
 from evaluators.runner import evaluate_job
@@ -29,21 +29,22 @@ MAX_DELIVERIES = int(os.environ.get("EVOFORGE_MAX_DELIVERIES", "3"))
 # Redis re-sends a task that runs longer than this (and only this long after a worker dies).
 REDIS_VISIBILITY_S = int(os.environ.get("EVOFORGE_REDIS_VISIBILITY_TIMEOUT", "3600"))
 
-CONF: dict[str, Any] = dict(
-    task_acks_late=True,               # a task is acknowledged only once its result is written
-    task_reject_on_worker_lost=True,   # ... and goes back to the queue if its worker process dies
-    worker_prefetch_multiplier=1,      # a worker holds no more tasks than it runs
-    task_ignore_result=True,           # results go to the database, not to a result backend
-    task_serializer="json", accept_content=["json"],
-    task_default_queue="cpu",
-    broker_connection_retry_on_startup=True,
-    broker_transport_options={"visibility_timeout": REDIS_VISIBILITY_S},
-    worker_hijack_root_logger=False,
-    worker_cancel_long_running_tasks_on_connection_loss=False,
-)
+CONF: dict[str, Any] = {
+    "task_acks_late": True,               # a task is acknowledged only once its result is written
+    "task_reject_on_worker_lost": True,   # ... and goes back to the queue if its worker process dies
+    "worker_prefetch_multiplier": 1,      # a worker holds no more tasks than it runs
+    "task_ignore_result": True,           # results go to the database, not to a result backend
+    "task_serializer": "json", "accept_content": ["json"],
+    "task_default_queue": "cpu",
+    "broker_connection_retry_on_startup": True,
+    "broker_transport_options": {"visibility_timeout": REDIS_VISIBILITY_S},
+    "worker_hijack_root_logger": False,
+    "worker_cancel_long_running_tasks_on_connection_loss": False,
+}
 app = Celery("evoforge")  # the worker's app; controllers send through client_app(broker)
 app.conf.update(CONF)
 _databases: dict[str, Database] = {}
+_connections: dict[str, Connection] = {}  # one kept connection per database per process
 _problem_dirs: dict[tuple[str, int], Path] = {}
 _clients: dict[str, Celery] = {}
 DB_RETRY_S = 5.0
@@ -107,27 +108,42 @@ def _evaluate(self: Any, evaluation_id: int, job: dict[str, Any], db_url: str) -
 
 def _start(db: Database, evaluation_id: int, worker: str) -> int | None:
     """Commits the delivery counter; returns it, or None when the evaluation is already final."""
-    with db.session() as s:
-        row = s.execute(
-            update(EvaluationRow)
-            .where(EvaluationRow.id == evaluation_id,
-                   EvaluationRow.status.in_(("queued", "running")))
-            .values(deliveries=EvaluationRow.deliveries + 1, status="running", worker=worker,
-                    started_at=utcnow())
-            .returning(EvaluationRow.deliveries)).first()
-        return None if row is None else int(row[0])
+    row = _execute(db, update(EvaluationRow)
+                   .where(EvaluationRow.id == evaluation_id,
+                          EvaluationRow.status.in_(("queued", "running")))
+                   .values(deliveries=EvaluationRow.deliveries + 1, status="running",
+                           worker=worker, started_at=utcnow())
+                   .returning(EvaluationRow.deliveries)).first()
+    return None if row is None else int(row[0])
 
 
 def finish(db: Database, evaluation_id: int, result: EvalResult) -> bool:
     """Writes a result once; returns False when another delivery already wrote one."""
-    with db.session() as s:
-        done = s.execute(
-            update(EvaluationRow)
-            .where(EvaluationRow.id == evaluation_id, EvaluationRow.status == "running")
-            .values(status="ok" if result.ok else "failed", result=result.to_dict(),
-                    stage=result.stage, error_kind=result.error_kind, error=result.error,
-                    duration_s=result.duration_s, finished_at=utcnow()))
-        return done.rowcount == 1
+    done = _execute(db, update(EvaluationRow)
+                    .where(EvaluationRow.id == evaluation_id, EvaluationRow.status == "running")
+                    .values(status="ok" if result.ok else "failed", result=result.to_dict(),
+                            stage=result.stage, error_kind=result.error_kind, error=result.error,
+                            duration_s=result.duration_s, finished_at=utcnow()))
+    return done.rowcount == 1
+
+
+def _execute(db: Database, statement: Executable) -> CursorResult[Any]:
+    """Runs one statement in its own transaction on this process's kept connection: one round
+    trip, no pool checkout or ping per write. A connection the server dropped (a restart) is
+    replaced once; other errors go to the task's retry."""
+    for attempt in (0, 1):
+        conn = _connections.get(db.url)
+        if conn is None or conn.closed:
+            conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            _connections[db.url] = conn
+        try:
+            return conn.execute(statement)
+        except DBAPIError as exc:
+            _connections.pop(db.url, None)
+            conn.invalidate()
+            if not exc.connection_invalidated or attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _localise(db: Database, db_url: str, evaluation_id: int, job: EvalJob) -> EvalJob:

@@ -1,0 +1,87 @@
+"""The worker's database writes (service/tasks.py) against real PostgreSQL, without a broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from evaluators.jobs import EvalResult
+from service import tasks
+from service.db import Database, upgrade
+from service.db.models import EvaluationRow
+from service.db.session import make_engine
+from service.launch import create_run
+from service.ledger import Ledger
+from service.problem import load_problem
+from tests.conftest import _pg_admin_dsn
+from tests.service.engine_helpers import config, tiny_problem
+
+
+@pytest.fixture
+def db(pg_url: str) -> Iterator[Database]:
+    upgrade(pg_url)
+    database = Database(pg_url)
+    yield database
+    conn = tasks._connections.pop(database.url, None)
+    if conn is not None:
+        conn.invalidate()
+    database.close()
+
+
+def queued(db: Database, tmp_path: Path) -> int:
+    """Returns the id of a new queued evaluation."""
+    problem = load_problem(tiny_problem(tmp_path / "tiny"))
+    _, eid = Ledger(db, create_run(db, problem, config()), "celery").add_initial(
+        problem.initial_code, "h")
+    return eid
+
+
+def server_pid(db: Database) -> int:
+    """Returns the PostgreSQL backend pid behind this process's kept worker connection."""
+    return int(tasks._execute(db, text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def test_start_counts_deliveries_and_stops_once_final(db: Database, tmp_path: Path) -> None:
+    eid = queued(db, tmp_path)
+    assert tasks._start(db, eid, "w1") == 1
+    assert tasks._start(db, eid, "w2") == 2  # a redelivery after the first worker died
+    assert tasks.finish(db, eid, EvalResult(status="ok", score=2.0, metrics={"s": 2.0}))
+    assert tasks._start(db, eid, "w3") is None  # final: a late duplicate message does nothing
+    with db.session() as s:
+        ev = s.get(EvaluationRow, eid)
+        assert (ev.status, ev.deliveries, ev.worker) == ("ok", 2, "w2")
+
+
+def test_each_write_commits_on_its_own(db: Database, tmp_path: Path) -> None:
+    eid = queued(db, tmp_path)
+    tasks._start(db, eid, "w1")
+    with psycopg.connect(db.url.replace("postgresql+psycopg://", "postgresql://")) as other:
+        status, deliveries = other.execute(
+            "SELECT status, deliveries FROM evaluations WHERE id = %s", (eid,)).fetchone()
+    assert (status, deliveries) == ("running", 1)  # visible to others before the evaluation runs
+
+
+def test_a_connection_the_server_dropped_is_replaced_without_losing_the_write(
+        db: Database, tmp_path: Path) -> None:
+    eid = queued(db, tmp_path)
+    before = server_pid(db)
+    with psycopg.connect(_pg_admin_dsn(), autocommit=True) as admin:  # as a server restart would
+        admin.execute("SELECT pg_terminate_backend(%s)", (before,))
+    assert tasks._start(db, eid, "w1") == 1
+    assert server_pid(db) != before
+    assert tasks.finish(db, eid, EvalResult(status="ok", score=1.0, metrics={"s": 1.0}))
+
+
+def test_a_database_that_stays_down_raises_for_the_task_to_retry() -> None:
+    class Unreachable:  # Database() would check the schema first; only the engine matters here
+        url = "postgresql+psycopg://postgres@127.0.0.1:1/none"
+        engine = make_engine(url)
+
+    with pytest.raises(OperationalError):
+        tasks._start(Unreachable(), 1, "w1")  # type: ignore[arg-type]
+    assert Unreachable.url not in tasks._connections
