@@ -12,7 +12,7 @@ from service.api.deps import Reader, SessionDep, SettingsDep, Writer, problem_fo
 from service.api.errors import ApiError
 from service.api.schemas import Page, RunCreate, RunPublic, RunResume
 from service.config import ConfigError, RunConfig, build_run_config
-from service.db.models import RunRow, utcnow
+from service.db.models import ApiTokenRow, RunRow, utcnow
 from service.db.queries import add_run
 from service.launch import problem_folder
 from service.problem import ProblemError, load_problem
@@ -37,6 +37,10 @@ def public(run: RunRow, with_config: bool = False) -> RunPublic:
 def _check_quota(s: Session, principal: Principal, run_id: int | None = None) -> None:
     if principal.max_active_runs is None or principal.admin:
         return
+    # One check at a time per owner: the owner's token row is locked until this request commits,
+    # so two concurrent requests cannot both see room for one more run (a no-op on SQLite, whose
+    # writers are serialised anyway).
+    s.execute(select(ApiTokenRow.id).where(ApiTokenRow.id == principal.owner_id).with_for_update())
     stmt = select(func.count()).select_from(RunRow).where(
         RunRow.owner_token_id == principal.owner_id, RunRow.status.in_(ACTIVE))
     if run_id is not None:

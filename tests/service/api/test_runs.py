@@ -89,3 +89,42 @@ def test_problem_with_an_active_run_cannot_be_deleted(api: Api) -> None:
     api.client.post(f"/api/runs/{run_id}/stop", headers=api.h("alice"))
     assert api.client.delete(f"/api/problems/{pid}", headers=api.h("alice")).status_code == 204
     assert api.client.get(f"/api/runs/{run_id}", headers=api.h("alice")).status_code == 404
+
+
+def test_concurrent_quota_checks_of_one_owner_take_turns(api: Api) -> None:
+    import threading
+
+    from service.api.errors import ApiError
+    from service.api.routes.runs import _check_quota
+    from service.db.models import RunRow
+    from service.db.queries import add_run
+    from service.tokens import authenticate
+
+    pid = api.problem()
+    api.run(problem_id=pid)  # alice (quota 2) has one active run: room for exactly one more
+    with api.db.session() as s:
+        alice = authenticate(s, api.tokens["alice"])
+    assert alice is not None
+    outcome: list[object] = []
+
+    def second_request() -> None:
+        with api.db.session() as s2:
+            try:
+                _check_quota(s2, alice)
+                outcome.append("allowed")
+            except ApiError as exc:
+                outcome.append(exc.status)
+
+    with api.db.session() as s1:  # the first request: checked, its run added, not yet committed
+        _check_quota(s1, alice)
+        run = add_run(s1, pid, {}, 0)
+        run.owner_token_id, run.status = alice.owner_id, "queued"
+        s1.flush()
+        other = threading.Thread(target=second_request)
+        other.start()
+        other.join(timeout=1.0)
+        assert other.is_alive() and not outcome  # it waits for the first request's commit
+    other.join(timeout=10)
+    assert outcome == [429]
+    with api.db.session() as s:
+        assert s.query(RunRow).filter(RunRow.status == "queued").count() == 2
