@@ -5,53 +5,49 @@ Layers are on by default where the machine allows them, decided once per process
 layers to use; a layer left out is off. rlimits and the reaper are the base and always on. The uid
 layer (evaluators/uids.py) runs each evaluation as its own unprivileged uid, so RLIMIT_NPROC holds
 and the program cannot signal or read host processes; bwrap then runs unprivileged under it.
-`isolation(...)` gives the argv wrappers and the file descriptors for one evaluation; `sweep(run_id)`
-kills and reaps what an evaluation left behind (processes that carry its EVOFORGE_SANDBOX_RUN).
+`isolation(...)` gives the argv wrappers and the file descriptors for one evaluation. The bwrap
+command line and seccomp filter are built in evaluators/bwrap.py; `sweep(run_id)` (evaluators/
+reaper.py, re-exported here) kills and reaps what an evaluation left behind.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import ctypes
-import errno
 import functools
 import logging
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from evaluators import docker_backend, sandbox, uids
+from evaluators.bwrap import BWRAP, bwrap_args, interpreter_dirs, seccomp_bpf, seccomp_fd
+from evaluators.bwrap import base_args as bwrap_base_args
+from evaluators.reaper import RUN_VAR, become_subreaper, sweep
+
+__all__ = [
+    "RUN_VAR",
+    "Isolation",
+    "LayerStatus",
+    "active_names",
+    "available_layers",
+    "become_subreaper",
+    "bwrap_args",
+    "isolation",
+    "reset",
+    "seccomp_bpf",
+    "sweep",
+    "unwrap_status",
+]
 
 log = logging.getLogger("evoforge.sandbox")
 ENV_VAR = "EVOFORGE_SANDBOX_LAYERS"
-RUN_VAR = "EVOFORGE_SANDBOX_RUN"  # marks every process of one evaluation, for the sweep
 SWITCHABLE = ("uid", "bwrap", "seccomp")
 OPT_IN = ("docker",)  # on only when named: the image is a choice
 BASE = ("rlimits", "reaper")
-BWRAP = shutil.which("bwrap")
-PACKAGE_DIR = Path(__file__).resolve().parent
-_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl", "ca-certificates",
-        "localtime", "mime.types")
-_TOP = ("usr", "bin", "lib", "lib32", "lib64", "libx32", "sbin")
-# Denied with EPERM (so Python raises a clear PermissionError) by the seccomp layer.
-DENIED_SYSCALLS = (
-    "ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2", "pivot_root", "chroot",
-    "bpf", "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-    "reboot", "swapon", "swapoff", "setns", "unshare", "perf_event_open", "keyctl", "add_key",
-    "request_key", "userfaultfd", "open_by_handle_at", "name_to_handle_at", "acct", "quotactl",
-    "syslog", "iopl", "ioperm", "settimeofday", "clock_settime", "fanotify_init", "move_mount",
-    "open_tree", "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr",
-    "io_uring_setup", "io_uring_enter", "io_uring_register")  # io_uring can open sockets too
-_NEW_NAMESPACES = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
 
 
 @dataclass(frozen=True)
@@ -179,8 +175,8 @@ def _reaper_status() -> LayerStatus:
 def _bwrap_status(as_slot_uid: bool) -> LayerStatus:
     if BWRAP is None:
         return LayerStatus("bwrap", False, "bwrap not found; install the Debian package bubblewrap")
-    binds = [a for d in _interpreter_dirs(sys.executable) for a in ("--ro-bind", d, d)]
-    probe = [BWRAP, *_bwrap_base(), *binds, "--", sys.executable, "-c", "import evaluators"]
+    binds = [a for d in interpreter_dirs(sys.executable) for a in ("--ro-bind", d, d)]
+    probe = [BWRAP, *bwrap_base_args(), *binds, "--", sys.executable, "-c", "import evaluators"]
     lease = uids.acquire() if as_slot_uid else None
     ids = {"user": lease.uid, "group": lease.gid, "extra_groups": [], "cwd": "/"} if lease else {}
     try:
@@ -218,97 +214,6 @@ def _docker_status(wanted: bool) -> LayerStatus:
     if available and not wanted:
         return LayerStatus("docker", False, f"{reason}; opt in with {ENV_VAR}=uid,docker")
     return LayerStatus("docker", available and wanted, reason)
-
-
-# ---------------------------------------------------------------- process hygiene
-
-_SUBREAPER: bool | None = None
-_SUBREAPER_PID: int | None = None
-_SUBREAPER_LOCK = threading.Lock()
-
-
-def become_subreaper() -> bool:
-    """Returns True once this process is a child subreaper (set once, guarded)."""
-    global _SUBREAPER, _SUBREAPER_PID
-    with _SUBREAPER_LOCK:
-        if _SUBREAPER is None or _SUBREAPER_PID != os.getpid():  # fork does not inherit it
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                _SUBREAPER = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
-            except (OSError, AttributeError):
-                _SUBREAPER = False
-            _SUBREAPER_PID = os.getpid()
-        return _SUBREAPER
-
-
-_GROUPS: collections.deque[int] = collections.deque(maxlen=256)  # recent sandbox groups
-
-
-def sweep(run_id: str, group: int | None = None) -> list[int]:
-    """Returns the pids of processes marked with run_id that were still alive, now killed.
-
-    Also reaps zombies this process adopted as subreaper from a sandbox: those from a sandbox's
-    pid namespace, and those left in a recent sandbox's process group (never a group leader, so
-    never a child another thread is about to wait for).
-    """
-    if group is not None:
-        _GROUPS.append(group)
-    marker = f"{RUN_VAR}={run_id}".encode() + b"\0"
-    me, killed = os.getpid(), []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        pid = int(entry.name)
-        stat = _stat(pid)
-        if stat is None:
-            continue
-        if stat[0] == "Z":
-            if stat[1] == me and _adopted_from_sandbox(pid, stat[2]):
-                _reap(pid)
-        elif marker in _environ(pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-    for pid in killed:  # reap the ones that are our children (adopted as subreaper)
-        stat = _stat(pid)
-        if stat is not None and stat[1] == me:
-            _reap(pid)
-    return killed
-
-
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """Returns (state, parent pid, process group) of pid, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        return fields[0].decode(), int(fields[1]), int(fields[2])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _environ(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return f.read() + b"\0"
-    except OSError:
-        return b""
-
-
-def _adopted_from_sandbox(pid: int, pgid: int) -> bool:
-    """Returns True for a zombie from a sandbox's pid namespace or left in a sandbox's group."""
-    if pgid != pid and pgid in _GROUPS:
-        return True
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            nspid = next((ln for ln in f if ln.startswith(b"NSpid:")), b"")
-    except OSError:
-        return False
-    return len(nspid.split()) > 2  # NSpid: <pid here> <pid in the sandbox's namespace>
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, 0)
 
 
 # ---------------------------------------------------------------- bubblewrap + seccomp
@@ -367,18 +272,18 @@ def _wrapped(names: tuple[str, ...], lease: uids.Lease | None, *, cwd: str,
     if "bwrap" not in names:
         yield Isolation(active=names, user=user)
         return
-    seccomp_fd = _seccomp_fd() if "seccomp" in names else None
+    filter_fd = seccomp_fd() if "seccomp" in names else None
     try:
         argv = bwrap_args(cwd=cwd, writable=writable, readable=readable, python=python,
                           env=sandbox.minimal_env(cwd, env), limits=limits or sandbox.Limits())
-        if seccomp_fd is not None:
-            argv += ["--seccomp", str(seccomp_fd)]
+        if filter_fd is not None:
+            argv += ["--seccomp", str(filter_fd)]
         wrapper = functools.partial(_prefix, [BWRAP, *argv, "--"])
         yield Isolation(wrap=[wrapper], active=names, user=user,
-                        pass_fds=() if seccomp_fd is None else (seccomp_fd,))
+                        pass_fds=() if filter_fd is None else (filter_fd,))
     finally:
-        if seccomp_fd is not None:
-            os.close(seccomp_fd)
+        if filter_fd is not None:
+            os.close(filter_fd)
 
 
 def unwrap_status(outcome: sandbox.SandboxOutcome, iso: Isolation) -> sandbox.SandboxOutcome:
@@ -393,80 +298,3 @@ def unwrap_status(outcome: sandbox.SandboxOutcome, iso: Isolation) -> sandbox.Sa
 
 def _prefix(prefix: list[str], argv: list[str], limits: sandbox.Limits) -> list[str]:
     return [*prefix, *argv]
-
-
-def _bwrap_base() -> list[str]:
-    """Returns the bwrap options every sandbox shares: namespaces, system dirs, /proc, /dev."""
-    args = ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--hostname", "evoforge-sandbox"]
-    for top in _TOP:
-        path = Path("/") / top
-        if path.is_symlink():
-            args += ["--symlink", os.readlink(path), str(path)]
-        elif path.is_dir():
-            args += ["--ro-bind", str(path), str(path)]
-    for name in _ETC:
-        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    return args + ["--proc", "/proc", "--dev", "/dev"]
-
-
-def bwrap_args(*, cwd: str, writable: Sequence[str], readable: Sequence[str], python: str,
-               env: dict[str, str], limits: sandbox.Limits) -> list[str]:
-    """Returns the bwrap options (without the program) for one evaluation."""
-    args = _bwrap_base()
-    args += ["--size", str(limits.file_size_mb * sandbox.MiB), "--tmpfs", "/tmp"]
-    for path in _interpreter_dirs(python):
-        args += ["--ro-bind", path, path]
-    for path in dict.fromkeys(os.path.realpath(p) for p in readable):
-        args += ["--ro-bind", path, path]
-    for path in dict.fromkeys(os.path.realpath(p) for p in (*writable, cwd)):
-        args += ["--bind", path, path]
-    args += ["--remount-ro", "/", "--chdir", os.path.realpath(cwd), "--clearenv"]
-    for key, value in env.items():
-        args += ["--setenv", key, value]
-    return args
-
-
-def _interpreter_dirs(python: str) -> list[str]:
-    """Returns the folders outside /usr the interpreter needs: its venv/prefix and our package."""
-    exe = Path(python).absolute()
-    found = [exe.parent.parent, Path(os.path.realpath(exe)).parent.parent, PACKAGE_DIR]
-    if Path(python).absolute() == Path(sys.executable).absolute():
-        found += [Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix)]
-    out: list[str] = []
-    for path in found:
-        real = os.path.realpath(path)
-        if real == "/" or any(real == f"/{t}" or real.startswith(f"/{t}/") for t in _TOP):
-            continue
-        if real not in out and Path(real).is_dir():
-            out.append(real)
-    return out
-
-
-@functools.cache
-def seccomp_bpf() -> bytes:
-    """Returns the seccomp filter as BPF bytes (built once); raises ImportError without pyseccomp."""
-    import pyseccomp as sc
-
-    deny = sc.ERRNO(errno.EPERM)
-    flt = sc.SyscallFilter(defaction=sc.ALLOW)
-    flt.add_rule(deny, "socket", sc.Arg(0, sc.NE, socket.AF_UNIX))
-    for bit in range(32):  # clone(2) asking for any new namespace
-        if _NEW_NAMESPACES & (1 << bit):
-            flt.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, 1 << bit, 1 << bit))
-    flt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # its flags are out of reach: libc falls back
-    for name in DENIED_SYSCALLS:
-        with contextlib.suppress(RuntimeError, ValueError, OSError):
-            flt.add_rule(deny, name)
-    with tempfile.TemporaryFile() as out:
-        flt.export_bpf(out)
-        out.seek(0)
-        return out.read()
-
-
-def _seccomp_fd() -> int:
-    """Returns a new memfd holding the BPF filter, positioned at its start (close-on-exec)."""
-    fd = os.memfd_create("evoforge-seccomp", os.MFD_CLOEXEC)
-    os.write(fd, seccomp_bpf())
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
