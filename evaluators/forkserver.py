@@ -6,12 +6,20 @@ area, forks a child in a new session with the candidate's rlimits and its own ou
 for it up to the wall-clock limit, kills the child's process group and then every process left
 under it (this process is a child subreaper, so orphans and setsid daemons become its children),
 and answers with the child's result and how it ended. The child never returns into this loop.
+
+A server has one role (spec "role"): "evaluate" imports the problem's evaluator and scores each
+candidate in its child; the two phases of a two-phase problem get a server each, never the same
+one: "produce" runs the candidate's entry function and answers with the data it returned, capped;
+"score" imports a snapshot of the trusted scorer before any data arrives and scores each request's
+data in a child (it never sees a candidate's code).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
+import importlib
 import json
 import os
 import random
@@ -24,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evaluators import runner, sandbox
+from evaluators import runner, sandbox, scoring
 from evaluators.jobs import EvalJob, EvalResult
 
 LOG = "forkserver.log"         # this process's stderr, in its root (read by the host if it dies)
@@ -40,10 +48,16 @@ class Server:
         self.work_base = Path(spec.get("work_base") or spec["root"])  # tmpfs where possible
         self.private = [Path(p) for p in spec.get("private_dirs", [])]  # wiped between candidates
         self.count = 0
+        self.role = spec.get("role", "evaluate")
         job = EvalJob(**spec["job"])
         self.module, self.load_failure = None, None
         try:
-            self.module = runner._load_evaluator(job)
+            if self.role == "evaluate":
+                self.module = runner._load_evaluator(job)
+            elif self.role == "score":
+                self.module = scoring.load_scorer(job, Path(spec["scorer_snapshot"]))
+            else:
+                _warm(spec.get("warm", ()))
         except runner._Failed as failed:
             self.load_failure = failed.result
 
@@ -56,7 +70,14 @@ class Server:
         self.count += 1
         work = self.work_base / f"c{self.count}"
         work.mkdir(parents=True)
+        if self.role == "score":
+            (work / scoring.DATA_FILE).write_text(str(request.get("data", "")))
         answer = self._fork(job, work)
+        if self.role == "produce" and isinstance(answer["result"], dict) \
+                and answer["result"].get("status") == "ok":
+            data, why = scoring.read_capped(work / scoring.DATA_FILE, job.data_max_bytes)
+            answer["data"] = None if data is None else data.decode("utf-8", errors="replace")
+            answer["data_error"] = why
         answer["nonce"] = request["nonce"]
         return answer
 
@@ -81,7 +102,7 @@ class Server:
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _child(job, work, limits, self.module, (out_w, err_w, res_w))
+            _child(job, work, limits, self.module, (out_w, err_w, res_w), self.role)
         for fd in (out_w, err_w, res_w):
             os.close(fd)
         out, err = sandbox._Capture(limits.output_bytes), sandbox._Capture(limits.output_bytes)
@@ -198,7 +219,7 @@ def _children() -> list[int]:
 
 
 def _child(job: EvalJob, work: Path, limits: sandbox.Limits, module: Any,
-           fds: tuple[int, int, int]) -> None:
+           fds: tuple[int, int, int], role: str = "evaluate") -> None:
     """Runs one candidate in the forked child; never returns."""
     try:
         out_w, err_w, res_w = fds
@@ -218,7 +239,12 @@ def _child(job: EvalJob, work: Path, limits: sandbox.Limits, module: Any,
         numpy = sys.modules.get("numpy")
         if numpy is not None:
             numpy.random.seed()
-        result = runner.score(job, work / "program.py", module)
+        if role == "produce":
+            result = scoring.produce(job, work / "program.py", work / scoring.DATA_FILE)
+        elif role == "score":
+            result = scoring.score_loaded(job, module, work / scoring.DATA_FILE)
+        else:
+            result = runner.score(job, work / "program.py", module)
         data = json.dumps(result.to_dict(), default=repr).encode()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -254,6 +280,13 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def _warm(modules: list[str]) -> None:
+    """Imports modules a produce server's candidates are likely to import (numpy, say), once."""
+    for name in modules:
+        with contextlib.suppress(ImportError):  # best effort: a candidate imports it itself
+            importlib.import_module(name)
 
 
 def _prctl(option: int, value: int) -> None:

@@ -6,6 +6,11 @@ seccomp), sends it the job and reads the answer (evaluators/forkserver.py does t
 fork, limits and cleanup). A server that dies, hangs past the job's limit or answers garbage is
 killed with everything of its uid; the candidate gets a recorded failure and the next one a fresh
 server. Servers stay warm between jobs of the same problem until the process exits.
+
+Two-phase jobs use two servers per problem (roles in evaluators/forkserver.py): a "produce" server
+whose children run the candidate and hand back its data, and a "score" server that imported a
+snapshot of the trusted scorer before any candidate ran; each has its own uid and bwrap, so the
+candidate's processes cannot reach the scorer's.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import secrets
@@ -32,6 +38,7 @@ from evaluators.jobs import EvalJob, EvalResult
 START_TIMEOUT_S = 60.0   # importing the evaluator in a new server
 GRACE_S = 10.0           # beyond the job's own limit, for the server's kill, sweep and answer
 MAX_IDLE = 16            # idle servers kept in this process (each holds a uid and a process)
+WARM_IMPORTS = ("numpy",)  # imported once by produce servers when present: candidates use it
 SERVER_LIMITS = sandbox.Limits(timeout_s=10 ** 7, memory_mb=None, open_files=1024,
                                file_size_mb=256, processes=128)  # 256: /tmp tmpfs size
 
@@ -43,8 +50,10 @@ class ServerDied(Exception):
 class ForkServer:
     """One sandboxed fork server for one problem's evaluator."""
 
-    def __init__(self, job: EvalJob, python: str) -> None:
-        self.key = server_key(job, python)
+    def __init__(self, job: EvalJob, python: str, role: str = "evaluate",
+                 scorer: bytes | None = None) -> None:
+        self.key = server_key(job, python, role, scorer)
+        self.role = role
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # tmpfs: no disk writes
         self.root = Path(tempfile.mkdtemp(prefix="evoforge-prefork-", dir=shm))
         self.run_id = f"{os.getpid()}-prefork-{secrets.token_hex(4)}"
@@ -52,12 +61,12 @@ class ForkServer:
         self._stack = contextlib.ExitStack()
         self._buffer = b""
         try:
-            self._start(job, python)
+            self._start(job, python, scorer)
         except BaseException:
             self.close()
             raise
 
-    def _start(self, job: EvalJob, python: str) -> None:
+    def _start(self, job: EvalJob, python: str, scorer: bytes | None) -> None:
         env = {layers.RUN_VAR: self.run_id}
         problem = Path(job.problem_dir)
         readable = [str(p) for p in (problem, evaluator_path(job).parent) if p.is_dir()]
@@ -66,8 +75,14 @@ class ForkServer:
             python=python, limits=SERVER_LIMITS))
         private = ["/tmp", "/dev/shm"] if "bwrap" in iso.active else []
         loader = {**job.to_dict(), "code": ""}  # what loads the evaluator; no candidate code
-        spec = {"root": str(self.root), "private_dirs": private, "job": loader,
-                "work_base": "/tmp/evoforge-work" if private else str(self.root)}
+        spec = {"root": str(self.root), "private_dirs": private, "job": loader, "role": self.role,
+                "work_base": "/tmp/evoforge-work" if private else str(self.root),
+                "warm": list(WARM_IMPORTS)}
+        if scorer is not None:  # the snapshot the score server imports before any data arrives
+            snapshot = self.root / "trusted" / Path(job.scorer).name
+            snapshot.parent.mkdir()
+            snapshot.write_bytes(scorer)
+            spec["scorer_snapshot"] = str(snapshot)
         argv = [python, "-s", "-P", "-m", "evaluators.forkserver", json.dumps(spec)]
         log = os.open(self.root / forkserver.LOG, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -86,10 +101,14 @@ class ForkServer:
         """Returns True while the server process runs."""
         return self.proc is not None and self.proc.poll() is None
 
-    def evaluate(self, job: EvalJob) -> EvalResult:
-        """Returns the job's result; raises ServerDied when the server broke (it is then closed)."""
+    def evaluate(self, job: EvalJob, data: bytes | None = None) -> EvalResult:
+        """Returns the job's result (a produce server's data in artifacts["_data"]); raises
+        ServerDied when the server broke (it is then closed)."""
         nonce = secrets.token_hex(8)
-        request = json.dumps({"nonce": nonce, "job": job.to_dict()}).encode() + b"\n"
+        message: dict[str, Any] = {"nonce": nonce, "job": job.to_dict()}
+        if data is not None:
+            message["data"] = data.decode("utf-8", errors="replace")
+        request = json.dumps(message).encode() + b"\n"
         sandbox.track(self.proc.pid)
         try:
             self.proc.stdin.write(request)
@@ -168,14 +187,22 @@ def evaluator_path(job: EvalJob) -> Path:
     return path if path.is_absolute() else Path(job.problem_dir) / path
 
 
-def server_key(job: EvalJob, python: str) -> tuple:
-    """Returns what a server is specific to: problem, evaluator (and its mtime), interpreter."""
-    path = evaluator_path(job)
-    try:
-        mtime = path.stat().st_mtime_ns
-    except OSError:
-        mtime = 0
-    return (os.path.realpath(job.problem_dir), str(path), mtime, python, layers.active_names())
+def server_key(job: EvalJob, python: str, role: str = "evaluate",
+               scorer: bytes | None = None) -> tuple:
+    """Returns what a server is specific to: problem, role, evaluator (and its mtime) or scorer
+    snapshot, interpreter, layers."""
+    if role == "score":
+        what: tuple = (hashlib.sha256(scorer or b"").hexdigest(),)
+    elif role == "produce":
+        what = ()
+    else:
+        path = evaluator_path(job)
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            mtime = 0
+        what = (str(path), mtime)
+    return (os.path.realpath(job.problem_dir), role, *what, python, layers.active_names())
 
 
 def to_result(answer: dict[str, Any], job: EvalJob) -> EvalResult:
@@ -192,6 +219,11 @@ def to_result(answer: dict[str, Any], job: EvalJob) -> EvalResult:
         with contextlib.suppress(TypeError, ValueError):
             result = EvalResult.from_dict(raw)
     result = result or runner._death(outcome, job)  # same package: the fresh path's wording
+    if result.ok and "data_error" in answer:  # a produce server's answer: the candidate's data
+        if answer.get("data") is None:
+            result = EvalResult.failure("output", str(answer.get("data_error")))
+        else:
+            result.artifacts["_data"] = str(answer["data"]).encode()
     if "duration_s" in answer:
         result.duration_s = outcome.duration_s
     result.artifacts["stdout"] = sandbox.clip(outcome.stdout, runner.TAIL_CHARS, head=False)
@@ -226,16 +258,18 @@ def _give_back(server: ForkServer) -> None:
         old.close()
 
 
-def evaluate_preforked(job: EvalJob, python: str = sys.executable) -> EvalResult:
-    """Returns the result of job scored by a warm fork server for its problem."""
-    if "docker" in layers.active_names():  # one container per evaluation: no warm server
+def evaluate_preforked(job: EvalJob, python: str = sys.executable, *, role: str = "evaluate",
+                       scorer: bytes | None = None, data: bytes | None = None) -> EvalResult:
+    """Returns the result of job scored by a warm fork server for its problem (role "produce" or
+    "score": one phase of a two-phase job; evaluators/scoring.py calls those)."""
+    if role == "evaluate" and "docker" in layers.active_names():  # one container per evaluation
         return runner.evaluate_job(dataclasses.replace(job, prefork=False), python)
     started = time.monotonic()
-    server = _take(server_key(job, python))
+    server = _take(server_key(job, python, role, scorer))
     try:
         if server is None:
-            server = ForkServer(job, python)
-        result = server.evaluate(job)
+            server = ForkServer(job, python, role, scorer)
+        result = server.evaluate(job, data)
     except (ServerDied, TimeoutError, OSError, ValueError) as exc:
         if server is not None:
             server.close()

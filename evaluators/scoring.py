@@ -11,6 +11,7 @@ controls is the data, which the scorer verifies strictly.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -47,16 +48,51 @@ def evaluate_two_phase(job: EvalJob, python: str = sys.executable, *,
         result = _phase(job, python, ["check"], {"scorer": snapshot}, scorer.name)
         result.duration_s = time.monotonic() - started
         return result
+    if job.prefork:
+        return _preforked(job, python, scorer, snapshot, started)
     produced = _phase(job, python, ["produce"], {}, scorer.name, keep=DATA_FILE)
     data = produced.artifacts.pop("_data", b"")
     if not produced.ok:
         produced.duration_s = time.monotonic() - started
         return produced
     if _read_or_empty(scorer) != snapshot:
-        return EvalResult.failure("rejected", f"{scorer} changed while the program ran; a "
-                                  "program may not change the problem's files, so it is not scored",
-                                  duration_s=time.monotonic() - started)
+        return _changed(scorer, started)
     scored = _phase(job, python, ["score"], {"scorer": snapshot, DATA_FILE: data}, scorer.name)
+    return _combined(produced, scored, data, started)
+
+
+def _preforked(job: EvalJob, python: str, scorer: Path, snapshot: bytes,
+               started: float) -> EvalResult:
+    """Returns the result of both phases in warm fork servers (evaluation.prefork): a produce
+    server for the candidate and a score server that imported the scorer snapshot first."""
+    from evaluators import layers, prefork  # host side only: the sandboxed phases never need them
+
+    if "docker" in layers.active_names():  # one container per phase: no warm servers
+        return evaluate_two_phase(dataclasses.replace(job, prefork=False), python)
+    raw = prefork.evaluate_preforked(job, python, role="produce")
+    data = raw.artifacts.pop("_data", b"")
+    produced = _trusted_part(raw)
+    produced.artifacts.update({k: raw.artifacts.get(k, "") for k in ("stdout", "stderr")})
+    if not produced.ok:
+        produced.duration_s = time.monotonic() - started
+        return produced
+    if _read_or_empty(scorer) != snapshot:
+        return _changed(scorer, started)
+    blind = EvalJob(**{**job.to_dict(), "code": ""})  # the scorer's side never sees the code
+    scored = _scorer_blame(prefork.evaluate_preforked(blind, python, role="score",
+                                                      scorer=snapshot, data=data))
+    return _combined(produced, scored, data, started)
+
+
+def _changed(scorer: Path, started: float) -> EvalResult:
+    return EvalResult.failure("rejected", f"{scorer} changed while the program ran; a program may "
+                              "not change the problem's files, so it is not scored",
+                              duration_s=time.monotonic() - started)
+
+
+def _combined(produced: EvalResult, scored: EvalResult, data: bytes,
+              started: float) -> EvalResult:
+    """Returns the scorer's result with the program's output beside the scorer's own."""
     for name in ("stdout", "stderr"):
         scored.artifacts[f"scorer_{name}"] = scored.artifacts.pop(name, "")
         scored.artifacts[name] = produced.artifacts.get(name, "")
@@ -100,7 +136,7 @@ def _phase(job: EvalJob, python: str, mode: list[str], files: dict[str, bytes], 
         result.artifacts["stdout"] = sandbox.clip(outcome.stdout, runner.TAIL_CHARS, head=False)
         result.artifacts["stderr"] = sandbox.clip(outcome.stderr, runner.TAIL_CHARS, head=False)
         if keep and result.ok:
-            data, why = _read_capped(root / keep, job.data_max_bytes)
+            data, why = read_capped(root / keep, job.data_max_bytes)
             if data is None:
                 return EvalResult.failure("output", why, artifacts=result.artifacts)
             result.artifacts["_data"] = data
@@ -128,7 +164,7 @@ def _scorer_blame(result: EvalResult) -> EvalResult:
     return result
 
 
-def _read_capped(path: Path, cap: int) -> tuple[bytes | None, str]:
+def read_capped(path: Path, cap: int) -> tuple[bytes | None, str]:
     """Returns (bytes, "") of a regular file of at most cap bytes, never following links."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -212,11 +248,16 @@ def _plain(value: Any) -> Any:
 def score_data(job: EvalJob, scorer: Path, data_path: Path | None) -> EvalResult:
     """Returns the scorer's verdict on the data (data_path None: only check that it loads)."""
     try:
-        module = _load_scorer(job, scorer)
+        module = load_scorer(job, scorer)
     except runner._Failed as failed:
         return failed.result
     if data_path is None:
         return EvalResult(status="ok", artifacts={"entry_points": "score"})
+    return score_loaded(job, module, data_path)
+
+
+def score_loaded(job: EvalJob, module: Any, data_path: Path) -> EvalResult:
+    """Returns the verdict of an imported scorer module on the data in data_path."""
     try:
         data = json.loads(data_path.read_text())
     except (ValueError, RecursionError) as exc:
@@ -240,7 +281,7 @@ def score_data(job: EvalJob, scorer: Path, data_path: Path | None) -> EvalResult
     return EvalResult(status="ok", score=value, metrics=metrics, artifacts=artifacts)
 
 
-def _load_scorer(job: EvalJob, path: Path) -> Any:
+def load_scorer(job: EvalJob, path: Path) -> Any:
     """Returns the scorer snapshot imported as a module, or raises runner._Failed("evaluator")."""
     shown = _scorer_path(job)
     sys.path.insert(0, str(Path(job.problem_dir).resolve()))  # helpers next to the scorer
