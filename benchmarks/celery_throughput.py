@@ -7,7 +7,11 @@ evaluation and a result written by the worker, read back by the controller's pol
 path a run uses. The peer runs OpenEvolve 0.4.1's Evaluator.evaluate_program (no sandbox) in
 benchmarks/.venv-openevolve when it exists (controller_overhead.py makes it).
 
-    .venv/bin/python benchmarks/celery_throughput.py [--n 200] [--broker URL]
+    .venv/bin/python benchmarks/celery_throughput.py [--n 200] [--broker URL] [--quick]
+
+It also prints the CPU time per evaluation of each part of the 2-process pre-forked Celery path
+(controller, worker tree, PostgreSQL, RabbitMQ), read from /proc before and after the batch: on a
+busy machine wall-clock rates fall, but these stay comparable. --quick measures only that path.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +38,7 @@ from service.dispatch import LocalExecutor, make_job
 from service.launch import create_run
 from service.ledger import Ledger
 from service.problem import load_problem
-from tests.service.celery_helpers import new_queue, start_worker
+from tests.service.celery_helpers import descendants, new_queue, start_worker
 
 PROBLEM = ROOT / "tests" / "fixtures" / "problems" / "good"
 PEER_PY = ROOT / "benchmarks" / ".venv-openevolve" / "bin" / "python"
@@ -75,17 +80,49 @@ async def timed(executor: object, batch: list[EvalJob]) -> float:
     return len(batch) / elapsed
 
 
-def celery_rate(db: Database, broker: str, n: int, concurrency: int, prefork: bool) -> float:
-    """Evaluations/s through a real `evoforge worker` with `concurrency` processes."""
+def celery_rate(db: Database, broker: str, n: int, concurrency: int, prefork: bool,
+                cpu: dict[str, float] | None = None) -> float:
+    """Evaluations/s through a real `evoforge worker` with `concurrency` processes; with cpu,
+    fills it with CPU ms per evaluation by part."""
     queue = new_queue()
     worker = start_worker(broker, queue, OUT / "celery-worker", concurrency=concurrency,
                           loglevel="WARNING")
     try:
         warm = jobs(db, 2 * concurrency, prefork, "celery")
         asyncio.run(timed(CeleryExecutor(db, broker, queue), warm))  # imports, pre-fork servers
-        return asyncio.run(timed(CeleryExecutor(db, broker, queue), jobs(db, n, prefork, "celery")))
+        batch = jobs(db, n, prefork, "celery")
+        before = cpu_seconds(worker.proc.pid)
+        rate = asyncio.run(timed(CeleryExecutor(db, broker, queue), batch))
+        after = cpu_seconds(worker.proc.pid)
+        if cpu is not None:
+            cpu.update({k: 1000 * (after[k] - before[k]) / n for k in after})
+        return rate
     finally:
         worker.stop()
+
+
+def cpu_seconds(worker_pid: int) -> dict[str, float]:
+    """Returns CPU seconds used so far by this controller, the worker's process tree (reaped
+    children included), PostgreSQL and RabbitMQ."""
+    def used(proc: psutil.Process, children: bool) -> float:
+        t = proc.cpu_times()
+        return t.user + t.system + (t.children_user + t.children_system if children else 0.0)
+
+    tree = 0.0
+    for pid in [worker_pid, *descendants(worker_pid)]:
+        try:
+            tree += used(psutil.Process(pid), True)
+        except psutil.Error:
+            pass
+    servers = {"postgres": 0.0, "rabbitmq": 0.0}
+    for proc in psutil.process_iter(["name"]):
+        part = {"postgres": "postgres", "beam.smp": "rabbitmq"}.get(proc.info["name"] or "")
+        if part:
+            try:
+                servers[part] += used(proc, False)
+            except psutil.Error:
+                pass
+    return {"controller": used(psutil.Process(), False), "worker tree": tree, **servers}
 
 
 def local_rate(db: Database, n: int, workers: int, prefork: bool) -> float:
@@ -116,9 +153,19 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--broker", default="amqp://guest:guest@127.0.0.1:5672//")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--quick", action="store_true", help="Only celery, 2 processes, "
+                        "pre-forked, with its CPU breakdown.")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     db = Database(fresh_database(args.pg))
+    cpu: dict[str, float] = {}
+    rate = celery_rate(db, args.broker, args.n, 2, True, cpu)
+    print(f"celery, 2 worker processes, pre-forked: {rate:.1f} evaluations/s "
+          f"(load average {psutil.getloadavg()[0]:.1f}); CPU ms per evaluation:")
+    for part, ms in {**cpu, "total": sum(cpu.values())}.items():
+        print(f"  {part:<12} {ms:6.2f}")
+    if args.quick:
+        return
     rows = []
     for procs in (1, 2):
         for prefork in (False, True):
