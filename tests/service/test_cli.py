@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from evaluators.layers import RUN_VAR
 from service.db import Database, upgrade
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow
 from tests.service.engine_helpers import returns, tiny_problem
@@ -22,7 +23,7 @@ EVOFORGE = [sys.executable, "-m", "service.cli"]
 def evoforge(*args: str, home: Path, timeout: float = 300, check: bool = True
              ) -> subprocess.CompletedProcess:
     env = {**os.environ, "EVOFORGE_HOME": str(home), "COLUMNS": "200"}
-    proc = subprocess.run([*EVOFORGE, *args], capture_output=True, text=True, env=env,
+    proc = subprocess.run([*EVOFORGE, *args], capture_output=True, text=True, env=env, check=False,
                           timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"evoforge {args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
@@ -190,6 +191,7 @@ def test_ctrl_c_pauses_at_once_and_resume_finishes(tmp_path: Path) -> None:
             if queued >= 2:
                 time.sleep(1.0)  # both slots are evaluating a 30 s program now
                 break
+    assert runner_processes(proc.pid)  # the slow evaluations are running
     sent = time.time()
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=20)
@@ -197,19 +199,21 @@ def test_ctrl_c_pauses_at_once_and_resume_finishes(tmp_path: Path) -> None:
     assert proc.returncode == 130 and "evoforge resume 1" in stderr
     summary = json.loads(evoforge("runs", "list", "--json", home=home).stdout.splitlines()[0])
     assert summary["status"] == "paused"
-    assert not runner_processes()
+    assert not runner_processes(proc.pid)
 
 
-def runner_processes() -> list[int]:
-    """Returns the pids of sandboxed evaluation processes still alive on this machine."""
+def runner_processes(controller: int) -> list[int]:
+    """Returns the pids of the evaluation processes a controller started that are still alive
+    (they carry EVOFORGE_SANDBOX_RUN=<controller pid>-...; other tests' are not counted)."""
+    marker = f"{RUN_VAR}={controller}-".encode()
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                cmd = (entry / "cmdline").read_bytes()
+                environ = (entry / "environ").read_bytes()
             except OSError:
                 continue
-            if b"evaluators.runner" in cmd:
+            if marker in environ:
                 pids.append(int(entry.name))
     return pids
 
