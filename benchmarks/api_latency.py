@@ -57,6 +57,7 @@ def _queries(run_id: int, ids: dict[str, int]) -> dict[str, str]:
         "programs top 50 by score": f"{r}/programs?status=ok&sort=-score&limit=50",
         "programs page at offset 50k": f"{r}/programs?limit=50&offset=50000",
         "programs page after id 50k (keyset)": f"{r}/programs?limit=50&after_id={ids['mid']}",
+        "same, count=false (no total)": f"{r}/programs?limit=50&after_id={ids['mid']}&count=false",
         "programs island 2, score > 0.5": f"{r}/programs?island=2&min_score=0.5&limit=50",
         "program detail (code, diff)": f"/api/programs/{ids['deep']}",
         "ancestors of a late program": f"/api/programs/{ids['deep']}/ancestors",

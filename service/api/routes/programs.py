@@ -36,7 +36,10 @@ def list_programs(
                                               "for sort=id: programs after this id (fast at "
                                               "any depth, unlike offset).")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> Page[ProgramSummary]:
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+        count: Annotated[bool, Query(description="Count the matching programs into `total` "
+                                     "(false: total is null; saves a scan on large runs when "
+                                     "paging with after_id).")] = True) -> Page[ProgramSummary]:
     """Lists a run's programs (without code), filtered, sorted and paged; unscored programs
     come last when sorting by score."""
     run_for(s, principal, run_id)
@@ -58,7 +61,7 @@ def list_programs(
         if sort != "id":
             raise ApiError(422, "after_id pages only sort=id listings; use offset for others")
         where.append(p.id > after_id)
-    total = s.scalar(select(func.count()).select_from(p).where(*where))
+    total = s.scalar(select(func.count()).select_from(p).where(*where)) if count else None
     if sort.lstrip("-") == "score":
         rows = _by_score(s, where, sort.startswith("-"), limit, offset)
     else:

@@ -63,6 +63,9 @@ def test_score_order_puts_unscored_last_and_keyset_pages_follow_ids(api: Api) ->
     first = _get(api, f"/api/runs/{run_id}/programs?limit=2")
     rest = _get(api, f"/api/runs/{run_id}/programs?limit=100&after_id={first['next_after']}")
     assert [p["id"] for p in first["items"] + rest["items"]] == [p["id"] for p in every]
+    assert first["total"] == len(every)
+    uncounted = _get(api, f"/api/runs/{run_id}/programs?limit=2&count=false")
+    assert uncounted["total"] is None and uncounted["items"] == first["items"]
     bad = api.client.get(f"/api/runs/{run_id}/programs?sort=score&after_id=1",
                          headers=api.h("alice"))
     assert bad.status_code == 422 and "after_id" in bad.json()["error"]["message"]
