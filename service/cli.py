@@ -290,7 +290,7 @@ def _put(d: dict[str, Any], section: str, key: str, value: Any) -> None:
 # Command groups that live in their own modules; each has `register(app)`.
 _COMMAND_MODULES: tuple[str, ...] = ("service.cli_worker", "service.cli_service",
                                      "service.cli_runs_show", "service.cli_verify",
-                                     "service.cli_train")
+                                     "service.cli_train", "service.cli_trainer")
 if __name__ != "__main__":  # `python -m service.cli` registers them on its import below
     for _name in _COMMAND_MODULES:
         __import__(_name, fromlist=["register"]).register(app)

@@ -242,6 +242,13 @@ class RLConfig(Strict):
                                  "latest distinct prompts with a scored parent.")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for training; "
                                 "default: half the cores. Oversubscribed cores slow torch ~10x.")
+    trainer: Literal["inline", "external"] = Field(
+        default="inline", description="inline: the controller trains in its own process; "
+        "external: it marks each round due and an `evoforge trainer` process (a GPU host) "
+        "claims, trains and publishes it while the controller waits (docs/rl.md).")
+    claim_timeout_s: float = Field(default=600.0, gt=0, description="external: seconds a "
+                                   "controller waits for a trainer to claim a due round before "
+                                   "skipping it and evolving on without it.")
     reward: RewardConfig = Field(default_factory=RewardConfig)
     penalties: PenaltyConfig = Field(default_factory=PenaltyConfig)
 

@@ -111,6 +111,7 @@ class Engine:
                               f"({s.get(RunRow, self.run_id).lease_owner}); wait or stop it")
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
+            await self.rl.settle(lambda: self.pause_reason)  # an external round left open
             self._restore()
             self.ledger.update_run(status="running", stop_reason=None,
                                    started_at=self.ledger.run().started_at or utcnow())
@@ -172,7 +173,8 @@ class Engine:
                 proposals.add(asyncio.create_task(self._propose()))
                 continue
             if training and not proposals and not self.evals:
-                self._trained(await self.rl.train(self.counters.evaluations))
+                self._trained(await self.rl.train(self.counters.evaluations,
+                                                  lambda: self.pause_reason))
                 continue
             if not proposals and not self.evals:
                 self.counters.stop_reason = reason
@@ -253,6 +255,7 @@ class Engine:
         run = self.ledger.run()
         for name in ("iterations", "llm_calls", "evaluations", "failed"):
             setattr(self.counters, name, getattr(run, name))
+        self._resume_unfinished()  # children a failed or expired round left unscored
 
     def _plans(self) -> list[_Plan]:
         budget = self.cfg.budget.iterations

@@ -21,7 +21,17 @@ from service.adapters import AdapterInfo, latest_adapter, publish, save_adapter
 from service.basemodel import base_model_dir, load_base_model
 from service.config import RLConfig, Settings
 from service.db import Database
+from service.llm.base import LLMError, LLMUnavailable
 from service.rollouts import EvolutionReward, training_prompts
+from service.trainer_rounds import (
+    FINAL,
+    Round,
+    create_round,
+    expire,
+    get_round,
+    open_round,
+    skip,
+)
 
 log = logging.getLogger("evoforge.trainer")
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -76,8 +86,13 @@ def grpo_train(model: Any, tokenizer: Any, rows: list[dict[str, Any]],
 
 
 def train_round(db: Database, run_id: int, settings: Settings, steps: int | None = None,
-                llm: Any = None, rl: RLConfig | None = None) -> RoundReport:
-    """Trains the run's mutation model for one round, records the adapter, publishes it to llm."""
+                llm: Any = None, rl: RLConfig | None = None, adapters_dir: Path | None = None,
+                guard: Callable[[], None] | None = None) -> RoundReport:
+    """Trains the run's mutation model for one round, records the adapter, publishes it to llm.
+
+    adapters_dir replaces $EVOFORGE_HOME/adapters; guard runs before every batch of rollouts is
+    written (an external trainer checks there that its claim on the round still holds).
+    """
     from peft import PeftModel
 
     from service.launch import load_run
@@ -99,8 +114,9 @@ def train_round(db: Database, run_id: int, settings: Settings, steps: int | None
                                 adapter=f"{name}-training",
                                 max_completion_tokens=rl.max_completion_tokens)
     rows = [{"prompt": p.messages, "parent_id": p.parent_id} for p in prompts]
-    folder = adapters_home(settings) / f"run{run_id}" / f"v{version}"
-    trained = grpo_train(model, tokenizer, rows, reward_fn, rl, steps, folder / "trainer",
+    folder = (adapters_dir or adapters_home(settings)).resolve() / f"run{run_id}" / f"v{version}"
+    scorer = reward_fn if guard is None else _Guarded(reward_fn, guard)
+    trained = grpo_train(model, tokenizer, rows, scorer, rl, steps, folder / "trainer",
                          seed=cfg.seed + version)
     info = save_adapter(db, trained, run_id=run_id, name=name, version=version, steps=steps,
                         base_model=str(base), folder=folder, reward_stats=reward_fn.stats(),
@@ -111,6 +127,20 @@ def train_round(db: Database, run_id: int, settings: Settings, steps: int | None
     log.info("run %s: adapter %s after %d GRPO steps in %.0f s (reward mean %.3f)", run_id, name,
              steps, report.seconds, report.reward_stats.get("mean", float("nan")))
     return report
+
+
+class _Guarded:
+    """A reward function that runs guard before its rollouts are written and scored."""
+
+    __name__ = "evolution_reward"
+
+    def __init__(self, reward_fn: Callable[..., list[float]], guard: Callable[[], None]) -> None:
+        self.reward_fn, self.guard = reward_fn, guard
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[float]:
+        """Returns the rewards, once guard has passed."""
+        self.guard()
+        return self.reward_fn(*args, **kwargs)
 
 
 def adapters_home(settings: Settings) -> Path:
@@ -145,6 +175,7 @@ class RLSchedule:
         self.db, self.run_id, self.rl, self.llm = db, run_id, rl, llm
         self.settings = settings or Settings()
         self._next: int | None = None
+        self.poll_s = 1.0  # external: how often the round's row is read while waiting
 
     def due(self, evaluations: int) -> bool:
         """Returns True when a training round should run before more children are proposed."""
@@ -154,8 +185,10 @@ class RLSchedule:
             self._next = (evaluations // self.rl.every_n_children + 1) * self.rl.every_n_children
         return evaluations >= self._next
 
-    async def train(self, evaluations: int) -> list[Any]:
-        """Runs one round in a thread and publishes its adapter; returns the programs it added."""
+    async def train(self, evaluations: int,
+                    paused: Callable[[], str | None] = lambda: None) -> list[Any]:
+        """Runs one round (in a thread, or by an external trainer) and publishes its adapter;
+        returns the programs it added."""
         import asyncio
 
         from sqlalchemy import func, select
@@ -174,6 +207,9 @@ class RLSchedule:
         if steps < 1:
             log.info("run %s: RL round skipped, the budget has no room for a step", self.run_id)
             return []
+        if self.rl.trainer == "external":
+            await self._external(create_round(self.db, self.run_id, evaluations, steps), paused)
+            return self._since(last)
         try:
             report = await asyncio.to_thread(train_round, self.db, self.run_id, self.settings,
                                              steps)
@@ -185,6 +221,95 @@ class RLSchedule:
                             report.adapter.name)
         except Exception:  # a failed round must not stop the run: it is logged and skipped
             log.exception("run %s: RL training round failed; evolution goes on", self.run_id)
+        return self._since(last)
+
+    def _since(self, last: int) -> list[Any]:
+        """Returns the run's programs stored after program id last."""
+        from sqlalchemy import select
+
+        from service.db.models import ProgramRow
+
         with self.db.session() as s:
             return list(s.scalars(select(ProgramRow).where(
                 ProgramRow.run_id == self.run_id, ProgramRow.id > last).order_by(ProgramRow.id)))
+
+    async def settle(self, paused: Callable[[], str | None] = lambda: None) -> None:
+        """Before the engine touches the run's rows: waits for an external round an earlier
+        controller left open (its trainer may be writing children now), then loads the run's
+        newest adapter into the backend, so a resumed run goes on with its trained model."""
+        import asyncio
+
+        found = await asyncio.to_thread(open_round, self.db, self.run_id)
+        if found is not None:
+            log.info("run %s: RL round %d is %s; waiting for it before evolving", self.run_id,
+                     found.number, found.status)
+            await self._external(found, paused)
+        info = await asyncio.to_thread(latest_adapter, self.db, self.run_id)
+        if self.rl.enabled and info is not None and getattr(self.llm, "adapter", None) != info.name:
+            await asyncio.to_thread(self._load, info, False)
+
+    async def _external(self, rnd: Round, paused: Callable[[], str | None]) -> None:
+        """Waits while an external trainer claims and trains rnd; loads its adapter when done.
+
+        A round nobody claims within rl.claim_timeout_s (or when the run is paused) is skipped;
+        a claimed round whose lease runs out is expired. Either way evolution goes on."""
+        import asyncio
+
+        deadline = time.monotonic() + self.rl.claim_timeout_s
+        announced = rnd.status
+        if rnd.status == "due":
+            log.info("run %s: RL round %d due (%d steps); waiting for an `evoforge trainer` "
+                     "to claim it (up to %.0f s)", self.run_id, rnd.number, rnd.steps,
+                     self.rl.claim_timeout_s)
+        while True:
+            rnd = await asyncio.to_thread(get_round, self.db, rnd.id)
+            if rnd.status == "training" and announced != "training":
+                announced = "training"
+                log.info("run %s: RL round %d claimed by trainer %s", self.run_id, rnd.number,
+                         rnd.trainer)
+            if rnd.status == "done":
+                await asyncio.to_thread(self._use, rnd)
+                return
+            if rnd.status in FINAL:
+                log.warning("run %s: RL round %d %s (%s); evolution goes on", self.run_id,
+                            rnd.number, rnd.status, rnd.error)
+                return
+            late = time.monotonic() > deadline
+            why = paused() or (f"no trainer claimed it within {self.rl.claim_timeout_s:.0f} s; "
+                               "start `evoforge trainer`" if late else None)
+            if rnd.status == "due" and why and skip(self.db, rnd.id, why):
+                log.warning("run %s: RL round %d skipped: %s", self.run_id, rnd.number, why)
+                return
+            if rnd.lease_expired() and expire(self.db, rnd):
+                log.warning("run %s: RL round %d expired: trainer %s stopped renewing its claim; "
+                            "evolution goes on", self.run_id, rnd.number, rnd.trainer)
+                return
+            await asyncio.sleep(self.poll_s)
+
+    def _use(self, rnd: Round) -> None:
+        """Loads a finished external round's adapter into the run's backend."""
+        info = latest_adapter(self.db, self.run_id)
+        if info is None or info.id != rnd.adapter_id:
+            log.warning("run %s: RL round %d is done but its adapter %s is not the newest "
+                        "version; keeping %s", self.run_id, rnd.number, rnd.adapter_id,
+                        getattr(self.llm, "adapter", None))
+            return
+        if self._load(info, rnd.served_at is not None):
+            log.info("run %s: RL round %d done; later children use adapter %s", self.run_id,
+                     rnd.number, info.name)
+
+    def _load(self, info: AdapterInfo, served: bool) -> bool:
+        """Hot-loads info into the run's backend (served: the LLM server has it already)."""
+        try:
+            if served and getattr(self.llm, "name", "") == "openai":
+                self.llm.load_adapter(info.name, None)  # the trainer loaded it into the server
+            elif hasattr(self.llm, "load_adapter"):
+                publish(self.llm, info)
+            else:
+                log.warning("run %s: the %s backend cannot hot-load adapters; %s is recorded "
+                            "but not used", self.run_id, getattr(self.llm, "name", "?"), info.name)
+                return False
+        except (LLMError, LLMUnavailable, ValueError, OSError) as exc:  # keeps the adapter it had
+            log.warning("run %s: could not load adapter %s: %s", self.run_id, info.name, exc)
+            return False
+        return True

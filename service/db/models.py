@@ -242,3 +242,28 @@ class AdapterRow(Base):
     reward_stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
     path: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RLRoundRow(Base):
+    """One external training round of a run (rl.trainer = "external"): the controller marks it
+    due, one `evoforge trainer` claims it under a lease, trains, and records its adapter."""
+
+    __tablename__ = "rl_rounds"
+    __table_args__ = (Index("ix_rl_rounds_run_number", "run_id", "number", unique=True),
+                      Index("ix_rl_rounds_status", "status"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, ... within the run
+    # due | training | done | failed | expired | skipped (service/trainer_rounds.py)
+    status: Mapped[str] = mapped_column(String(16), default="due")
+    evaluations: Mapped[int] = mapped_column(Integer, default=0)  # the run's count when due
+    steps: Mapped[int] = mapped_column(Integer, default=1)  # GRPO steps that fit the budget
+    trainer: Mapped[str | None] = mapped_column(String(200), nullable=True)  # host:pid
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    adapter_id: Mapped[int | None] = mapped_column(Id, nullable=True)
+    served_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

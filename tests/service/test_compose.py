@@ -15,7 +15,6 @@ from service.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
 VAR = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
-PENDING = {"trainer"}  # commands another issue adds; reported, not failed, while missing
 
 
 def _env() -> dict[str, str]:
@@ -68,11 +67,8 @@ def test_every_evoforge_command_and_option_exists(compose: dict[str, Any]) -> No
         for opt in (w for w in cmd if w.startswith("--")):
             assert opt in out, f"{name}: `evoforge {' '.join(words)}` has no option {opt}"
         checked.append(name)
-    assert {"migrate", "api", "controller", "worker"} <= set(checked)
-    unexpected = [m for m in missing if m.split(":")[0] not in PENDING]
-    assert not unexpected, f"not evoforge commands: {unexpected}"
-    if missing:
-        pytest.xfail(f"commands not registered yet (another issue adds them): {missing}")
+    assert {"migrate", "api", "controller", "worker", "trainer"} <= set(checked)
+    assert not missing, f"not evoforge commands: {missing}"
 
 
 def test_ports_hosts_and_health_agree(compose: dict[str, Any]) -> None:
