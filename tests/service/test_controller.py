@@ -98,7 +98,8 @@ def test_controller_drives_queued_runs_and_honours_pause_resume_stop_from_the_ap
         wait_for(lambda: _run(pg, quick).status == "completed", 60, "quick run not completed")
         wait_for(lambda: _run(pg, long).iterations >= 4, 60, "long run did not start")
         assert client.post(f"/api/runs/{long}/pause", headers=h).json()["control"] == "pause"
-        wait_for(lambda: _run(pg, long).status == "paused", 30, "pause did not reach the engine")
+        wait_for(lambda: (_run(pg, long).status, _run(pg, long).control) == ("paused", None), 30,
+                 "pause did not reach the engine")  # control is cleared once the pause settled
         paused = _run(pg, long)
         assert paused.stop_reason == "paused by request" and paused.control is None
         assert paused.lease_owner is None and paused.iterations < 200
