@@ -11,7 +11,6 @@ import logging
 import random
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,18 +30,18 @@ from service.db.queries import (
     unfinished_programs,
 )
 from service.dispatch import Executor, ExecutorUnavailable, make_job
-from service.edits import apply_answer, choose_format, code_hash
-from service.ledger import Ledger, Proposal, apply_result
-from service.llm.base import Completion, LLMBackend, LLMError, LLMUnavailable, Message, Sampling
-from service.problem import Problem, evolve_blocks
-from service.prompts import ProgramView, PromptContext, PromptTooLong, build_prompt
+from service.edits import choose_format, code_hash
+from service.ledger import Ledger, apply_result
+from service.llm.base import LLMBackend, LLMError, LLMUnavailable, Sampling
+from service.planner import Plan, Planner, block_text
+from service.problem import Problem
+from service.row_cache import RowCache
 from service.search_aids import SearchAids
 from service.stopping import Counters, stop_reason
 from service.trainer import RLSchedule
 
 log = logging.getLogger("evoforge.engine")
 MAX_CONSECUTIVE_LLM_ERRORS = 3
-ROW_CACHE_SIZE = 4096  # program rows kept for prompts (archive members are the ones asked for)
 
 
 class RunBusy(RuntimeError):
@@ -63,17 +62,6 @@ class Progress:
     duplicates: int = 0
 
 
-@dataclass
-class _Plan:
-    parent: Member
-    inspirations: list[Member]
-    island: int
-    messages: list[Message]
-    parent_code: str
-    parent_generation: int
-    kind: str = "mutation"  # mutation | crossover
-
-
 class Engine:
     """Drives one run to a stop condition, writing every step to the database."""
 
@@ -85,9 +73,9 @@ class Engine:
         self.ledger = Ledger(db, run_id, cfg.evaluation.executor)
         self.owner = controller_id()
         self.fmt = choose_format(cfg.llm.answer_format, llm.small_model)
-        self.reference = _block_text(problem.initial_code)
+        self.reference = block_text(problem.initial_code)
         self.archive = Archive(cfg.search, random.Random(cfg.seed))
-        self._row_cache: OrderedDict[int, ProgramRow] = OrderedDict()
+        self.rows = RowCache(self.ledger)
         self.hashes: dict[str, int] = {}
         self.generations: dict[int, int] = {}
         self.counters = Counters()
@@ -102,6 +90,7 @@ class Engine:
         self._gen_seconds = 0.0
         self.aids = SearchAids(db, run_id, problem, cfg, llm)  # optional search features
         self.rl = RLSchedule(db, run_id, cfg.rl, llm)  # test-time RL of the mutation model
+        self.planner = Planner(problem, cfg, llm, self.fmt, self.archive, self.aids, self.rows)
 
     async def run(self) -> RunRow:
         """Runs until a budget, the target or a pause; returns the final run row."""
@@ -216,11 +205,12 @@ class Engine:
         self.counters.count_call(flat)
         self._gen_tokens += sum(c.completion_tokens for c in flat)
         first = self.counters.iterations + 1
-        proposals = [self._proposal(first + i, plan, c) for i, (plan, c) in enumerate(
+        proposals = [self.planner.proposal(first + i, plan, c) for i, (plan, c) in enumerate(
             (plan, c) for plan, batch in zip(plans, batches) for c in batch)]
         self.reserved += len(proposals)  # screening awaits: keep their places in the budget
         try:
-            await self.aids.screen(proposals, self.hashes, self.archive, self._codes, _block_text)
+            await self.aids.screen(proposals, self.hashes, self.archive, self.planner.codes,
+                                  block_text)
         finally:
             self.reserved -= len(proposals)
         for i, proposal in enumerate(proposals):  # numbered again: screening may have awaited
@@ -257,54 +247,10 @@ class Engine:
             setattr(self.counters, name, getattr(run, name))
         self._resume_unfinished()  # children a failed or expired round left unscored
 
-    def _plans(self) -> list[_Plan]:
+    def _plans(self) -> list[Plan]:
         budget = self.cfg.budget.iterations
         room = None if budget is None else budget - self.counters.iterations - self.reserved
-        plans: list[_Plan] = []
-        for j in range(self.cfg.llm.prompts_per_call):
-            if room is not None and room < self.cfg.llm.n * (len(plans) + 1):
-                break
-            key = self.counters.llm_calls * 1000 + j
-            self.archive.rng.seed(f"{self.cfg.seed}:{key}")
-            island = key % len(self.archive.islands)
-            parent, inspirations = self.archive.sample(island)
-            partner = self.aids.crossover_partner(self.archive, island, parent)
-            try:
-                plans.append(self._plan(parent, inspirations, island, partner))
-            except PromptTooLong as exc:
-                self._llm_error(f"prompt does not fit the model's context: {exc}")
-        return plans
-
-    def _plan(self, parent: Member, inspirations: list[Member], island: int,
-              partner: Member | None = None) -> _Plan:
-        rows = self._rows([parent.id] + [m.id for m in inspirations]
-                          + ([partner.id] if partner else []))
-        prow = rows[parent.id]
-        ctx = PromptContext(
-            problem_name=self.problem.name, description=self.problem.description,
-            score_metric=self.problem.score_metric, direction=self.problem.direction,
-            fmt=self.fmt, parent=_view(prow, "parent"),
-            inspirations=[_view(rows[m.id], "top" if m in self.archive.elites else "diverse")
-                          for m in inspirations],
-            system_message=self.cfg.llm.system_message, best_known=self.problem.best_known,
-            scratch=self.aids.scratch,
-            partner=_view(rows[partner.id], "partner") if partner else None)
-        window = self.cfg.llm.context_window or self.llm.context_window
-        messages = build_prompt(ctx, self.llm.count_tokens, window - self.cfg.llm.max_tokens - 16)
-        if partner is not None:  # the second parent is stored first among the inspirations
-            return _Plan(parent, [partner] + inspirations, island, messages, prow.code,
-                         prow.generation, "crossover")
-        return _Plan(parent, inspirations, island, messages, prow.code, prow.generation)
-
-    def _proposal(self, iteration: int, plan: _Plan, completion: Completion) -> Proposal:
-        edit = apply_answer(plan.parent_code, completion.text, self.fmt, completion.truncated)
-        return Proposal(
-            iteration=iteration, parent=plan.parent, parent_generation=plan.parent_generation,
-            inspirations=plan.inspirations, island=plan.island, prompt=plan.messages,
-            completion=completion, code=edit.code,
-            code_hash=code_hash(edit.code) if edit.code is not None else None,
-            rejection=edit.rejection, unchanged=edit.code is not None and not edit.changed,
-            kind=plan.kind)
+        return self.planner.plans(self.counters.llm_calls, room, self._llm_error)
 
     def _resume_unfinished(self) -> None:
         """Continues the evaluations a stopped controller left: results that workers wrote
@@ -351,10 +297,10 @@ class Engine:
                                   evaluation_written=written)
         self.counters.count_result(result)
         if result.ok:
-            self._cache(prog)
+            self.rows.put(prog)
 
     def _features(self, code: str, result: EvalResult) -> dict[str, float]:
-        feats = code_features(_block_text(code), self.reference)
+        feats = code_features(block_text(code), self.reference)
         for dim in self.cfg.search.feature_dimensions:
             if dim in result.metrics:
                 feats[dim] = float(result.metrics[dim])
@@ -370,26 +316,14 @@ class Engine:
         if best:
             self.counters.improve(prog, initial=prog.kind == "initial")
         for evicted in outcome.evicted:
-            self._row_cache.pop(evicted, None)
+            self.rows.drop(evicted)
         return ([prog.id] if outcome.kept else []), outcome.evicted, best
-
-    def _rows(self, ids: list[int]) -> dict[int, ProgramRow]:
-        missing = [i for i in ids if i not in self._row_cache]
-        if missing:
-            for row in self.ledger.programs(missing).values():
-                self._cache(row)
-        return {i: self._row_cache[i] for i in ids}
-
-    def _cache(self, row: ProgramRow) -> None:
-        self._row_cache[row.id] = row
-        while len(self._row_cache) > ROW_CACHE_SIZE:
-            self._row_cache.popitem(last=False)
 
     def _migrate(self) -> None:
         for member, dest in self.archive.migrants():
-            source = self._rows([member.id])[member.id]
+            source = self.rows.get([member.id])[member.id]
             migrant = self.ledger.add_migrant(source, dest, self.counters.iterations)
-            self._cache(migrant)
+            self.rows.put(migrant)
             kept, evicted, best = self._archive_add(migrant)
             self.ledger.archive_changed(kept, evicted, migrant if best else None)
 
@@ -399,16 +333,12 @@ class Engine:
         for island, member in self.aids.island_resets(
                 self.archive, self.counters.iterations, self.counters.last_improvement_iteration):
             removed = self.archive.reset_island(island)
-            source = self._rows([member.id])[member.id]
+            source = self.rows.get([member.id])[member.id]
             seed = self.ledger.add_migrant(source, island, self.counters.iterations, kind="reseed")
-            self._cache(seed)
+            self.rows.put(seed)
             kept, evicted, best = self._archive_add(seed)
             self.ledger.archive_changed(kept, removed + evicted, seed if best else None)
             log.info("island %d reset from program %s", island, member.id)
-
-    def _codes(self, ids: list[int]) -> dict[int, str]:
-        """Returns the evolving code of programs (what novelty embeds)."""
-        return {i: _block_text(row.code) for i, row in self._rows(ids).items()}
 
     def _llm_error(self, message: str) -> None:
         self.llm_errors += 1
@@ -457,15 +387,3 @@ def unfinished_programs_of(db: Database, run_id: int) -> list[ProgramRow]:
     """Returns the run's programs whose evaluation never finished."""
     with db.session() as s:
         return unfinished_programs(s, run_id)
-
-
-def _block_text(code: str) -> str:
-    try:
-        return "\n".join(code[a:b] for a, b in evolve_blocks(code)) or code
-    except ValueError:
-        return code
-
-
-def _view(prog: ProgramRow, label: str) -> ProgramView:
-    return ProgramView(code=prog.code, score=prog.score, metrics=prog.metrics or {},
-                       artifacts=prog.artifacts or {}, label=label)

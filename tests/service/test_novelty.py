@@ -13,14 +13,14 @@ from service import novelty
 from service.config import NoveltyConfig
 from service.db import Database
 from service.db.models import LLMSampleRow, ProgramEmbeddingRow, ProgramRow
-from service.engine import _block_text
+from service.planner import block_text
 from service.llm.scripted import ScriptedBackend
 from service.novelty import Embedder, NoveltyFilter, judge_prompt, nearest, shared_embedder
 from tests.service.engine_helpers import answer, config, tiny_problem
 from tests.service.search_helpers import drive
 
 BIN_PACKING = Path(__file__).resolve().parents[2] / "problems" / "bin_packing"
-BEST_FIT = _block_text((BIN_PACKING / "initial_program.py").read_text())  # return -(bins - item)
+BEST_FIT = block_text((BIN_PACKING / "initial_program.py").read_text())  # return -(bins - item)
 BEST_FIT_COMMENTED = BEST_FIT.replace("    return", "    # the tightest bin first\n    return")
 WORST_FIT_SCORED = '''def priority(item: float, bins: np.ndarray) -> np.ndarray:
     """Prefer bins whose leftover after placing the item is a multiple of common sizes."""
