@@ -3,7 +3,8 @@
 OpenAI-ES (Salimans et al. 2017: antithetic sampling, centred ranks, Adam) is plain numpy;
 CMA-ES is pycma's, with the fitness negated since pycma minimises. ask() returns a (pop, dim)
 array, tell(solutions, fitness) takes them back with one fitness per row (higher is better),
-and `mean` is the current best estimate of the optimum.
+and `mean` is the current best estimate of the optimum. `make_strategy("evosax:NAME", ...)`
+builds any evosax (JAX) algorithm behind the same interface (es_jax.py; the optional `jax` extra).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import cma
 import numpy as np
 
 
@@ -81,6 +81,8 @@ class CMAES:
 
     def __init__(self, x0: np.ndarray, sigma: float = 0.5, popsize: int | None = None,
                  seed: int = 0) -> None:
+        import cma  # the gym extra; imported here so OpenAI-ES and evosax work without it
+
         opts: dict[str, Any] = {"seed": seed + 1, "verbose": -9, "verb_log": 0, "verb_disp": 0}
         if popsize is not None:
             opts["popsize"] = popsize
@@ -105,9 +107,14 @@ STRATEGIES: dict[str, Callable[..., Any]] = {"openai_es": OpenAIES, "cma_es": CM
 
 
 def make_strategy(name: str, x0: np.ndarray, **options: Any) -> Any:
-    """Returns the registered strategy called name, or raises ValueError listing the names."""
+    """Returns the registered strategy, or evosax's for "evosax:NAME"; ValueError lists names."""
+    if name.startswith("evosax:"):
+        from evaluators.es_jax import EvosaxES  # without JAX: MissingExtraError naming the extra
+
+        return EvosaxES(x0, name.removeprefix("evosax:"), **options)
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; choose one of {sorted(STRATEGIES)}")
+        raise ValueError(f"unknown strategy {name!r}; choose one of {sorted(STRATEGIES)} or "
+                         "'evosax:NAME' (any evosax algorithm, the optional jax extra)")
     return STRATEGIES[name](x0, **options)
 
 
