@@ -24,6 +24,7 @@ from _vs_common import ROOT, best_curve, run_group, time_curve
 from service.config import RunConfig
 from service.llm import small_model_from_name
 from service.problem import Problem
+from service.problem_export import export_openevolve
 
 PEER_VENV = ROOT / "benchmarks" / ".venv-openevolve"
 PEER_PIN = "openevolve==0.4.1"
@@ -115,8 +116,11 @@ def run_openevolve(problem: Problem, cfg: RunConfig, url: str, model: str, itera
     python = peer_python()
     work.mkdir(parents=True, exist_ok=True)
     (work / "initial_program.py").write_text(problem.initial_code)
-    (work / "evaluator.py").write_text(_SHIM.format(folder=str(problem.path),
-                                                    evaluator=str(problem.evaluator_path)))
+    evaluator = problem.evaluator_path
+    if problem.two_phase and evaluator == problem.scorer_path:  # no OpenEvolve evaluator.py:
+        evaluator = export_openevolve(problem.path, work / "problem") / "evaluator.py"  # its entry
+    (work / "evaluator.py").write_text(_SHIM.format(folder=str(evaluator.parent),
+                                                    evaluator=str(evaluator)))
     trace = work / "trace.jsonl"
     (work / "config.yaml").write_text(yaml.safe_dump(
         peer_config(problem, cfg, url, model, iterations, seed, workers, trace), sort_keys=False))

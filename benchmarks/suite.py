@@ -44,19 +44,25 @@ COLUMNS = ("problem", "seed", "direction", "initial", "best strict", "tier", "be
 def suite_problems(spec: str) -> list[Path]:
     """Returns the problem folders: every folder under problems/ with an evaluator, or a list."""
     if spec == "all":
-        found = sorted(p for p in (ROOT / "problems").iterdir()
-                       if p.is_dir() and (p / "evaluator.py").exists())
+        found = sorted(p for p in (ROOT / "problems").iterdir() if _is_problem(p))
         if not found:
-            raise SystemExit(f"no problem folders with an evaluator.py under {ROOT / 'problems'}")
+            raise SystemExit(f"no problem folders (evaluator.py or problem.toml) under "
+                             f"{ROOT / 'problems'}")
         return found
     folders = []
     for name in (n for n in spec.split(",") if n):
-        hits = [c for c in (Path(name), ROOT / "problems" / name) if (c / "evaluator.py").exists()]
+        hits = [c for c in (Path(name), ROOT / "problems" / name) if _is_problem(c)]
         if not hits:
-            raise SystemExit(f"--problems: {name!r} is not a problem folder (no evaluator.py at "
-                             f"{name} or problems/{name}); list problems/ for the names")
+            raise SystemExit(f"--problems: {name!r} is not a problem folder (no evaluator.py or "
+                             f"problem.toml at {name} or problems/{name}); list problems/ for "
+                             "the names")
         folders.append(hits[0].resolve())
     return folders
+
+
+def _is_problem(folder: Path) -> bool:
+    """Returns True for a problem folder: an evaluator.py, or a problem.toml (two-phase: none)."""
+    return folder.is_dir() and any((folder / f).exists() for f in ("evaluator.py", "problem.toml"))
 
 
 def gap(best: float | None, problem: Problem) -> float | None:

@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/two_phase_overhead.py [--problems circle_packing,...] [--repeats 10]
 
 For each suite problem the initial program is scored `--repeats` times both ways, in the same
-command on the same machine: one-phase (evaluator.py imports the program and calls scorer.py in one
-sandboxed process, as OpenEvolve would) and two-phase (the program in one sandbox, scorer.py in a
+command on the same machine: one-phase (the exported OpenEvolve entry imports the program and calls
+scorer.py in one sandboxed process, as OpenEvolve would) and two-phase (the program in one sandbox, scorer.py in a
 second one). Prints median wall time per evaluation and the ratio; writes out/two_phase.json.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -26,6 +27,7 @@ from evaluators.runner import evaluate_job
 from service.config import build_run_config
 from service.dispatch import make_job
 from service.problem import load_problem
+from service.problem_export import export_openevolve
 
 SUITE = ("circle_packing,circle_packing_32,autocorrelation_first,autocorrelation_second,"
          "autocorrelation_third,min_max_distance_16,heilbronn_triangle_11")
@@ -57,8 +59,11 @@ def main() -> None:
         problem = load_problem(ROOT / "problems" / name)
         cfg = build_run_config(problem.run_defaults, source=name)
         two = make_job(problem, problem.initial_code, cfg.evaluation)
-        one = replace(two, scorer="", entry="", evaluator_file=str(problem.path / "evaluator.py"),
-                      score_metric="combined_score")
+        exported = ROOT / "benchmarks" / "out" / "openevolve" / name  # the OpenEvolve entry
+        shutil.rmtree(exported, ignore_errors=True)
+        export_openevolve(problem.path, exported)
+        one = replace(two, scorer="", entry="", problem_dir=str(exported),
+                      evaluator_file=str(exported / "evaluator.py"), score_metric="combined_score")
         (t1, s1), (t2, s2) = timed(one, args.repeats), timed(two, args.repeats)
         metric_one = evaluate_job(replace(one, score_metric=problem.score_metric)).score
         rows.append({"problem": name, "one_phase_s": t1, "two_phase_s": t2, "ratio": t2 / t1,

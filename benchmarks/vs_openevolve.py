@@ -90,10 +90,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def resolve_problem(ap: argparse.ArgumentParser, name: str) -> Path:
     """Returns the folder of a problem given by name (under problems/) or path."""
     for candidate in (Path(name), ROOT / "problems" / name):
-        if (candidate / "evaluator.py").exists():
+        if (candidate / "evaluator.py").exists() or (candidate / "problem.toml").exists():
             return candidate.resolve()
-    return ap.error(f"problem {name!r}: no folder with an evaluator.py at {name} or "
-                    f"problems/{name}; list problems/ for the names")
+    return ap.error(f"problem {name!r}: no folder with an evaluator.py or problem.toml at "
+                    f"{name} or problems/{name}; list problems/ for the names")
 
 
 def run_one(system: str, problem: Problem, url: str, model: str, args: argparse.Namespace,

@@ -29,7 +29,7 @@ from service.verify import tier_label
 app = typer.Typer(help="evoforge: LLM-driven evolutionary program search.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 runs_app = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
-problems_app = typer.Typer(help="Validate problem folders.", no_args_is_help=True)
+problems_app = typer.Typer(help="Validate and export problem folders.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(problems_app, name="problems")
@@ -290,7 +290,8 @@ def _put(d: dict[str, Any], section: str, key: str, value: Any) -> None:
 # Command groups that live in their own modules; each has `register(app)`.
 _COMMAND_MODULES: tuple[str, ...] = ("service.cli_worker", "service.cli_service",
                                      "service.cli_runs_show", "service.cli_verify",
-                                     "service.cli_train", "service.cli_trainer")
+                                     "service.cli_train", "service.cli_trainer",
+                                     "service.cli_problems_export")
 if __name__ != "__main__":  # `python -m service.cli` registers them on its import below
     for _name in _COMMAND_MODULES:
         __import__(_name, fromlist=["register"]).register(app)

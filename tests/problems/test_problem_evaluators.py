@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from types import ModuleType
@@ -12,22 +14,40 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from evaluators.jobs import EvalJob
 from evaluators.runner import evaluate_job
 from service.config import build_run_config
+from service.dispatch import make_job
 from service.problem import load_problem
+from service.problem_export import export_openevolve
 
 PROBLEMS = Path(__file__).resolve().parents[2] / "problems"
 NAMES = ["quickstart", "circle_packing", "bin_packing", "control_policy", "evolved_es", "pg_loss"]
 SLOW = {"evolved_es", "pg_loss"}  # they train learners: seconds, more under load
+_EXPORTS = tempfile.TemporaryDirectory(prefix="evoforge-exported-")  # removed at exit
+
+
+@functools.cache
+def exported(name: str) -> Path:
+    """Returns the problem exported for OpenEvolve (a two-phase problem's evaluator.py is made so)."""
+    return export_openevolve(PROBLEMS / name, Path(_EXPORTS.name) / name)
 
 
 def evaluator(name: str) -> ModuleType:
-    """Returns the problem's evaluator module (ours, so importing it here is safe)."""
+    """Returns the problem's (or its exported OpenEvolve) evaluator module; ours, safe here."""
     path = PROBLEMS / name / "evaluator.py"
+    if not path.exists():
+        path = exported(name) / "evaluator.py"
     spec = importlib.util.spec_from_file_location(f"evaluator_{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses in an evaluator look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def scorer(name: str) -> ModuleType:
+    """Returns a two-phase problem's trusted scorer module."""
+    spec = importlib.util.spec_from_file_location(f"scorer_{name}", PROBLEMS / name / "scorer.py")
+    module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
@@ -52,10 +72,7 @@ def test_initial_program_scores_finite_and_valid_with_feedback(name: str) -> Non
 def test_initial_program_scores_in_the_real_sandbox_under_the_problems_limits(name: str) -> None:
     problem = load_problem(PROBLEMS / name)
     run = build_run_config(problem.run_defaults, source=name)
-    job = EvalJob(code=problem.initial_code, problem_dir=str(problem.path),
-                  evaluator_file=str(problem.evaluator_path), score_metric=problem.score_metric,
-                  timeout_s=run.evaluation.timeout_s, memory_mb=run.evaluation.memory_mb)
-    result = evaluate_job(job)
+    result = evaluate_job(make_job(problem, problem.initial_code, run.evaluation))
     assert result.ok, result.error
     in_process = evaluator(name).evaluate(str(PROBLEMS / name / "initial_program.py"))
     assert result.score == pytest.approx(in_process.metrics["combined_score"])
@@ -115,7 +132,7 @@ def sparse_packing() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_circle_packing_accepts_valid_packings() -> None:
-    circle = evaluator("circle_packing")
+    circle = scorer("circle_packing")
     assert circle.violation(*(a.tolist() for a in grid_packing())) is None
     assert circle.violation(*(a.tolist() for a in sparse_packing())) is None
 
@@ -123,7 +140,7 @@ def test_circle_packing_accepts_valid_packings() -> None:
 def test_circle_packing_accepts_circles_that_touch_exactly() -> None:
     centers, radii = sparse_packing()
     centers[0], centers[1], radii[0], radii[1] = [0.25, 0.75], [0.75, 0.75], 0.25, 0.25
-    assert evaluator("circle_packing").violation(centers.tolist(), radii.tolist()) is None
+    assert scorer("circle_packing").violation(centers.tolist(), radii.tolist()) is None
 
 
 @pytest.mark.parametrize(("excess", "valid"), [(1e-12, False), (-1e-12, True)])
@@ -132,7 +149,7 @@ def test_circle_packing_overlap_of_one_trillionth_is_rejected(excess: float, val
     centers[0], centers[1] = [0.3, 0.6], [0.6, 0.7]
     radii[0] = 0.1
     radii[1] = math.dist(centers[0], centers[1]) - radii[0] + excess
-    reason = evaluator("circle_packing").violation(centers.tolist(), radii.tolist())
+    reason = scorer("circle_packing").violation(centers.tolist(), radii.tolist())
     assert (reason is None) == valid
     assert valid or "circles 0 and 1 overlap" in reason
 
@@ -143,7 +160,7 @@ def test_circle_packing_circle_sticking_out_by_one_trillionth_is_rejected(excess
     centers, radii = sparse_packing()
     radii[0] = 0.1
     centers[0] = [radii[0] - excess, 0.6]
-    reason = evaluator("circle_packing").violation(centers.tolist(), radii.tolist())
+    reason = scorer("circle_packing").violation(centers.tolist(), radii.tolist())
     assert (reason is None) == valid
     assert valid or ("circle 0" in reason and "sticks out" in reason)
 
@@ -151,7 +168,7 @@ def test_circle_packing_circle_sticking_out_by_one_trillionth_is_rejected(excess
 def test_circle_packing_rejects_a_grid_of_touching_decimal_circles() -> None:
     centers, _ = grid_packing()
     radii = [0.1] * 25 + [0.04]  # e.g. 0.3 - 0.1 < 0.2 in binary floating point
-    assert evaluator("circle_packing").violation(centers.tolist(), radii) is not None
+    assert scorer("circle_packing").violation(centers.tolist(), radii) is not None
 
 
 CIRCLE_PROGRAM = """

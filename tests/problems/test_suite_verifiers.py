@@ -18,14 +18,15 @@ from service.checks import check_problem
 from service.config import build_run_config
 from service.dispatch import make_job
 from service.problem import load_problem
+from service.problem_export import export_openevolve
 
 PROBLEMS = Path(__file__).resolve().parents[2] / "problems"
 SUITE = ["circle_packing", "circle_packing_32", "autocorrelation_first", "autocorrelation_second",
          "autocorrelation_third", "min_max_distance_16", "heilbronn_triangle_11"]
 
 
-def module(name: str, file: str) -> ModuleType:
-    """Returns problems/NAME/FILE imported under a unique module name (our code: safe here)."""
+def module(name: str, file: str | Path) -> ModuleType:
+    """Returns problems/NAME/FILE (or the path FILE) imported under a unique module name."""
     spec = importlib.util.spec_from_file_location(f"suite_{name}_{Path(file).stem}",
                                                   PROBLEMS / name / file)
     mod = importlib.util.module_from_spec(spec)
@@ -50,7 +51,7 @@ def test_problem_declares_two_phase_form_and_sourced_best_known(name: str) -> No
     problem = load_problem(PROBLEMS / name)
     assert problem.two_phase and problem.scorer_path == PROBLEMS / name / "scorer.py"
     assert problem.best_known is not None and problem.best_known_source
-    assert (PROBLEMS / name / "evaluator.py").is_file()  # the OpenEvolve entry
+    assert not (PROBLEMS / name / "evaluator.py").exists()  # the OpenEvolve entry is exported
 
 
 @pytest.mark.parametrize("name", SUITE)
@@ -68,14 +69,18 @@ def test_initial_program_scores_finite_in_the_real_sandbox_and_matches_the_score
 
 
 @pytest.mark.parametrize("name", SUITE)
-def test_openevolve_entry_calls_the_same_scorer(name: str) -> None:
+def test_exported_openevolve_entry_calls_the_same_scorer(name: str, tmp_path: Path) -> None:
     problem = load_problem(PROBLEMS / name)
-    result = module(name, "evaluator.py").evaluate(str(problem.path / "initial_program.py"))
+    folder = export_openevolve(problem.path, tmp_path / name)
+    entry = module(name, folder / "evaluator.py")
+    result = entry.evaluate(str(problem.path / "initial_program.py"))
     assert result.metrics["validity"] == 1.0 and result.artifacts["feedback"]
-    assert 0 < result.metrics["combined_score"] < 1e6
-    broken = module(name, "evaluator.py").evaluate(str(PROBLEMS / "quickstart" /
-                                                       "initial_program.py"))
-    assert broken.metrics["combined_score"] == 0.0 and "no " in broken.artifacts["feedback"]
+    data = getattr(module(name, "initial_program.py"), problem.entry)()
+    expected = scored(name, json.loads(json.dumps(data, default=lambda a: a.tolist())))
+    assert result.metrics == {k: v for k, v in expected.items() if k != "feedback"}
+    broken = entry.evaluate(str(PROBLEMS / "quickstart" / "initial_program.py"))
+    assert broken.metrics["combined_score"] == 0.0
+    assert f"no {problem.entry}() function" in broken.artifacts["feedback"]
 
 
 @pytest.mark.parametrize("name", SUITE)
