@@ -52,11 +52,13 @@ def _info(row: AdapterRow) -> AdapterInfo:
 
 def save_adapter(db: Database, model: Any, *, run_id: int, name: str, version: int, steps: int,
                  base_model: str, folder: Path, reward_stats: dict[str, Any],
-                 alpha: float) -> AdapterInfo:
-    """Saves a PeftModel's adapter (PEFT + GGUF) into folder and records the version."""
+                 alpha: float, gguf: bool = True) -> AdapterInfo:
+    """Saves a PeftModel's adapter (PEFT, plus a GGUF LoRA for llama.cpp when gguf) into folder
+    and records the version."""
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(folder))
-    peft_to_gguf(folder, Path(base_model), folder / GGUF_NAME, alpha)
+    if gguf:
+        peft_to_gguf(folder, Path(base_model), folder / GGUF_NAME, alpha)
     with db.session() as s:
         row = AdapterRow(run_id=run_id, name=name, version=version, base_model=base_model,
                          steps=steps, reward_stats=reward_stats, path=str(folder))

@@ -66,7 +66,8 @@ def _convert(gguf: Path, target: Path) -> None:
 
 
 def load_base_model(folder: Path) -> tuple[object, object]:
-    """Returns (model, tokenizer) from a converted folder, float32 on CPU, left padding."""
+    """Returns (model, tokenizer) from an HF folder, left padding: float32 on CPU, bfloat16 on
+    a GPU (half the memory; GRPO then trains in bf16)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -74,5 +75,6 @@ def load_base_model(folder: Path) -> tuple[object, object]:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
     return model, tokenizer

@@ -242,6 +242,10 @@ class RLConfig(Strict):
                                  "latest distinct prompts with a scored parent.")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for training; "
                                 "default: half the cores. Oversubscribed cores slow torch ~10x.")
+    base_model: str | None = Field(
+        default=None, description="HF model folder to train LoRA adapters on: the model your "
+        "server serves (vLLM). Default: the run's GGUF (the embedded SmolLM2 unless "
+        "llm.model names one) converted once to a float32 HF folder.")
     trainer: Literal["inline", "external"] = Field(
         default="inline", description="inline: the controller trains in its own process; "
         "external: it marks each round due and an `evoforge trainer` process (a GPU host) "

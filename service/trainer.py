@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import resource
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any
 
 from service.adapters import AdapterInfo, latest_adapter, publish, save_adapter
 from service.basemodel import base_model_dir, load_base_model
-from service.config import RLConfig, Settings
+from service.config import ConfigError, RLConfig, RunConfig, Settings
 from service.db import Database
 from service.llm.base import LLMError, LLMUnavailable
 from service.rollouts import EvolutionReward, training_prompts
@@ -101,7 +102,7 @@ def train_round(db: Database, run_id: int, settings: Settings, steps: int | None
     _, problem, cfg = load_run(db, run_id, settings)
     rl = rl or cfg.rl
     steps = steps or rl.steps
-    base = base_model_dir(_gguf_of(cfg.llm.backend, cfg.llm.model, settings))
+    base = trainable_base(cfg, settings)
     prompts = training_prompts(db, run_id, steps * rl.prompts_per_step, rl.recent_programs,
                                seed=cfg.seed + _count_adapters(db, run_id))
     previous = latest_adapter(db, run_id)
@@ -120,7 +121,7 @@ def train_round(db: Database, run_id: int, settings: Settings, steps: int | None
                          seed=cfg.seed + version)
     info = save_adapter(db, trained, run_id=run_id, name=name, version=version, steps=steps,
                         base_model=str(base), folder=folder, reward_stats=reward_fn.stats(),
-                        alpha=rl.lora_alpha)
+                        alpha=rl.lora_alpha, gguf=serves_gguf(cfg))
     if llm is not None:
         publish(llm, info)
     report = RoundReport(info, time.perf_counter() - started, _peak_rss_mb(), reward_fn.stats())
@@ -146,6 +147,43 @@ class _Guarded:
 def adapters_home(settings: Settings) -> Path:
     """Returns the folder adapters are saved under ($EVOFORGE_HOME/adapters)."""
     return (settings.home / "adapters").resolve()
+
+
+def trainable_base(cfg: RunConfig, settings: Settings) -> Path:
+    """Returns the HF folder adapters are trained on: rl.base_model, else the run's GGUF
+    converted once (a server that serves another model refuses the adapters: say so)."""
+    if cfg.rl.base_model:
+        return _base_folder(cfg.rl.base_model)
+    if cfg.llm.backend == "openai":
+        log.warning("rl.base_model is not set: training adapters for the embedded model; a "
+                    "server serving another model (llm.model %r) will refuse them", cfg.llm.model)
+    return base_model_dir(_gguf_of(cfg.llm.backend, cfg.llm.model, settings))
+
+
+def _base_folder(name: str) -> Path:
+    """Returns the HF folder of rl.base_model: a local folder, or a hub id (e.g. the VLLM_MODEL
+    a server serves) taken from the Hugging Face cache, downloaded where the network allows."""
+    folder = Path(name).expanduser()
+    if (folder / "config.json").is_file():
+        return folder
+    if folder.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", name):
+        raise ConfigError(f"rl.base_model '{name}' is not a Hugging Face model folder (no "
+                          "config.json) nor a hub id; give the folder or id your server serves")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors",
+                                                            "*.model", "*.txt"]))
+    except Exception as exc:  # noqa: BLE001 - offline, unknown id, gated: all say the same
+        raise ConfigError(f"rl.base_model '{name}': not in the Hugging Face cache and not "
+                          f"downloadable here ({type(exc).__name__}); download it on this host "
+                          "(huggingface-cli download) or give a local folder") from None
+
+
+def serves_gguf(cfg: RunConfig) -> bool:
+    """Returns True when a llama.cpp backend serves the run (it takes adapters as GGUF LoRA)."""
+    return cfg.llm.backend == "llamacpp" and not cfg.llm.models or any(
+        m.backend == "llamacpp" for m in cfg.llm.models)
 
 
 def _gguf_of(backend: str, model: str | None, settings: Settings) -> Path | None:

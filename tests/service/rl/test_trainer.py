@@ -71,6 +71,15 @@ def test_adapter_is_saved_and_recorded(trained: dict) -> None:
     assert info.steps == RL.steps and info.reward_stats == {"n": 12}
 
 
+def test_an_adapter_for_a_server_alone_is_saved_without_its_gguf(trained: dict,
+                                                                 tmp_path: Path) -> None:
+    db, run_id = scripted_run(f"sqlite:///{tmp_path / 'e.db'}", tmp_path / "tiny")
+    info = save_adapter(db, trained["model"], run_id=run_id, name="peft-only", version=1, steps=1,
+                        base_model=trained["info"].base_model, folder=tmp_path / "v1",
+                        reward_stats={}, alpha=RL.lora_alpha, gguf=False)
+    assert (info.path / "adapter_model.safetensors").is_file() and not info.gguf.exists()
+
+
 async def _greedy(llm: object, prompts: list[str] = PROMPTS) -> list[str]:
     messages = [[Message("user", p)] for p in prompts]
     out = await llm.generate(messages, 1, Sampling(temperature=0.0, max_tokens=24, seed=1))
