@@ -51,7 +51,7 @@ def run_seed(problem: Path, seed: int, iterations: int, home: Path) -> dict:
     by_iter = {}
     for it, score in rows:
         by_iter[it] = max(score, by_iter.get(it, score))
-    for it in range(0, summary["iterations"] + 1):
+    for it in range(summary["iterations"] + 1):
         if it in by_iter and (best is None or by_iter[it] > best):
             best = by_iter[it]
         curve.append(best)

@@ -55,7 +55,7 @@ class CeleryExecutor:
         try:
             with self.app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=2, interval_start=0.2)
-        except Exception as exc:  # kombu raises several kinds here
+        except Exception as exc:  # noqa: BLE001 - kombu raises several kinds here
             raise ExecutorUnavailable(
                 f"Celery broker {self.broker} is unreachable ({exc}); start RabbitMQ/Redis or pass "
                 "--broker URL") from None

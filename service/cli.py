@@ -136,7 +136,7 @@ def resume(run_id: int, db: DbOpt = None,
 def _drive(database: Database, run_id: int, settings: Settings, json_out: bool) -> None:
     from service.progress import RunDisplay
 
-    row, prob, cfg = load_run(database, run_id, settings)
+    row, _, cfg = load_run(database, run_id, settings)
     with RunDisplay(err, f"run {run_id}", cfg.budget.iterations, row.iterations) as display:
         try:
             final = asyncio.run(drive(database, run_id, settings, display.update))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Self
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -28,7 +29,7 @@ class RunDisplay:
         self.task = self.progress.add_task(title, total=total, completed=start, best="–", init="–",
                                            ok=0, failed=0, rejected=0, dups=0, rate=0.0)
 
-    def __enter__(self) -> RunDisplay:
+    def __enter__(self) -> Self:
         self.progress.start()
         return self
 

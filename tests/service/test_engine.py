@@ -136,7 +136,7 @@ def test_llm_down_pauses_the_run_and_keeps_it(sqlite_url: str, tmp_path: Path) -
         async def generate(self, prompts, n, sampling):
             raise LLMUnavailable("LLM server at http://127.0.0.1:9/v1 is unreachable")
 
-    db, run = run_engine(sqlite_url, tiny_problem(tmp_path / "p"), config(budget__iterations=4),
+    _, run = run_engine(sqlite_url, tiny_problem(tmp_path / "p"), config(budget__iterations=4),
                          Down([returns(1)]))
     assert run.status == "paused" and "unreachable" in run.stop_reason
     assert run.initial_score == -9.0 and run.iterations == 0

@@ -13,9 +13,9 @@ from service import novelty
 from service.config import NoveltyConfig
 from service.db import Database
 from service.db.models import LLMSampleRow, ProgramEmbeddingRow, ProgramRow
-from service.planner import block_text
 from service.llm.scripted import ScriptedBackend
 from service.novelty import Embedder, NoveltyFilter, judge_prompt, nearest, shared_embedder
+from service.planner import block_text
 from tests.service.engine_helpers import answer, config, tiny_problem
 from tests.service.search_helpers import drive
 

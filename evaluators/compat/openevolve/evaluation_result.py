@@ -14,7 +14,7 @@ class EvaluationResult:
     artifacts: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, metrics: dict[str, float]) -> "EvaluationResult":
+    def from_dict(cls, metrics: dict[str, float]) -> EvaluationResult:
         """Returns a result holding only metrics."""
         return cls(metrics=metrics)
 
