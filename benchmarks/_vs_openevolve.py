@@ -105,6 +105,16 @@ def _uses_diffs(cfg: RunConfig, model: str) -> bool:
     return not small_model_from_name(model)
 
 
+def write_evaluator(problem: Problem, work: Path) -> Path:
+    """Writes work/evaluator.py, the file OpenEvolve imports to score a program of problem."""
+    evaluator = problem.evaluator_path
+    if problem.two_phase and evaluator == problem.scorer_path:  # no OpenEvolve evaluator.py:
+        evaluator = export_openevolve(problem.path, work / "problem") / "evaluator.py"  # its entry
+    path = work / "evaluator.py"
+    path.write_text(_SHIM.format(folder=str(evaluator.parent), evaluator=str(evaluator)))
+    return path
+
+
 def run_openevolve(problem: Problem, cfg: RunConfig, url: str, model: str, iterations: int,
                    seed: int, workers: int, work: Path, initial: float | None = None,
                    timeout_s: float = 3600) -> dict[str, Any]:
@@ -116,11 +126,7 @@ def run_openevolve(problem: Problem, cfg: RunConfig, url: str, model: str, itera
     python = peer_python()
     work.mkdir(parents=True, exist_ok=True)
     (work / "initial_program.py").write_text(problem.initial_code)
-    evaluator = problem.evaluator_path
-    if problem.two_phase and evaluator == problem.scorer_path:  # no OpenEvolve evaluator.py:
-        evaluator = export_openevolve(problem.path, work / "problem") / "evaluator.py"  # its entry
-    (work / "evaluator.py").write_text(_SHIM.format(folder=str(evaluator.parent),
-                                                    evaluator=str(evaluator)))
+    write_evaluator(problem, work)
     trace = work / "trace.jsonl"
     (work / "config.yaml").write_text(yaml.safe_dump(
         peer_config(problem, cfg, url, model, iterations, seed, workers, trace), sort_keys=False))
