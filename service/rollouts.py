@@ -85,8 +85,8 @@ class EvolutionReward:
         """Returns one reward per completion, after storing and evaluating its child."""
         self.calls += 1
         texts = [_text(c) for c in completions]
-        cut = [completion_ids is not None and len(ids) >= self.max_completion_tokens
-               for ids in (completion_ids or [[]] * len(texts))]
+        lengths = [len(ids) for ids in (completion_ids or [[]] * len(texts))]
+        cut = [completion_ids is not None and n >= self.max_completion_tokens for n in lengths]
         groups: dict[str, list[int]] = {}
         for i, prompt in enumerate(prompts):
             groups.setdefault(repr(prompt), []).append(i)
@@ -94,14 +94,15 @@ class EvolutionReward:
         for g, idx in enumerate(groups.values()):
             group_id = f"grpo-{self.adapter}-{self.calls}-{g}"[:64]
             values = self._score_group(prompts[idx[0]], int(parent_id[idx[0]]),
-                                       [texts[i] for i in idx], [cut[i] for i in idx], group_id)
+                                       [texts[i] for i in idx], [cut[i] for i in idx], group_id,
+                                       [lengths[i] for i in idx])
             for i, value in zip(idx, values, strict=True):
                 out[i] = value
         self.rewards.extend(out)
         return out
 
     def _score_group(self, prompt: list[dict[str, str]], parent_id: int, texts: list[str],
-                     cut: list[bool], group_id: str) -> list[float]:
+                     cut: list[bool], group_id: str, lengths: list[int]) -> list[float]:
         """Stores one prompt's completions as children, evaluates them, returns their rewards."""
         ledger = Ledger(self.db, self.run_id, self.cfg.evaluation.executor)
         parent = ledger.programs([parent_id])[parent_id]
@@ -114,10 +115,10 @@ class EvolutionReward:
                         generation=parent.generation)
         messages = [Message(m["role"], m["content"]) for m in prompt]
         proposals = []
-        for j, (text, truncated) in enumerate(zip(texts, cut, strict=True)):
+        for j, (text, truncated, n) in enumerate(zip(texts, cut, lengths, strict=True)):
             edit = apply_answer(parent.code, text, fmt, truncated)
             completion = Completion(text=text, finish_reason="length" if truncated else "stop",
-                                    prompt_tokens=0, completion_tokens=0, latency_s=0.0,
+                                    prompt_tokens=0, completion_tokens=n, latency_s=0.0,
                                     model=self.model, adapter=self.adapter)
             proposals.append(Proposal(
                 iteration=first + j, parent=member, parent_generation=parent.generation,

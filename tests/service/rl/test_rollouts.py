@@ -33,9 +33,11 @@ def test_every_completion_is_stored_evaluated_and_rewarded(db_url: str, tmp_path
                                                     ProgramRow.kind == "initial"))
     fn = EvolutionReward(db, run_id, problem, cfg, model="SmolLM2", adapter="run1-v1-training")
     texts = list(ANSWERS.values())
+    tokens_before = load_run(db, run_id, Settings(home=tmp_path))[0].completion_tokens
+    ids = [list(range(3 + i)) for i in range(len(texts))]  # what TRL passes: the sampled ids
     rewards = fn([prompt.messages] * len(texts), [[{"role": "assistant", "content": t}]
                                                   for t in texts],
-                 parent_id=[initial.id] * len(texts))
+                 parent_id=[initial.id] * len(texts), completion_ids=ids)
     got = dict(zip(ANSWERS, rewards, strict=True))
     pen = cfg.rl.penalties
     assert got["rejected"] == pen.no_edit and got["unchanged"] == pen.unchanged
@@ -47,6 +49,7 @@ def test_every_completion_is_stored_evaluated_and_rewarded(db_url: str, tmp_path
                             .order_by(LLMSampleRow.id)).all()
         children = s.scalars(select(ProgramRow).where(ProgramRow.adapter == fn.adapter)).all()
     assert [smp.reward for smp in samples] == rewards
+    assert [smp.completion_tokens for smp in samples] == [len(i) for i in ids]
     assert len({smp.group_id for smp in samples}) == 1  # one prompt, one GRPO group
     assert {c.status for c in children} == {"ok", "failed", "duplicate"}
     best = next(c for c in children if c.status == "ok")
@@ -54,6 +57,7 @@ def test_every_completion_is_stored_evaluated_and_rewarded(db_url: str, tmp_path
     assert fn.stats()["n"] == len(texts) and fn.stats()["max"] == got["better"]
     run = load_run(db, run_id, Settings(home=tmp_path))[0]
     assert run.best_score == 0.0 and run.best_program_id == best.id
+    assert run.completion_tokens == tokens_before + sum(map(len, ids))  # counted in the budget
 
 
 def test_shaped_reward_is_read_from_the_run_config(sqlite_url: str, tmp_path: Path) -> None:
