@@ -8,6 +8,7 @@ and published to the serving backend (service/adapters.py).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -121,7 +122,7 @@ def train_round(db: Database, run_id: int, settings: Settings, steps: int | None
                          seed=cfg.seed + version)
     info = save_adapter(db, trained, run_id=run_id, name=name, version=version, steps=steps,
                         base_model=str(base), folder=folder, reward_stats=reward_fn.stats(),
-                        alpha=rl.lora_alpha, gguf=serves_gguf(cfg))
+                        alpha=rl.lora_alpha, gguf=serves_gguf(cfg) or _llama(base))
     if llm is not None:
         publish(llm, info)
     report = RoundReport(info, time.perf_counter() - started, _peak_rss_mb(), reward_fn.stats())
@@ -178,6 +179,14 @@ def _base_folder(name: str) -> Path:
         raise ConfigError(f"rl.base_model '{name}': not in the Hugging Face cache and not "
                           f"downloadable here ({type(exc).__name__}); download it on this host "
                           "(huggingface-cli download) or give a local folder") from None
+
+
+def _llama(base: Path) -> bool:
+    """Returns True for a llama-architecture base (its adapters convert to a GGUF LoRA)."""
+    try:
+        return json.loads((base / "config.json").read_text()).get("model_type") == "llama"
+    except (OSError, ValueError):
+        return False
 
 
 def serves_gguf(cfg: RunConfig) -> bool:
