@@ -18,6 +18,7 @@ import pytest
 from evaluators import layers, uids
 from evaluators.jobs import EvalJob, EvalResult
 from evaluators.runner import evaluate_job
+from tests.evaluators.test_hostile import hostile
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GOOD = FIXTURES / "problems" / "good"
@@ -41,13 +42,6 @@ def open_tmp() -> Iterator[Path]:
     path.chmod(0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def hostile(name: str, **fill: object) -> str:
-    text = (FIXTURES / "hostile" / f"{name}.py").read_text()
-    for key, value in fill.items():
-        text = text.replace(f"__{key.upper()}__", str(value))
-    return text
 
 
 def evaluate(code: str, problem: Path = GOOD, **limits: float) -> EvalResult:
