@@ -19,7 +19,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
-# the console script, not `python -m service.cli`: run as __main__, the CLI module and the command
+# the console script, not `python -m service.cli.app`: run as __main__, the CLI module and the command
 # modules it registers would import two copies of it
 EVOFORGE = str(Path(sys.executable).parent / "evoforge")
 
@@ -64,7 +64,7 @@ def free_port() -> int:
 def llama_server(n_ctx: int = 4096, threads: int | None = None, log: Path | None = None,
                  alias: str = "SmolLM2-135M-Instruct") -> Iterator[str]:
     """Serves the embedded SmolLM2 GGUF with llama-cpp-python's OpenAI server; yields its /v1 URL."""
-    from service.llm import default_model_path
+    from service.llm.models import default_model_path
 
     port = free_port()
     log = log or Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])

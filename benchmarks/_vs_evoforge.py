@@ -1,6 +1,6 @@
 """evoforge side of the benchmarks: one `evoforge run` on an OpenAI-compatible URL, read back.
 
-The run is a real subprocess (`python -m service.cli run ... --llm openai --json`) with its own
+The run is a real subprocess (`python -m service.cli.app run ... --llm openai --json`) with its own
 SQLite file; its curve (best score after each iteration), evaluation times and best program are
 read back from that database.
 """

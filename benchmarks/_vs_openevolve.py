@@ -22,9 +22,9 @@ import yaml
 from _vs_common import ROOT, best_curve, run_group, time_curve
 
 from service.config import RunConfig
-from service.llm import small_model_from_name
-from service.problem import Problem
-from service.problem_export import export_openevolve
+from service.llm.models import small_model_from_name
+from service.problems.export import export_openevolve
+from service.problems.load import Problem
 
 PEER_VENV = ROOT / "benchmarks" / ".venv-openevolve"
 PEER_PIN = "openevolve==0.4.1"

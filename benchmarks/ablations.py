@@ -37,8 +37,8 @@ from sqlalchemy import select
 from service.config import Settings
 from service.db import Database
 from service.db.models import LLMSampleRow, ProgramRow, ScratchpadRow
-from service.launch import create_run, drive, run_config_for
-from service.problem import load_problem
+from service.problems.load import load_problem
+from service.runs import create_run, drive, run_config_for
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"

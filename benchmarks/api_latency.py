@@ -39,12 +39,12 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from _fill import populate, problem_folder
 
 from evaluators.jobs import EvalResult
+from service.api.auth_tokens import create_token
 from service.db import Database, upgrade
 from service.db.models import EvaluationRow, ProgramRow
 from service.db.queries import add_problem, add_run
-from service.ledger import Ledger, apply_result
-from service.problem import load_problem
-from service.tokens import create_token
+from service.evolution.ledger import Ledger, apply_result
+from service.problems.load import load_problem
 
 OUT = HERE / "out"
 EVOFORGE = str(Path(sys.executable).parent / "evoforge")

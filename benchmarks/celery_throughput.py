@@ -31,13 +31,14 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from evaluators.jobs import EvalJob
-from service.celery_executor import CeleryExecutor
 from service.config import build_run_config
 from service.db import Database, upgrade
-from service.dispatch import LocalExecutor, make_job
-from service.launch import create_run
-from service.ledger import Ledger
-from service.problem import load_problem
+from service.evolution.ledger import Ledger
+from service.execution.base import make_job
+from service.execution.celery_client import CeleryExecutor
+from service.execution.local import LocalExecutor
+from service.problems.load import load_problem
+from service.runs import create_run
 from tests.service.celery_helpers import descendants, new_queue, start_worker
 
 PROBLEM = ROOT / "tests" / "fixtures" / "problems" / "good"

@@ -48,11 +48,11 @@ from evaluators.jobs import EvalJob, EvalResult
 from service.config import build_run_config
 from service.db import Database, upgrade
 from service.db.models import ProgramRow
-from service.engine import Engine
-from service.launch import create_run
+from service.evolution.engine import Engine
 from service.llm.base import Completion, Message, Sampling
 from service.llm.scripted import ScriptedBackend
-from service.problem import load_problem
+from service.problems.load import load_problem
+from service.runs import create_run
 
 OUT = HERE / "out"
 PEER_VENV = HERE / ".venv-openevolve"
@@ -89,6 +89,8 @@ class InstantLLM(ScriptedBackend):
 class InstantExecutor:
     """Executor protocol without a process: every job is scored at once with a random score."""
 
+    writes_results = False
+
     def __init__(self, seed: int) -> None:
         self.rng, self.spent = random.Random(seed), 0.0
 
@@ -101,7 +103,7 @@ class InstantExecutor:
         self.spent += time.perf_counter() - started
         return result
 
-    async def aclose(self) -> None:
+    async def aclose(self, kill: bool = False) -> None:
         """Holds nothing."""
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluators import es, es_jax
+from evaluators.toolkit import es, es_jax
 
 STRATEGIES = {"openai_es": {"sigma": 0.1, "lr": 0.05}, "cma_es": {"sigma": 0.5},
               "evosax:CMA_ES": {"sigma": 0.5}, "evosax:SNES": {"sigma": 0.5},

@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluators import es, rl
+from evaluators.toolkit import es, rl
 
 OUT = ROOT / "benchmarks" / "out"
 PROBLEM = ROOT / "problems" / "evolved_es"

@@ -28,9 +28,9 @@ CONFIGS = [(4, 48), (4, 128), (8, 48)]  # (completions per group, tokens per com
 
 def one(group: int, tokens: int, steps: int, threads: int) -> dict:
     """Runs the GRPO steps in this process; returns step times and peak memory."""
-    from service.basemodel import base_model_dir, load_base_model
     from service.config import RLConfig
-    from service.trainer import grpo_train
+    from service.llm.models import base_model_dir, load_base_model
+    from service.rl.grpo import grpo_train
 
     problem = (ROOT / "problems" / "quickstart" / "initial_program.py").read_text()
     prompt = [{"role": "user", "content": "Improve this program; answer with the whole program "

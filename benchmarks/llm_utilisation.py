@@ -23,10 +23,10 @@ from sqlalchemy import select
 from service.config import Settings
 from service.db import Database
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow
-from service.launch import create_run, drive, run_config_for
-from service.llm import make_backend
 from service.llm.base import Message, Sampling
-from service.problem import load_problem
+from service.llm.factory import make_backend
+from service.problems.load import load_problem
+from service.runs import create_run, drive, run_config_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

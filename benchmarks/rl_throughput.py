@@ -3,7 +3,7 @@
 The measuring code is one evaluator file: outside, this process imports it and calls it; inside,
 `evaluators.runner.evaluate_job` runs it in the real sandbox (bubblewrap + seccomp + rlimits) under
 the given memory limit. Each cell is the median of --repeats runs; a random-but-fixed linear policy
-acts on batches from `evaluators.rl.VecRollout` (SyncVectorEnv).
+acts on batches from `evaluators.toolkit.rl.VecRollout` (SyncVectorEnv).
 
     nice -n 10 .venv/bin/python benchmarks/rl_throughput.py [--repeats 3] [--memory-mb 1024]
 
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluators import layers
+from evaluators.isolation import layers
 from evaluators.jobs import EvalJob
 from evaluators.runner import evaluate_job
 
@@ -35,7 +35,7 @@ STEPS = 20_000  # env steps per measurement
 EVALUATOR = '''
 import json, os, time
 import numpy as np
-from evaluators import rl
+from evaluators.toolkit import rl
 
 
 def measure(env_id, num_envs, steps):

@@ -35,7 +35,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluators import layers, prefork, runner
+from evaluators import prefork, runner
+from evaluators.isolation import layers
 from evaluators.jobs import EvalJob
 
 GOOD = ROOT / "tests" / "fixtures" / "problems" / "good"

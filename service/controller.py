@@ -13,21 +13,20 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.config import ConfigError, Settings
 from service.db import Database
 from service.db.models import RunRow, utcnow
 from service.db.queries import acquire_lease, controller_id, release_lease
-from service.engine import Engine, InitialProgramFailed, RunBusy
-from service.launch import drive
+from service.db.session import DB_DOWN
+from service.evolution.engine import Engine, InitialProgramFailed, RunBusy
 from service.llm.base import LLMError
-from service.problem import ProblemError
+from service.problems.load import ProblemError
+from service.runs import drive
 
 log = logging.getLogger("evoforge.controller")
 CLAIMABLE = ("queued", "running")
 FATAL = (InitialProgramFailed, ConfigError, ProblemError, LLMError, LookupError)
-DB_DOWN = (OperationalError, DBAPIError)
 
 
 @dataclass

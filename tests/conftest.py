@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from service.llm import default_model_path
+from service.llm.models import default_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_CTX = 2048

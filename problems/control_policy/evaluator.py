@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluators import rl
+from evaluators.toolkit import rl
 
 EPISODES = 10           # per task in evaluate(); seeds shift with $EVOFORGE_EVAL_SEED
 STAGE1_EPISODES = 2     # per task in the cascade's cheap first stage

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluators import es, rl
+from evaluators.toolkit import es, rl
 
 POPSIZE = 16
 

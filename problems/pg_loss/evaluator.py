@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluators import rl
+from evaluators.toolkit import rl
 
 ENV_ID = "CartPole-v1"
 BATCH = 8          # episodes per update

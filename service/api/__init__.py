@@ -1,5 +1,4 @@
-"""The REST API (FastAPI) under /api: problems, runs, programs, lineage, analytics, events."""
+"""The REST API (FastAPI) under /api: problems, runs, programs, lineage, analytics, events.
 
-from service.api.app import create_app
-
-__all__ = ["create_app"]
+The top layer beside cli/: may import runs, controller and everything below; nothing but cli/
+imports it. app.create_app builds the application."""

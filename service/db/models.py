@@ -228,7 +228,7 @@ class ScratchpadRow(Base):
 
 
 class AdapterRow(Base):
-    """One published LoRA adapter version of a run's mutation model (service/adapters.py)."""
+    """One published LoRA adapter version of a run's mutation model (service/rl/adapters.py)."""
 
     __tablename__ = "adapters"
     __table_args__ = (Index("ix_adapters_run_version", "run_id", "version", unique=True),)
@@ -255,7 +255,7 @@ class RLRoundRow(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)  # 1, 2, ... within the run
-    # due | training | done | failed | expired | skipped (service/trainer_rounds.py)
+    # due | training | done | failed | expired | skipped (service/rl/rounds.py)
     status: Mapped[str] = mapped_column(String(16), default="due")
     evaluations: Mapped[int] = mapped_column(Integer, default=0)  # the run's count when due
     steps: Mapped[int] = mapped_column(Integer, default=1)  # GRPO steps that fit the budget

@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.models import EvaluationRow, LLMSampleRow, ProblemRow, ProgramRow, RunRow, utcnow
-from service.problem import Problem
+from service.problems.load import Problem
 
 LEASE_SECONDS = 30.0
 

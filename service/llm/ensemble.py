@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from service.bandit import ModelBandit
 from service.config import LLMConfig
+from service.llm.bandit import ModelBandit
 from service.llm.base import Completion, LLMBackend, Message, Sampling
 
 

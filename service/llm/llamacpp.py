@@ -20,8 +20,8 @@ import llama_cpp  # after the OpenMP setting above
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from service.config import ConfigError, LLMConfig, Settings
-from service.llm import SMALL_MODEL_PARAMS, default_model_path, small_model_from_name
 from service.llm.base import Completion, LLMError, LLMUnavailable, Message, Sampling
+from service.llm.models import SMALL_MODEL_PARAMS, default_model_path, small_model_from_name
 
 DEFAULT_CONTEXT = 4096
 MIN_COMPLETION_TOKENS = 32  # a prompt that leaves less room than this is refused, not sent
@@ -164,7 +164,7 @@ class LlamaCppBackend:
             path = Path(folder) / "adapter.gguf"
             if not path.is_file():
                 raise LLMError(f"LoRA adapter {name}: {path} not found; publish the adapter with "
-                               "service.adapters.save_adapter (it writes the GGUF)")
+                               "service.rl.adapters.save_adapter (it writes the GGUF)")
             lora = llama_cpp.llama_adapter_lora_init(llama.model, str(path).encode("utf-8"))
             if not lora:
                 raise LLMError(f"llama.cpp cannot load the LoRA adapter {path} for {self.model}; "

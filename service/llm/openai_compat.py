@@ -15,8 +15,8 @@ import openai
 from openai import AsyncOpenAI
 
 from service.config import ConfigError, LLMConfig
-from service.llm import small_model_from_name
 from service.llm.base import Completion, LLMError, LLMUnavailable, Message, Sampling
+from service.llm.models import small_model_from_name
 
 DEFAULT_CONTEXT = 4096
 DEFAULT_CONCURRENCY = 4

@@ -23,7 +23,7 @@ from _vs_common import best_curve, time_curve
 from _vs_proxy import Call, busy_seconds, summarise
 from suite import gap
 
-from service.problem import load_problem
+from service.problems.load import load_problem
 
 
 def _script(name: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

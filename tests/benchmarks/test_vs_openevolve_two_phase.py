@@ -18,7 +18,7 @@ from _vs_common import strict_score
 from _vs_openevolve import peer_python, write_evaluator
 from vs_openevolve import parse_args
 
-from service.problem import load_problem
+from service.problems.load import load_problem
 
 _SCORE = """import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("ev", sys.argv[1])

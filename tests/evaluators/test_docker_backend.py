@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import docker_backend, layers, sandbox
+from evaluators.isolation import docker_backend, layers, sandbox
 from evaluators.jobs import EvalJob
 from evaluators.runner import evaluate_job
 

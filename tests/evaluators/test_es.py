@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluators import es, rl
+from evaluators.toolkit import es, rl
 
 
 def test_centred_ranks_span_minus_half_to_half_in_fitness_order() -> None:

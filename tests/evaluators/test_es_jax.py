@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluators import es, es_jax
 from evaluators.jobs import EvalJob
 from evaluators.runner import evaluate_job
+from evaluators.toolkit import es, es_jax
 
 HAVE_JAX = all(importlib.util.find_spec(m) is not None for m in ("jax", "evosax", "optax"))
 needs_jax = pytest.mark.skipif(not HAVE_JAX, reason="optional evosax backend not installed; "
@@ -81,7 +81,7 @@ def test_strategies_of_one_shape_share_the_compiled_algorithm_but_not_their_stat
 
 @needs_jax
 def test_evosax_cma_es_solves_cartpole_with_a_linear_policy() -> None:
-    rl = pytest.importorskip("evaluators.rl", reason="needs gymnasium: pip install 'evoforge[gym]'")
+    rl = pytest.importorskip("evaluators.toolkit.rl", reason="needs gymnasium: pip install 'evoforge[gym]'")
     rollout = rl.VecRollout("CartPole-v1")
     trained = rl.train_linear_policy(
         lambda d: es.make_strategy("evosax:CMA_ES", np.zeros(d), sigma=0.5, popsize=16, seed=0),
@@ -95,7 +95,7 @@ import importlib.util
 
 import numpy as np
 
-from evaluators import es
+from evaluators.toolkit import es
 
 
 def _status_mb(key):

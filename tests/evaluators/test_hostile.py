@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import layers, prefork
+from evaluators import prefork
+from evaluators.isolation import layers
 from evaluators.jobs import EvalJob, EvalResult
 from evaluators.runner import evaluate_job
 

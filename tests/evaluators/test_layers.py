@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import layers, sandbox
+from evaluators.isolation import layers, sandbox
 from evaluators.jobs import EvalJob, EvalResult
 from evaluators.runner import evaluate_job
 

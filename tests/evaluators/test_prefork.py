@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import forkserver, layers, prefork
+from evaluators import forkserver, prefork
+from evaluators.isolation import layers
 from evaluators.jobs import EvalJob, EvalResult
 from evaluators.runner import evaluate_job
 from service.config import EvaluationConfig
-from service.dispatch import LocalExecutor, make_job
-from service.problem import load_problem
+from service.execution.base import make_job
+from service.execution.local import LocalExecutor
+from service.problems.load import load_problem
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GOOD = FIXTURES / "problems" / "good"

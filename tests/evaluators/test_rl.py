@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluators import rl
+from evaluators.toolkit import rl
 
 
 @pytest.fixture

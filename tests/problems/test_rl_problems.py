@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from evaluators import es
 from evaluators.jobs import EvalJob
 from evaluators.runner import evaluate_job
+from evaluators.toolkit import es
 from service.config import build_run_config
 from service.db import Database
 from service.db.models import EvaluationRow, ProgramRow
-from service.problem import load_problem
+from service.problems.load import load_problem
 
 PROBLEMS = Path(__file__).resolve().parents[2] / "problems"
 RL_PROBLEMS = ["control_policy", "evolved_es", "pg_loss"]
@@ -243,7 +243,7 @@ def test_es_functions_cannot_be_solved_by_guessing_a_fixed_point() -> None:
     (STRATEGY_HEAD + "        return [self.mean] * 16\n    def tell(self, x, f):\n"
      "        raise KeyError('boom')\n", "sphere: KeyError: 'boom'"),
     ("import cma\n\n\nclass Strategy(cma.CMAEvolutionStrategy):\n    pass\n", "imports cma"),
-    ("from evaluators.es import CMAES as Strategy\n", "imports evaluators.es"),
+    ("from evaluators.toolkit.es import CMAES as Strategy\n", "imports evaluators.toolkit.es"),
     ("Strategy = 3\n", "defines no Strategy class"),
     ("class Strategy:\n    pass\n", "Strategy(x0, sigma=1.0, popsize=16, seed=0) raised TypeError"),
 ])

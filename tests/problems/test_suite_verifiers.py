@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from evaluators.runner import evaluate_job
-from service.checks import check_problem
 from service.config import build_run_config
-from service.dispatch import make_job
-from service.problem import load_problem
-from service.problem_export import export_openevolve
+from service.execution.base import make_job
+from service.execution.check import check_problem
+from service.problems.export import export_openevolve
+from service.problems.load import load_problem
 
 PROBLEMS = Path(__file__).resolve().parents[2] / "problems"
 SUITE = ["circle_packing", "circle_packing_32", "autocorrelation_first", "autocorrelation_second",

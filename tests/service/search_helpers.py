@@ -8,11 +8,11 @@ from pathlib import Path
 from service.config import RunConfig
 from service.db import Database, upgrade
 from service.db.models import RunRow
-from service.dispatch import LocalExecutor
-from service.engine import Engine
-from service.launch import create_run
+from service.evolution.engine import Engine
+from service.execution.local import LocalExecutor
 from service.llm.base import LLMBackend
-from service.problem import load_problem
+from service.problems.load import load_problem
+from service.runs import create_run
 
 
 def drive(url: str, folder: Path, cfg: RunConfig, llm: LLMBackend,

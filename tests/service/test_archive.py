@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from service.archive import Archive, Member, code_features, feature_cell
 from service.config import SearchConfig
+from service.evolution.archive import Archive, Member, code_features, feature_cell
 
 
 def member(i: int, fitness: float, island: int = 0, diversity: float = 0.0,

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from service.bandit import ModelBandit, improvement
 from service.config import Settings, build_run_config
 from service.db.models import LLMSampleRow
-from service.llm import make_backend
+from service.evolution.stats import run_stats
+from service.llm.bandit import ModelBandit, improvement
 from service.llm.base import Sampling
 from service.llm.ensemble import EnsembleBackend
-from service.run_stats import run_stats
+from service.llm.factory import make_backend
 from tests.service.engine_helpers import config, returns, tiny_problem
 from tests.service.search_helpers import drive
 
@@ -182,7 +182,7 @@ def test_runs_show_prints_per_model_statistics(tmp_path: Path) -> None:
     _, run, _ = drive(url, tiny_problem(tmp_path / "p"), cfg, make_backend(cfg.llm, Settings()))
     from typer.testing import CliRunner
 
-    from service.cli import app
+    from service.cli.app import app
     runner = CliRunner()
     shown = runner.invoke(app, ["runs", "show", str(run.id), "--db", url],
                           env={"COLUMNS": "250"})

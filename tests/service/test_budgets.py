@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from service.config import Settings
 from service.db.models import LLMSampleRow
-from service.llm import make_backend
+from service.evolution.stats import run_stats
+from service.llm.factory import make_backend
 from service.llm.scripted import ScriptedBackend
-from service.run_stats import run_stats
 from tests.service.engine_helpers import config, returns, tiny_problem
 from tests.service.search_helpers import drive
 

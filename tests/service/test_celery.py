@@ -13,15 +13,15 @@ import pytest
 from sqlalchemy import func, select
 
 from evaluators.jobs import EvalResult
-from service.celery_executor import CeleryExecutor
 from service.config import Settings
 from service.db import Database, upgrade
 from service.db.models import EvaluationRow, ProgramRow, RunRow
-from service.dispatch import make_job
-from service.launch import create_run, drive
-from service.ledger import Ledger
-from service.problem import load_problem
-from service.tasks import finish
+from service.evolution.ledger import Ledger
+from service.execution.base import make_job
+from service.execution.celery_client import CeleryExecutor
+from service.execution.celery_tasks import finish
+from service.problems.load import load_problem
+from service.runs import create_run, drive
 from tests.service.celery_helpers import BROKERS, Worker, new_queue, start_worker
 from tests.service.engine_helpers import config, returns, tiny_problem
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.checks import check_problem
+from service.execution.check import check_problem
 
 PROBLEMS = Path(__file__).resolve().parents[1] / "fixtures" / "problems"
 

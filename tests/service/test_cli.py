@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from evaluators.layers import RUN_VAR
+from evaluators.isolation.layers import RUN_VAR
 from service.db import Database, upgrade
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow
 from tests.service.engine_helpers import returns, tiny_problem

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from service.cli import app
+from service.cli.app import app
 
 REPO = Path(__file__).resolve().parents[2]
 VAR = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")

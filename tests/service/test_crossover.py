@@ -6,10 +6,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from service.archive import feature_cell
 from service.db.models import LLMSampleRow, ProgramRow
+from service.evolution.archive import feature_cell
+from service.evolution.prompts import ProgramView, PromptContext, build_prompt
 from service.llm.scripted import ScriptedBackend
-from service.prompts import ProgramView, PromptContext, build_prompt
 from tests.service.engine_helpers import config, returns, tiny_problem
 from tests.service.search_helpers import drive
 

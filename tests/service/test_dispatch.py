@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import layers
+from evaluators.isolation import layers
 from evaluators.jobs import EvalJob
 from service.config import EvaluationConfig
-from service.dispatch import LocalExecutor, make_executor, make_job
-from service.problem import load_problem
+from service.execution.base import make_job
+from service.execution.dispatch import make_executor
+from service.execution.local import LocalExecutor
+from service.problems.load import load_problem
 
 GOOD = Path(__file__).resolve().parents[1] / "fixtures" / "problems" / "good"
 TIMED_EVALUATOR = """

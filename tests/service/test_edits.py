@@ -1,11 +1,11 @@
-"""service.edits: LLM answers (diffs, rewrites) become child programs or reasoned rejections."""
+"""service.edits.apply: LLM answers (diffs, rewrites) become child programs or reasoned rejections."""
 
 from __future__ import annotations
 
 import pytest
 
-from service.edits import EditResult, apply_answer, choose_format, code_hash
-from service.problem import evolve_blocks
+from service.edits.apply import EditResult, apply_answer, choose_format, code_hash
+from service.problems.load import evolve_blocks
 
 PARENT = '''"""Sum of the first n integers."""
 import math

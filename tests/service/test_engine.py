@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from service.config import RunConfig
 from service.db import Database, upgrade
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow
-from service.dispatch import LocalExecutor
-from service.engine import Engine, InitialProgramFailed
-from service.launch import create_run
+from service.evolution.engine import Engine, InitialProgramFailed
+from service.execution.local import LocalExecutor
 from service.llm.base import LLMUnavailable
 from service.llm.scripted import ScriptedBackend
-from service.problem import load_problem
+from service.problems.load import load_problem
+from service.runs import create_run
 from tests.service.engine_helpers import answer, config, returns, tiny_problem
 
 

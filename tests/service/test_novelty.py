@@ -9,13 +9,19 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from service import novelty
 from service.config import NoveltyConfig
 from service.db import Database
 from service.db.models import LLMSampleRow, ProgramEmbeddingRow, ProgramRow
+from service.evolution.aids import novelty
+from service.evolution.aids.novelty import (
+    Embedder,
+    NoveltyFilter,
+    judge_prompt,
+    nearest,
+    shared_embedder,
+)
+from service.evolution.planner import block_text
 from service.llm.scripted import ScriptedBackend
-from service.novelty import Embedder, NoveltyFilter, judge_prompt, nearest, shared_embedder
-from service.planner import block_text
 from tests.service.engine_helpers import answer, config, tiny_problem
 from tests.service.search_helpers import drive
 
@@ -70,7 +76,7 @@ def test_filter_rejects_a_near_copy_unless_the_judge_says_it_differs(
         sqlite_url: str, tmp_path: Path) -> None:
     db = Database(sqlite_url)
     from service.db.queries import add_problem, add_run
-    from service.problem import load_problem
+    from service.problems.load import load_problem
     with db.session() as s:
         prob = add_problem(s, load_problem(tiny_problem(tmp_path / "p")))
         run_id = add_run(s, prob.id, {}, 0).id

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.problem import ProblemError, evolve_blocks, load_problem
+from service.problems.load import ProblemError, evolve_blocks, load_problem
 
 PROGRAM = '"""Doc line."""\n# EVOLVE-BLOCK-START\nx = 1\n# EVOLVE-BLOCK-END\nprint(x)\n'
 EVALUATOR = "def evaluate(program_path):\n    return {'combined_score': 1.0}\n"

@@ -14,9 +14,9 @@ import yaml
 
 from evaluators.runner import evaluate_job
 from service.config import build_run_config
-from service.dispatch import make_job
-from service.problem import ProblemError, load_problem
-from service.problem_export import ENTRY_FILE, export_openevolve
+from service.execution.base import make_job
+from service.problems.export import ENTRY_FILE, export_openevolve
+from service.problems.load import ProblemError, load_problem
 
 PROBLEMS = Path(__file__).resolve().parents[2] / "problems"
 

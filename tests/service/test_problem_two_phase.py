@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.checks import check_problem
-from service.problem import ProblemError, load_problem
+from service.execution.check import check_problem
+from service.problems.load import ProblemError, load_problem
 from tests.service.test_verify import SCORER, two_phase_problem
 
 

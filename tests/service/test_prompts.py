@@ -1,4 +1,4 @@
-"""service.prompts: mutation prompts hold what the model needs and always fit the token budget."""
+"""service.evolution.prompts: mutation prompts hold what the model needs and always fit the token budget."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import dataclasses
 import llama_cpp
 import pytest
 
-from service.edits import apply_answer
-from service.llm import default_model_path
-from service.llm.base import Message
-from service.prompts import (
+from service.edits.apply import apply_answer
+from service.evolution.prompts import (
     MESSAGE_OVERHEAD,
     ProgramView,
     PromptContext,
@@ -20,6 +18,8 @@ from service.prompts import (
     format_feedback,
     format_metrics,
 )
+from service.llm.base import Message
+from service.llm.models import default_model_path
 
 HELPERS = "".join(f"def helper_{i}(x):\n    return x + {i}\n\n\n" for i in range(30))
 PARENT = ('"""Sum of the first n integers."""\nimport math\n\n\n' + HELPERS

@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from service.config import Settings
 from service.db.models import LLMSampleRow, ScratchpadRow
-from service.llm import make_backend
+from service.evolution.aids.scratchpad import digest, scratch_prompt
 from service.llm.base import Message
+from service.llm.factory import make_backend
 from service.llm.scripted import ScriptedBackend
-from service.scratchpad import digest, scratch_prompt
 from tests.service.engine_helpers import answer, config, returns, tiny_problem
 from tests.service.search_helpers import drive
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from service.archive import Archive, Member
 from service.config import SearchConfig, build_run_config
 from service.db.models import LLMSampleRow, ProgramRow
+from service.evolution.aids.stagnation import reset_due, reset_plan, temperature_at
+from service.evolution.archive import Archive, Member
 from service.llm.scripted import ScriptedBackend
-from service.stagnation import reset_due, reset_plan, temperature_at
 from tests.service.engine_helpers import config, returns, tiny_problem
 from tests.service.search_helpers import drive
 

@@ -1,4 +1,4 @@
-"""The worker's database writes (service/tasks.py) against real PostgreSQL, without a broker."""
+"""The worker's database writes (service/execution/celery_tasks.py) against real PostgreSQL, without a broker."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from evaluators.jobs import EvalResult
-from service import tasks
 from service.db import Database, upgrade
 from service.db.models import EvaluationRow
 from service.db.session import make_engine
-from service.launch import create_run
-from service.ledger import Ledger
-from service.problem import load_problem
+from service.evolution.ledger import Ledger
+from service.execution import celery_tasks as tasks
+from service.problems.load import load_problem
+from service.runs import create_run
 from tests.conftest import _pg_admin_dsn
 from tests.service.engine_helpers import config, tiny_problem
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
+from service.api.auth_tokens import TokenError, authenticate, create_token
+from service.cli.app import app
 from service.db import Database
-from service.tokens import TokenError, authenticate, create_token
 
 
 def test_cli_creates_lists_and_revokes_tokens(sqlite_url: str) -> None:

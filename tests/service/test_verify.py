@@ -15,9 +15,9 @@ from sqlalchemy import select
 from service.config import build_run_config
 from service.db import Database, upgrade
 from service.db.models import ProgramRow
-from service.launch import create_run
-from service.problem import load_problem
-from service.verify import reverify_run, top_programs
+from service.evolution.reverify import reverify_run, top_programs
+from service.problems.load import load_problem
+from service.runs import create_run
 from tests.service.engine_helpers import returns, tiny_problem
 
 EVOFORGE = [str(Path(sys.executable).with_name("evoforge"))]

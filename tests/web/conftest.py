@@ -16,11 +16,11 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from service.api import create_app
+from service.api.app import create_app
+from service.api.auth_tokens import create_token
 from service.config import Settings
 from service.db import Database, upgrade
-from service.launch import drive
-from service.tokens import create_token
+from service.runs import drive
 from tests.conftest import REPO, free_port, fresh_pg_database
 from tests.service.api.conftest import tiny_files
 from tests.service.engine_helpers import returns

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from service.tokens import create_token
+from service.api.auth_tokens import create_token
 from tests.web.conftest import Site
 
 

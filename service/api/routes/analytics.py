@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path
 from sqlalchemy import func, select
 
 from service.api.deps import Reader, SessionDep, run_for
-from service.archive import feature_cell
 from service.config import RunConfig
 from service.db.models import EvaluationRow, LLMSampleRow, ProblemRow, ProgramRow
+from service.evolution.archive import feature_cell
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["analytics"])
 IdPath = Annotated[int, Path(ge=1, le=2**62)]

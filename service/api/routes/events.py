@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from service.api.auth_tokens import Principal, authenticate
 from service.api.deps import get_principal, run_for
 from service.api.errors import ApiError
 from service.api.routes.programs import SUMMARY_COLUMNS
@@ -20,7 +21,6 @@ from service.api.routes.runs import public
 from service.api.schemas import ProgramSummary
 from service.db import Database
 from service.db.models import ProgramRow
-from service.tokens import Principal, authenticate
 
 router = APIRouter(tags=["events"])
 IdPath = Annotated[int, Path(ge=1, le=2**62)]

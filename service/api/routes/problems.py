@@ -14,9 +14,9 @@ from service.api.deps import Reader, SessionDep, SettingsDep, Writer, problem_fo
 from service.api.errors import ApiError
 from service.api.schemas import Page, ProblemCreate, ProblemPublic
 from service.api.uploads import check_files, read_archive
-from service.checks import check_problem
 from service.db.models import ProblemRow, RunRow
 from service.db.queries import add_problem
+from service.execution.check import check_problem
 
 router = APIRouter(prefix="/problems", tags=["problems"])
 IdPath = Annotated[int, Path(ge=1, le=2**62)]

@@ -8,15 +8,15 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from service.api.auth_tokens import Principal
 from service.api.deps import Reader, SessionDep, SettingsDep, Writer, problem_for, run_for
 from service.api.errors import ApiError
 from service.api.schemas import Page, RunCreate, RunPublic, RunResume
 from service.config import ConfigError, RunConfig, build_run_config
 from service.db.models import ApiTokenRow, RunRow, utcnow
 from service.db.queries import add_run
-from service.launch import problem_folder
-from service.problem import ProblemError, load_problem
-from service.tokens import Principal
+from service.db.stored import problem_folder
+from service.problems.load import ProblemError, load_problem
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 IdPath = Annotated[int, Path(ge=1, le=2**62)]

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api import create_app
+from service.api.app import create_app
+from service.api.auth_tokens import create_token
 from service.config import Settings
 from service.db import Database, upgrade
-from service.launch import drive
-from service.tokens import create_token
+from service.runs import drive
 from tests.service.engine_helpers import EVALUATOR, PROGRAM, TOML, returns
 
 

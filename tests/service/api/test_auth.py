@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.tokens import revoke_token
+from service.api.auth_tokens import revoke_token
 from tests.service.api.conftest import Api, tiny_files
 
 READS = ["GET /api/problems/{pid}", "GET /api/runs/{rid}", "GET /api/runs/{rid}/programs",
@@ -28,7 +28,7 @@ def rows(api: Api) -> dict[str, int]:
     api.run("alice", problem_id=busy)
     progs = api.client.get(f"/api/runs/{rid}/programs?sort=-id", headers=api.h("alice")).json()
     with api.db.session() as s:
-        from service.tokens import create_token
+        from service.api.auth_tokens import create_token
         row, api.tokens["revoked"] = create_token(s, "gone", "admin")
         revoke_token(s, row.id)
     return {"pid": pid, "rid": rid, "busy": busy, "prog": progs["items"][0]["id"]}

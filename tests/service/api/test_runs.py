@@ -94,11 +94,11 @@ def test_problem_with_an_active_run_cannot_be_deleted(api: Api) -> None:
 def test_concurrent_quota_checks_of_one_owner_take_turns(api: Api) -> None:
     import threading
 
+    from service.api.auth_tokens import authenticate
     from service.api.errors import ApiError
     from service.api.routes.runs import _check_quota
     from service.db.models import RunRow
     from service.db.queries import add_run
-    from service.tokens import authenticate
 
     pid = api.problem()
     api.run(problem_id=pid)  # alice (quota 2) has one active run: room for exactly one more

@@ -22,7 +22,7 @@ from service.db.queries import (
     unfinished_programs,
 )
 from service.db.session import schema_state
-from service.problem import load_problem
+from service.problems.load import load_problem
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "problems" / "quickstart"
 

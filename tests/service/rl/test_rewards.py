@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.config import ConfigError, PenaltyConfig, RewardConfig, build_run_config
-from service.rewards import ChildOutcome, improvement, penalty, reward, shaped_score
+from service.rl.rewards import ChildOutcome, improvement, penalty, reward, shaped_score
 
 PENALTIES = PenaltyConfig(no_edit=-1.0, unchanged=-0.5, duplicate=-0.3, execution_error=-0.9,
                           invalid_result=-0.7)

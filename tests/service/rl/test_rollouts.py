@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from service.config import Settings
 from service.db.models import LLMSampleRow, ProgramRow
-from service.launch import load_run
-from service.rollouts import EvolutionReward, NoPrompts, training_prompts
+from service.db.stored import load_run
+from service.rl.rollouts import EvolutionReward, NoPrompts, training_prompts
 from tests.service.engine_helpers import answer, config, returns
 from tests.service.rl.conftest import scripted_run
 

@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from service.cli import app
+from service.cli.app import app
+from service.config import Settings
 from service.db.models import AdapterRow, LLMSampleRow, ProgramRow, RunRow
-from service.dispatch import LocalExecutor
-from service.engine import Engine
-from service.launch import create_run
+from service.execution.local import LocalExecutor
 from service.llm.base import Completion, Message, Sampling
 from service.llm.scripted import ScriptedBackend
-from service.problem import load_problem
+from service.problems.load import load_problem
+from service.runs import create_run, make_engine
 from tests.service.engine_helpers import config, returns, tiny_problem
 from tests.service.rl.conftest import scripted_run
 
@@ -92,7 +92,7 @@ def test_enabled_rl_trains_every_n_children_and_the_next_children_use_the_adapte
     async def go() -> None:
         ex = LocalExecutor(1)
         try:
-            await Engine(db, run_id, problem, cfg, llm, ex).run()
+            await make_engine(db, run_id, problem, cfg, llm, ex, Settings()).run()
         finally:
             await ex.aclose()
 
@@ -126,7 +126,7 @@ def test_a_round_without_room_in_the_budget_is_skipped(sqlite_url: str, tmp_path
     async def go() -> None:
         ex = LocalExecutor(1)
         try:
-            await Engine(db, run_id, problem, cfg, llm, ex).run()
+            await make_engine(db, run_id, problem, cfg, llm, ex, Settings()).run()
         finally:
             await ex.aclose()
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from service.adapters import AdapterInfo, latest_adapter, list_adapters, publish, save_adapter
 from service.config import LLMConfig, RLConfig, Settings
 from service.llm.base import Message, Sampling
+from service.rl.adapters import AdapterInfo, latest_adapter, list_adapters, publish, save_adapter
 from tests.service.rl.conftest import scripted_run
 
 pytestmark = pytest.mark.llm  # the real SmolLM2 (trained, converted, served)
@@ -34,8 +34,8 @@ def trained(base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Returns the trained PeftModel, LoRA/base snapshots from before training, and its record."""
     from peft import get_peft_model
 
-    from service.basemodel import load_base_model
-    from service.trainer import grpo_train, lora_config
+    from service.llm.models import load_base_model
+    from service.rl.grpo import grpo_train, lora_config
 
     model, tokenizer = load_base_model(base_dir)
     torch.manual_seed(0)
@@ -108,7 +108,7 @@ def test_llamacpp_hot_loads_the_gguf_adapter_and_it_changes_outputs(trained: dic
 
 
 def test_transformers_backend_hot_loads_the_peft_adapter(trained: dict) -> None:
-    from service.llm.transformers_backend import TransformersBackend
+    from service.llm.hf import TransformersBackend
 
     async def go() -> tuple[list[str], list[str]]:
         llm = TransformersBackend(LLMConfig(backend="transformers"), Settings())

@@ -22,16 +22,15 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from service.cli import app
+from service.cli.app import app
 from service.config import Settings
 from service.db import Database
 from service.db.models import AdapterRow, EvaluationRow, LLMSampleRow, ProgramRow
-from service.dispatch import LocalExecutor
-from service.engine import Engine
-from service.launch import create_run
-from service.problem import load_problem
-from service.trainer_process import Trainer
-from service.trainer_rounds import claim, create_round, finish, get_round
+from service.execution.local import LocalExecutor
+from service.problems.load import load_problem
+from service.rl.external import Trainer
+from service.rl.rounds import claim, create_round, finish, get_round
+from service.runs import create_run, make_engine
 from tests.conftest import free_port
 from tests.service.engine_helpers import config, returns, tiny_problem
 from tests.service.rl.conftest import scripted_run
@@ -93,8 +92,8 @@ def test_the_trainer_process_trains_a_due_round_and_the_waiting_run_uses_its_ada
     cfg = config(budget__iterations=6, evaluation=ONE_AT_A_TIME, rl=EXTERNAL)
     run_id = create_run(db, load_problem(tiny_problem(tmp_path / "tiny")), cfg)
     llm = AdapterScripted([returns(3), returns(5), returns(7), returns(8)])
-    engine = Engine(db, run_id, load_problem(tmp_path / "tiny"), cfg, llm, LocalExecutor(1))
-    engine.rl.poll_s = 0.2
+    engine = make_engine(db, run_id, load_problem(tmp_path / "tiny"), cfg, llm, LocalExecutor(1), Settings())
+    engine.training.poll_s = 0.2
     thread, out = _in_thread(engine)
     _wait_for(lambda: _round_status(db) == "due")
     adapters = tmp_path / "adapters"
@@ -129,7 +128,7 @@ def test_the_trainer_process_trains_a_due_round_and_the_waiting_run_uses_its_ada
     assert sorted(finished) == sorted(evaluated)  # one finished evaluation per program
     again = AdapterScripted([returns(9)])  # a controller taking the run over later
     cfg7 = config(budget__iterations=7, evaluation=ONE_AT_A_TIME, rl=EXTERNAL)
-    _drive(Engine(db, run_id, load_problem(tmp_path / "tiny"), cfg7, again, LocalExecutor(1)))
+    _drive(make_engine(db, run_id, load_problem(tmp_path / "tiny"), cfg7, again, LocalExecutor(1), Settings()))
     assert again.loaded == [(name, folder)]
     with db.session() as s:
         last = s.scalars(select(LLMSampleRow).where(LLMSampleRow.run_id == run_id)
@@ -220,8 +219,8 @@ def test_a_trainer_killed_mid_round_never_wedges_the_run(pg_url: str, tmp_path: 
     cfg = config(budget__iterations=5, evaluation=ONE_AT_A_TIME, rl=EXTERNAL)
     run_id = create_run(db, load_problem(tiny_problem(tmp_path / "tiny")), cfg)
     llm = AdapterScripted([returns(3), returns(5), returns(7), returns(8)])
-    engine = Engine(db, run_id, load_problem(tmp_path / "tiny"), cfg, llm, LocalExecutor(1))
-    engine.rl.poll_s = 0.2
+    engine = make_engine(db, run_id, load_problem(tmp_path / "tiny"), cfg, llm, LocalExecutor(1), Settings())
+    engine.training.poll_s = 0.2
     thread, out = _in_thread(engine)
     _wait_for(lambda: _round_status(db) == "due")
     env = {**os.environ, "EVOFORGE_HOME": str(tmp_path / "home")}

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from service.db import Database
-from service.trainer_rounds import (
+from service.rl.rounds import (
     claim,
     create_round,
     due_rounds,

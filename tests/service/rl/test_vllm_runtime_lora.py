@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from service.adapters import AdapterInfo, publish
 from service.config import LLMConfig
 from service.llm.base import LLMError, Message, Sampling
 from service.llm.openai_compat import OpenAICompatBackend
+from service.rl.adapters import AdapterInfo, publish
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -51,9 +51,9 @@ def adapter(base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Adapter
     import torch
     from peft import get_peft_model
 
-    from service.basemodel import load_base_model
     from service.config import RLConfig
-    from service.trainer import lora_config
+    from service.llm.models import load_base_model
+    from service.rl.grpo import lora_config
 
     model, _ = load_base_model(base_dir)
     torch.manual_seed(0)

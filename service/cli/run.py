@@ -1,0 +1,199 @@
+"""`evoforge run`, `resume`, `best`, `export` and `eval`: evolve a problem and read what it made."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from service.cli.common import (
+    DbOpt,
+    JsonOpt,
+    VerboseOpt,
+    err,
+    friendly,
+    open_database,
+    out,
+    put,
+    setup_logging,
+)
+from service.config import Settings, build_run_config
+from service.db import Database
+from service.db.models import RunRow
+from service.db.queries import dumps, export_rows
+from service.evolution.reverify import tier_label
+from service.problems.load import load_problem
+from service.runs import create_run, drive, load_run, run_config_for, update_config, write_best
+
+
+@friendly
+def run(problem: Annotated[Path, typer.Argument(help="Problem folder.")],
+        config: Annotated[Path | None, typer.Option(help="RUN.toml with run settings.")] = None,
+        iterations: Annotated[int | None, typer.Option(help="Child programs to propose.")] = None,
+        db: DbOpt = None,
+        llm: Annotated[str | None, typer.Option(help="llamacpp | openai")] = None,
+        llm_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
+        model: Annotated[str | None, typer.Option(help="Model name or GGUF path.")] = None,
+        seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+        workers: Annotated[int | None, typer.Option(help="Evaluations at once.")] = None,
+        executor: Annotated[str | None, typer.Option(help="local | celery")] = None,
+        broker: Annotated[str | None, typer.Option(help="celery: broker URL.")] = None,
+        json_out: JsonOpt = False,
+        verbose: VerboseOpt = False) -> None:
+    """Evolve PROBLEM: store every program, show progress, print the best."""
+    setup_logging(verbose)
+    prob = load_problem(problem)
+    for note in prob.notes:
+        err.print(f"[yellow]note:[/] {note}")
+    overrides: dict[str, Any] = {}
+    put(overrides, "budget", "iterations", iterations)
+    put(overrides, "llm", "backend", llm)
+    put(overrides, "llm", "url", llm_url)
+    put(overrides, "llm", "model", model)
+    put(overrides, "evaluation", "workers", workers)
+    put(overrides, "evaluation", "executor", executor)
+    put(overrides, "evaluation", "broker", broker)
+    if seed is not None:
+        overrides["seed"] = seed
+    cfg = run_config_for(prob, config, overrides)
+    database, settings = open_database(db)
+    run_id = create_run(database, prob, cfg)
+    err.print(f"run [bold]{run_id}[/] on {prob.name} → {settings.database_url()}")
+    _drive(database, run_id, settings, json_out)
+
+
+@friendly
+def resume(run_id: int, db: DbOpt = None,
+           iterations: Annotated[int | None, typer.Option(help="New total iteration budget.")]
+           = None,
+           llm_url: Annotated[str | None, typer.Option(help="Another LLM server URL.")] = None,
+           model: Annotated[str | None, typer.Option(help="Another model name.")] = None,
+           workers: Annotated[int | None, typer.Option(help="Evaluations at once.")] = None,
+           json_out: JsonOpt = False,
+           verbose: VerboseOpt = False) -> None:
+    """Continue a stopped, paused or interrupted run from what the database holds."""
+    setup_logging(verbose)
+    database, settings = open_database(db)
+    _, _, cfg = load_run(database, run_id, settings)
+    changes: dict[str, Any] = {}
+    put(changes, "budget", "iterations", iterations)
+    put(changes, "llm", "url", llm_url)
+    put(changes, "llm", "model", model)
+    put(changes, "evaluation", "workers", workers)
+    if changes:
+        cfg = build_run_config(cfg.model_dump(mode="json"), changes, source=f"run {run_id}")
+        update_config(database, run_id, cfg)
+    _drive(database, run_id, settings, json_out)
+
+
+def _drive(database: Database, run_id: int, settings: Settings, json_out: bool) -> None:
+    from service.cli.progress import RunDisplay
+
+    row, _, cfg = load_run(database, run_id, settings)
+    with RunDisplay(err, f"run {run_id}", cfg.budget.iterations, row.iterations) as display:
+        try:
+            final = asyncio.run(drive(database, run_id, settings, display.update))
+        except KeyboardInterrupt:
+            display.progress.stop()
+            err.print(f"[yellow]interrupted[/]: run {run_id} is paused; "
+                      f"`evoforge resume {run_id}` continues it")
+            raise typer.Exit(130) from None
+    best_path = settings.home / "runs" / str(run_id) / "best_program.py"
+    best = write_best(database, run_id, best_path)
+    _summary(final, best_path if best else None, json_out, tier_label(best) if best else None)
+    if final.status == "paused":
+        err.print(f"[yellow]paused:[/] {final.stop_reason}; fix it, then `evoforge resume {run_id}`")
+        raise typer.Exit(3)
+
+
+def _summary(run: RunRow, best_path: Path | None, json_out: bool,
+             tier: str | None = None) -> None:
+    gain = (run.best_score - run.initial_score) if run.best_score is not None and \
+        run.initial_score is not None else None
+    out.print(f"run {run.id} {run.status}: {run.stop_reason}")
+    out.print(f"best score {run.best_score!r} (initial {run.initial_score!r}, change "
+              f"{gain if gain is None else f'{gain:+.6g}'}) after {run.iterations} iterations, "
+              f"{run.evaluations} evaluations ({run.failed} failed), {run.llm_calls} LLM calls")
+    if tier:
+        out.print(f"best score tier: {tier}", highlight=False)
+    if best_path:
+        out.print(f"best program: {best_path}")
+    if json_out:
+        print(json.dumps({
+            "run_id": run.id, "status": run.status, "stop_reason": run.stop_reason,
+            "best_score": run.best_score, "initial_score": run.initial_score,
+            "best_program_id": run.best_program_id, "best_path": str(best_path or ""),
+            "best_tier": tier,
+            "iterations": run.iterations, "evaluations": run.evaluations, "failed": run.failed,
+            "llm_calls": run.llm_calls,
+            "tokens": run.prompt_tokens + run.completion_tokens, "elapsed_s": run.elapsed_s}))
+
+
+@friendly
+def best(run_id: int, db: DbOpt = None,
+         out_file: Annotated[Path | None, typer.Option("--out", help="Write the code here.")]
+         = None) -> None:
+    """Print (or write) the best program of a run."""
+    database, settings = open_database(db)
+    load_run(database, run_id, settings)
+    target = out_file or settings.home / "runs" / str(run_id) / "best_program.py"
+    prog = write_best(database, run_id, target)
+    if prog is None:
+        raise LookupError(f"run {run_id} has no scored program yet")
+    err.print(f"program {prog.id}: score {prog.score!r} ({tier_label(prog)}) → {target}",
+              highlight=False, markup=False)
+    if out_file is None:
+        print(prog.code)
+
+
+@friendly
+def export(run_id: int, db: DbOpt = None,
+           out_file: Annotated[Path | None, typer.Option("--out", help="JSONL file "
+                                                            "(default: stdout).")] = None) -> None:
+    """Export every program of a run as JSONL, with the prompt and completion behind it."""
+    database, settings = open_database(db)
+    load_run(database, run_id, settings)
+    stream = out_file.open("w") if out_file else sys.stdout
+    count = 0
+    with database.session() as s:
+        for row in export_rows(s, run_id):
+            stream.write(dumps(row) + "\n")
+            count += 1
+    if out_file:
+        stream.close()
+    err.print(f"exported {count} programs")
+
+
+@friendly
+def eval_program(problem: Path, program_file: Path, json_out: JsonOpt = False) -> None:
+    """Evaluate one program exactly as the loop would (same sandbox)."""
+    from evaluators.runner import evaluate_job
+    from service.execution.base import make_job
+
+    prob = load_problem(problem)
+    cfg = run_config_for(prob, None, {})
+    result = evaluate_job(make_job(prob, program_file.read_text(), cfg.evaluation))
+    if json_out:
+        print(json.dumps(result.to_dict(), default=str))
+    else:
+        out.print(f"status: {result.status}  score: {result.score!r}  ({result.duration_s:.2f} s)")
+        for k, v in result.metrics.items():
+            out.print(f"  {k} = {v!r}")
+        if result.error:
+            out.print(f"[red]failure ({result.error_kind}):[/] {result.error}", highlight=False)
+        for k, v in result.artifacts.items():
+            out.print(f"[dim]{k}:[/] {str(v)[-2000:]}", highlight=False)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds run, resume, best, export and eval to the evoforge command."""
+    app.command()(run)
+    app.command()(resume)
+    app.command()(best)
+    app.command()(export)
+    app.command("eval")(eval_program)

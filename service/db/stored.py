@@ -1,0 +1,37 @@
+"""A stored run as the loop needs it: its row, its problem folder and its config.
+
+A problem folder may be gone (another machine, a deleted checkout): it is re-created from the files
+stored with the problem, under $EVOFORGE_HOME/problems/ID.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from service.config import RunConfig, Settings
+from service.db.models import ProblemRow, RunRow
+from service.db.session import Database
+from service.problems.load import Problem, load_problem
+
+
+def problem_folder(prow: ProblemRow, settings: Settings) -> Path:
+    """Returns a folder holding the stored problem: its own, or one re-created from its files."""
+    folder = Path(prow.path)
+    if (folder / "evaluator.py").is_file() or (folder / "problem.toml").is_file():
+        return folder
+    folder = settings.home / "problems" / str(prow.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in prow.files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def load_run(db: Database, run_id: int, settings: Settings) -> tuple[RunRow, Problem, RunConfig]:
+    """Returns a stored run, its problem (re-created from the stored files if the folder is gone)
+    and its config."""
+    with db.session() as s:
+        run = s.get(RunRow, run_id)
+        if run is None:
+            raise LookupError(f"no run {run_id} in {db.url}; `evoforge runs list` shows the runs")
+        prow = s.get(ProblemRow, run.problem_id)
+    return run, load_problem(problem_folder(prow, settings)), RunConfig.model_validate(run.config)

@@ -1,0 +1,121 @@
+"""Turns an LLM answer (SEARCH/REPLACE diff or full rewrite) into a child program or a rejection."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+from service.edits.common import Rejected, regions
+from service.edits.diff import apply_diff, diff_blocks
+from service.edits.rewrite import closed_prefix, fenced_code, rewrite
+
+Format = Literal["diff", "rewrite"]
+
+
+
+@dataclass(frozen=True)
+class EditResult:
+    """What an answer made: the child code, or why there is none.
+
+    format_used is how the answer was read (a diff answer holding only a code block is read as a
+    rewrite); None when it was not read at all (cut off). changed is False when the child is the
+    parent up to comments and formatting (same code_hash). blocks_applied counts SEARCH/REPLACE
+    blocks (diff) or EVOLVE-BLOCKs rewritten (rewrite); 0 on rejection.
+    """
+
+    code: str | None
+    rejection: str | None
+    format_used: Format | None
+    changed: bool = False
+    blocks_applied: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Returns True when the answer gave a child program."""
+        return self.code is not None
+
+
+def choose_format(answer_format: str, small_model: bool) -> Format:
+    """Returns the answer format to ask for ('auto': rewrite for small models, else diff)."""
+    if answer_format == "auto":
+        return "rewrite" if small_model else "diff"
+    if answer_format in ("diff", "rewrite"):
+        return answer_format  # type: ignore[return-value]
+    raise ValueError(f"answer_format {answer_format!r} is unknown; use 'auto', 'diff' or 'rewrite'")
+
+
+@functools.lru_cache(maxsize=4096)
+def code_hash(code: str) -> str:
+    """Returns the sha256 of the code's normalised form (comments and formatting do not count)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            norm = ast.unparse(ast.parse(code))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        norm = " ".join(code.split())
+    return hashlib.sha256(norm.encode()).hexdigest()
+
+
+def apply_answer(parent_code: str, answer: str, fmt: Format, truncated: bool = False) -> EditResult:
+    """Returns the child the answer makes of parent_code, or a rejection naming the reason."""
+    if fmt not in ("diff", "rewrite"):
+        raise ValueError(f"fmt {fmt!r} is unknown; use 'diff' or 'rewrite'")
+    if truncated:
+        # A rewrite whose code fence closed before the cut is complete code; anything else is not.
+        kept = closed_prefix(answer.replace("\r\n", "\n")) if fmt == "rewrite" else None
+        if kept is None:
+            return EditResult(None, "answer cut off at max_tokens (finish_reason 'length'); raise "
+                              "llm.max_tokens or ask for shorter answers", None)
+        answer = kept
+    used: Format = fmt
+    answer = answer.replace("\r\n", "\n")
+    try:
+        if not answer.strip():
+            raise Rejected("empty answer")
+        blocks = diff_blocks(answer) if fmt == "diff" else []
+        if blocks:
+            child = apply_diff(parent_code, blocks)
+            count = len(blocks)
+        elif fmt == "diff" and fenced_code(answer) is None:
+            raise Rejected("no SEARCH/REPLACE blocks found; answer with '<<<<<<< SEARCH', the old "
+                          "lines, '=======', the new lines, '>>>>>>> REPLACE'")
+        else:
+            used = "rewrite"
+            child, count = rewrite(parent_code, answer, allow_plain=fmt == "rewrite")
+        _check_child(parent_code, child)
+    except Rejected as reason:
+        return EditResult(None, str(reason), used)
+    return EditResult(child, None, used, code_hash(child) != code_hash(parent_code), count)
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+
+def _check_child(parent: str, child: str) -> None:
+    """Raises Rejected when the child changed code outside its blocks or does not compile."""
+    if _outside(child) != _outside(parent):
+        raise Rejected("the child changes code outside the EVOLVE-BLOCKs or their markers; "
+                      "change only the lines between the markers")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(child, "program.py", "exec")
+    except SyntaxError as exc:
+        text = (exc.text or "").strip()
+        raise Rejected(f"SyntaxError: {exc.msg} at line {exc.lineno}"
+                      + (f": {text[:80]!r}" if text else "")) from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise Rejected(f"the child does not compile: {type(exc).__name__}: {exc}") from None
+
+
+def _outside(code: str) -> list[str]:
+    """Returns the pieces of code outside its EVOLVE-BLOCK bodies (markers included)."""
+    pieces, pos = [], 0
+    for start, end in regions(code):
+        pieces.append(code[pos:start])
+        pos = end
+    return pieces + [code[pos:]]

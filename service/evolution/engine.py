@@ -1,0 +1,386 @@
+"""The loop of one run: sample parents, prompt the LLM, apply edits, dispatch evaluations, archive.
+
+All state lives in the database; the engine's memory (archive, hash index, counters) is rebuilt
+from it on start, so a killed run resumes where it stopped, losing nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from evaluators.jobs import EvalResult
+from service.config import RunConfig
+from service.db import Database
+from service.db.models import ProgramRow, RunRow, utcnow
+from service.db.queries import (
+    acquire_lease,
+    controller_id,
+    hash_index,
+    release_lease,
+    renew_lease,
+    scored_programs,
+    unfinished_programs,
+)
+from service.edits.apply import choose_format, code_hash
+from service.evolution.aids.hooks import SearchAids
+from service.evolution.archive import Archive, Member, code_features
+from service.evolution.budget import Counters, stop_reason
+from service.evolution.ledger import Ledger, apply_result
+from service.evolution.planner import Plan, Planner, block_text
+from service.evolution.row_cache import RowCache
+from service.evolution.training import NoTraining, TrainingHook
+from service.execution.base import Executor, ExecutorUnavailable, make_job
+from service.llm.base import LLMBackend, LLMError, LLMUnavailable, Sampling
+from service.problems.load import Problem
+
+log = logging.getLogger("evoforge.engine")
+MAX_CONSECUTIVE_LLM_ERRORS = 3
+
+
+class RunBusy(RuntimeError):
+    """Another live controller holds the run's lease."""
+
+
+@dataclass
+class Progress:
+    """A snapshot for progress displays."""
+
+    run_id: int
+    status: str
+    counters: Counters
+    in_flight: int
+    budget_iterations: int | None
+    tokens_per_s: float
+    rejected: int = 0
+    duplicates: int = 0
+
+
+class Engine:
+    """Drives one run to a stop condition, writing every step to the database."""
+
+    def __init__(self, db: Database, run_id: int, problem: Problem, cfg: RunConfig,
+                 llm: LLMBackend, executor: Executor,
+                 on_progress: Callable[[Progress], None] | None = None,
+                 training: TrainingHook | None = None) -> None:
+        self.db, self.run_id, self.problem, self.cfg = db, run_id, problem, cfg
+        self.llm, self.executor, self.on_progress = llm, executor, on_progress
+        self.ledger = Ledger(db, run_id, cfg.evaluation.executor)
+        self.owner = controller_id()
+        self.fmt = choose_format(cfg.llm.answer_format, llm.small_model)
+        self.reference = block_text(problem.initial_code)
+        self.archive = Archive(cfg.search, random.Random(cfg.seed))
+        self.rows = RowCache(self.ledger)
+        self.hashes: dict[str, int] = {}
+        self.generations: dict[int, int] = {}
+        self.counters = Counters()
+        self.rejected = self.duplicates = 0
+        self.llm_errors = 0
+        self.pause_reason: str | None = None
+        self.evals: set[asyncio.Task] = set()
+        self.reserved = 0
+        self._session_start = time.monotonic()
+        self._elapsed_before = 0.0
+        self._gen_tokens = 0
+        self._gen_seconds = 0.0
+        self.aids = SearchAids(db, run_id, problem, cfg, llm)  # optional search features
+        self.training = training or NoTraining()  # test-time RL of the mutation model
+        self.planner = Planner(problem, cfg, llm, self.fmt, self.archive, self.aids, self.rows)
+
+    async def run(self) -> RunRow:
+        """Runs until a budget, the target or a pause; returns the final run row."""
+        with self.db.session() as s:
+            if not acquire_lease(s, self.run_id, self.owner):
+                raise RunBusy(f"run {self.run_id} is being driven by another controller "
+                              f"({s.get(RunRow, self.run_id).lease_owner}); wait or stop it")
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            await self.training.settle(lambda: self.pause_reason)  # an external round left open
+            self._restore()
+            self.ledger.update_run(status="running", stop_reason=None,
+                                   started_at=self.ledger.run().started_at or utcnow())
+            self._resume_unfinished()
+            await self._ensure_initial()
+            await self._loop()
+            return self._finish()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self._interrupt()
+            raise
+        finally:
+            heartbeat.cancel()
+            for task in self.evals:
+                task.cancel()
+            with self.db.session() as s:
+                release_lease(s, self.run_id, self.owner)
+
+    def _restore(self) -> None:
+        run = self.ledger.run()
+        self.counters = Counters.from_run(run)
+        self._elapsed_before = run.elapsed_s
+        with self.db.session() as s:
+            self.hashes = hash_index(s, self.run_id)
+            for prog in scored_programs(s, self.run_id):
+                if prog.kind == "reseed":  # an island reset happened here
+                    self.archive.reset_island(prog.island)
+                    self.aids.restored_program(prog)
+                self._archive_add(prog)
+        self.aids.restore(lambda score: None if score is None else self.problem.fitness(score))
+
+    async def _ensure_initial(self) -> None:
+        """Scores the initial program (and whatever a stopped controller left) before evolving."""
+        with self.db.session() as s:
+            initial = s.query(ProgramRow).filter_by(run_id=self.run_id, kind="initial").first()
+        if initial is None:
+            code = self.problem.initial_code
+            initial, eid = self.ledger.add_initial(code, code_hash(code))
+            self.hashes[initial.code_hash] = initial.id
+            self._schedule(initial, eid)
+        if self.counters.best_score is not None:
+            return
+        await asyncio.gather(*self.evals)
+        self.evals.clear()
+        if self.counters.best_score is None and self.pause_reason is None:
+            prog = self.ledger.programs([initial.id])[initial.id]
+            raise InitialProgramFailed(
+                f"the initial program of {self.problem.name} failed ({prog.failure_kind}): "
+                f"{prog.failure_reason}; run `evoforge problems check {self.problem.path}`")
+
+    async def _loop(self) -> None:
+        proposals: set[asyncio.Task] = set()
+        while True:
+            reason = self.pause_reason or stop_reason(self.cfg.budget, self.counters,
+                                                      self.problem, self._elapsed())
+            training = reason is None and self.training.due(self.counters.evaluations)
+            can_propose = (reason is None and len(proposals) < self.llm.max_concurrency
+                           and len(self.evals) + self.reserved < self.cfg.in_flight())
+            if can_propose and not training:
+                proposals.add(asyncio.create_task(self._propose()))
+                continue
+            if training and not proposals and not self.evals:
+                self._trained(await self.training.train(self.counters.evaluations,
+                                                  lambda: self.pause_reason))
+                continue
+            if not proposals and not self.evals:
+                self.counters.stop_reason = reason
+                return
+            done, _ = await asyncio.wait(proposals | self.evals,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                proposals.discard(task)
+                self.evals.discard(task)
+                task.result()
+            self._emit()
+
+    async def _propose(self) -> None:
+        plans = self._plans()
+        if not plans:
+            return
+        n = self.cfg.llm.n
+        self.reserved += len(plans) * n
+        call = self.counters.llm_calls
+        sampling = Sampling(temperature=self.aids.temperature(self.counters.iterations),
+                            top_p=self.cfg.llm.top_p,
+                            max_tokens=self.cfg.llm.max_tokens,
+                            seed=self.cfg.seed * 1_000_003 + call)
+        try:
+            started = time.monotonic()
+            batches = await self.llm.generate([p.messages for p in plans], n, sampling)
+            self._gen_seconds += time.monotonic() - started
+        except LLMUnavailable as exc:
+            self.pause_reason = f"LLM unavailable: {exc}"
+            return
+        except LLMError as exc:
+            self._llm_error(str(exc))
+            return
+        finally:
+            self.reserved -= len(plans) * n
+        self.llm_errors = 0
+        flat = [c for batch in batches for c in batch]
+        self.aids.annotate(flat, sampling)
+        self.counters.count_call(flat)
+        self._gen_tokens += sum(c.completion_tokens for c in flat)
+        first = self.counters.iterations + 1
+        proposals = [self.planner.proposal(first + i, plan, c) for i, (plan, c) in enumerate(
+            (plan, c) for plan, batch in zip(plans, batches) for c in batch)]
+        self.reserved += len(proposals)  # screening awaits: keep their places in the budget
+        try:
+            await self.aids.screen(proposals, self.hashes, self.archive, self.planner.codes,
+                                  block_text)
+        finally:
+            self.reserved -= len(proposals)
+        for i, proposal in enumerate(proposals):  # numbered again: screening may have awaited
+            proposal.iteration = self.counters.iterations + 1 + i
+        children = self.ledger.add_call(proposals, self.hashes, uuid.uuid4().hex[:12])
+        self.counters.iterations += len(proposals)
+        self.aids.after_call(proposals, children)
+        for proposal, child in zip(proposals, children):
+            if child.outcome in ("rejected", "too_similar"):
+                self.rejected += 1
+            elif child.outcome in ("duplicate", "unchanged"):
+                self.duplicates += 1
+            else:
+                self.hashes[child.code_hash] = child.program_id
+                self._schedule(child.program, child.evaluation_id)
+            if proposal.iteration % self.cfg.search.migration_interval == 0:
+                self._migrate()
+        self._reset_islands()
+        extra = await self.aids.scratchpad(self.counters.iterations)
+        if extra is not None:
+            self.counters.prompt_tokens += extra[0]
+            self.counters.completion_tokens += extra[1]
+            self.counters.cost += extra[2]
+
+    def _trained(self, programs: list[ProgramRow]) -> None:
+        """Takes in the children a training round stored and scored, and the run's counters."""
+        for prog in programs:
+            self.hashes.setdefault(prog.code_hash, prog.id)
+            if prog.status == "ok":
+                kept, evicted, best = self._archive_add(prog)
+                self.ledger.archive_changed(kept, evicted, prog if best else None)
+        run = self.ledger.run()
+        for name in ("iterations", "llm_calls", "evaluations", "failed"):
+            setattr(self.counters, name, getattr(run, name))
+        self._resume_unfinished()  # children a failed or expired round left unscored
+
+    def _plans(self) -> list[Plan]:
+        budget = self.cfg.budget.iterations
+        room = None if budget is None else budget - self.counters.iterations - self.reserved
+        return self.planner.plans(self.counters.llm_calls, room, self._llm_error)
+
+    def _resume_unfinished(self) -> None:
+        """Continues the evaluations a stopped controller left: results that workers wrote
+        meanwhile are taken as they are; the rest are sent again (workers drop a message whose
+        evaluation is already final) or, for the local pool, attempted anew."""
+        pending = unfinished_programs_of(self.db, self.run_id)
+        latest = self.ledger.latest_evaluations([p.id for p in pending])
+        for prog in pending:
+            ev = latest.get(prog.id)
+            if ev is not None and ev.status in ("ok", "failed") and ev.result is not None:
+                self._schedule(prog, ev.id, EvalResult.from_dict(ev.result))
+            elif ev is not None and ev.status in ("queued", "running") and self.executor.writes_results:
+                self._schedule(prog, ev.id)
+            else:
+                self._schedule(prog, self.ledger.reopen(prog.id))
+
+    def _schedule(self, prog: ProgramRow, evaluation_id: int,
+                  result: EvalResult | None = None) -> None:
+        task = asyncio.create_task(self._evaluate(prog, evaluation_id, result))
+        self.evals.add(task)
+
+    async def _evaluate(self, prog: ProgramRow, evaluation_id: int,
+                        result: EvalResult | None = None) -> None:
+        written = result is not None or self.executor.writes_results
+        if result is None:
+            job = make_job(self.problem, prog.code, self.cfg.evaluation, program_id=prog.id,
+                           evaluation_id=evaluation_id)
+            try:
+                result = await self.executor.evaluate(job)
+            except ExecutorUnavailable as exc:  # the candidate stays pending; resume sends it
+                self.pause_reason = f"evaluation executor unavailable: {exc}"
+                return
+            except Exception as exc:  # an executor bug must not lose the candidate
+                log.exception("executor failed on program %s", prog.id)
+                result, written = EvalResult.failure("crash", f"executor error: {exc}"), False
+        apply_result(prog, result, self._features(prog.code, result) if result.ok else {})
+        kept, evicted, best = self._archive_add(prog) if result.ok else ([], [], False)
+        self.aids.on_result(prog, result, self.problem.fitness(prog.score) if result.ok else None)
+        self.ledger.record_result(prog, evaluation_id, result, kept, evicted, best,
+                                  evaluation_written=written)
+        self.counters.count_result(result)
+        if result.ok:
+            self.rows.put(prog)
+
+    def _features(self, code: str, result: EvalResult) -> dict[str, float]:
+        feats = code_features(block_text(code), self.reference)
+        for dim in self.cfg.search.feature_dimensions:
+            if dim in result.metrics:
+                feats[dim] = float(result.metrics[dim])
+        return feats
+
+    def _archive_add(self, prog: Any) -> tuple[list[int], list[int], bool]:
+        """Adds a scored program to the archive; returns (kept ids, evicted ids, new best?)."""
+        member = Member(id=prog.id, island=prog.island, fitness=self.problem.fitness(prog.score),
+                        score=prog.score, code_hash=prog.code_hash, features=prog.features or {},
+                        generation=prog.generation)
+        outcome = self.archive.add(member)
+        best = self.problem.better(prog.score, self.counters.best_score)
+        if best:
+            self.counters.improve(prog, initial=prog.kind == "initial")
+        for evicted in outcome.evicted:
+            self.rows.drop(evicted)
+        return ([prog.id] if outcome.kept else []), outcome.evicted, best
+
+    def _migrate(self) -> None:
+        for member, dest in self.archive.migrants():
+            source = self.rows.get([member.id])[member.id]
+            migrant = self.ledger.add_migrant(source, dest, self.counters.iterations)
+            self.rows.put(migrant)
+            kept, evicted, best = self._archive_add(migrant)
+            self.ledger.archive_changed(kept, evicted, migrant if best else None)
+
+    def _reset_islands(self) -> None:
+        """FunSearch-style: after a stretch without improvement, the worse islands restart from
+        the best program of a better one (a `reseed` row marks the reset for resume)."""
+        for island, member in self.aids.island_resets(
+                self.archive, self.counters.iterations, self.counters.last_improvement_iteration):
+            removed = self.archive.reset_island(island)
+            source = self.rows.get([member.id])[member.id]
+            seed = self.ledger.add_migrant(source, island, self.counters.iterations, kind="reseed")
+            self.rows.put(seed)
+            kept, evicted, best = self._archive_add(seed)
+            self.ledger.archive_changed(kept, removed + evicted, seed if best else None)
+            log.info("island %d reset from program %s", island, member.id)
+
+    def _llm_error(self, message: str) -> None:
+        self.llm_errors += 1
+        log.warning("LLM request failed (%d in a row): %s", self.llm_errors, message)
+        if self.llm_errors >= MAX_CONSECUTIVE_LLM_ERRORS:
+            self.pause_reason = f"LLM requests keep failing: {message}"
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(10)
+            with self.db.session() as s:
+                if not renew_lease(s, self.run_id, self.owner):
+                    self.pause_reason = "another controller took the run over"
+                s.get(RunRow, self.run_id).elapsed_s = self._elapsed()
+
+    def _elapsed(self) -> float:
+        return self._elapsed_before + time.monotonic() - self._session_start
+
+    def _finish(self) -> RunRow:
+        paused = self.pause_reason is not None
+        self.ledger.update_run(
+            status="paused" if paused else "completed", stop_reason=self.counters.stop_reason,
+            elapsed_s=self._elapsed(), finished_at=None if paused else utcnow())
+        self._emit()
+        return self.ledger.run()
+
+    def _interrupt(self) -> None:
+        self.ledger.update_run(status="paused", elapsed_s=self._elapsed(),
+                               stop_reason="interrupted; `evoforge resume` continues it")
+
+    def _emit(self) -> None:
+        if self.on_progress is None:
+            return
+        rate = self._gen_tokens / self._gen_seconds if self._gen_seconds else 0.0
+        self.on_progress(Progress(
+            run_id=self.run_id, status="running", counters=self.counters, in_flight=len(self.evals),
+            budget_iterations=self.cfg.budget.iterations, tokens_per_s=rate,
+            rejected=self.rejected, duplicates=self.duplicates))
+
+
+class InitialProgramFailed(RuntimeError):
+    """The problem's initial program does not evaluate; nothing can evolve from it."""
+
+
+def unfinished_programs_of(db: Database, run_id: int) -> list[ProgramRow]:
+    """Returns the run's programs whose evaluation never finished."""
+    with db.session() as s:
+        return unfinished_programs(s, run_id)

@@ -1,0 +1,270 @@
+"""Builds the mutation prompt (problem, parent, inspirations, answer format) to a token budget."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from string import Template
+from typing import Any, Literal
+
+from service.llm.base import Message
+from service.problems.load import ProblemError, evolve_blocks
+
+FEEDBACK_CHARS = {"diff": 400, "rewrite": 200}  # per artifact in the full prompt
+SHORT_FEEDBACK_CHARS = 120  # per artifact once inspirations are gone
+TAIL_LINES = {"diff": 12, "rewrite": 4}  # lines kept from the end of stderr / tracebacks / logs
+CONTEXT_LINES = 3  # lines kept around each EVOLVE-BLOCK when only the blocks are shown
+MESSAGE_OVERHEAD = 8  # tokens the chat template adds per message (role markers)
+MAX_METRICS = 12  # metrics shown per program
+MAX_ARTIFACTS = 8  # artifacts shown as feedback
+_TAIL_KEYS = ("stderr", "stdout", "traceback", "log", "output")
+
+
+class PromptTooLong(ValueError):
+    """Even the smallest prompt (parent's EVOLVE-BLOCKs only) does not fit the token budget."""
+
+    def __init__(self, needed: int, budget: int, description_tokens: int) -> None:
+        self.needed, self.budget = needed, budget
+        super().__init__(
+            f"the prompt needs {needed} tokens even with no inspirations, no feedback and only the "
+            f"parent's EVOLVE-BLOCKs (the description alone takes {description_tokens}); the "
+            f"budget is {budget}: use a model with a larger context window, lower "
+            "llm.max_tokens, or shorten the problem description / the EVOLVE-BLOCK")
+
+
+@dataclass(frozen=True)
+class ProgramView:
+    """A program as the prompt shows it."""
+
+    code: str
+    score: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)  # evaluator feedback, stderr tail...
+    label: str = "parent"  # "parent" | "top" | "diverse"
+
+
+@dataclass(frozen=True)
+class PromptContext:
+    """Everything one mutation prompt is built from."""
+
+    problem_name: str
+    description: str
+    score_metric: str
+    direction: Literal["maximize", "minimize"]
+    fmt: Literal["diff", "rewrite"]
+    parent: ProgramView
+    inspirations: list[ProgramView] = field(default_factory=list)
+    system_message: str | None = None  # overrides the default system prompt
+    best_known: float | None = None
+    scratch: str | None = None  # meta-scratchpad insights, shown before the programs
+    partner: ProgramView | None = None  # crossover: a second parent whose ideas to combine
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How much of the context one attempt shows."""
+
+    inspirations: tuple[ProgramView, ...]
+    feedback_chars: int  # 0: no feedback
+    excerpt: bool  # True: only the parent's EVOLVE-BLOCKs with a few lines of context
+
+
+def build_prompt(ctx: PromptContext, count_tokens: Callable[[str], int],
+                 max_prompt_tokens: int) -> list[Message]:
+    """Returns the system and user messages, shrunk until they fit max_prompt_tokens.
+
+    Shrinks in this order: diverse inspirations, top inspirations (worst first), feedback, then
+    the parent down to its EVOLVE-BLOCKs; raises PromptTooLong when even that does not fit.
+    """
+    if ctx.fmt not in ("diff", "rewrite"):
+        raise ValueError(f"fmt {ctx.fmt!r} is unknown; use 'diff' or 'rewrite'")
+    system = ctx.system_message or _template(f"system_{ctx.fmt}.txt").template.strip()
+    size = 0
+    for layout in _layouts(ctx):
+        messages = [Message("system", system), Message("user", _user(ctx, layout))]
+        size = sum(count_tokens(m.content) + MESSAGE_OVERHEAD for m in messages)
+        if size <= max_prompt_tokens:
+            return messages
+    raise PromptTooLong(size, max_prompt_tokens, count_tokens(ctx.description))
+
+
+def _layouts(ctx: PromptContext) -> Iterator[_Layout]:
+    """Yields ever smaller layouts, in the order the budget gives things up."""
+    keep, chars = list(ctx.inspirations), FEEDBACK_CHARS[ctx.fmt]
+    yield _Layout(tuple(keep), chars, False)
+    diverse = [v for v in ctx.inspirations if v.label != "top"]
+    tops = sorted((v for v in ctx.inspirations if v.label == "top"),
+                  key=lambda v: _fitness(v.score, ctx.direction))
+    for view in list(reversed(diverse)) + tops:
+        keep = [v for v in keep if v is not view]
+        yield _Layout(tuple(keep), chars, False)
+    yield _Layout((), min(chars, SHORT_FEEDBACK_CHARS), False)
+    yield _Layout((), 0, False)
+    yield _Layout((), 0, True)
+
+
+def _fitness(score: float | None, direction: str) -> float:
+    """Returns the score oriented so that larger is better (None and NaN are worst)."""
+    if score is None or math.isnan(score):
+        return -math.inf
+    return score if direction == "maximize" else -score
+
+
+def _user(ctx: PromptContext, layout: _Layout) -> str:
+    """Returns the user message for one layout."""
+    parent = ctx.parent.code if not layout.excerpt else blocks_excerpt(ctx.parent.code)
+    feedback = format_feedback(ctx.parent.artifacts, layout.feedback_chars, TAIL_LINES[ctx.fmt])
+    common = {"score_metric": ctx.score_metric, "description": ctx.description.strip(),
+              "direction_phrase": _direction_phrase(ctx.direction)}
+    scratch = _scratch(ctx.scratch, ctx.fmt)
+    if ctx.fmt == "rewrite" and ctx.partner is not None:
+        return _template("crossover_rewrite.txt").substitute(
+            common, scratch=scratch, score_a=_score(ctx.parent.score),
+            code_a=textwrap.dedent(_blocks_only(ctx.parent.code)).rstrip(),
+            score_b=_score(ctx.partner.score),
+            code_b=textwrap.dedent(_blocks_only(ctx.partner.code)).rstrip(),
+            goal="higher" if ctx.direction == "maximize" else "lower")
+    if ctx.fmt == "rewrite":
+        # Small models do best with only the code that evolves (one block: no markers at all)
+        # and the score said plainly, not under the metric's name.
+        if len(_spans(ctx.parent.code)) == 1:
+            parent = textwrap.dedent(_blocks_only(ctx.parent.code))
+        shown = "".join(_template("inspiration_rewrite.txt").substitute(
+            score=_score(v.score), code=textwrap.dedent(_blocks_only(v.code)).rstrip())
+            for v in layout.inspirations)
+        return _template("user_rewrite.txt").substitute(
+            common, scratch=scratch, score=_score(ctx.parent.score), code=parent.rstrip("\n"),
+            feedback=f"\nFeedback:\n{feedback}" if feedback else "", inspirations=shown,
+            goal="higher" if ctx.direction == "maximize" else "lower")
+    sections = [_program(ctx, "Current program", ctx.parent, parent, feedback)]
+    if ctx.partner is not None:
+        title = ("Second parent (from another island; combine its ideas with the current "
+                 "program; its EVOLVE-BLOCK code)")
+        sections.append(_program(ctx, title, ctx.partner, _blocks_only(ctx.partner.code), ""))
+    for number, view in enumerate(layout.inspirations, 1):
+        title = f"Inspiration {number} ({view.label} program; its EVOLVE-BLOCK code)"
+        sections.append(_program(ctx, title, view, _blocks_only(view.code), ""))
+    best = "" if ctx.best_known is None else f" The best known result is {_num(ctx.best_known)}."
+    return _template("user_diff.txt").substitute(
+        common, problem_name=ctx.problem_name, best_known=best, scratch=scratch,
+        parent=sections[0],
+        inspirations="".join("\n" + s for s in sections[1:]),
+        answer=_template("answer_diff.txt").substitute(common)).strip() + "\n"
+
+
+def _program(ctx: PromptContext, title: str, view: ProgramView, code: str, feedback: str) -> str:
+    """Returns one program section of a diff prompt."""
+    return _template("program_diff.txt").substitute(
+        title=title, summary=_summary(ctx, view, feedback), code=code.rstrip("\n"))
+
+
+def _summary(ctx: PromptContext, view: ProgramView, feedback: str) -> str:
+    """Returns the score, metrics and feedback lines of a program."""
+    lines = [f"{ctx.score_metric}: {_score(view.score)}"]
+    others = {k: v for k, v in view.metrics.items() if k != ctx.score_metric}
+    if others:
+        lines.append("Metrics: " + format_metrics(others))
+    if feedback:
+        lines.append("Feedback:\n" + feedback)
+    return "\n".join(lines)
+
+
+def _scratch(text: str | None, fmt: str) -> str:
+    """Returns the scratchpad section (empty when there is none)."""
+    if not text or not text.strip():
+        return ""
+    head = "Notes from earlier attempts:" if fmt == "rewrite" else "# Notes from earlier attempts"
+    return f"{head}\n{text.strip()}\n" + ("" if fmt == "rewrite" else "\n")
+
+
+def _direction_phrase(direction: str) -> str:
+    """Returns how a reader should compare scores."""
+    return "higher is better" if direction == "maximize" else "lower is better"
+
+
+def _score(score: float | None) -> str:
+    """Returns a score as text, or says that there is none."""
+    return "none (the program failed or was not scored)" if score is None else _num(score)
+
+
+def _num(value: Any) -> str:
+    """Returns a number with at most 6 significant digits (other values as short text)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)[:40]
+    return f"{value:.6g}"
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """Returns metrics as 'name=value, ...' with at most 6 significant digits each."""
+    items = [f"{name}={_num(value)}" for name, value in list(metrics.items())[:MAX_METRICS]]
+    more = len(metrics) - MAX_METRICS
+    return ", ".join(items) + (f", ... ({more} more)" if more > 0 else "")
+
+
+def format_feedback(artifacts: dict[str, Any], limit: int,
+                    tail_lines: int = TAIL_LINES["diff"]) -> str:
+    """Returns artifacts as '- name: text' lines, each cut to limit characters (logs keep their
+    last tail_lines lines); an empty string when limit is 0 or there is nothing to say."""
+    if limit <= 0:
+        return ""
+    lines = []
+    for name, value in list(artifacts.items())[:MAX_ARTIFACTS]:
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        text = text.strip()
+        if not text:
+            continue
+        if any(key in name.lower() for key in _TAIL_KEYS):
+            text = "\n".join(text.splitlines()[-tail_lines:])
+            text = text if len(text) <= limit else "..." + text[-limit:]
+        elif len(text) > limit:
+            text = text[:limit] + "..."
+        lines.append(f"- {name}: " + text.replace("\n", "\n  "))
+    return "\n".join(lines)
+
+
+def blocks_excerpt(code: str, context: int = CONTEXT_LINES) -> str:
+    """Returns code cut down to its EVOLVE-BLOCKs (markers included) and `context` lines around."""
+    lines = code.splitlines()
+    keep: set[int] = set()
+    for start, end in _spans(code):
+        first = code.count("\n", 0, start) - 1  # the START marker line
+        last = code.count("\n", 0, end)  # the END marker line
+        keep.update(range(max(0, first - context), min(len(lines), last + context + 1)))
+    if not keep:
+        return code
+    out, previous = [], -1
+    for index in sorted(keep):
+        if index != previous + 1:
+            out.append("# ... (code not shown) ...")
+        out.append(lines[index])
+        previous = index
+    if previous < len(lines) - 1:
+        out.append("# ... (code not shown) ...")
+    return "\n".join(out) + "\n"
+
+
+def _blocks_only(code: str) -> str:
+    """Returns the text of a program's EVOLVE-BLOCK bodies (the whole code when it has none)."""
+    spans = _spans(code)
+    if not spans:
+        return code
+    return "# ...\n".join(code[start:end] for start, end in spans)
+
+
+def _spans(code: str) -> list[tuple[int, int]]:
+    """Returns the EVOLVE-BLOCK spans of code; none when its markers are broken (shown whole)."""
+    try:
+        return evolve_blocks(code)
+    except ProblemError:
+        return []
+
+
+@cache
+def _template(name: str) -> Template:
+    """Returns a prompt template from service/evolution/templates."""
+    return Template(resources.files("service.evolution").joinpath("templates", name).read_text())

@@ -1,0 +1,120 @@
+"""Re-verifies a run's best programs in a fresh sandbox and records the tier of each score.
+
+Tiers: "evaluated" (scored once, as the loop does), "re-verified strict" (scored again in a fresh
+sandbox by a two-phase problem's trusted scorer, same score), "re-evaluated" (scored again in a
+fresh sandbox by an OpenEvolve-style evaluator that runs beside the program, same score), and
+"re-verification failed" (the second evaluation failed or gave another score; the note says how).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evaluators.runner import evaluate_job
+from service.config import RunConfig
+from service.db import Database
+from service.db.models import ProgramRow, utcnow
+from service.execution.base import make_job
+from service.problems.load import Problem
+
+TIER_LABELS = {None: "evaluated", "strict": "re-verified strict", "reevaluated": "re-evaluated",
+               "reseeded": "re-evaluated on fresh seeds", "failed": "re-verification failed"}
+REL_TOL = 1e-9  # the same score up to float noise: sums in another order, nothing more
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of re-verifying one program."""
+
+    program_id: int
+    score: float | None
+    verified_score: float | None
+    tier: str
+    note: str
+
+    @property
+    def label(self) -> str:
+        """Returns the tier in words."""
+        return TIER_LABELS.get(self.tier, self.tier)
+
+
+def tier_label(program: ProgramRow) -> str:
+    """Returns the verification tier of a stored program's score, in words."""
+    label = TIER_LABELS.get(program.tier, str(program.tier))
+    shown = program.tier in ("failed", "reseeded") and program.verify_note
+    return f"{label} ({program.verify_note})" if shown else label
+
+
+def top_programs(s: Session, run_id: int, direction: str, k: int) -> list[ProgramRow]:
+    """Returns the run's k best scored programs, best first, one per distinct code."""
+    order = ProgramRow.score.desc() if direction == "maximize" else ProgramRow.score.asc()
+    rows = s.scalars(select(ProgramRow).where(
+        ProgramRow.run_id == run_id, ProgramRow.status == "ok", ProgramRow.score.is_not(None),
+        ProgramRow.kind != "migrant").order_by(order, ProgramRow.id))
+    picked: list[ProgramRow] = []
+    seen: set[str] = set()
+    for row in rows:
+        if len(picked) >= k:
+            break
+        if row.code_hash not in seen:
+            seen.add(row.code_hash)
+            picked.append(row)
+    return picked
+
+
+def verify_code(problem: Problem, cfg: RunConfig, program_id: int, code: str,
+                score: float | None, python: str = sys.executable) -> Verification:
+    """Returns the verdict of scoring code again in a fresh sandbox against its stored score."""
+    if cfg.evaluation.fresh_seeds:
+        return reseed_code(problem, cfg, program_id, code, score, python)
+    job = make_job(problem, code, cfg.evaluation, program_id=program_id)
+    result = evaluate_job(job, python)
+    if not result.ok:
+        return Verification(program_id, score, None, "failed",
+                            f"{result.error_kind}: {result.error}")
+    if score is None or not math.isclose(result.score, score, rel_tol=REL_TOL, abs_tol=1e-12):
+        return Verification(program_id, score, result.score, "failed",
+                            f"score not reproduced: evaluated {score!r}, now {result.score!r}")
+    tier = "strict" if problem.two_phase else "reevaluated"
+    return Verification(program_id, score, result.score, tier, "")
+
+
+def reseed_code(problem: Problem, cfg: RunConfig, program_id: int, code: str,
+                score: float | None, python: str = sys.executable) -> Verification:
+    """Returns the mean score of code over fresh evaluation seeds (for noisy problems)."""
+    seeds = range(1, cfg.evaluation.fresh_seeds + 1)
+    scores = []
+    for seed in seeds:
+        result = evaluate_job(make_job(problem, code, cfg.evaluation, program_id=program_id,
+                                       seed=seed), python)
+        if not result.ok:
+            return Verification(program_id, score, None, "failed",
+                                f"fresh seed {seed}: {result.error_kind}: {result.error}")
+        scores.append(result.score)
+    mean = math.fsum(scores) / len(scores)
+    spread = max(scores) - min(scores)
+    return Verification(program_id, score, mean, "reseeded",
+                        f"mean of {len(scores)} fresh seeds {mean:.6g} (range {spread:.3g}); "
+                        f"evaluated {score:.6g}" if score is not None else "")
+
+
+def reverify_run(db: Database, run_id: int, problem: Problem, cfg: RunConfig,
+                 top_k: int | None = None, python: str = sys.executable) -> list[Verification]:
+    """Re-verifies the run's top-k programs (default evaluation.reverify_top_k); stores the tiers."""
+    k = cfg.evaluation.reverify_top_k if top_k is None else top_k
+    if k < 0:
+        raise ValueError(f"top_k = {k}; give 0 or more programs to re-verify")
+    with db.session() as s:
+        todo = [(p.id, p.code, p.score) for p in top_programs(s, run_id, problem.direction, k)]
+    verdicts = [verify_code(problem, cfg, pid, code, score, python) for pid, code, score in todo]
+    with db.session() as s:
+        for v in verdicts:
+            row = s.get(ProgramRow, v.program_id)
+            row.tier, row.verified_score = v.tier, v.verified_score
+            row.verify_note, row.verified_at = v.note or None, utcnow()
+    return verdicts

@@ -1,0 +1,45 @@
+"""What the engine asks of test-time training, and the default that never trains.
+
+The engine calls a TrainingHook between calls; runs.py injects rl/'s schedule when rl.enabled, so
+evolution/ never imports rl/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from service.db.models import ProgramRow
+
+Paused = Callable[[], str | None]  # returns why the run is pausing, or None
+
+
+class TrainingHook(Protocol):
+    """A training schedule the engine consults; rounds run only while nothing is in flight."""
+
+    def due(self, evaluations: int) -> bool:
+        """Returns True when a round should run before more children are proposed."""
+        ...
+
+    async def train(self, evaluations: int, paused: Paused) -> list[ProgramRow]:
+        """Runs one round and loads its adapter; returns the programs the round stored."""
+        ...
+
+    async def settle(self, paused: Paused) -> None:
+        """Before the engine reads the run: waits for a round left open, loads the newest adapter."""
+        ...
+
+
+class NoTraining:
+    """The hook of a run without test-time RL."""
+
+    def due(self, evaluations: int) -> bool:
+        """Returns False: never due."""
+        return False
+
+    async def train(self, evaluations: int, paused: Paused) -> list[ProgramRow]:
+        """Returns no programs."""
+        return []
+
+    async def settle(self, paused: Paused) -> None:
+        """Does nothing."""

@@ -1,0 +1,162 @@
+"""Checks a problem folder before a run: loads it, then runs its evaluator only in the sandbox."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evaluators.jobs import EvalResult
+from evaluators.runner import evaluate_job
+from service.config import ConfigError, build_run_config, read_toml
+from service.execution.base import make_job
+from service.problems.load import Problem, ProblemError, load_problem
+
+_RUN_TABLE = "the [run.evaluation] table of problem.toml"
+
+
+@dataclass(frozen=True)
+class Defect:
+    """One thing wrong with a problem folder: which file, what, and how to fix it."""
+
+    file: str
+    message: str
+    fix: str
+
+
+@dataclass
+class CheckReport:
+    """What `evoforge problems check` found."""
+
+    path: Path
+    defects: list[Defect] = field(default_factory=list)
+    result: EvalResult | None = None
+    problem: Problem | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Returns True when nothing is wrong and the initial program was scored."""
+        return not self.defects and self.result is not None and self.result.ok
+
+    def render(self) -> str:
+        """Returns the report for humans."""
+        name = self.problem.name if self.problem else self.path.name
+        lines = [f"problem {name} ({self.path})"]
+        for note in self.problem.notes if self.problem else ():
+            lines.append(f"  note: {note}")
+        if self.ok and self.result is not None and self.problem is not None:
+            metrics = ", ".join(f"{k}={v:g}" for k, v in sorted(self.result.metrics.items()))
+            lines.append(f"  OK: the initial program scored {self.result.score:g} "
+                         f"({self.problem.score_metric}) in {self.result.duration_s:.2f} s; "
+                         f"{metrics}")
+            return "\n".join(lines)
+        lines.append(f"  {len(self.defects)} defect(s):")
+        for d in self.defects:
+            lines += [f"  - {d.file}: {d.message}", f"    fix: {d.fix}"]
+        trace = self.result.artifacts.get("traceback") if self.result else None
+        if trace and self.problem is not None:
+            trace = _rename_program(trace, _program_name(self.problem))
+            lines.append("  traceback (problem code only):")
+            lines += [f"    {ln}" for ln in trace.splitlines()]
+        return "\n".join(lines)
+
+
+def check_problem(path: str | Path, python: str = sys.executable) -> CheckReport:
+    """Returns the check report of a problem folder; problem code runs only in the sandbox."""
+    report = CheckReport(path=Path(path))
+    try:
+        problem = load_problem(path)
+    except ProblemError as exc:
+        report.defects.append(_problem_defect(str(exc), Path(path)))
+        return report
+    report.problem, report.path = problem, problem.path
+    try:
+        cfg = build_run_config(problem.run_defaults, source=str(problem.path / "problem.toml"))
+    except ConfigError as exc:
+        report.defects.append(_problem_defect(str(exc), problem.path))
+        return report
+    if problem.two_phase and cfg.evaluation.cascade_thresholds:
+        report.defects.append(Defect(
+            str(problem.path / "problem.toml"), "cascade_thresholds are set, but a two-phase "
+            "problem has no cascade stages (the scorer gives the only score)",
+            f"remove cascade_thresholds from {_RUN_TABLE}"))
+    job = make_job(problem, problem.initial_code, cfg.evaluation)
+    probe = evaluate_job(job, python, check=True)
+    report.result = result = probe if not probe.ok else evaluate_job(job, python)
+    if not probe.ok and probe.error_kind != "evaluator":  # importing it timed out, crashed, ...
+        report.defects.append(Defect(
+            str(_trusted_file(problem)), f"importing the evaluator: {probe.error}",
+            "keep the evaluator's import quick and safe; do the work inside evaluate()"))
+    elif not result.ok:
+        report.defects.append(_result_defect(result, problem))
+    return report
+
+
+def _problem_defect(message: str, folder: Path) -> Defect:
+    """Returns a defect from a 'FILE: what; fix' message of ProblemError or ConfigError."""
+    file, _, rest = message.partition(": ")
+    if not rest:
+        file, rest = str(folder), message
+    what, sep, fix = rest.rpartition("; ")
+    if not sep:
+        what, fix = rest, "correct the problem folder as the message says"
+    return Defect(file=file, message=what, fix=fix)
+
+
+def _result_defect(result: EvalResult, problem: Problem) -> Defect:
+    """Returns the defect that a failed evaluation of the initial program shows."""
+    evaluator, program = str(_trusted_file(problem)), str(problem.path / _program_name(problem))
+    error = _rename_program(result.error or "failed without a reason", Path(program).name)
+    kind = result.error_kind
+    if kind == "rejected":
+        return Defect(program, f"the initial program's data was not accepted: {error}",
+                      f"make {problem.entry}() return data that {Path(evaluator).name} accepts")
+    if kind == "evaluator":
+        fix = ("add `def evaluate(program_path):` returning a dict of metrics"
+               if "defines no evaluate" in error else
+               "add `def score(data):` returning a dict of metrics (raise ValueError to reject)"
+               if "defines no score" in error else
+               f"fix the import error shown (install the missing module or correct the code); "
+               f"`cd {problem.path} && python -c 'import {Path(evaluator).stem}'` reproduces it")
+        return Defect(evaluator, _without_fix(error.removeprefix(f"{evaluator}: ")), fix)
+    if kind in ("invalid_metrics", "missing_score"):
+        fix = ("return a dict of finite numbers from evaluate(), e.g. {'combined_score': 0.5}"
+               if kind == "invalid_metrics" else
+               f"add '{problem.score_metric}' to the dict evaluate() returns, or set score_metric "
+               "in problem.toml to one of the keys it returns")
+        return Defect(evaluator, _without_fix(error) if kind == "missing_score" else error, fix)
+    if kind == "cascade":
+        return Defect(evaluator, error, "make the initial program pass the stage, or lower "
+                      f"cascade_thresholds in {_RUN_TABLE}")
+    if kind == "timeout":
+        return Defect(program, f"evaluating the initial program {error}",
+                      f"make the program and evaluator faster, or raise timeout_s in {_RUN_TABLE}")
+    if kind == "memory":
+        return Defect(program, error, f"use less memory, or raise memory_mb in {_RUN_TABLE}")
+    where = program if f"{Path(program).name}:" in error else evaluator
+    return Defect(where, f"the initial program failed: {error}",
+                  "fix the error shown so the initial program scores; it is the seed of every run")
+
+
+def _trusted_file(problem: Problem) -> Path:
+    """Returns the file that scores programs: the two-phase scorer, else the evaluator."""
+    return problem.scorer_path or problem.evaluator_path
+
+
+def _program_name(problem: Problem) -> str:
+    """Returns the initial program's file name (problem.toml may rename it)."""
+    toml = problem.path / "problem.toml"
+    if toml.is_file():
+        return str(read_toml(toml).get("problem", {}).get("initial_program", "initial_program.py"))
+    return "initial_program.py"
+
+
+def _without_fix(message: str) -> str:
+    """Returns a runner message without its trailing '; how to fix' (the defect has its own)."""
+    return message.rpartition("; ")[0] or message
+
+
+def _rename_program(text: str, name: str) -> str:
+    """Returns text with the sandbox's program.py called by the initial program's name."""
+    return re.sub(r"(?<![\w/.-])program\.py", name, text)

@@ -1,0 +1,66 @@
+"""Exports a problem folder in OpenEvolve's format: its files, the OpenEvolve entry, config.yaml.
+
+A two-phase problem (scorer + entry in problem.toml) keeps no evaluator.py of its own: evoforge
+does not need one. The export copies the folder and writes the one shared OpenEvolve entry
+(evaluators/compat/openevolve_entry.py) as evaluator.py, which reads entry and scorer from the copied
+problem.toml; a problem with its own evaluator.py keeps it. config.yaml carries what the problem
+itself sets (prompt, iterations, evaluation timeout, answer length); the LLM endpoint is the user's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import evaluators.compat
+from service.config import build_run_config
+from service.problems.load import Problem, ProblemError, load_problem
+
+FORMATS = ("openevolve",)
+ENTRY_FILE = Path(evaluators.compat.__file__).resolve().parent / "openevolve_entry.py"
+_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".evoforge")
+
+
+def export_openevolve(folder: str | Path, out: str | Path) -> Path:
+    """Returns the folder out, after writing the problem there as OpenEvolve runs it."""
+    problem = load_problem(folder)
+    dest = Path(out).resolve()
+    if dest == problem.path or problem.path in dest.parents:
+        raise ProblemError(f"{out}: inside the problem folder {problem.path}; export elsewhere")
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ProblemError(f"{out}: exists and is not an empty folder; give a new folder")
+    shutil.copytree(problem.path, dest, ignore=_SKIP, dirs_exist_ok=True)
+    if problem.two_phase and problem.evaluator_path == problem.scorer_path:
+        (dest / "evaluator.py").write_text(ENTRY_FILE.read_text())
+    if not (dest / "initial_program.py").exists():  # problem.toml named it otherwise
+        (dest / "initial_program.py").write_text(problem.initial_code)
+    if not (dest / "config.yaml").exists():
+        (dest / "config.yaml").write_text(
+            "# OpenEvolve settings from problem.toml; add llm.api_base and llm.models\n"
+            + yaml.safe_dump(openevolve_config(problem), sort_keys=False))
+    return dest
+
+
+def openevolve_config(problem: Problem) -> dict[str, Any]:
+    """Returns the OpenEvolve config.yaml settings that the problem's own run defaults give."""
+    cfg = build_run_config(problem.run_defaults, source=str(problem.path / "problem.toml"))
+    evaluator: dict[str, Any] = {"timeout": int(cfg.evaluation.timeout_s),
+                                 "cascade_evaluation": bool(cfg.evaluation.cascade_thresholds)}
+    if cfg.evaluation.cascade_thresholds:
+        evaluator["cascade_thresholds"] = list(cfg.evaluation.cascade_thresholds)
+    settings: dict[str, Any] = {
+        "llm": {"max_tokens": cfg.llm.max_tokens, "temperature": cfg.llm.temperature},
+        "prompt": {"system_message": cfg.llm.system_message or problem.description},
+        "evaluator": evaluator, "random_seed": cfg.seed}
+    if cfg.budget.iterations is not None:
+        settings = {"max_iterations": cfg.budget.iterations, **settings}
+    return settings
+
+
+def openevolve_command(dest: Path) -> str:
+    """Returns the openevolve-run command line for an exported folder."""
+    return (f"openevolve-run {dest / 'initial_program.py'} {dest / 'evaluator.py'} "
+            f"--config {dest / 'config.yaml'}")

@@ -1,0 +1,201 @@
+"""Test-time RL of the mutation model: TRL's GRPOTrainer with a PEFT LoRA adapter, called as is.
+
+One training round: prompts from the run's database, a group of completions per prompt written
+by the policy (the base model plus the run's latest adapter), each completion stored and scored as
+a child (service/rl/rollouts.py), GRPO steps on those rewards, and the new adapter saved, recorded
+and published to the serving backend (service/rl/adapters.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from service.config import ConfigError, RLConfig, RunConfig, Settings
+from service.db import Database
+from service.db.stored import load_run
+from service.llm.models import base_model_dir, load_base_model
+from service.rl.adapters import AdapterInfo, latest_adapter, publish, save_adapter
+from service.rl.rollouts import EvolutionReward, training_prompts
+
+log = logging.getLogger("evoforge.trainer")
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+@dataclass
+class RoundReport:
+    """What one training round did."""
+
+    adapter: AdapterInfo
+    seconds: float
+    peak_rss_mb: float
+    reward_stats: dict[str, float]
+
+
+def lora_config(rl: RLConfig) -> Any:
+    """Returns the PEFT LoRA config for rl: rank r on the attention projections q, k, v, o."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=rl.lora_r, lora_alpha=rl.lora_alpha, lora_dropout=0.0,
+                      target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM")
+
+
+def grpo_train(model: Any, tokenizer: Any, rows: list[dict[str, Any]],
+               reward_fn: Callable[..., list[float]], rl: RLConfig, steps: int, work_dir: Path,
+               seed: int = 0) -> Any:
+    """Runs `steps` GRPO steps on rows ({"prompt": messages, ...}); returns the trained PeftModel.
+
+    model is a plain model (a new LoRA adapter is added) or a PeftModel whose adapter trains on.
+    """
+    import torch
+    from datasets import Dataset
+    from peft import PeftModel
+    from trl import GRPOConfig, GRPOTrainer
+
+    torch.set_num_threads(rl.threads or max(1, (os.cpu_count() or 2) // 2))
+    gpu = torch.cuda.is_available()  # on CPU: float32 (bf16 autocast is slower there)
+    args = GRPOConfig(
+        output_dir=str(work_dir), max_steps=steps, learning_rate=rl.learning_rate,
+        per_device_train_batch_size=rl.group_size * rl.prompts_per_step,
+        num_generations=rl.group_size, max_completion_length=rl.max_completion_tokens,
+        temperature=rl.temperature, beta=0.0, use_cpu=not gpu, bf16=gpu, fp16=False,
+        gradient_checkpointing=False,  # a small model fits; recomputing costs ~30% per step
+        report_to="none", save_strategy="no", logging_steps=1, seed=seed,
+        shuffle_dataset=False, disable_tqdm=True, dataloader_num_workers=0)
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=[reward_fn], args=args, train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=None if isinstance(model, PeftModel) else lora_config(rl))
+    trainer.train()
+    return trainer.model
+
+
+def train_round(db: Database, run_id: int, settings: Settings, steps: int | None = None,
+                llm: Any = None, rl: RLConfig | None = None, adapters_dir: Path | None = None,
+                guard: Callable[[], None] | None = None) -> RoundReport:
+    """Trains the run's mutation model for one round, records the adapter, publishes it to llm.
+
+    adapters_dir replaces $EVOFORGE_HOME/adapters; guard runs before every batch of rollouts is
+    written (an external trainer checks there that its claim on the round still holds).
+    """
+    from peft import PeftModel
+
+    started = time.perf_counter()
+    _, problem, cfg = load_run(db, run_id, settings)
+    rl = rl or cfg.rl
+    steps = steps or rl.steps
+    base = trainable_base(cfg, settings)
+    prompts = training_prompts(db, run_id, steps * rl.prompts_per_step, rl.recent_programs,
+                               seed=cfg.seed + _count_adapters(db, run_id))
+    previous = latest_adapter(db, run_id)
+    version = 1 if previous is None else previous.version + 1
+    name = f"run{run_id}-v{version}"
+    model, tokenizer = load_base_model(base)
+    if previous is not None:  # training goes on from the adapter the run uses now
+        model = PeftModel.from_pretrained(model, previous.path, is_trainable=True)
+    reward_fn = EvolutionReward(db, run_id, problem, cfg, model=base.name.removesuffix("-hf"),
+                                adapter=f"{name}-training",
+                                max_completion_tokens=rl.max_completion_tokens)
+    rows = [{"prompt": p.messages, "parent_id": p.parent_id} for p in prompts]
+    folder = (adapters_dir or adapters_home(settings)).resolve() / f"run{run_id}" / f"v{version}"
+    scorer = reward_fn if guard is None else _Guarded(reward_fn, guard)
+    trained = grpo_train(model, tokenizer, rows, scorer, rl, steps, folder / "trainer",
+                         seed=cfg.seed + version)
+    info = save_adapter(db, trained, run_id=run_id, name=name, version=version, steps=steps,
+                        base_model=str(base), folder=folder, reward_stats=reward_fn.stats(),
+                        alpha=rl.lora_alpha, gguf=serves_gguf(cfg) or _llama(base))
+    if llm is not None:
+        publish(llm, info)
+    report = RoundReport(info, time.perf_counter() - started, _peak_rss_mb(), reward_fn.stats())
+    log.info("run %s: adapter %s after %d GRPO steps in %.0f s (reward mean %.3f)", run_id, name,
+             steps, report.seconds, report.reward_stats.get("mean", float("nan")))
+    return report
+
+
+class _Guarded:
+    """A reward function that runs guard before its rollouts are written and scored."""
+
+    __name__ = "evolution_reward"
+
+    def __init__(self, reward_fn: Callable[..., list[float]], guard: Callable[[], None]) -> None:
+        self.reward_fn, self.guard = reward_fn, guard
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[float]:
+        """Returns the rewards, once guard has passed."""
+        self.guard()
+        return self.reward_fn(*args, **kwargs)
+
+
+def adapters_home(settings: Settings) -> Path:
+    """Returns the folder adapters are saved under ($EVOFORGE_HOME/adapters)."""
+    return (settings.home / "adapters").resolve()
+
+
+def trainable_base(cfg: RunConfig, settings: Settings) -> Path:
+    """Returns the HF folder adapters are trained on: rl.base_model, else the run's GGUF
+    converted once (a server that serves another model refuses the adapters: say so)."""
+    if cfg.rl.base_model:
+        return _base_folder(cfg.rl.base_model)
+    if cfg.llm.backend == "openai":
+        log.warning("rl.base_model is not set: training adapters for the embedded model; a "
+                    "server serving another model (llm.model %r) will refuse them", cfg.llm.model)
+    return base_model_dir(_gguf_of(cfg.llm.backend, cfg.llm.model, settings))
+
+
+def _base_folder(name: str) -> Path:
+    """Returns the HF folder of rl.base_model: a local folder, or a hub id (e.g. the VLLM_MODEL
+    a server serves) taken from the Hugging Face cache, downloaded where the network allows."""
+    folder = Path(name).expanduser()
+    if (folder / "config.json").is_file():
+        return folder
+    if folder.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", name):
+        raise ConfigError(f"rl.base_model '{name}' is not a Hugging Face model folder (no "
+                          "config.json) nor a hub id; give the folder or id your server serves")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors",
+                                                            "*.model", "*.txt"]))
+    except Exception as exc:  # noqa: BLE001 - offline, unknown id, gated: all say the same
+        raise ConfigError(f"rl.base_model '{name}': not in the Hugging Face cache and not "
+                          f"downloadable here ({type(exc).__name__}); download it on this host "
+                          "(huggingface-cli download) or give a local folder") from None
+
+
+def _llama(base: Path) -> bool:
+    """Returns True for a llama-architecture base (its adapters convert to a GGUF LoRA)."""
+    try:
+        return json.loads((base / "config.json").read_text()).get("model_type") == "llama"
+    except (OSError, ValueError):
+        return False
+
+
+def serves_gguf(cfg: RunConfig) -> bool:
+    """Returns True when a llama.cpp backend serves the run (it takes adapters as GGUF LoRA)."""
+    return cfg.llm.backend == "llamacpp" and not cfg.llm.models or any(
+        m.backend == "llamacpp" for m in cfg.llm.models)
+
+
+def _gguf_of(backend: str, model: str | None, settings: Settings) -> Path | None:
+    """Returns the GGUF the run's llamacpp backend serves (None: the embedded SmolLM2)."""
+    if backend == "llamacpp" and model:
+        return Path(model).expanduser()
+    return settings.model_path
+
+
+def _count_adapters(db: Database, run_id: int) -> int:
+    info = latest_adapter(db, run_id)
+    return 0 if info is None else info.version
+
+
+def _peak_rss_mb() -> float:
+    """Returns this process's peak resident memory in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if os.name == "posix" else 0.0

@@ -1,0 +1,91 @@
+"""Creates runs and drives them: assembles problem, config, LLM backend and executor for the engine."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from service.config import RunConfig, Settings, build_run_config, read_toml
+from service.db import Database
+from service.db.models import ProblemRow, ProgramRow, RunRow
+from service.db.queries import add_problem, add_run, best_program
+from service.db.stored import load_run
+from service.evolution.engine import Engine, Progress
+from service.evolution.reverify import reverify_run
+from service.execution.base import Executor
+from service.execution.dispatch import make_executor
+from service.llm.base import LLMBackend
+from service.llm.factory import make_backend
+from service.problems.load import Problem
+from service.rl.schedule import RLSchedule
+
+
+def run_config_for(problem: Problem, config_file: Path | None,
+                   overrides: dict[str, Any]) -> RunConfig:
+    """Returns the run config: defaults < problem.toml [run] < RUN.toml < command-line overrides."""
+    layers: list[dict[str, Any]] = [problem.run_defaults]
+    if config_file is not None:
+        layers.append(read_toml(config_file))
+    layers.append(overrides)
+    source = f"{problem.path / 'problem.toml'}" + (f" + {config_file}" if config_file else "")
+    return build_run_config(*layers, source=source)
+
+
+def create_run(db: Database, problem: Problem, cfg: RunConfig) -> int:
+    """Stores the problem and a new run with its full config; returns the run id."""
+    with db.session() as s:
+        prow = add_problem(s, problem)
+        return add_run(s, prow.id, cfg.model_dump(mode="json"), cfg.seed).id
+
+
+def update_config(db: Database, run_id: int, cfg: RunConfig) -> None:
+    """Stores a changed config with the run (e.g. a larger budget on resume)."""
+    with db.session() as s:
+        s.get(RunRow, run_id).config = cfg.model_dump(mode="json")
+
+
+def make_engine(db: Database, run_id: int, problem: Problem, cfg: RunConfig, llm: LLMBackend,
+                executor: Executor, settings: Settings,
+                on_progress: Callable[[Progress], None] | None = None) -> Engine:
+    """Returns the engine of a run, with test-time RL when rl.enabled."""
+    training = RLSchedule(db, run_id, cfg.rl, llm, settings) if cfg.rl.enabled else None
+    return Engine(db, run_id, problem, cfg, llm, executor, on_progress, training)
+
+
+async def drive(db: Database, run_id: int, settings: Settings,
+                on_progress: Callable[[Progress], None] | None = None,
+                on_engine: Callable[[Engine], None] | None = None) -> RunRow:
+    """Runs the engine on a stored run until it stops; returns the final run row.
+    on_engine receives the engine before it starts (controllers use it to pause/stop it)."""
+    _, problem, cfg = load_run(db, run_id, settings)
+    llm = make_backend(cfg.llm, settings, seed=cfg.seed)
+    executor = make_executor(cfg.evaluation, db, settings.broker)
+    interrupted = True
+    try:
+        engine = make_engine(db, run_id, problem, cfg, llm, executor, settings, on_progress)
+        if on_engine is not None:
+            on_engine(engine)
+        row = await engine.run()
+        interrupted = False
+        if row.status == "completed" and cfg.evaluation.reverify_top_k:
+            # the best programs are scored again in a fresh sandbox: their scores get a tier
+            await asyncio.to_thread(reverify_run, db, run_id, problem, cfg)
+        return row
+    finally:
+        await executor.aclose(kill=interrupted)  # on Ctrl-C, running evaluations are killed
+        await llm.aclose()
+
+
+def write_best(db: Database, run_id: int, out: Path) -> ProgramRow | None:
+    """Writes the run's best program to out; returns its row (None when nothing scored)."""
+    with db.session() as s:
+        run = s.get(RunRow, run_id)
+        prow = s.get(ProblemRow, run.problem_id)
+        best = best_program(s, run_id, prow.direction)
+    if best is None:
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(best.code)
+    return best
