@@ -219,7 +219,8 @@ class PenaltyConfig(Strict):
 
     no_edit: float = Field(default=-1.0, description="The answer held no applicable edit.")
     unchanged: float = Field(default=-0.5, description="The child is identical to its parent.")
-    duplicate: float = Field(default=-0.3, description="The child equals a program in the run.")
+    duplicate: float = Field(default=-0.3, description="The child equals a program in the run "
+                             "(or novelty rejection found it too similar to one).")
     execution_error: float = Field(default=-1.0, description="Crash, exception, timeout, memory.")
     invalid_result: float = Field(default=-0.8, description="Bad metrics, missing score, cascade.")
 

@@ -19,13 +19,13 @@ from service.db import Database
 from service.db.models import RunRow, utcnow
 from service.db.queries import acquire_lease, controller_id, release_lease
 from service.db.session import DB_DOWN
+from service.db.status import ACTIVE, RunStatus
 from service.evolution.engine import Engine, InitialProgramFailed, RunBusy
 from service.llm.base import LLMError
 from service.problems.load import ProblemError
 from service.runs import drive
 
 log = logging.getLogger("evoforge.controller")
-CLAIMABLE = ("queued", "running")
 FATAL = (InitialProgramFailed, ConfigError, ProblemError, LLMError, LookupError)
 
 
@@ -73,7 +73,7 @@ class Controller:
         if slots <= 0:
             return []
         with self.db.session() as s:
-            ids = list(s.scalars(select(RunRow.id).where(RunRow.status.in_(CLAIMABLE))
+            ids = list(s.scalars(select(RunRow.id).where(RunRow.status.in_(ACTIVE))
                                  .order_by(RunRow.id)))
         claimed: list[int] = []
         for run_id in ids:
@@ -89,7 +89,7 @@ class Controller:
                 return False
         with self.db.session() as s:  # the API may have halted it meanwhile
             run = s.get(RunRow, run_id)
-            if run is not None and run.status in CLAIMABLE:
+            if run is not None and run.status in ACTIVE:
                 return True
             release_lease(s, run_id, self.owner)
             return False
@@ -126,8 +126,8 @@ class Controller:
                 control = await asyncio.to_thread(self._control, run_id)
             except DB_DOWN:
                 continue
-            if control and engines and engines[0].pause_reason is None:
-                engines[0].pause_reason = f"{control} requested"
+            if control and engines:
+                engines[0].request_pause(f"{control} requested")
 
     def _control(self, run_id: int) -> str | None:
         with self.db.session() as s:
@@ -138,16 +138,16 @@ class Controller:
         with self.db.session() as s:
             run = s.get(RunRow, run_id)
             if run.control == "stop":
-                run.status, run.finished_at = "stopped", utcnow()
+                run.status, run.finished_at = RunStatus.STOPPED, utcnow()
                 run.stop_reason = "stopped by request"
             elif run.control == "pause":
-                run.status, run.stop_reason = "paused", "paused by request"
+                run.status, run.stop_reason = RunStatus.PAUSED, "paused by request"
             run.control = None
 
     def _fail(self, run_id: int, reason: str) -> None:
         with self.db.session() as s:
             s.execute(update(RunRow).where(RunRow.id == run_id).values(
-                status="failed", stop_reason=reason, control=None, finished_at=utcnow()))
+                status=RunStatus.FAILED, stop_reason=reason, control=None, finished_at=utcnow()))
             release_lease(s, run_id, self.owner)
 
     def _hand_back(self, run_id: int) -> None:
@@ -155,8 +155,8 @@ class Controller:
         try:
             with self.db.session() as s:
                 s.execute(update(RunRow).where(RunRow.id == run_id, RunRow.control.is_(None),
-                                               RunRow.status.in_(("paused", "running")))
-                          .values(status="queued"))
+                                               RunRow.status.in_((RunStatus.PAUSED, RunStatus.RUNNING)))
+                          .values(status=RunStatus.QUEUED))
                 release_lease(s, run_id, self.owner)
         except DB_DOWN:
             log.warning("could not hand run %s back; its lease expires by itself", run_id)

@@ -11,6 +11,7 @@ from service.config import RunConfig, Settings, build_run_config, read_toml
 from service.db import Database
 from service.db.models import ProblemRow, ProgramRow, RunRow
 from service.db.queries import add_problem, add_run, best_program
+from service.db.status import RunStatus
 from service.db.stored import load_run
 from service.evolution.engine import Engine, Progress
 from service.evolution.reverify import reverify_run
@@ -69,7 +70,7 @@ async def drive(db: Database, run_id: int, settings: Settings,
             on_engine(engine)
         row = await engine.run()
         interrupted = False
-        if row.status == "completed" and cfg.evaluation.reverify_top_k:
+        if row.status == RunStatus.COMPLETED and cfg.evaluation.reverify_top_k:
             # the best programs are scored again in a fresh sandbox: their scores get a tier
             await asyncio.to_thread(reverify_run, db, run_id, problem, cfg)
         return row

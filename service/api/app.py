@@ -18,7 +18,7 @@ from service.db import Database
 WEB = Path(__file__).resolve().parents[1] / "web"
 
 
-def create_app(db: Database, settings: Settings | None = None,
+def create_app(db: Database, settings: Settings,
                max_upload_bytes: int = MAX_UPLOAD_BYTES, web_dir: Path | None = WEB) -> FastAPI:
     """Returns the API app over db; serves web_dir at / when that folder exists (the UI hook)."""
     app = FastAPI(title="evoforge", version="0.1.0", docs_url="/docs",
@@ -26,7 +26,7 @@ def create_app(db: Database, settings: Settings | None = None,
                   description="LLM-driven evolutionary program search as a service. Send "
                   "`Authorization: Bearer <token>`; tokens come from `evoforge tokens create`.")
     app.state.db = db
-    app.state.settings = settings or Settings()
+    app.state.settings = settings
     app.state.max_upload_bytes = max_upload_bytes
     errors.install(app)
     for module in (problems, runs, programs, lineage, analytics, events, auth, ui_extra):

@@ -25,6 +25,7 @@ from service.config import Settings, build_run_config
 from service.db import Database
 from service.db.models import RunRow
 from service.db.queries import dumps, export_rows
+from service.db.status import RunStatus
 from service.evolution.reverify import tier_label
 from service.problems.load import load_problem
 from service.runs import create_run, drive, load_run, run_config_for, update_config, write_best
@@ -105,7 +106,7 @@ def _drive(database: Database, run_id: int, settings: Settings, json_out: bool) 
     best_path = settings.home / "runs" / str(run_id) / "best_program.py"
     best = write_best(database, run_id, best_path)
     _summary(final, best_path if best else None, json_out, tier_label(best) if best else None)
-    if final.status == "paused":
+    if final.status == RunStatus.PAUSED:
         err.print(f"[yellow]paused:[/] {final.stop_reason}; fix it, then `evoforge resume {run_id}`")
         raise typer.Exit(3)
 

@@ -11,10 +11,11 @@ from rich.table import Table
 
 from service.cli.common import DbOpt, JsonOpt, friendly, open_database, out
 from service.db.queries import list_runs
+from service.db.status import SampleOutcome
 from service.evolution.stats import GroupStats, RunStats, run_stats
 
 group = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
-OUTCOMES = ("child", "rejected", "too_similar", "duplicate", "unchanged")
+OUTCOMES = tuple(o for o in SampleOutcome if o != SampleOutcome.PENDING)
 
 
 @group.command("list")

@@ -13,6 +13,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.models import EvaluationRow, LLMSampleRow, ProblemRow, ProgramRow, RunRow, utcnow
+from service.db.status import UNFINISHED, EvaluationStatus, ProgramKind, ProgramStatus, RunStatus
+from service.problems.direction import Direction
 from service.problems.load import Problem
 
 LEASE_SECONDS = 30.0
@@ -38,7 +40,7 @@ def add_problem(s: Session, problem: Problem) -> ProblemRow:
 
 def add_run(s: Session, problem_id: int, config: dict[str, Any], seed: int) -> RunRow:
     """Returns a new run row in status 'created'."""
-    row = RunRow(problem_id=problem_id, config=config, seed=seed, status="created")
+    row = RunRow(problem_id=problem_id, config=config, seed=seed, status=RunStatus.CREATED)
     s.add(row)
     s.flush()
     return row
@@ -98,8 +100,8 @@ def _owner_alive(owner: str) -> bool:
 def hash_index(s: Session, run_id: int) -> dict[str, int]:
     """Returns code_hash -> first program id for every non-duplicate program of a run."""
     rows = s.execute(select(ProgramRow.code_hash, ProgramRow.id)
-                     .where(ProgramRow.run_id == run_id, ProgramRow.kind != "migrant",
-                            ProgramRow.status != "duplicate").order_by(ProgramRow.id))
+                     .where(ProgramRow.run_id == run_id, ProgramRow.kind != ProgramKind.MIGRANT,
+                            ProgramRow.status != ProgramStatus.DUPLICATE).order_by(ProgramRow.id))
     index: dict[str, int] = {}
     for code_hash, pid in rows:
         index.setdefault(code_hash, pid)
@@ -110,7 +112,7 @@ def scored_programs(s: Session, run_id: int) -> Iterator[Any]:
     """Yields the run's scored programs in id order: the columns the archive replay needs."""
     p = ProgramRow
     stmt = (select(p.id, p.island, p.score, p.code_hash, p.features, p.generation, p.iteration,
-                   p.kind).where(p.run_id == run_id, p.status == "ok")
+                   p.kind).where(p.run_id == run_id, p.status == ProgramStatus.OK)
             .order_by(p.id).execution_options(yield_per=5000))
     yield from s.execute(stmt)
 
@@ -118,7 +120,7 @@ def scored_programs(s: Session, run_id: int) -> Iterator[Any]:
 def unfinished_programs(s: Session, run_id: int) -> list[ProgramRow]:
     """Returns programs that were stored but whose evaluation never finished."""
     return list(s.scalars(select(ProgramRow).where(
-        ProgramRow.run_id == run_id, ProgramRow.status.in_(("pending", "evaluating")))
+        ProgramRow.run_id == run_id, ProgramRow.status.in_(UNFINISHED))
         .order_by(ProgramRow.id)))
 
 
@@ -128,8 +130,9 @@ def open_evaluation(s: Session, program: ProgramRow, executor: str,
     attempt = 1
     if not new:
         s.execute(update(EvaluationRow).where(EvaluationRow.program_id == program.id,
-                                              EvaluationRow.status.in_(("queued", "running")))
-                  .values(status="lost", error="controller stopped before the result arrived"))
+                                              EvaluationRow.status.in_((EvaluationStatus.QUEUED,
+                                                                      EvaluationStatus.RUNNING)))
+                  .values(status=EvaluationStatus.LOST, error="controller stopped before the result arrived"))
         attempt += s.scalar(select(func.count()).select_from(EvaluationRow)
                             .where(EvaluationRow.program_id == program.id)) or 0
     row = EvaluationRow(program_id=program.id, run_id=program.run_id, attempt=attempt,
@@ -139,11 +142,17 @@ def open_evaluation(s: Session, program: ProgramRow, executor: str,
     return row
 
 
+def best_first(column: Any, direction: str) -> Any:
+    """Returns the ORDER BY term that puts the best scores of column first."""
+    return column.desc() if Direction(direction) is Direction.MAXIMIZE else column.asc()
+
+
 def best_program(s: Session, run_id: int, direction: str) -> ProgramRow | None:
     """Returns the run's best scored program."""
-    order = ProgramRow.score.desc() if direction == "maximize" else ProgramRow.score.asc()
-    return s.scalars(select(ProgramRow).where(ProgramRow.run_id == run_id, ProgramRow.status == "ok")
-                     .order_by(order, ProgramRow.id).limit(1)).first()
+    return s.scalars(select(ProgramRow).where(ProgramRow.run_id == run_id,
+                                              ProgramRow.status == ProgramStatus.OK)
+                     .order_by(best_first(ProgramRow.score, direction), ProgramRow.id)
+                     .limit(1)).first()
 
 
 def list_runs(s: Session, limit: int = 50) -> list[tuple[RunRow, ProblemRow]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from service.problems.load import ProblemError, evolve_blocks
+from service.problems.blocks import MarkerError, blocks_or_whole
 
 FENCE = re.compile(r"^\s*`{3,}\s*([\w+.-]*)\s*$")
 PYTHON_TAGS = {"", "python", "py", "python3", "py3"}
@@ -17,8 +17,8 @@ class Rejected(Exception):
 def regions(code: str) -> list[tuple[int, int]]:
     """Returns the EVOLVE-BLOCK spans of code (the whole code when it has no markers)."""
     try:
-        return evolve_blocks(code) or [(0, len(code))]
-    except ProblemError as exc:
+        return blocks_or_whole(code)
+    except MarkerError as exc:
         raise Rejected(f"EVOLVE-BLOCK markers are unbalanced: {exc}") from None
 
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from service.edits.common import FENCE, Rejected, common_prefix, regions
-from service.problems.load import BLOCK_END, BLOCK_START
+from service.problems.blocks import BLOCK_END, BLOCK_START
 
 _SEARCH = re.compile(r"^\s*<{5,9}\s*SEARCH\s*$")
 _DIVIDER = re.compile(r"^\s*={5,9}\s*$")

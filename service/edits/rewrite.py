@@ -8,7 +8,7 @@ import textwrap
 import warnings
 
 from service.edits.common import FENCE, PYTHON_TAGS, Rejected, common_prefix, regions
-from service.problems.load import BLOCK_END, BLOCK_START, ProblemError, evolve_blocks
+from service.problems.blocks import BLOCK_END, BLOCK_START, MarkerError, evolve_blocks
 
 
 def rewrite(parent: str, answer: str, allow_plain: bool) -> tuple[str, int]:
@@ -82,7 +82,7 @@ def _bodies(code: str, parent: str, spans: list[tuple[int, int]]) -> list[str]:
     if starts and starts == ends:
         try:
             found = evolve_blocks(code)
-        except ProblemError:
+        except MarkerError:
             raise unbalanced from None
         if len(found) != len(spans):
             raise Rejected(f"the answer has {len(found)} EVOLVE-BLOCK(s), the program has "

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from evaluators.jobs import EvalResult
 from service.config import RunConfig
@@ -28,16 +26,24 @@ from service.db.queries import (
     scored_programs,
     unfinished_programs,
 )
+from service.db.status import (
+    NO_PROGRAM,
+    NOT_NEW,
+    EvaluationStatus,
+    ProgramKind,
+    ProgramStatus,
+    RunStatus,
+)
 from service.edits.apply import choose_format, code_hash
 from service.evolution.aids.hooks import SearchAids
-from service.evolution.archive import Archive, Member, code_features
 from service.evolution.budget import Counters, stop_reason
 from service.evolution.ledger import Ledger, apply_result
-from service.evolution.planner import Plan, Planner, block_text
-from service.evolution.row_cache import RowCache
+from service.evolution.planner import Plan, Planner
+from service.evolution.population import Population
 from service.evolution.training import NoTraining, TrainingHook
 from service.execution.base import Executor, ExecutorUnavailable, make_job
 from service.llm.base import LLMBackend, LLMError, LLMUnavailable, Sampling
+from service.problems.blocks import block_text
 from service.problems.load import Problem
 
 log = logging.getLogger("evoforge.engine")
@@ -74,24 +80,39 @@ class Engine:
         self.ledger = Ledger(db, run_id, cfg.evaluation.executor)
         self.owner = controller_id()
         self.fmt = choose_format(cfg.llm.answer_format, llm.small_model)
-        self.reference = block_text(problem.initial_code)
-        self.archive = Archive(cfg.search, random.Random(cfg.seed))
-        self.rows = RowCache(self.ledger)
+        self.population = Population(problem, cfg, self.ledger)
+        self.archive, self.rows = self.population.archive, self.population.rows
         self.hashes: dict[str, int] = {}
         self.generations: dict[int, int] = {}
-        self.counters = Counters()
         self.rejected = self.duplicates = 0
         self.llm_errors = 0
-        self.pause_reason: str | None = None
+        self._pause_reason: str | None = None
+        self._stop_reason: str | None = None
         self.evals: set[asyncio.Task] = set()
         self.reserved = 0
         self._session_start = time.monotonic()
         self._elapsed_before = 0.0
         self._gen_tokens = 0
         self._gen_seconds = 0.0
-        self.aids = SearchAids(db, run_id, problem, cfg, llm)  # optional search features
+        self.aids = SearchAids(self.ledger, problem, cfg, llm)  # optional search features
         self.training = training or NoTraining()  # test-time RL of the mutation model
         self.planner = Planner(problem, cfg, llm, self.fmt, self.archive, self.aids, self.rows)
+
+    @property
+    def pause_reason(self) -> str | None:
+        """Returns why the run is pausing (None while it goes on)."""
+        return self._pause_reason
+
+    def request_pause(self, reason: str) -> None:
+        """Asks the run to pause: nothing new is proposed, in-flight work finishes, the run is
+        left paused with the first reason given."""
+        if self._pause_reason is None:
+            self._pause_reason = reason
+
+    @property
+    def counters(self) -> Counters:
+        """Returns the run's totals (kept by the ledger)."""
+        return self.ledger.counters
 
     async def run(self) -> RunRow:
         """Runs until a budget, the target or a pause; returns the final run row."""
@@ -103,7 +124,7 @@ class Engine:
         try:
             await self.training.settle(lambda: self.pause_reason)  # an external round left open
             self._restore()
-            self.ledger.update_run(status="running", stop_reason=None,
+            self.ledger.update_run(status=RunStatus.RUNNING, stop_reason=None,
                                    started_at=self.ledger.run().started_at or utcnow())
             self._resume_unfinished()
             await self._ensure_initial()
@@ -120,22 +141,20 @@ class Engine:
                 release_lease(s, self.run_id, self.owner)
 
     def _restore(self) -> None:
-        run = self.ledger.run()
-        self.counters = Counters.from_run(run)
+        run = self.ledger.load_totals()
         self._elapsed_before = run.elapsed_s
         with self.db.session() as s:
             self.hashes = hash_index(s, self.run_id)
             for prog in scored_programs(s, self.run_id):
-                if prog.kind == "reseed":  # an island reset happened here
-                    self.archive.reset_island(prog.island)
-                    self.aids.restored_program(prog)
-                self._archive_add(prog)
-        self.aids.restore(lambda score: None if score is None else self.problem.fitness(score))
+                self.population.replay(prog)
+                self.aids.restored_program(prog)
+        self.aids.restore(lambda score: None if score is None else
+                          self.problem.direction.fitness(score))
 
     async def _ensure_initial(self) -> None:
         """Scores the initial program (and whatever a stopped controller left) before evolving."""
         with self.db.session() as s:
-            initial = s.query(ProgramRow).filter_by(run_id=self.run_id, kind="initial").first()
+            initial = s.query(ProgramRow).filter_by(run_id=self.run_id, kind=ProgramKind.INITIAL).first()
         if initial is None:
             code = self.problem.initial_code
             initial, eid = self.ledger.add_initial(code, code_hash(code))
@@ -167,7 +186,7 @@ class Engine:
                                                   lambda: self.pause_reason))
                 continue
             if not proposals and not self.evals:
-                self.counters.stop_reason = reason
+                self._stop_reason = reason
                 return
             done, _ = await asyncio.wait(proposals | self.evals,
                                          return_when=asyncio.FIRST_COMPLETED)
@@ -193,7 +212,7 @@ class Engine:
             batches = await self.llm.generate([p.messages for p in plans], n, sampling)
             self._gen_seconds += time.monotonic() - started
         except LLMUnavailable as exc:
-            self.pause_reason = f"LLM unavailable: {exc}"
+            self.request_pause(f"LLM unavailable: {exc}")
             return
         except LLMError as exc:
             self._llm_error(str(exc))
@@ -203,7 +222,6 @@ class Engine:
         self.llm_errors = 0
         flat = [c for batch in batches for c in batch]
         self.aids.annotate(flat, sampling)
-        self.counters.count_call(flat)
         self._gen_tokens += sum(c.completion_tokens for c in flat)
         first = self.counters.iterations + 1
         proposals = [self.planner.proposal(first + i, plan, c) for i, (plan, c) in enumerate(
@@ -217,35 +235,29 @@ class Engine:
         for i, proposal in enumerate(proposals):  # numbered again: screening may have awaited
             proposal.iteration = self.counters.iterations + 1 + i
         children = self.ledger.add_call(proposals, self.hashes, uuid.uuid4().hex[:12])
-        self.counters.iterations += len(proposals)
         self.aids.after_call(proposals, children)
         for proposal, child in zip(proposals, children):
-            if child.outcome in ("rejected", "too_similar"):
+            if child.outcome in NO_PROGRAM:
                 self.rejected += 1
-            elif child.outcome in ("duplicate", "unchanged"):
+            elif child.outcome in NOT_NEW:
                 self.duplicates += 1
             else:
                 self.hashes[child.code_hash] = child.program_id
                 self._schedule(child.program, child.evaluation_id)
             if proposal.iteration % self.cfg.search.migration_interval == 0:
-                self._migrate()
-        self._reset_islands()
-        extra = await self.aids.scratchpad(self.counters.iterations)
-        if extra is not None:
-            self.counters.prompt_tokens += extra[0]
-            self.counters.completion_tokens += extra[1]
-            self.counters.cost += extra[2]
+                self.population.migrate(self.counters.iterations)
+        self.population.reset_islands(self.aids.island_resets(
+            self.archive, self.counters.iterations, self.counters.last_improvement_iteration),
+            self.counters.iterations)
+        await self.aids.scratchpad(self.counters.iterations)
 
     def _trained(self, programs: list[ProgramRow]) -> None:
         """Takes in the children a training round stored and scored, and the run's counters."""
         for prog in programs:
             self.hashes.setdefault(prog.code_hash, prog.id)
-            if prog.status == "ok":
-                kept, evicted, best = self._archive_add(prog)
-                self.ledger.archive_changed(kept, evicted, prog if best else None)
-        run = self.ledger.run()
-        for name in ("iterations", "llm_calls", "evaluations", "failed"):
-            setattr(self.counters, name, getattr(run, name))
+            if prog.status == ProgramStatus.OK:
+                self.population.take_in(prog)
+        self.ledger.load_totals()  # the round's calls, tokens and evaluations count in the budgets
         self._resume_unfinished()  # children a failed or expired round left unscored
 
     def _plans(self) -> list[Plan]:
@@ -261,9 +273,11 @@ class Engine:
         latest = self.ledger.latest_evaluations([p.id for p in pending])
         for prog in pending:
             ev = latest.get(prog.id)
-            if ev is not None and ev.status in ("ok", "failed") and ev.result is not None:
+            if ev is not None and ev.status in (EvaluationStatus.OK, EvaluationStatus.FAILED) and \
+                    ev.result is not None:
                 self._schedule(prog, ev.id, EvalResult.from_dict(ev.result))
-            elif ev is not None and ev.status in ("queued", "running") and self.executor.writes_results:
+            elif ev is not None and ev.status in (EvaluationStatus.QUEUED, EvaluationStatus.RUNNING) \
+                    and self.executor.writes_results:
                 self._schedule(prog, ev.id)
             else:
                 self._schedule(prog, self.ledger.reopen(prog.id))
@@ -282,73 +296,32 @@ class Engine:
             try:
                 result = await self.executor.evaluate(job)
             except ExecutorUnavailable as exc:  # the candidate stays pending; resume sends it
-                self.pause_reason = f"evaluation executor unavailable: {exc}"
+                self.request_pause(f"evaluation executor unavailable: {exc}")
                 return
             except Exception as exc:  # an executor bug must not lose the candidate
                 log.exception("executor failed on program %s", prog.id)
                 result, written = EvalResult.failure("crash", f"executor error: {exc}"), False
-        apply_result(prog, result, self._features(prog.code, result) if result.ok else {})
-        kept, evicted, best = self._archive_add(prog) if result.ok else ([], [], False)
-        self.aids.on_result(prog, result, self.problem.fitness(prog.score) if result.ok else None)
+        apply_result(prog, result, self.population.features(prog.code, result) if result.ok else {})
+        kept, evicted, best = self.population.add(prog) if result.ok else ([], [], False)
+        fitness = self.problem.direction.fitness(prog.score) if result.ok else None
+        self.aids.on_result(prog, result, fitness)
         self.ledger.record_result(prog, evaluation_id, result, kept, evicted, best,
                                   evaluation_written=written)
-        self.counters.count_result(result)
         if result.ok:
             self.rows.put(prog)
-
-    def _features(self, code: str, result: EvalResult) -> dict[str, float]:
-        feats = code_features(block_text(code), self.reference)
-        for dim in self.cfg.search.feature_dimensions:
-            if dim in result.metrics:
-                feats[dim] = float(result.metrics[dim])
-        return feats
-
-    def _archive_add(self, prog: Any) -> tuple[list[int], list[int], bool]:
-        """Adds a scored program to the archive; returns (kept ids, evicted ids, new best?)."""
-        member = Member(id=prog.id, island=prog.island, fitness=self.problem.fitness(prog.score),
-                        score=prog.score, code_hash=prog.code_hash, features=prog.features or {},
-                        generation=prog.generation)
-        outcome = self.archive.add(member)
-        best = self.problem.better(prog.score, self.counters.best_score)
-        if best:
-            self.counters.improve(prog, initial=prog.kind == "initial")
-        for evicted in outcome.evicted:
-            self.rows.drop(evicted)
-        return ([prog.id] if outcome.kept else []), outcome.evicted, best
-
-    def _migrate(self) -> None:
-        for member, dest in self.archive.migrants():
-            source = self.rows.get([member.id])[member.id]
-            migrant = self.ledger.add_migrant(source, dest, self.counters.iterations)
-            self.rows.put(migrant)
-            kept, evicted, best = self._archive_add(migrant)
-            self.ledger.archive_changed(kept, evicted, migrant if best else None)
-
-    def _reset_islands(self) -> None:
-        """FunSearch-style: after a stretch without improvement, the worse islands restart from
-        the best program of a better one (a `reseed` row marks the reset for resume)."""
-        for island, member in self.aids.island_resets(
-                self.archive, self.counters.iterations, self.counters.last_improvement_iteration):
-            removed = self.archive.reset_island(island)
-            source = self.rows.get([member.id])[member.id]
-            seed = self.ledger.add_migrant(source, island, self.counters.iterations, kind="reseed")
-            self.rows.put(seed)
-            kept, evicted, best = self._archive_add(seed)
-            self.ledger.archive_changed(kept, removed + evicted, seed if best else None)
-            log.info("island %d reset from program %s", island, member.id)
 
     def _llm_error(self, message: str) -> None:
         self.llm_errors += 1
         log.warning("LLM request failed (%d in a row): %s", self.llm_errors, message)
         if self.llm_errors >= MAX_CONSECUTIVE_LLM_ERRORS:
-            self.pause_reason = f"LLM requests keep failing: {message}"
+            self.request_pause(f"LLM requests keep failing: {message}")
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(10)
             with self.db.session() as s:
                 if not renew_lease(s, self.run_id, self.owner):
-                    self.pause_reason = "another controller took the run over"
+                    self.request_pause("another controller took the run over")
                 s.get(RunRow, self.run_id).elapsed_s = self._elapsed()
 
     def _elapsed(self) -> float:
@@ -357,13 +330,14 @@ class Engine:
     def _finish(self) -> RunRow:
         paused = self.pause_reason is not None
         self.ledger.update_run(
-            status="paused" if paused else "completed", stop_reason=self.counters.stop_reason,
+            status=RunStatus.PAUSED if paused else RunStatus.COMPLETED,
+            stop_reason=self._stop_reason,
             elapsed_s=self._elapsed(), finished_at=None if paused else utcnow())
         self._emit()
         return self.ledger.run()
 
     def _interrupt(self) -> None:
-        self.ledger.update_run(status="paused", elapsed_s=self._elapsed(),
+        self.ledger.update_run(status=RunStatus.PAUSED, elapsed_s=self._elapsed(),
                                stop_reason="interrupted; `evoforge resume` continues it")
 
     def _emit(self) -> None:
@@ -371,7 +345,7 @@ class Engine:
             return
         rate = self._gen_tokens / self._gen_seconds if self._gen_seconds else 0.0
         self.on_progress(Progress(
-            run_id=self.run_id, status="running", counters=self.counters, in_flight=len(self.evals),
+            run_id=self.run_id, status=RunStatus.RUNNING, counters=self.counters, in_flight=len(self.evals),
             budget_iterations=self.cfg.budget.iterations, tokens_per_s=rate,
             rejected=self.rejected, duplicates=self.duplicates))
 

@@ -1,4 +1,10 @@
-"""The engine's bookkeeping: every sample, candidate and evaluation becomes a row before work starts."""
+"""The engine's bookkeeping: every sample, candidate and evaluation becomes a row before work starts.
+
+The ledger is the one writer of a run's totals (calls, iterations, tokens, cost, evaluations,
+failures, best): each write updates the run row in SQL and the in-memory Counters the budgets
+read, in the same method. Totals other processes wrote (RL rollouts) are read back with
+load_totals().
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,9 @@ from evaluators.jobs import EvalResult
 from service.db import Database
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow, utcnow
 from service.db.queries import open_evaluation
+from service.db.status import ProgramKind, ProgramStatus, SampleOutcome
 from service.evolution.archive import Member
+from service.evolution.budget import Counters
 from service.llm.base import Completion, Message
 
 
@@ -44,24 +52,36 @@ class Child:
     sample_id: int
     program_id: int | None
     evaluation_id: int | None
-    outcome: str  # child | rejected | too_similar | duplicate | unchanged
+    outcome: SampleOutcome
     code_hash: str | None = None
     program: ProgramRow | None = None
 
 
 class Ledger:
-    """Writes the rows of one run."""
+    """Writes the rows of one run, and keeps its totals."""
 
     def __init__(self, db: Database, run_id: int, executor: str) -> None:
         self.db = db
         self.run_id = run_id
         self.executor = executor
+        self.counters = Counters()
+
+    def load_totals(self) -> RunRow:
+        """Reads the run row's totals into the counters (on start, after an RL round); returns
+        the row."""
+        run = self.run()
+        self.counters.load_totals(run)
+        return run
+
+    def note_best(self, prog: ProgramRow) -> None:
+        """Records in memory a best program the run row already holds (replayed on restore)."""
+        self.counters.improve(prog, initial=prog.kind == ProgramKind.INITIAL)
 
     def add_initial(self, code: str, code_hash: str) -> tuple[ProgramRow, int]:
         """Stores the initial program and its queued evaluation; returns (program, evaluation id)."""
         with self.db.session() as s:
-            prog = ProgramRow(run_id=self.run_id, kind="initial", code=code, code_hash=code_hash,
-                              status="pending", island=0, generation=0, iteration=0)
+            prog = ProgramRow(run_id=self.run_id, kind=ProgramKind.INITIAL, code=code,
+                              code_hash=code_hash, status=ProgramStatus.PENDING, island=0, generation=0, iteration=0)
             s.add(prog)
             s.flush()
             ev = open_evaluation(s, prog, self.executor, new=True)
@@ -72,14 +92,12 @@ class Ledger:
         """Stores one LLM call: its counters, every completion, the children and their queued
         evaluations, in one transaction. known maps code hashes to programs already stored."""
         completions = [p.completion for p in proposals]
+        cost = sum(float(c.extra.get("cost") or 0.0) for c in completions)
         seen: dict[str, int] = {}
         with self.db.session() as s:
             s.execute(update(RunRow).where(RunRow.id == self.run_id).values(
                 llm_calls=RunRow.llm_calls + 1, iterations=RunRow.iterations + len(proposals),
-                prompt_tokens=RunRow.prompt_tokens + sum(c.prompt_tokens for c in completions),
-                completion_tokens=RunRow.completion_tokens + sum(
-                    c.completion_tokens for c in completions),
-                cost=RunRow.cost + sum(float(c.extra.get("cost") or 0.0) for c in completions)))
+                **_token_values(completions, cost)))
             children = []
             for p in proposals:
                 dup = None
@@ -87,10 +105,18 @@ class Ledger:
                     dup = p.parent.id if p.unchanged else known.get(p.code_hash) or seen.get(
                         p.code_hash)
                 child = self._add_one(s, p, dup, group_id)
-                if child.outcome == "child":
+                if child.outcome == SampleOutcome.CHILD:
                     seen[p.code_hash] = child.program_id
                 children.append(child)
-            return children
+        self.counters.count_call(completions, len(proposals), cost)
+        return children
+
+    def count_side_call(self, s: Session, completion: Completion, cost: float) -> None:
+        """Adds an LLM call made beside the proposals (the scratchpad's) to the run's tokens and
+        cost, in the caller's transaction."""
+        s.execute(update(RunRow).where(RunRow.id == self.run_id)
+                  .values(**_token_values([completion], cost)))
+        self.counters.count_tokens([completion], cost)
 
     def _add_one(self, s: Session, p: Proposal, dup: int | None, group_id: str) -> Child:
         c = p.completion
@@ -102,35 +128,37 @@ class Ledger:
             latency_s=c.latency_s, kind=p.kind, island=p.island,
             temperature=c.extra.get("temperature"), cost=c.extra.get("cost"))
         if p.code is None or p.similar_to is not None:
-            sample.outcome = "rejected" if p.code is None else "too_similar"
+            sample.outcome = (SampleOutcome.REJECTED if p.code is None
+                              else SampleOutcome.TOO_SIMILAR)
             sample.rejection = p.rejection
             if p.similar_to is not None:
                 sample.nearest_program_id, sample.similarity = p.similar_to
             s.add(sample)
             s.flush()
             return Child(sample.id, None, None, sample.outcome)
-        outcome = "child" if dup is None else ("unchanged" if p.unchanged else "duplicate")
+        outcome = SampleOutcome.CHILD if dup is None else (
+            SampleOutcome.UNCHANGED if p.unchanged else SampleOutcome.DUPLICATE)
         sample.outcome = outcome
         s.add(sample)
         s.flush()
         prog = ProgramRow(
-            run_id=self.run_id, parent_id=p.parent.id, sample_id=sample.id, kind="mutation",
+            run_id=self.run_id, parent_id=p.parent.id, sample_id=sample.id, kind=ProgramKind.MUTATION,
             inspiration_ids=[m.id for m in p.inspirations], island=p.island,
             generation=p.parent_generation + 1, iteration=p.iteration, code=p.code,
-            code_hash=p.code_hash or "", status="pending" if dup is None else "duplicate",
+            code_hash=p.code_hash or "", status=ProgramStatus.PENDING if dup is None else ProgramStatus.DUPLICATE,
             duplicate_of=dup, model=c.model, adapter=c.adapter)
         s.add(prog)
         s.flush()
         if dup is not None:
             return Child(sample.id, prog.id, None, outcome, p.code_hash)
         ev = open_evaluation(s, prog, self.executor, new=True)
-        return Child(sample.id, prog.id, ev.id, "child", p.code_hash, prog)
+        return Child(sample.id, prog.id, ev.id, SampleOutcome.CHILD, p.code_hash, prog)
 
     def reopen(self, program_id: int) -> int:
         """Opens a new evaluation attempt for a program whose result never arrived."""
         with self.db.session() as s:
             prog = s.get(ProgramRow, program_id)
-            prog.status = "pending"
+            prog.status = ProgramStatus.PENDING
             return open_evaluation(s, prog, self.executor).id
 
     def record_result(self, prog: ProgramRow, evaluation_id: int, result: EvalResult,
@@ -159,6 +187,9 @@ class Ledger:
             if evicted:
                 s.execute(update(ProgramRow).where(ProgramRow.id.in_(evicted))
                           .values(in_archive=False))
+        self.counters.count_result(result.ok)
+        if best:
+            self.note_best(prog)
 
     def archive_changed(self, kept: list[int], evicted: list[int], best: ProgramRow | None) -> None:
         """Records which programs are in the archive now, and a new best program."""
@@ -171,16 +202,18 @@ class Ledger:
             if best is not None:
                 s.execute(update(RunRow).where(RunRow.id == self.run_id)
                           .values(**_best_values(best)))
+        if best is not None:
+            self.note_best(best)
 
     def add_migrant(self, source: ProgramRow, island: int, iteration: int,
-                    kind: str = "migrant") -> ProgramRow:
+                    kind: ProgramKind = ProgramKind.MIGRANT) -> ProgramRow:
         """Copies a scored program to another island (no new evaluation: same code, same score);
         kind "reseed" marks the program an island reset starts the island from."""
         with self.db.session() as s:
             prog = ProgramRow(
                 run_id=self.run_id, parent_id=source.id, kind=kind, island=island,
                 generation=source.generation, iteration=iteration, code=source.code,
-                code_hash=source.code_hash, status="ok", metrics=source.metrics,
+                code_hash=source.code_hash, status=ProgramStatus.OK, metrics=source.metrics,
                 score=source.score, features=source.features, artifacts={},
                 model=source.model, adapter=source.adapter, evaluated_at=utcnow())
             s.add(prog)
@@ -214,7 +247,7 @@ class Ledger:
 
 def apply_result(prog: ProgramRow, result: EvalResult, features: dict[str, float]) -> None:
     """Copies an evaluation result onto a (detached) program row."""
-    prog.status = "ok" if result.ok else "failed"
+    prog.status = ProgramStatus.OK if result.ok else ProgramStatus.FAILED
     prog.metrics = _finite(result.metrics)
     prog.score = result.score if result.ok else None
     prog.artifacts = result.artifacts
@@ -223,10 +256,18 @@ def apply_result(prog: ProgramRow, result: EvalResult, features: dict[str, float
     prog.evaluated_at = utcnow()
 
 
+def _token_values(completions: list[Completion], cost: float) -> dict[str, Any]:
+    """Returns the run-row increments for the tokens and cost of completions."""
+    return {"prompt_tokens": RunRow.prompt_tokens + sum(c.prompt_tokens for c in completions),
+            "completion_tokens": RunRow.completion_tokens + sum(c.completion_tokens
+                                                                for c in completions),
+            "cost": RunRow.cost + cost}
+
+
 def _best_values(prog: ProgramRow) -> dict[str, Any]:
     values = {"best_score": prog.score, "best_program_id": prog.id,
               "last_improvement_iteration": prog.iteration}
-    if prog.kind == "initial":
+    if prog.kind == ProgramKind.INITIAL:
         values["initial_score"] = prog.score
     return values
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from service.config import RunConfig
 from service.db.models import ProgramRow
-from service.edits.apply import apply_answer, code_hash
+from service.edits.apply import Format, apply_answer, code_hash
+from service.evolution.aids.hooks import SearchAids
 from service.evolution.archive import Archive, Member
 from service.evolution.ledger import Proposal
 from service.evolution.prompts import ProgramView, PromptContext, PromptTooLong, build_prompt
 from service.evolution.row_cache import RowCache
 from service.llm.base import Completion, LLMBackend, Message
-from service.problems.load import Problem, evolve_blocks
+from service.problems.blocks import block_text
+from service.problems.load import Problem
 
 
 @dataclass
@@ -34,8 +35,8 @@ class Plan:
 class Planner:
     """Builds the prompts of a run's LLM calls from its archive, deterministically per call."""
 
-    def __init__(self, problem: Problem, cfg: RunConfig, llm: LLMBackend, fmt: Any,
-                 archive: Archive, aids: Any, rows: RowCache) -> None:
+    def __init__(self, problem: Problem, cfg: RunConfig, llm: LLMBackend, fmt: Format,
+                 archive: Archive, aids: SearchAids, rows: RowCache) -> None:
         self.problem, self.cfg, self.llm, self.fmt = problem, cfg, llm, fmt
         self.archive, self.aids, self.rows = archive, aids, rows
 
@@ -81,26 +82,24 @@ class Planner:
 
     def proposal(self, iteration: int, plan: Plan, completion: Completion) -> Proposal:
         """Returns what a completion makes of its plan's parent (code, or why it was rejected)."""
-        edit = apply_answer(plan.parent_code, completion.text, self.fmt, completion.truncated)
-        return Proposal(
-            iteration=iteration, parent=plan.parent, parent_generation=plan.parent_generation,
-            inspirations=plan.inspirations, island=plan.island, prompt=plan.messages,
-            completion=completion, code=edit.code,
-            code_hash=code_hash(edit.code) if edit.code is not None else None,
-            rejection=edit.rejection, unchanged=edit.code is not None and not edit.changed,
-            kind=plan.kind)
+        return proposal_from(plan, completion, self.fmt, iteration)
 
     def codes(self, ids: list[int]) -> dict[int, str]:
         """Returns the evolving code of programs (what novelty embeds)."""
         return {i: block_text(row.code) for i, row in self.rows.get(ids).items()}
 
 
-def block_text(code: str) -> str:
-    """Returns the text inside code's EVOLVE-BLOCKs (all of it when it has none or bad markers)."""
-    try:
-        return "\n".join(code[a:b] for a, b in evolve_blocks(code)) or code
-    except ValueError:
-        return code
+def proposal_from(plan: Plan, completion: Completion, fmt: Format, iteration: int) -> Proposal:
+    """Returns what a completion makes of its plan's parent, read in the answer format its prompt
+    asked for (code, or why it was rejected). The loop and RL rollouts both build children here."""
+    edit = apply_answer(plan.parent_code, completion.text, fmt, completion.truncated)
+    return Proposal(
+        iteration=iteration, parent=plan.parent, parent_generation=plan.parent_generation,
+        inspirations=plan.inspirations, island=plan.island, prompt=plan.messages,
+        completion=completion, code=edit.code,
+        code_hash=code_hash(edit.code) if edit.code is not None else None,
+        rejection=edit.rejection, unchanged=edit.code is not None and not edit.changed,
+        kind=plan.kind)
 
 
 def view(prog: ProgramRow, label: str) -> ProgramView:

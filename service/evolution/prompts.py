@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-import math
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from string import Template
-from typing import Any, Literal
+from typing import Any
 
+from service.edits.apply import Format
 from service.llm.base import Message
-from service.problems.load import ProblemError, evolve_blocks
+from service.problems.blocks import block_text, lenient_blocks
+from service.problems.direction import Direction
 
 FEEDBACK_CHARS = {"diff": 400, "rewrite": 200}  # per artifact in the full prompt
 SHORT_FEEDBACK_CHARS = 120  # per artifact once inspirations are gone
@@ -22,6 +23,8 @@ CONTEXT_LINES = 3  # lines kept around each EVOLVE-BLOCK when only the blocks ar
 MESSAGE_OVERHEAD = 8  # tokens the chat template adds per message (role markers)
 MAX_METRICS = 12  # metrics shown per program
 MAX_ARTIFACTS = 8  # artifacts shown as feedback
+DIFF_MARK = "<<<<<<< SEARCH"  # in answer_diff.txt, after every program of a diff prompt
+ELIDED = "# ...\n"  # between EVOLVE-BLOCK bodies shown without the code around them
 _TAIL_KEYS = ("stderr", "stdout", "traceback", "log", "output")
 
 
@@ -55,8 +58,8 @@ class PromptContext:
     problem_name: str
     description: str
     score_metric: str
-    direction: Literal["maximize", "minimize"]
-    fmt: Literal["diff", "rewrite"]
+    direction: Direction
+    fmt: Format
     parent: ProgramView
     inspirations: list[ProgramView] = field(default_factory=list)
     system_message: str | None = None  # overrides the default system prompt
@@ -93,13 +96,20 @@ def build_prompt(ctx: PromptContext, count_tokens: Callable[[str], int],
     raise PromptTooLong(size, max_prompt_tokens, count_tokens(ctx.description))
 
 
+def asked_format(messages: list[Message]) -> Format:
+    """Returns the answer format a mutation prompt built here asks for: "diff" when its user
+    message ends with the SEARCH/REPLACE instructions (after the last program), else "rewrite"."""
+    user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    return "diff" if DIFF_MARK in user.rsplit("\n```", 1)[-1] else "rewrite"
+
+
 def _layouts(ctx: PromptContext) -> Iterator[_Layout]:
     """Yields ever smaller layouts, in the order the budget gives things up."""
     keep, chars = list(ctx.inspirations), FEEDBACK_CHARS[ctx.fmt]
     yield _Layout(tuple(keep), chars, False)
     diverse = [v for v in ctx.inspirations if v.label != "top"]
     tops = sorted((v for v in ctx.inspirations if v.label == "top"),
-                  key=lambda v: _fitness(v.score, ctx.direction))
+                  key=lambda v: ctx.direction.fitness(v.score))
     for view in list(reversed(diverse)) + tops:
         keep = [v for v in keep if v is not view]
         yield _Layout(tuple(keep), chars, False)
@@ -108,47 +118,40 @@ def _layouts(ctx: PromptContext) -> Iterator[_Layout]:
     yield _Layout((), 0, True)
 
 
-def _fitness(score: float | None, direction: str) -> float:
-    """Returns the score oriented so that larger is better (None and NaN are worst)."""
-    if score is None or math.isnan(score):
-        return -math.inf
-    return score if direction == "maximize" else -score
-
-
 def _user(ctx: PromptContext, layout: _Layout) -> str:
     """Returns the user message for one layout."""
     parent = ctx.parent.code if not layout.excerpt else blocks_excerpt(ctx.parent.code)
     feedback = format_feedback(ctx.parent.artifacts, layout.feedback_chars, TAIL_LINES[ctx.fmt])
     common = {"score_metric": ctx.score_metric, "description": ctx.description.strip(),
-              "direction_phrase": _direction_phrase(ctx.direction)}
+              "direction_phrase": ctx.direction.phrase}
     scratch = _scratch(ctx.scratch, ctx.fmt)
     if ctx.fmt == "rewrite" and ctx.partner is not None:
         return _template("crossover_rewrite.txt").substitute(
             common, scratch=scratch, score_a=_score(ctx.parent.score),
-            code_a=textwrap.dedent(_blocks_only(ctx.parent.code)).rstrip(),
+            code_a=textwrap.dedent(block_text(ctx.parent.code, ELIDED)).rstrip(),
             score_b=_score(ctx.partner.score),
-            code_b=textwrap.dedent(_blocks_only(ctx.partner.code)).rstrip(),
-            goal="higher" if ctx.direction == "maximize" else "lower")
+            code_b=textwrap.dedent(block_text(ctx.partner.code, ELIDED)).rstrip(),
+            goal=ctx.direction.goal)
     if ctx.fmt == "rewrite":
         # Small models do best with only the code that evolves (one block: no markers at all)
         # and the score said plainly, not under the metric's name.
-        if len(_spans(ctx.parent.code)) == 1:
-            parent = textwrap.dedent(_blocks_only(ctx.parent.code))
+        if len(lenient_blocks(ctx.parent.code)) == 1:
+            parent = textwrap.dedent(block_text(ctx.parent.code, ELIDED))
         shown = "".join(_template("inspiration_rewrite.txt").substitute(
-            score=_score(v.score), code=textwrap.dedent(_blocks_only(v.code)).rstrip())
+            score=_score(v.score), code=textwrap.dedent(block_text(v.code, ELIDED)).rstrip())
             for v in layout.inspirations)
         return _template("user_rewrite.txt").substitute(
             common, scratch=scratch, score=_score(ctx.parent.score), code=parent.rstrip("\n"),
             feedback=f"\nFeedback:\n{feedback}" if feedback else "", inspirations=shown,
-            goal="higher" if ctx.direction == "maximize" else "lower")
+            goal=ctx.direction.goal)
     sections = [_program(ctx, "Current program", ctx.parent, parent, feedback)]
     if ctx.partner is not None:
         title = ("Second parent (from another island; combine its ideas with the current "
                  "program; its EVOLVE-BLOCK code)")
-        sections.append(_program(ctx, title, ctx.partner, _blocks_only(ctx.partner.code), ""))
+        sections.append(_program(ctx, title, ctx.partner, block_text(ctx.partner.code, ELIDED), ""))
     for number, view in enumerate(layout.inspirations, 1):
         title = f"Inspiration {number} ({view.label} program; its EVOLVE-BLOCK code)"
-        sections.append(_program(ctx, title, view, _blocks_only(view.code), ""))
+        sections.append(_program(ctx, title, view, block_text(view.code, ELIDED), ""))
     best = "" if ctx.best_known is None else f" The best known result is {_num(ctx.best_known)}."
     return _template("user_diff.txt").substitute(
         common, problem_name=ctx.problem_name, best_known=best, scratch=scratch,
@@ -180,11 +183,6 @@ def _scratch(text: str | None, fmt: str) -> str:
         return ""
     head = "Notes from earlier attempts:" if fmt == "rewrite" else "# Notes from earlier attempts"
     return f"{head}\n{text.strip()}\n" + ("" if fmt == "rewrite" else "\n")
-
-
-def _direction_phrase(direction: str) -> str:
-    """Returns how a reader should compare scores."""
-    return "higher is better" if direction == "maximize" else "lower is better"
 
 
 def _score(score: float | None) -> str:
@@ -231,7 +229,7 @@ def blocks_excerpt(code: str, context: int = CONTEXT_LINES) -> str:
     """Returns code cut down to its EVOLVE-BLOCKs (markers included) and `context` lines around."""
     lines = code.splitlines()
     keep: set[int] = set()
-    for start, end in _spans(code):
+    for start, end in lenient_blocks(code):
         first = code.count("\n", 0, start) - 1  # the START marker line
         last = code.count("\n", 0, end)  # the END marker line
         keep.update(range(max(0, first - context), min(len(lines), last + context + 1)))
@@ -246,22 +244,6 @@ def blocks_excerpt(code: str, context: int = CONTEXT_LINES) -> str:
     if previous < len(lines) - 1:
         out.append("# ... (code not shown) ...")
     return "\n".join(out) + "\n"
-
-
-def _blocks_only(code: str) -> str:
-    """Returns the text of a program's EVOLVE-BLOCK bodies (the whole code when it has none)."""
-    spans = _spans(code)
-    if not spans:
-        return code
-    return "# ...\n".join(code[start:end] for start, end in spans)
-
-
-def _spans(code: str) -> list[tuple[int, int]]:
-    """Returns the EVOLVE-BLOCK spans of code; none when its markers are broken (shown whole)."""
-    try:
-        return evolve_blocks(code)
-    except ProblemError:
-        return []
 
 
 @cache

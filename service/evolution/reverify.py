@@ -19,6 +19,8 @@ from evaluators.runner import evaluate_job
 from service.config import RunConfig
 from service.db import Database
 from service.db.models import ProgramRow, utcnow
+from service.db.queries import best_first
+from service.db.status import ProgramKind, ProgramStatus
 from service.execution.base import make_job
 from service.problems.load import Problem
 
@@ -52,10 +54,10 @@ def tier_label(program: ProgramRow) -> str:
 
 def top_programs(s: Session, run_id: int, direction: str, k: int) -> list[ProgramRow]:
     """Returns the run's k best scored programs, best first, one per distinct code."""
-    order = ProgramRow.score.desc() if direction == "maximize" else ProgramRow.score.asc()
+    order = best_first(ProgramRow.score, direction)
     rows = s.scalars(select(ProgramRow).where(
-        ProgramRow.run_id == run_id, ProgramRow.status == "ok", ProgramRow.score.is_not(None),
-        ProgramRow.kind != "migrant").order_by(order, ProgramRow.id))
+        ProgramRow.run_id == run_id, ProgramRow.status == ProgramStatus.OK, ProgramRow.score.is_not(None),
+        ProgramRow.kind != ProgramKind.MIGRANT).order_by(order, ProgramRow.id))
     picked: list[ProgramRow] = []
     seen: set[str] = set()
     for row in rows:

@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.db.models import LLMSampleRow, ProblemRow, ProgramRow, RunRow, ScratchpadRow
+from service.db.status import ProgramKind, SampleOutcome
+from service.problems.direction import Direction
 
 
 @dataclass
@@ -58,8 +60,7 @@ def run_stats(s: Session, run_id: int) -> RunStats:
     run = s.get(RunRow, run_id)
     if run is None:
         raise LookupError(f"no run {run_id}; `evoforge runs list` shows the runs")
-    direction = s.get(ProblemRow, run.problem_id).direction
-    sign = 1.0 if direction == "maximize" else -1.0
+    sign = Direction(s.get(ProblemRow, run.problem_id).direction).sign
     progs = {p.id: p for p in s.scalars(select(ProgramRow).where(ProgramRow.run_id == run_id))}
     by_sample = {p.sample_id: p for p in progs.values() if p.sample_id is not None}
     models: dict[str, GroupStats] = {}
@@ -82,13 +83,13 @@ def run_stats(s: Session, run_id: int) -> RunStats:
                     .where(ScratchpadRow.run_id == run_id)) or 0
     last = s.scalars(select(ScratchpadRow.text).where(ScratchpadRow.run_id == run_id)
                      .order_by(ScratchpadRow.version.desc()).limit(1)).first()
-    resets = sum(1 for p in progs.values() if p.kind == "reseed")
+    resets = sum(1 for p in progs.values() if p.kind == ProgramKind.RESEED)
     summary = {"id": run.id, "status": run.status, "iterations": run.iterations,
                "llm_calls": run.llm_calls, "tokens": run.prompt_tokens + run.completion_tokens,
                "cost": run.cost, "evaluations": run.evaluations, "failed": run.failed,
                "best_score": run.best_score, "initial_score": run.initial_score,
                "stop_reason": run.stop_reason,
-               "too_similar": sum(g.outcomes.get("too_similar", 0) for g in models.values())}
+               "too_similar": sum(g.outcomes.get(SampleOutcome.TOO_SIMILAR, 0) for g in models.values())}
     return RunStats(summary, sorted(models.values(), key=lambda g: g.key),
                     sorted(islands.values(), key=lambda g: (len(g.key), g.key)), pads, last, resets)
 

@@ -22,6 +22,7 @@ from evaluators.jobs import EvalJob, EvalResult
 from evaluators.runner import evaluate_job
 from service.db import Database, SchemaOutOfDate
 from service.db.models import EvaluationRow, ProblemRow, RunRow, utcnow
+from service.db.status import EvaluationStatus
 
 log = logging.getLogger("evoforge.tasks")
 TASK_NAME = "evoforge.evaluate"
@@ -110,8 +111,9 @@ def _start(db: Database, evaluation_id: int, worker: str) -> int | None:
     """Commits the delivery counter; returns it, or None when the evaluation is already final."""
     row = _execute(db, update(EvaluationRow)
                    .where(EvaluationRow.id == evaluation_id,
-                          EvaluationRow.status.in_(("queued", "running")))
-                   .values(deliveries=EvaluationRow.deliveries + 1, status="running",
+                          EvaluationRow.status.in_((EvaluationStatus.QUEUED,
+                                                    EvaluationStatus.RUNNING)))
+                   .values(deliveries=EvaluationRow.deliveries + 1, status=EvaluationStatus.RUNNING,
                            worker=worker, started_at=utcnow())
                    .returning(EvaluationRow.deliveries)).first()
     return None if row is None else int(row[0])
@@ -120,8 +122,8 @@ def _start(db: Database, evaluation_id: int, worker: str) -> int | None:
 def finish(db: Database, evaluation_id: int, result: EvalResult) -> bool:
     """Writes a result once; returns False when another delivery already wrote one."""
     done = _execute(db, update(EvaluationRow)
-                    .where(EvaluationRow.id == evaluation_id, EvaluationRow.status == "running")
-                    .values(status="ok" if result.ok else "failed", result=result.to_dict(),
+                    .where(EvaluationRow.id == evaluation_id, EvaluationRow.status == EvaluationStatus.RUNNING)
+                    .values(status=EvaluationStatus.OK if result.ok else EvaluationStatus.FAILED, result=result.to_dict(),
                             stage=result.stage, error_kind=result.error_kind, error=result.error,
                             duration_s=result.duration_s, finished_at=utcnow()))
     return done.rowcount == 1

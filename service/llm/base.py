@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
 from typing import Protocol
+
+from service.llm.bandit import ModelBandit
 
 
 class LLMError(RuntimeError):
@@ -51,14 +55,32 @@ class Completion:
         return self.finish_reason == "length"
 
 
+class AdapterSupport(StrEnum):
+    """What a backend's load_adapter does with a trained LoRA adapter."""
+
+    NONE = "none"      # it cannot use adapters (load_adapter raises ValueError)
+    LOCAL = "local"    # it loads the adapter's files into this process (llama.cpp, transformers)
+    SERVER = "server"  # it asks its LLM server to load them (vLLM runtime LoRA); the server
+    #                    must see the folder, and a trainer may have loaded it there already
+
+
 class LLMBackend(Protocol):
-    """An LLM that writes mutations. Implementations: llamacpp, openai, scripted (tests)."""
+    """An LLM that writes mutations: llamacpp, openai (vLLM & co.), transformers, an ensemble, and
+    the scripted double of the tests. Besides generating, a backend says what else it can do."""
 
     name: str
     model: str
     context_window: int
     max_concurrency: int
     small_model: bool  # True: prefer full rewrites over SEARCH/REPLACE diffs
+    adapters: AdapterSupport  # whether and how load_adapter works
+    adapter: str | None  # the LoRA adapter requests use now; None: the base model
+    bandit: ModelBandit | None  # an ensemble's member selector (fed by the search aids); else None
+
+    def load_adapter(self, name: str | None, folder: Path | None) -> None:
+        """Makes later requests use adapter `name` from folder (folder None: already loaded
+        where the backend serves from; name None: back to the base model)."""
+        ...
 
     def count_tokens(self, text: str) -> int:
         """Returns the number of tokens text takes in this model (an estimate where exactness is dear)."""

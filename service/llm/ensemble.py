@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from pathlib import Path
 
 from service.config import LLMConfig
 from service.llm.bandit import ModelBandit
-from service.llm.base import Completion, LLMBackend, Message, Sampling
+from service.llm.base import AdapterSupport, Completion, LLMBackend, Message, Sampling
 
 
 def cost_of(tokens: int, price_per_1k_tokens: float) -> float:
@@ -20,6 +21,8 @@ class EnsembleBackend:
     """Several backends; `generate` asks the bandit for a member per call, `observe` feeds it."""
 
     name = "ensemble"
+    adapters = AdapterSupport.NONE  # members serve different models: no one adapter fits all
+    adapter = None
 
     def __init__(self, cfg: LLMConfig, members: list[LLMBackend], seed: int = 0) -> None:
         if len(members) != len(cfg.models) or not members:
@@ -62,6 +65,11 @@ class EnsembleBackend:
             if spec.label() == label:
                 return spec.price_per_1k_tokens
         return 0.0
+
+    def load_adapter(self, name: str | None, folder: Path | None) -> None:
+        """Refuses: an ensemble takes no adapter."""
+        raise ValueError("an ensemble of models cannot load one LoRA adapter; train with a "
+                         "single llm.backend (llamacpp, transformers or openai)")
 
     async def aclose(self) -> None:
         """Closes every member."""

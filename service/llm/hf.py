@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from service.config import ConfigError, LLMConfig, Settings
-from service.llm.base import Completion, LLMError, LLMUnavailable, Message, Sampling
+from service.llm.base import AdapterSupport, Completion, LLMError, LLMUnavailable, Message, Sampling
 from service.llm.models import SMALL_MODEL_PARAMS, small_model_from_name
 
 DEFAULT_CONTEXT = 4096
@@ -40,6 +40,8 @@ class TransformersBackend:
 
     name = "transformers"
     max_concurrency = 1
+    adapters = AdapterSupport.LOCAL  # PEFT adapter folders, loaded into this process
+    bandit = None
 
     def __init__(self, cfg: LLMConfig, settings: Settings, seed: int = 0) -> None:
         import torch

@@ -20,7 +20,7 @@ import llama_cpp  # after the OpenMP setting above
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from service.config import ConfigError, LLMConfig, Settings
-from service.llm.base import Completion, LLMError, LLMUnavailable, Message, Sampling
+from service.llm.base import AdapterSupport, Completion, LLMError, LLMUnavailable, Message, Sampling
 from service.llm.models import SMALL_MODEL_PARAMS, default_model_path, small_model_from_name
 
 DEFAULT_CONTEXT = 4096
@@ -54,6 +54,8 @@ class LlamaCppBackend:
 
     name = "llamacpp"
     max_concurrency = 1
+    adapters = AdapterSupport.LOCAL  # GGUF LoRA files, applied in this process
+    bandit = None
 
     def __init__(self, cfg: LLMConfig, settings: Settings, seed: int = 0) -> None:
         self.path = resolve_model_path(cfg, settings)

@@ -15,7 +15,7 @@ import openai
 from openai import AsyncOpenAI
 
 from service.config import ConfigError, LLMConfig
-from service.llm.base import Completion, LLMError, LLMUnavailable, Message, Sampling
+from service.llm.base import AdapterSupport, Completion, LLMError, LLMUnavailable, Message, Sampling
 from service.llm.models import small_model_from_name
 
 DEFAULT_CONTEXT = 4096
@@ -37,6 +37,8 @@ class OpenAICompatBackend:
     """
 
     name = "openai"
+    adapters = AdapterSupport.SERVER  # vLLM runtime LoRA: the server loads the folder
+    bandit = None
 
     def __init__(self, cfg: LLMConfig, seed: int = 0, backoff_s: float = 1.0,
                  max_backoff_s: float = 30.0) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from service.config import ConfigError, LLMConfig
-from service.llm.base import Completion, Message, Sampling
+from service.llm.base import AdapterSupport, Completion, Message, Sampling
 
 Script = list[str] | Callable[[list[Message], int], str]
 CHARS_PER_TOKEN = 4
@@ -23,6 +23,8 @@ class ScriptedBackend:
     """
 
     name = "scripted"
+    adapters = AdapterSupport.NONE
+    bandit = None
 
     def __init__(self, answers: Script, small_model: bool = True, context_window: int = 4096,
                  model: str = "scripted", max_concurrency: int = 4) -> None:
@@ -35,6 +37,7 @@ class ScriptedBackend:
         self.max_concurrency = max_concurrency
         self.prompts: list[list[Message]] = []
         self.calls = 0  # completions produced so far
+        self.adapter: str | None = None
 
     def count_tokens(self, text: str) -> int:
         """Returns len(text) // 4, the test double's token measure."""
@@ -64,6 +67,10 @@ class ScriptedBackend:
         return Completion(text=text, finish_reason=finish, prompt_tokens=prompt_tokens,
                           completion_tokens=self.count_tokens(text), latency_s=1e-3,
                           model=self.model, extra={"k": k})
+
+    def load_adapter(self, name: str | None, folder: Path | None) -> None:
+        """Refuses: a script has no weights (subclasses in tests may record the call)."""
+        raise ValueError("the scripted backend cannot load LoRA adapters")
 
     async def aclose(self) -> None:
         """Does nothing: a script holds no resources."""

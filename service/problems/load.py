@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
 from service.config import ConfigError, read_toml
+from service.problems.blocks import BLOCK_END, BLOCK_START, MarkerError, evolve_blocks
+from service.problems.direction import Direction
 
-BLOCK_START = "# EVOLVE-BLOCK-START"
-BLOCK_END = "# EVOLVE-BLOCK-END"
 _PROBLEM_KEYS = {"name", "description", "score_metric", "direction", "best_known", "best_known_source",
                  "initial_program", "evaluator", "language", "scorer", "entry"}
 
@@ -31,7 +31,7 @@ class Problem:
     initial_code: str
     evaluator_path: Path
     score_metric: str = "combined_score"
-    direction: Literal["maximize", "minimize"] = "maximize"
+    direction: Direction = Direction.MAXIMIZE
     best_known: float | None = None
     best_known_source: str | None = None
     run_defaults: dict[str, Any] = field(default_factory=dict)
@@ -44,35 +44,6 @@ class Problem:
     def two_phase(self) -> bool:
         """Returns True when the program returns data that a separate trusted scorer verifies."""
         return self.scorer_path is not None
-
-    def fitness(self, score: float) -> float:
-        """Returns the score oriented so that larger is always better."""
-        return score if self.direction == "maximize" else -score
-
-    def better(self, a: float | None, b: float | None) -> bool:
-        """Returns True when score a is strictly better than score b (None is worst)."""
-        if a is None:
-            return False
-        if b is None:
-            return True
-        return self.fitness(a) > self.fitness(b)
-
-
-def evolve_blocks(code: str) -> list[tuple[int, int]]:
-    """Returns (start, end) character spans of the text inside each EVOLVE-BLOCK, in order."""
-    spans: list[tuple[int, int]] = []
-    pos = 0
-    while True:
-        start = code.find(BLOCK_START, pos)
-        if start < 0:
-            return spans
-        body = code.find("\n", start)
-        end = code.find(BLOCK_END, start)
-        if end < 0 or body < 0 or body > end:
-            raise ProblemError(f"'{BLOCK_START}' at offset {start} has no matching '{BLOCK_END}'")
-        line_start = code.rfind("\n", 0, end) + 1
-        spans.append((body + 1, line_start))
-        pos = end + len(BLOCK_END)
 
 
 def load_problem(folder: str | Path) -> Problem:
@@ -100,20 +71,21 @@ def load_problem(folder: str | Path) -> Problem:
     code = program.read_text()
     try:
         blocks = evolve_blocks(code)
-    except ProblemError as exc:
+    except MarkerError as exc:
         raise ProblemError(f"{program}: {exc}; close every block with a '{BLOCK_END}' line") from None
     if not blocks:
         raise ProblemError(f"{program}: no '{BLOCK_START}' / '{BLOCK_END}' markers; put the lines "
                            "to evolve between the two comment lines")
-    direction = meta.get("direction", "maximize")
-    if direction not in ("maximize", "minimize"):
+    direction = meta.get("direction", Direction.MAXIMIZE)
+    if direction not in tuple(Direction):
         raise ProblemError(f"{toml_path}: direction = {direction!r}; use 'maximize' or 'minimize'")
     best = meta.get("best_known")
     return Problem(
         name=str(meta.get("name") or path.name), path=path,
         description=str(meta.get("description") or _docstring(code) or path.name),
         initial_code=code, evaluator_path=evaluator,
-        score_metric=str(meta.get("score_metric", "combined_score")), direction=direction,
+        score_metric=str(meta.get("score_metric", "combined_score")),
+        direction=Direction(direction),
         best_known=float(best) if best is not None else None,
         best_known_source=meta.get("best_known_source"), run_defaults=run_defaults,
         score_fallback_mean=fallback, notes=tuple(notes), scorer_path=scorer, entry=entry)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from service.db import Database
 from service.db.models import AdapterRow
+from service.llm.base import AdapterSupport, LLMBackend
 
 GGUF_NAME = "adapter.gguf"
 _PROJ = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
@@ -83,13 +84,12 @@ def list_adapters(db: Database, run_id: int) -> list[AdapterInfo]:
         return [_info(r) for r in rows]
 
 
-def publish(llm: Any, info: AdapterInfo) -> None:
+def publish(llm: LLMBackend, info: AdapterInfo) -> None:
     """Hot-loads the adapter into a backend that takes adapters (llamacpp, transformers, openai)."""
-    load = getattr(llm, "load_adapter", None)
-    if load is None:
-        raise ValueError(f"the {getattr(llm, 'name', type(llm).__name__)} backend cannot load "
-                         "LoRA adapters; use llm.backend llamacpp, transformers or openai")
-    load(info.name, info.path)
+    if llm.adapters is AdapterSupport.NONE:
+        raise ValueError(f"the {llm.name} backend cannot load LoRA adapters; use llm.backend "
+                         "llamacpp, transformers or openai")
+    llm.load_adapter(info.name, info.path)
 
 
 def rotary_permute(rows: np.ndarray, n_head: int) -> np.ndarray:

@@ -20,9 +20,11 @@ from service.config import RunConfig
 from service.db import Database
 from service.db.models import LLMSampleRow, ProgramRow, RunRow
 from service.db.queries import hash_index
-from service.edits.apply import apply_answer, choose_format, code_hash
+from service.db.status import ProgramStatus, SampleOutcome
 from service.evolution.archive import Member
-from service.evolution.ledger import Child, Ledger, Proposal, apply_result
+from service.evolution.ledger import Child, Ledger, apply_result
+from service.evolution.planner import Plan, proposal_from
+from service.evolution.prompts import asked_format
 from service.execution.base import make_job
 from service.execution.local import LocalExecutor
 from service.llm.base import Completion, Message
@@ -49,7 +51,7 @@ def training_prompts(db: Database, run_id: int, count: int, recent: int,
         rows = s.execute(
             select(LLMSampleRow.prompt, LLMSampleRow.parent_id)
             .join(ProgramRow, ProgramRow.id == LLMSampleRow.parent_id)
-            .where(LLMSampleRow.run_id == run_id, ProgramRow.status == "ok")
+            .where(LLMSampleRow.run_id == run_id, ProgramRow.status == ProgramStatus.OK)
             .order_by(LLMSampleRow.id.desc()).limit(recent * 4)).all()
     distinct: dict[str, TrainingPrompt] = {}
     for prompt, parent_id in rows:
@@ -74,7 +76,6 @@ class EvolutionReward:
     cfg: RunConfig
     model: str
     adapter: str
-    small_model: bool = True
     max_completion_tokens: int = 256
     rewards: list[float] = field(default_factory=list)
     outcomes: list[str] = field(default_factory=list)
@@ -110,22 +111,19 @@ class EvolutionReward:
         with self.db.session() as s:
             known = hash_index(s, self.run_id)
             first = s.get(RunRow, self.run_id).iterations + 1
-        fmt = choose_format(self.cfg.llm.answer_format, self.small_model)
         member = Member(id=parent.id, island=parent.island, fitness=0.0, score=parent.score,
                         code_hash=parent.code_hash, features=parent.features or {},
                         generation=parent.generation)
         messages = [Message(m["role"], m["content"]) for m in prompt]
+        plan = Plan(parent=member, inspirations=[], island=parent.island, messages=messages,
+                    parent_code=parent.code, parent_generation=parent.generation)
+        fmt = asked_format(messages)  # what the loop asked this prompt for: diff or rewrite
         proposals = []
         for j, (text, truncated, n) in enumerate(zip(texts, cut, lengths, strict=True)):
-            edit = apply_answer(parent.code, text, fmt, truncated)
             completion = Completion(text=text, finish_reason="length" if truncated else "stop",
                                     prompt_tokens=0, completion_tokens=n, latency_s=0.0,
                                     model=self.model, adapter=self.adapter)
-            proposals.append(Proposal(
-                iteration=first + j, parent=member, parent_generation=parent.generation,
-                inspirations=[], island=parent.island, prompt=messages, completion=completion,
-                code=edit.code, code_hash=code_hash(edit.code) if edit.code is not None else None,
-                rejection=edit.rejection, unchanged=edit.code is not None and not edit.changed))
+            proposals.append(proposal_from(plan, completion, fmt, first + j))
         children = ledger.add_call(proposals, known, group_id)
         results = asyncio.run(self._evaluate(children))
         values = []
@@ -133,11 +131,11 @@ class EvolutionReward:
             outcome = ChildOutcome(child.outcome, parent_score=parent.score)
             result = results.get(child.program_id) if child.program_id is not None else None
             if result is not None:
-                outcome = ChildOutcome("child", result.score if result.ok else None,
+                outcome = ChildOutcome(SampleOutcome.CHILD, result.score if result.ok else None,
                                        parent.score, result.error_kind)
                 self._record(ledger, child, result)
             value = reward(outcome, self.cfg.rl.reward, self.cfg.rl.penalties,
-                           self.problem.direction == "maximize")
+                           self.problem.direction)
             values.append(value)
             self.outcomes.append(outcome.outcome if result is None else
                                  ("scored" if result.ok else f"failed:{result.error_kind}"))
@@ -149,7 +147,7 @@ class EvolutionReward:
 
     async def _evaluate(self, children: list[Child]) -> dict[int, Any]:
         """Returns program id -> result for the children that need an evaluation."""
-        todo = [c for c in children if c.outcome == "child"]
+        todo = [c for c in children if c.outcome == SampleOutcome.CHILD]
         executor = LocalExecutor(self.cfg.evaluation.workers)
         try:
             jobs = [make_job(self.problem, c.program.code, self.cfg.evaluation,
@@ -165,7 +163,7 @@ class EvolutionReward:
         prog = child.program
         apply_result(prog, result, {})
         run = ledger.run()
-        best = result.ok and self.problem.better(prog.score, run.best_score)
+        best = result.ok and self.problem.direction.better(prog.score, run.best_score)
         ledger.record_result(prog, child.evaluation_id, result, [], [], best)
 
     def stats(self) -> dict[str, float]:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from service.config import RLConfig, Settings
 from service.db import Database
 from service.db.models import ProgramRow, RunRow
-from service.llm.base import LLMError, LLMUnavailable
+from service.llm.base import AdapterSupport, LLMBackend, LLMError, LLMUnavailable
 from service.rl.adapters import AdapterInfo, latest_adapter, publish
 from service.rl.grpo import train_round
 from service.rl.rounds import FINAL, Round, create_round, expire, get_round, open_round, skip
@@ -28,7 +28,7 @@ class RLSchedule:
     evaluations, run only while nothing is in flight; the new adapter is hot-loaded into the
     run's backend, so the next children are written by the trained model."""
 
-    def __init__(self, db: Database, run_id: int, rl: RLConfig, llm: Any,
+    def __init__(self, db: Database, run_id: int, rl: RLConfig, llm: LLMBackend,
                  settings: Settings) -> None:
         self.db, self.run_id, self.rl, self.llm = db, run_id, rl, llm
         self.settings = settings
@@ -65,14 +65,10 @@ class RLSchedule:
         try:
             report = await asyncio.to_thread(train_round, self.db, self.run_id, self.settings,
                                              steps)
-            if hasattr(self.llm, "load_adapter"):
-                await asyncio.to_thread(publish, self.llm, report.adapter)
-            else:
-                log.warning("run %s: the %s backend cannot hot-load adapters; %s is recorded "
-                            "but not used", self.run_id, getattr(self.llm, "name", "?"),
-                            report.adapter.name)
         except Exception:  # a failed round must not stop the run: it is logged and skipped
             log.exception("run %s: RL training round failed; evolution goes on", self.run_id)
+        else:
+            await asyncio.to_thread(self._load, report.adapter, False)
         return self._since(last)
 
     def _since(self, last: int) -> list[Any]:
@@ -91,7 +87,7 @@ class RLSchedule:
                      found.number, found.status)
             await self._external(found, paused)
         info = await asyncio.to_thread(latest_adapter, self.db, self.run_id)
-        if self.rl.enabled and info is not None and getattr(self.llm, "adapter", None) != info.name:
+        if self.rl.enabled and info is not None and self.llm.adapter != info.name:
             await asyncio.to_thread(self._load, info, False)
 
     async def _external(self, rnd: Round, paused: Callable[[], str | None]) -> None:
@@ -136,7 +132,7 @@ class RLSchedule:
         if info is None or info.id != rnd.adapter_id:
             log.warning("run %s: RL round %d is done but its adapter %s is not the newest "
                         "version; keeping %s", self.run_id, rnd.number, rnd.adapter_id,
-                        getattr(self.llm, "adapter", None))
+                        self.llm.adapter)
             return
         if self._load(info, rnd.served_at is not None):
             log.info("run %s: RL round %d done; later children use adapter %s", self.run_id,
@@ -144,15 +140,15 @@ class RLSchedule:
 
     def _load(self, info: AdapterInfo, served: bool) -> bool:
         """Hot-loads info into the run's backend (served: the LLM server has it already)."""
+        if self.llm.adapters is AdapterSupport.NONE:
+            log.warning("run %s: the %s backend cannot hot-load adapters; %s is recorded but not "
+                        "used", self.run_id, self.llm.name, info.name)
+            return False
         try:
-            if served and getattr(self.llm, "name", "") == "openai":
+            if served and self.llm.adapters is AdapterSupport.SERVER:
                 self.llm.load_adapter(info.name, None)  # the trainer loaded it into the server
-            elif hasattr(self.llm, "load_adapter"):
-                publish(self.llm, info)
             else:
-                log.warning("run %s: the %s backend cannot hot-load adapters; %s is recorded "
-                            "but not used", self.run_id, getattr(self.llm, "name", "?"), info.name)
-                return False
+                publish(self.llm, info)
         except (LLMError, LLMUnavailable, ValueError, OSError) as exc:  # keeps the adapter it had
             log.warning("run %s: could not load adapter %s: %s", self.run_id, info.name, exc)
             return False

@@ -41,7 +41,7 @@ def scored(name: str, data: object) -> dict:
 
 def not_better_than_best(name: str, value: float) -> bool:
     problem = load_problem(PROBLEMS / name)
-    return not problem.better(value, problem.best_known)
+    return not problem.direction.better(value, problem.best_known)
 
 
 # ---------------------------------------------------------------- every suite problem

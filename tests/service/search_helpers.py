@@ -9,6 +9,7 @@ from service.config import RunConfig
 from service.db import Database, upgrade
 from service.db.models import RunRow
 from service.evolution.engine import Engine
+from service.evolution.training import TrainingHook
 from service.execution.local import LocalExecutor
 from service.llm.base import LLMBackend
 from service.problems.load import load_problem
@@ -16,7 +17,8 @@ from service.runs import create_run
 
 
 def drive(url: str, folder: Path, cfg: RunConfig, llm: LLMBackend,
-          run_id: int | None = None) -> tuple[Database, RunRow, Engine]:
+          run_id: int | None = None, training: TrainingHook | None = None
+          ) -> tuple[Database, RunRow, Engine]:
     """Runs (or resumes) a run of the problem in folder to its stop; returns db, run row, engine."""
     if url.startswith("postgresql"):
         upgrade(url)
@@ -27,7 +29,7 @@ def drive(url: str, folder: Path, cfg: RunConfig, llm: LLMBackend,
 
     async def go() -> tuple[RunRow, Engine]:
         ex = LocalExecutor(cfg.evaluation.workers)
-        engine = Engine(db, run_id, problem, cfg, llm, ex)
+        engine = Engine(db, run_id, problem, cfg, llm, ex, training=training)
         try:
             return await engine.run(), engine
         finally:

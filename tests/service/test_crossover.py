@@ -10,6 +10,7 @@ from service.db.models import LLMSampleRow, ProgramRow
 from service.evolution.archive import feature_cell
 from service.evolution.prompts import ProgramView, PromptContext, build_prompt
 from service.llm.scripted import ScriptedBackend
+from service.problems.direction import Direction
 from tests.service.engine_helpers import config, returns, tiny_problem
 from tests.service.search_helpers import drive
 
@@ -19,7 +20,7 @@ PARENT_B = "# EVOLVE-BLOCK-START\ndef value():\n    return 7  # idea B\n# EVOLVE
 
 def _ctx(fmt: str, partner: ProgramView | None) -> PromptContext:
     return PromptContext(problem_name="tiny", description="Get close to 10.",
-                         score_metric="combined_score", direction="maximize", fmt=fmt,
+                         score_metric="combined_score", direction=Direction.MAXIMIZE, fmt=fmt,
                          parent=ProgramView(PARENT_A, score=-7.0), partner=partner)
 
 

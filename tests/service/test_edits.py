@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.edits.apply import EditResult, apply_answer, choose_format, code_hash
-from service.problems.load import evolve_blocks
+from service.problems.blocks import evolve_blocks
 
 PARENT = '''"""Sum of the first n integers."""
 import math

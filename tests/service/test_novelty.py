@@ -20,8 +20,8 @@ from service.evolution.aids.novelty import (
     nearest,
     shared_embedder,
 )
-from service.evolution.planner import block_text
 from service.llm.scripted import ScriptedBackend
+from service.problems.blocks import block_text
 from tests.service.engine_helpers import answer, config, tiny_problem
 from tests.service.search_helpers import drive
 

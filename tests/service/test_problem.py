@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.problems.load import ProblemError, evolve_blocks, load_problem
+from service.problems.blocks import evolve_blocks
+from service.problems.load import ProblemError, load_problem
 
 PROGRAM = '"""Doc line."""\n# EVOLVE-BLOCK-START\nx = 1\n# EVOLVE-BLOCK-END\nprint(x)\n'
 EVALUATOR = "def evaluate(program_path):\n    return {'combined_score': 1.0}\n"
@@ -28,7 +29,7 @@ def test_problem_toml_sets_metric_direction_and_run_defaults(tmp_path: Path) -> 
     assert (prob.name, prob.score_metric, prob.direction, prob.best_known) == \
         ("p", "loss", "minimize", 1.5)
     assert prob.run_defaults == {"budget": {"iterations": 7}}
-    assert prob.better(1.0, 2.0) and not prob.better(2.0, 1.0)
+    assert prob.direction.better(1.0, 2.0) and not prob.direction.better(2.0, 1.0)
 
 
 def test_openevolve_config_yaml_is_translated(tmp_path: Path) -> None:

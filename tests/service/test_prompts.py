@@ -20,6 +20,7 @@ from service.evolution.prompts import (
 )
 from service.llm.base import Message
 from service.llm.models import default_model_path
+from service.problems.direction import Direction
 
 HELPERS = "".join(f"def helper_{i}(x):\n    return x + {i}\n\n\n" for i in range(30))
 PARENT = ('"""Sum of the first n integers."""\nimport math\n\n\n' + HELPERS
@@ -51,7 +52,7 @@ def context(fmt: str = "diff", direction: str = "maximize", **changes: object) -
         ProgramView(program("DIVERSE_2"), None, {}, {}, "diverse"),
     ]
     ctx = PromptContext(problem_name="triangular", description="Return the sum 0 + 1 + ... + n-1.",
-                        score_metric="combined_score", direction=direction, fmt=fmt,  # type: ignore[arg-type]
+                        score_metric="combined_score", direction=Direction(direction), fmt=fmt,  # type: ignore[arg-type]
                         parent=parent, inspirations=inspirations)
     return dataclasses.replace(ctx, **changes)
 

@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 from service.api.deps import Reader, SessionDep, run_for
 from service.config import RunConfig
 from service.db.models import EvaluationRow, LLMSampleRow, ProblemRow, ProgramRow
+from service.db.status import ProgramStatus
 from service.evolution.archive import feature_cell
+from service.problems.direction import Direction
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["analytics"])
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
@@ -21,10 +23,10 @@ IdPath = Annotated[int, Path(ge=1, le=2**62)]
 def timeline(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any]:
     """Returns the points where the best score improved, overall and per island."""
     run = run_for(s, principal, run_id)
-    sign = 1.0 if s.get(ProblemRow, run.problem_id).direction == "maximize" else -1.0
+    sign = Direction(s.get(ProblemRow, run.problem_id).direction).sign
     p = ProgramRow
     rows = s.execute(select(p.id, p.iteration, p.island, p.score, p.evaluated_at)
-                     .where(p.run_id == run_id, p.status == "ok", p.score.is_not(None))
+                     .where(p.run_id == run_id, p.status == ProgramStatus.OK, p.score.is_not(None))
                      .order_by(p.id).execution_options(yield_per=5000))
     overall: list[dict[str, Any]] = []
     islands: dict[int, list[dict[str, Any]]] = {}
@@ -47,7 +49,7 @@ def map_elites(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, An
     search = RunConfig.model_validate(run.config).search
     p = ProgramRow
     rows = s.execute(select(p.id, p.island, p.score, p.features)
-                     .where(p.run_id == run_id, p.in_archive.is_(True), p.status == "ok"))
+                     .where(p.run_id == run_id, p.in_archive.is_(True), p.status == ProgramStatus.OK))
     grid: dict[int, dict[tuple, dict[str, Any]]] = {}
     for pid, island, score, features in rows:
         cell = tuple(feature_cell(features or {}, search))
@@ -87,7 +89,7 @@ def failures(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any]
     run_for(s, principal, run_id)
     p, e = ProgramRow, EvaluationRow
     kinds = s.execute(select(p.failure_kind, func.count(), func.min(p.failure_reason))
-                      .where(p.run_id == run_id, p.status == "failed").group_by(p.failure_kind))
+                      .where(p.run_id == run_id, p.status == ProgramStatus.FAILED).group_by(p.failure_kind))
     evals = s.execute(select(e.status, func.count()).where(e.run_id == run_id).group_by(e.status))
     return {"run_id": run_id,
             "kinds": sorted(({"kind": k or "unknown", "count": n, "example": ex}

@@ -21,10 +21,10 @@ from service.api.routes.runs import public
 from service.api.schemas import ProgramSummary
 from service.db import Database
 from service.db.models import ProgramRow
+from service.db.status import FINAL
 
 router = APIRouter(tags=["events"])
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
-FINAL = ("completed", "stopped", "failed")
 
 
 def _principal(db: Database, request: Request, access_token: str | None) -> Principal:

@@ -16,11 +16,11 @@ from service.api.schemas import Page, ProblemCreate, ProblemPublic
 from service.api.uploads import check_files, read_archive
 from service.db.models import ProblemRow, RunRow
 from service.db.queries import add_problem
+from service.db.status import ACTIVE
 from service.execution.check import check_problem
 
 router = APIRouter(prefix="/problems", tags=["problems"])
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
-ACTIVE = ("queued", "running")
 
 
 def _store(files: dict[str, str], request: Request, s: SessionDep, settings: SettingsDep,

@@ -15,13 +15,13 @@ from service.api.schemas import Page, RunCreate, RunPublic, RunResume
 from service.config import ConfigError, RunConfig, build_run_config
 from service.db.models import ApiTokenRow, RunRow, utcnow
 from service.db.queries import add_run
+from service.db.status import ACTIVE, RESUMABLE, RunStatus, sources
 from service.db.stored import problem_folder
 from service.problems.load import ProblemError, load_problem
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
-ACTIVE = ("queued", "running")
-STATUSES = ("created", "queued", "running", "paused", "completed", "stopped", "failed")
+STATUSES = tuple(RunStatus)
 
 
 def public(run: RunRow, with_config: bool = False) -> RunPublic:
@@ -73,7 +73,7 @@ def create_run(body: RunCreate, s: SessionDep, settings: SettingsDep,
         _check_quota(s, principal)
     run = add_run(s, prow.id, cfg.model_dump(mode="json"), cfg.seed)
     run.owner_token_id = principal.owner_id
-    run.status = "queued" if body.start else "created"
+    run.status = RunStatus.QUEUED if body.start else RunStatus.CREATED
     s.flush()
     return public(run, True)
 
@@ -109,34 +109,35 @@ def get_run(run_id: IdPath, s: SessionDep, principal: Reader) -> RunPublic:
 def start_run(run_id: IdPath, s: SessionDep, principal: Writer) -> RunPublic:
     """Queues a created run for a controller."""
     run = run_for(s, principal, run_id, lock=True)
-    if run.status != "created":
+    if run.status != RunStatus.CREATED:
         raise ApiError(409, f"run {run_id} is {run.status}; only a created run starts "
                        "(a paused one resumes: POST /api/runs/{id}/resume)")
     _check_quota(s, principal, run_id)
-    run.status = "queued"
+    run.status = RunStatus.QUEUED
     return public(run)
 
 
 @router.post("/{run_id}/pause", response_model=RunPublic)
 def pause_run(run_id: IdPath, s: SessionDep, principal: Writer) -> RunPublic:
     """Pauses a run: at once when queued, else its controller finishes in-flight work first."""
-    return _halt(s, principal, run_id, "pause", "paused")
+    return _halt(s, principal, run_id, "pause", RunStatus.PAUSED)
 
 
 @router.post("/{run_id}/stop", response_model=RunPublic)
 def stop_run(run_id: IdPath, s: SessionDep, principal: Writer) -> RunPublic:
     """Stops a run for good: at once unless running, else after its in-flight work."""
-    return _halt(s, principal, run_id, "stop", "stopped")
+    return _halt(s, principal, run_id, "stop", RunStatus.STOPPED)
 
 
-def _halt(s: Session, principal: Principal, run_id: int, action: str, final: str) -> RunPublic:
+def _halt(s: Session, principal: Principal, run_id: int, action: str,
+          final: RunStatus) -> RunPublic:
     run = run_for(s, principal, run_id, lock=True)
-    idle = ("created", "queued", "paused", "failed") if action == "stop" else ("queued",)
+    idle = [status for status in sources(final) if status != RunStatus.RUNNING]  # no lease
     if run.status in idle:
         done = s.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == run.status,
                                               RunRow.lease_owner.is_(None))
                          .values(status=final, control=None, stop_reason=f"{action} requested",
-                                 finished_at=utcnow() if final == "stopped" else None))
+                                 finished_at=utcnow() if final == RunStatus.STOPPED else None))
         if done.rowcount == 1:
             s.refresh(run)
             return public(run)
@@ -151,11 +152,11 @@ def resume_run(run_id: IdPath, s: SessionDep, principal: Writer,
                body: RunResume | None = None) -> RunPublic:
     """Queues a paused run again, optionally with config changes (e.g. a larger budget)."""
     run = run_for(s, principal, run_id, lock=True)
-    if run.status not in ("paused", "failed", "completed"):
+    if run.status not in RESUMABLE:
         raise ApiError(409, f"run {run_id} is {run.status}; only a paused, failed or completed "
                        "run resumes")
     if body and body.config:
         run.config = _config([run.config, body.config], f"run {run_id}").model_dump(mode="json")
     _check_quota(s, principal, run_id)
-    run.status, run.control, run.finished_at = "queued", None, None
+    run.status, run.control, run.finished_at = RunStatus.QUEUED, None, None
     return public(run, True)

@@ -13,6 +13,8 @@ from service.api.deps import Reader, SessionDep, program_for, run_for
 from service.api.routes.programs import SUMMARY_COLUMNS
 from service.api.schemas import ProgramSummary
 from service.db.models import AdapterRow, LLMSampleRow, ProblemRow, ProgramRow
+from service.db.queries import best_first
+from service.problems.direction import Direction
 
 router = APIRouter(prefix="/ui", tags=["ui"])
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
@@ -22,9 +24,9 @@ IdPath = Annotated[int, Path(ge=1, le=2**62)]
 def islands(run_id: IdPath, s: SessionDep, principal: Reader) -> list[dict[str, Any]]:
     """Returns per island: programs, archived programs, and the best score with its program."""
     run = run_for(s, principal, run_id)
-    maximize = s.get(ProblemRow, run.problem_id).direction == "maximize"
+    direction = Direction(s.get(ProblemRow, run.problem_id).direction)
     p = ProgramRow
-    best = func.max(p.score) if maximize else func.min(p.score)
+    best = func.max(p.score) if direction is Direction.MAXIMIZE else func.min(p.score)
     rows = s.execute(select(p.island, func.count(), func.count().filter(p.in_archive.is_(True)),
                             best).where(p.run_id == run_id).group_by(p.island)
                      .order_by(p.island)).all()
@@ -45,9 +47,8 @@ def top_lineages(run_id: IdPath, s: SessionDep, principal: Reader,
     """Returns the k best programs (unscored last) with all their ancestors (evicted ones included), the path from
     the initial program to the best, and how many programs the run has in all."""
     run = run_for(s, principal, run_id)
-    maximize = s.get(ProblemRow, run.problem_id).direction == "maximize"
     p = ProgramRow
-    order = p.score.desc() if maximize else p.score.asc()
+    order = best_first(p.score, s.get(ProblemRow, run.problem_id).direction)
     top = list(s.scalars(select(p.id).where(p.run_id == run_id)
                          .order_by(order.nulls_last(), p.id).limit(k)))
     parents = dict(s.execute(select(p.id, p.parent_id).where(p.run_id == run_id)).all())

@@ -13,13 +13,13 @@ from sqlalchemy import select
 
 from evaluators.jobs import EvalResult
 from service.config import RunConfig
-from service.db import Database
 from service.db.models import LLMSampleRow, ProgramRow
+from service.db.status import UNFINISHED, ProgramKind, ProgramStatus, SampleOutcome
 from service.evolution.aids.novelty import Embedder, NoveltyFilter
 from service.evolution.aids.scratchpad import latest, write_version
 from service.evolution.aids.stagnation import reset_due, reset_plan, temperature_at
 from service.evolution.archive import Archive, Member
-from service.evolution.ledger import Child, Proposal
+from service.evolution.ledger import Child, Ledger, Proposal
 from service.llm.bandit import improvement
 from service.llm.base import Completion, LLMBackend, LLMError, LLMUnavailable, Sampling
 from service.llm.ensemble import cost_of
@@ -32,12 +32,14 @@ Codes = Callable[[list[int]], dict[int, str]]  # program ids -> their evolving c
 class SearchAids:
     """Per-run state of the optional search features."""
 
-    def __init__(self, db: Database, run_id: int, problem: Problem, cfg: RunConfig,
-                 llm: LLMBackend, embedder: Embedder | None = None) -> None:
-        self.db, self.run_id, self.problem, self.cfg, self.llm = db, run_id, problem, cfg, llm
+    def __init__(self, ledger: Ledger, problem: Problem, cfg: RunConfig, llm: LLMBackend,
+                 embedder: Embedder | None = None) -> None:
+        self.ledger, self.db, self.run_id = ledger, ledger.db, ledger.run_id
+        self.problem, self.cfg, self.llm = problem, cfg, llm
         nov = cfg.search.novelty
-        self.novelty = NoveltyFilter(nov, db, run_id, embedder, llm) if nov.enabled else None
-        self.bandit = getattr(llm, "bandit", None)  # ensembles only
+        self.novelty = NoveltyFilter(nov, self.db, self.run_id, embedder, llm) \
+            if nov.enabled else None
+        self.bandit = llm.bandit  # ensembles only
         self.scratch: str | None = None
         self.last_reset = 0
         self.resets = 0
@@ -65,15 +67,16 @@ class SearchAids:
             prog = progs.get(sample.id)
             tokens, cost = sample.prompt_tokens + sample.completion_tokens, sample.cost or 0.0
             parent_fit = fitness(scores.get(sample.parent_id))
-            if prog is not None and prog.status in ("pending", "evaluating"):
+            if prog is not None and prog.status in UNFINISHED:
                 self._pending[prog.id] = (sample.model, tokens, cost, parent_fit)
                 continue
-            child_fit = fitness(prog.score) if prog is not None and prog.status == "ok" else None
+            child_fit = fitness(prog.score) if prog is not None and prog.status == ProgramStatus.OK \
+                else None
             self.bandit.update(sample.model, improvement(child_fit, parent_fit), tokens, cost)
 
     def restored_program(self, prog: ProgramRow) -> None:
         """Notes a replayed program (a reseed marks an island reset)."""
-        if prog.kind == "reseed":
+        if prog.kind == ProgramKind.RESEED:
             self.last_reset = max(self.last_reset, prog.iteration)
 
     # -- one LLM call ----------------------------------------------------------------------
@@ -128,13 +131,13 @@ class SearchAids:
         produced no child to evaluate; remembers the others until their results arrive."""
         for p, child in zip(proposals, children, strict=True):
             vector = self._vectors.pop(id(p), None)
-            if vector is not None and child.outcome == "child" and self.novelty is not None:
+            if vector is not None and child.outcome == SampleOutcome.CHILD and self.novelty is not None:
                 self.novelty.store(child.program_id, vector)
             c = p.completion
             tokens, cost = c.prompt_tokens + c.completion_tokens, float(c.extra.get("cost") or 0)
             if self.bandit is None:
                 continue
-            if child.outcome == "child":
+            if child.outcome == SampleOutcome.CHILD:
                 self._pending[child.program_id] = (c.model, tokens, cost, p.parent.fitness)
             else:
                 self.bandit.update(c.model, 0.0, tokens, cost)
@@ -149,24 +152,23 @@ class SearchAids:
                            tokens, cost)
 
     # -- periodic --------------------------------------------------------------------------
-    async def scratchpad(self, iteration: int) -> tuple[int, int, float] | None:
-        """Writes a new scratchpad version when one is due; returns (prompt tokens, completion
-        tokens, cost) of the call, or None."""
+    async def scratchpad(self, iteration: int) -> None:
+        """Writes a new scratchpad version when one is due (its call counts in the run's tokens
+        and cost)."""
         sc = self.cfg.search.scratchpad
         if not sc.enabled or self._next_scratch is None or iteration < self._next_scratch:
-            return None
+            return
         self._next_scratch = iteration + sc.every  # claimed before awaiting: one writer at a time
         try:
-            row, cost = await write_version(
-                self.db, self.run_id, self.llm, self.problem.description, self.problem.direction,
+            row = await write_version(
+                self.ledger, self.llm, self.problem.description, self.problem.direction,
                 iteration, sc.max_tokens, seed=self.cfg.seed * 7919 + iteration,
                 price_per_1k_tokens=self.cfg.llm.price_per_1k_tokens)
         except (LLMError, LLMUnavailable, ValueError) as exc:
             log.warning("scratchpad not written at iteration %d: %s", iteration, exc)
-            return None
+            return
         self.scratch = row.text or self.scratch
         log.info("scratchpad version %d at iteration %d", row.version, iteration)
-        return row.prompt_tokens, row.completion_tokens, cost
 
     def island_resets(self, archive: Archive, iterations: int,
                       last_improvement: int) -> list[tuple[int, Member]]:

@@ -8,12 +8,14 @@ import difflib
 from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db import Database
-from service.db.models import LLMSampleRow, ProgramRow, RunRow, ScratchpadRow
+from service.db.models import LLMSampleRow, ProgramRow, ScratchpadRow
+from service.db.status import NO_PROGRAM, NOT_NEW, ProgramKind, ProgramStatus
+from service.evolution.ledger import Ledger
 from service.llm.base import LLMBackend, Message, Sampling
+from service.problems.direction import Direction
 
 RECENT = 40  # children the digest looks at
 SHOWN = 4  # best improvements and failure reasons listed
@@ -44,8 +46,8 @@ def _added_lines(before: str, after: str) -> list[str]:
 def recent_changes(s: Session, run_id: int, limit: int = RECENT) -> list[Change]:
     """Returns the run's latest evaluated children (newest first), each with its parent's score."""
     children = list(s.scalars(
-        select(ProgramRow).where(ProgramRow.run_id == run_id, ProgramRow.kind == "mutation",
-                                 ProgramRow.status.in_(("ok", "failed")))
+        select(ProgramRow).where(ProgramRow.run_id == run_id, ProgramRow.kind == ProgramKind.MUTATION,
+                                 ProgramRow.status.in_((ProgramStatus.OK, ProgramStatus.FAILED)))
         .order_by(ProgramRow.iteration.desc(), ProgramRow.id.desc()).limit(limit)))
     parent_ids = {c.parent_id for c in children if c.parent_id is not None}
     parents = {p.id: p for p in s.scalars(select(ProgramRow).where(ProgramRow.id.in_(parent_ids)))}
@@ -60,13 +62,13 @@ def recent_changes(s: Session, run_id: int, limit: int = RECENT) -> list[Change]
 def digest(s: Session, run_id: int, direction: str, limit: int = RECENT) -> str:
     """Returns a plain-text digest: what improved scores (and the lines added), what failed and
     why, and how many answers were rejected, from the run's most recent children."""
-    sign = 1.0 if direction == "maximize" else -1.0
+    sign = Direction(direction).sign
     changes = recent_changes(s, run_id, limit)
     gains = sorted(((sign * (c.score - c.parent_score), c) for c in changes
                     if c.score is not None and c.parent_score is not None), key=lambda g: -g[0])
     better = [(g, c) for g, c in gains if g > 0]
     head = (f"Last {len(changes)} evaluated children: {len(better)} beat their parent, "
-            f"{sum(c.status == 'failed' for c in changes)} failed, "
+            f"{sum(c.status == ProgramStatus.FAILED for c in changes)} failed, "
             f"{sum(1 for g, _ in gains if g < 0)} scored worse.")
     lines = [head]
     for gain, c in better[:SHOWN]:
@@ -76,13 +78,13 @@ def digest(s: Session, run_id: int, direction: str, limit: int = RECENT) -> str:
         lines.append(f"- Worse {c.parent_score:.6g} -> {c.score:.6g}; added: "
                      + ("; ".join(c.added) or "(only removals)"))
     failures = Counter((c.failure or "unknown").splitlines()[0][:LINE_CHARS]
-                       for c in changes if c.status == "failed")
+                       for c in changes if c.status == ProgramStatus.FAILED)
     for reason, n in failures.most_common(SHOWN):
         lines.append(f"- Failed {n}x: {reason}")
     rejected = s.execute(
         select(LLMSampleRow.outcome, func.count()).where(
             LLMSampleRow.run_id == run_id,
-            LLMSampleRow.outcome.in_(("rejected", "too_similar", "duplicate", "unchanged")))
+            LLMSampleRow.outcome.in_(NO_PROGRAM + NOT_NEW))
         .group_by(LLMSampleRow.outcome)).all()
     if rejected:
         lines.append("Answers not evaluated: " + ", ".join(f"{n} {o}" for o, n in sorted(rejected)))
@@ -105,11 +107,12 @@ def latest(s: Session, run_id: int) -> ScratchpadRow | None:
                      .order_by(ScratchpadRow.version.desc()).limit(1)).first()
 
 
-async def write_version(db: Database, run_id: int, llm: LLMBackend, description: str,
+async def write_version(ledger: Ledger, llm: LLMBackend, description: str,
                         direction: str, iteration: int, max_tokens: int, seed: int,
-                        price_per_1k_tokens: float = 0.0) -> tuple[ScratchpadRow, float]:
+                        price_per_1k_tokens: float = 0.0) -> ScratchpadRow:
     """Builds the digest, has the LLM write the insights, stores them as the next version (and
-    adds the call's tokens and cost to the run); returns the row and the call's cost."""
+    adds the call's tokens and cost to the run); returns the row."""
+    db, run_id = ledger.db, ledger.run_id
     with db.session() as s:
         text = digest(s, run_id, direction)
         prev = latest(s, run_id)
@@ -123,9 +126,6 @@ async def write_version(db: Database, run_id: int, llm: LLMBackend, description:
                             iteration=iteration, digest=text, text=c.text.strip(), model=c.model,
                             prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens)
         s.add(row)
-        s.execute(update(RunRow).where(RunRow.id == run_id).values(
-            prompt_tokens=RunRow.prompt_tokens + c.prompt_tokens,
-            completion_tokens=RunRow.completion_tokens + c.completion_tokens,
-            cost=RunRow.cost + cost))
+        ledger.count_side_call(s, c, cost)
         s.flush()
-        return row, cost
+        return row

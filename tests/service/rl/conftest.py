@@ -24,15 +24,18 @@ def base_dir() -> Path:
 
 
 def scripted_run(url: str, folder: Path, cfg: RunConfig | None = None,
-                 answers: list[str] | None = None) -> tuple[Database, int]:
-    """Returns (db, run id) of a tiny-problem run driven to its budget by a scripted LLM."""
+                 answers: list[str] | None = None, small_model: bool = True
+                 ) -> tuple[Database, int]:
+    """Returns (db, run id) of a tiny-problem run driven to its budget by a scripted LLM
+    (small_model=False: a large model, which the loop asks for SEARCH/REPLACE diffs)."""
     cfg = cfg or config(budget__iterations=3)
     if url.startswith("postgresql"):
         upgrade(url)
     db = Database(url)
     problem = load_problem(tiny_problem(folder))
     run_id = create_run(db, problem, cfg)
-    llm = ScriptedBackend(answers or [returns(3), returns(5), returns(2)])
+    llm = ScriptedBackend(answers or [returns(3), returns(5), returns(2)],
+                          small_model=small_model)
 
     async def go() -> None:
         ex = LocalExecutor(cfg.evaluation.workers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.config import ConfigError, PenaltyConfig, RewardConfig, build_run_config
+from service.problems.direction import Direction
 from service.rl.rewards import ChildOutcome, improvement, penalty, reward, shaped_score
 
 PENALTIES = PenaltyConfig(no_edit=-1.0, unchanged=-0.5, duplicate=-0.3, execution_error=-0.9,
@@ -16,7 +17,7 @@ def test_shaped_score_normalises_clips_and_shapes() -> None:
     assert shaped_score(0.5, 0.0, 1.0, alpha=2.0, scale=4.0) == pytest.approx(1.0)
     assert shaped_score(7.0, 0.0, 2.0) == pytest.approx(1.0)  # clipped above
     assert shaped_score(-3.0, 0.0, 2.0) == pytest.approx(0.0)  # clipped below
-    assert shaped_score(0.25, 0.0, 1.0, maximize=False) == pytest.approx(0.75)
+    assert shaped_score(0.25, 0.0, 1.0, direction=Direction.MINIMIZE) == pytest.approx(0.75)
 
 
 def test_shaped_score_refuses_an_empty_range() -> None:
@@ -27,7 +28,7 @@ def test_shaped_score_refuses_an_empty_range() -> None:
 def test_improvement_follows_the_direction_and_needs_a_parent() -> None:
     assert improvement(0.8, 0.5) == pytest.approx(0.3)
     assert improvement(0.8, 0.5, scale=10.0) == pytest.approx(3.0)
-    assert improvement(0.8, 0.5, maximize=False) == pytest.approx(-0.3)
+    assert improvement(0.8, 0.5, direction=Direction.MINIMIZE) == pytest.approx(-0.3)
     assert improvement(0.8, None) == 0.0
 
 

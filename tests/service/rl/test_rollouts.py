@@ -10,6 +10,9 @@ from sqlalchemy import select
 from service.config import Settings
 from service.db.models import LLMSampleRow, ProgramRow
 from service.db.stored import load_run
+from service.edits.apply import apply_answer
+from service.evolution.prompts import asked_format
+from service.llm.base import Message
 from service.rl.rollouts import EvolutionReward, NoPrompts, training_prompts
 from tests.service.engine_helpers import answer, config, returns
 from tests.service.rl.conftest import scripted_run
@@ -58,6 +61,33 @@ def test_every_completion_is_stored_evaluated_and_rewarded(db_url: str, tmp_path
     run = load_run(db, run_id, Settings(home=tmp_path))[0]
     assert run.best_score == 0.0 and run.best_program_id == best.id
     assert run.completion_tokens == tokens_before + sum(map(len, ids))  # counted in the budget
+
+
+def diff(old: str, new: str) -> str:
+    """Returns a SEARCH/REPLACE answer, as a large model writes it."""
+    return f"Raise it.\n<<<<<<< SEARCH\n{old}\n=======\n{new}\n>>>>>>> REPLACE\n"
+
+
+def test_rollouts_of_a_diff_run_read_answers_as_diffs_like_the_loop(sqlite_url: str,
+                                                                    tmp_path: Path) -> None:
+    # a large model: the loop asks for SEARCH/REPLACE diffs, so GRPO's completions are diffs too
+    db, run_id = scripted_run(sqlite_url, tmp_path / "tiny", config(budget__iterations=2),
+                              [diff("    return 1", "    return 4")], small_model=False)
+    _, problem, cfg = load_run(db, run_id, Settings(home=tmp_path))
+    prompt = training_prompts(db, run_id, count=1, recent=8)[0]
+    messages = [Message(m["role"], m["content"]) for m in prompt.messages]
+    assert asked_format(messages) == "diff"
+    with db.session() as s:
+        parent = s.get(ProgramRow, prompt.parent_id)
+    line = next(ln for ln in parent.code.splitlines() if "return" in ln)
+    answer_ = diff(line, "    return 9")
+    fn = EvolutionReward(db, run_id, problem, cfg, model="big", adapter="run1-v1-training")
+    [reward] = fn([prompt.messages], [answer_], parent_id=[parent.id])
+    with db.session() as s:
+        child = s.scalar(select(ProgramRow).where(ProgramRow.adapter == fn.adapter))
+    assert child is not None and child.status == "ok"  # the diff applied, as in the loop
+    assert child.code == apply_answer(parent.code, answer_, "diff").code
+    assert reward == pytest.approx(child.score - parent.score) != cfg.rl.penalties.no_edit
 
 
 def test_shaped_reward_is_read_from_the_run_config(sqlite_url: str, tmp_path: Path) -> None:

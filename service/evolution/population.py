@@ -1,0 +1,83 @@
+"""The engine's population: the pure archive, the program rows its members need, and the ledger
+writes that go with membership (kept, evicted, new best), migrations and island resets."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from evaluators.jobs import EvalResult
+from service.config import RunConfig
+from service.db.models import ProgramRow
+from service.db.status import ProgramKind
+from service.evolution.archive import Archive, Member, code_features
+from service.evolution.ledger import Ledger
+from service.evolution.row_cache import RowCache
+from service.problems.blocks import block_text
+from service.problems.load import Problem
+
+log = logging.getLogger("evoforge.engine")
+Membership = tuple[list[int], list[int], bool]  # (kept ids, evicted ids, new best?)
+
+
+class Population:
+    """The archive of one run with the rows and writes that follow its changes."""
+
+    def __init__(self, problem: Problem, cfg: RunConfig, ledger: Ledger) -> None:
+        self.problem, self.cfg, self.ledger = problem, cfg, ledger
+        self.archive = Archive(cfg.search, random.Random(cfg.seed))
+        self.rows = RowCache(ledger)
+        self.reference = block_text(problem.initial_code)
+
+    def features(self, code: str, result: EvalResult) -> dict[str, float]:
+        """Returns a scored program's feature coordinates (code features + metric dimensions)."""
+        feats = code_features(block_text(code), self.reference)
+        for dim in self.cfg.search.feature_dimensions:
+            if dim in result.metrics:
+                feats[dim] = float(result.metrics[dim])
+        return feats
+
+    def add(self, prog: Any) -> Membership:
+        """Adds a scored program to the archive (no writes); returns what changed."""
+        member = Member(id=prog.id, island=prog.island,
+                        fitness=self.problem.direction.fitness(prog.score), score=prog.score,
+                        code_hash=prog.code_hash, features=prog.features or {},
+                        generation=prog.generation)
+        outcome = self.archive.add(member)
+        best = self.problem.direction.better(prog.score, self.ledger.counters.best_score)
+        for evicted in outcome.evicted:
+            self.rows.drop(evicted)
+        return ([prog.id] if outcome.kept else []), outcome.evicted, best
+
+    def replay(self, prog: ProgramRow) -> None:
+        """Adds a stored program on restore (its row and the run row already say the rest)."""
+        if prog.kind == ProgramKind.RESEED:  # an island reset happened here
+            self.archive.reset_island(prog.island)
+        if self.add(prog)[2]:
+            self.ledger.note_best(prog)
+
+    def take_in(self, prog: ProgramRow) -> None:
+        """Adds a program another writer stored and scored (an RL round's), and records it."""
+        kept, evicted, best = self.add(prog)
+        self.ledger.archive_changed(kept, evicted, prog if best else None)
+
+    def migrate(self, iteration: int) -> None:
+        """Copies the archive's migrants to their islands (rows without a new evaluation)."""
+        for member, dest in self.archive.migrants():
+            source = self.rows.get([member.id])[member.id]
+            migrant = self.ledger.add_migrant(source, dest, iteration)
+            self.rows.put(migrant)
+            self.take_in(migrant)
+
+    def reset_islands(self, resets: list[tuple[int, Member]], iteration: int) -> None:
+        """FunSearch-style: restarts each island from a better island's best program (a `reseed`
+        row marks the reset for resume)."""
+        for island, member in resets:
+            removed = self.archive.reset_island(island)
+            source = self.rows.get([member.id])[member.id]
+            seed = self.ledger.add_migrant(source, island, iteration, kind=ProgramKind.RESEED)
+            self.rows.put(seed)
+            kept, evicted, best = self.add(seed)
+            self.ledger.archive_changed(kept, removed + evicted, seed if best else None)
+            log.info("island %d reset from program %s", island, member.id)
