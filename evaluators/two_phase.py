@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from evaluators import runner
 from evaluators.isolation import sandbox
@@ -30,7 +30,7 @@ from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 DATA_FILE = "data.json"
 SNAPSHOT_DIR = "trusted"
-FAILURE_KINDS = frozenset(get_args(FailureKind))
+FAILURE_KINDS = frozenset(FailureKind)
 
 
 # ---------------------------------------------------------------- parent side

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from evaluators.jobs import EvalResult
+from evaluators.jobs import EvalResult, FailureKind
 from service.config import RunConfig
 from service.db import Database
 from service.db.models import ProgramRow, RunRow, utcnow
@@ -286,7 +286,8 @@ class Engine:
                 return
             except Exception as exc:  # an executor bug must not lose the candidate
                 log.exception("executor failed on program %s", prog.id)
-                result, written = EvalResult.failure("crash", f"executor error: {exc}"), False
+                result = EvalResult.failure(FailureKind.CRASH, f"executor error: {exc}")
+                written = False
         apply_result(prog, result, self._features(prog.code, result) if result.ok else {})
         kept, evicted, best = self._archive_add(prog) if result.ok else ([], [], False)
         self.aids.on_result(prog, result, self.problem.fitness(prog.score) if result.ok else None)

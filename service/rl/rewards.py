@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from evaluators.jobs import FailureKind
 from service.config import PenaltyConfig, RewardConfig
 
-EXECUTION_ERRORS = frozenset({"timeout", "memory", "crash", "exception", "evaluator", "output"})
-INVALID_RESULTS = frozenset({"invalid_metrics", "missing_score", "cascade"})
+EXECUTION_ERRORS = frozenset({FailureKind.TIMEOUT, FailureKind.MEMORY, FailureKind.CRASH,
+                              FailureKind.EXCEPTION, FailureKind.EVALUATOR, FailureKind.OUTPUT})
+INVALID_RESULTS = frozenset({FailureKind.INVALID_METRICS, FailureKind.MISSING_SCORE,
+                             FailureKind.CASCADE})
 
 
 @dataclass(frozen=True)
