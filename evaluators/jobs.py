@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal
 
 
@@ -61,6 +62,11 @@ class EvalJob:
     entry: str = ""                # two-phase: the program's function that returns the data
     data_max_bytes: int = 1 << 20  # two-phase: cap on the JSON data the program returns
     prefork: bool = False          # score in a long-lived sandboxed evaluator that forks per job
+
+    @property
+    def evaluator_path(self) -> Path:
+        """Returns the evaluator file: evaluator_file, relative to problem_dir unless absolute."""
+        return Path(self.problem_dir) / self.evaluator_file
 
     @property
     def two_phase(self) -> bool:

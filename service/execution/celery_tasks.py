@@ -18,8 +18,8 @@ from celery import Celery
 from sqlalchemy import Connection, CursorResult, Executable, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from evaluators.evaluate import evaluate_job
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
-from evaluators.runner import evaluate_job
 from service.db import Database, SchemaOutOfDate
 from service.db.models import EvaluationRow, ProblemRow, RunRow, utcnow
 

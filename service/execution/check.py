@@ -7,8 +7,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evaluators.evaluate import evaluate_job
 from evaluators.jobs import EvalResult, FailureKind
-from evaluators.runner import evaluate_job
 from service.config import ConfigError, build_run_config, read_toml
 from service.execution.base import make_job
 from service.problems.load import Problem, ProblemError, load_problem

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import forkserver, prefork
-from evaluators.isolation import layers
+from evaluators import prefork
+from evaluators.evaluate import evaluate_job
+from evaluators.isolation import layers, reaper
 from evaluators.jobs import EvalJob, EvalResult
-from evaluators.runner import evaluate_job
 from service.config import EvaluationConfig
 from service.execution.base import make_job
 from service.execution.local import LocalExecutor
@@ -204,8 +204,8 @@ def test_the_server_sweep_kills_adopted_orphans() -> None:
         os._exit(0)
     os.waitpid(pid, 0)
     time.sleep(0.1)
-    assert forkserver.sweep() >= 1
-    assert forkserver._children() == []
+    assert reaper.kill_descendants() >= 1
+    assert reaper.children() == []
 
 
 def test_concurrent_preforked_evaluations_use_one_server_per_slot_and_all_finish() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from evaluators.evaluate import evaluate_job
+from evaluators.harness import ARTIFACT_CHARS
 from evaluators.jobs import EvalJob, EvalResult
-from evaluators.runner import ARTIFACT_CHARS, evaluate_job
 
 PROGRAM = "def solve():\n    return 2.0\n"
 LOAD = """
