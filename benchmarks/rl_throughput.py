@@ -1,9 +1,9 @@
 """Environment steps per second inside the evaluation sandbox vs outside it, same code, same command.
 
 The measuring code is one evaluator file: outside, this process imports it and calls it; inside,
-`evaluators.runner.evaluate_job` runs it in the real sandbox (bubblewrap + seccomp + rlimits) under
-the given memory limit. Each cell is the median of --repeats runs; a random-but-fixed linear policy
-acts on batches from `evaluators.toolkit.rl.VecRollout` (SyncVectorEnv).
+`evaluators.evaluate.evaluate_job` runs it in the real sandbox (bubblewrap + seccomp + rlimits)
+under the given memory limit. Each cell is the median of --repeats runs; a random-but-fixed linear
+policy acts on batches from `evaluators.toolkit.rl.VecRollout` (SyncVectorEnv).
 
     nice -n 10 .venv/bin/python benchmarks/rl_throughput.py [--repeats 3] [--memory-mb 1024]
 
@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers
 from evaluators.jobs import EvalJob
-from evaluators.runner import evaluate_job
 
 OUT = ROOT / "benchmarks" / "out"
 CASES = [("CartPole-v1", 1), ("CartPole-v1", 8), ("Pendulum-v1", 1), ("Pendulum-v1", 8),

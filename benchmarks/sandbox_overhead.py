@@ -3,10 +3,10 @@
 Target (issue 3): <= 3 ms overhead per trivial evaluation with pre-forking.
 
 A trivial program (`solve()` returns 1.0) is scored by the test fixture problem `good` through
-`evaluators.runner.evaluate_job` (what the executors call), once with a fresh sandboxed process per
-evaluation and once pre-forked (one warm server, a fork per candidate), under each combination of
-layers (EVOFORGE_SANDBOX_LAYERS). Overhead = time per evaluation minus the same evaluation scored
-in this process (runner.score with the evaluator already imported). The peer, OpenEvolve 0.4.1's
+`evaluators.evaluate.evaluate_job` (what the executors call), once with a fresh sandboxed process
+per evaluation and once pre-forked (one warm server, a fork per candidate), under each combination
+of layers (EVOFORGE_SANDBOX_LAYERS). Overhead = time per evaluation minus the same evaluation scored
+in this process (harness.score with the evaluator already imported). The peer, OpenEvolve 0.4.1's
 evaluation path (an in-process thread, no isolation), runs in the same command from its own venv
 (benchmarks/.venv-openevolve, made by controller_overhead.py). Medians and 10th percentiles in ms;
 the load average is printed because the other users of this machine move the numbers.
@@ -35,7 +35,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluators import prefork, runner
+from evaluators import harness, prefork
+from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers
 from evaluators.jobs import EvalJob
 
@@ -58,14 +59,14 @@ def timed(n: int, forked: bool) -> tuple[list[float], float]:
     the CPU seconds per evaluation of every process involved (this one, its children, the server
     and the children it reaped): a figure the machine's other load moves much less."""
     the_job = job(forked)
-    first = runner.evaluate_job(the_job)
+    first = evaluate_job(the_job)
     if not first.ok:
         raise SystemExit(f"the trivial evaluation failed: {first.error}")
     cpu_before = cpu_seconds()
     times = []
     for _ in range(n):
         start = time.perf_counter()
-        result = runner.evaluate_job(the_job)
+        result = evaluate_job(the_job)
         times.append(time.perf_counter() - start)
         assert result.ok and result.score == 1.0, result.error
     return times, (cpu_seconds() - cpu_before) / n
@@ -90,13 +91,13 @@ def cpu_seconds() -> float:
 def in_process(n: int) -> list[float]:
     """Returns the seconds of n evaluations in this process (evaluator imported once)."""
     the_job = job(False)
-    module = runner._load_evaluator(the_job)  # the reference: no process, no isolation
+    module = harness.load_evaluator(the_job)  # the reference: no process, no isolation
     folder = Path(tempfile.mkdtemp(dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None))
     times = []
     try:
         for _ in range(n):
             start = time.perf_counter()
-            runner.score(the_job, folder / "program.py", module)
+            harness.score(the_job, folder / "program.py", module)
             times.append(time.perf_counter() - start)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evaluators import prefork
+from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers
-from evaluators.runner import evaluate_job
 from service.config import build_run_config
 from service.execution.base import make_job
 from service.problems.export import export_openevolve

@@ -32,10 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evaluators import runner
-from evaluators import two_phase as scoring
-from evaluators.isolation import sandbox
-from evaluators.jobs import EvalJob, EvalResult
+from evaluators import harness, phases
+from evaluators.isolation import reaper, sandbox
+from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 LOG = "forkserver.log"         # this process's stderr, in its root (read by the host if it dies)
 RESULT_CAP = 16 * sandbox.MiB  # bytes of result JSON read from a child; the rest is dropped
@@ -55,12 +54,12 @@ class Server:
         self.module, self.load_failure = None, None
         try:
             if self.role == "evaluate":
-                self.module = runner._load_evaluator(job)
+                self.module = harness.load_evaluator(job)
             elif self.role == "score":
-                self.module = scoring.load_scorer(job, Path(spec["scorer_snapshot"]))
+                self.module = phases.load_scorer(job, Path(spec["scorer_snapshot"]))
             else:
                 _warm(spec.get("warm", ()))
-        except runner._Failed as failed:
+        except harness.Failed as failed:
             self.load_failure = failed.result
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -73,11 +72,11 @@ class Server:
         work = self.work_base / f"c{self.count}"
         work.mkdir(parents=True)
         if self.role == "score":
-            (work / scoring.DATA_FILE).write_text(str(request.get("data", "")))
+            (work / phases.DATA_FILE).write_text(str(request.get("data", "")))
         answer = self._fork(job, work)
         if self.role == "produce" and isinstance(answer["result"], dict) \
                 and answer["result"].get("status") == "ok":
-            data, why = scoring.read_capped(work / scoring.DATA_FILE, job.data_max_bytes)
+            data, why = phases.read_capped(work / phases.DATA_FILE, job.data_max_bytes)
             answer["data"] = None if data is None else data.decode("utf-8", errors="replace")
             answer["data_error"] = why
         answer["nonce"] = request["nonce"]
@@ -107,7 +106,7 @@ class Server:
             _child(job, work, limits, self.module, (out_w, err_w, res_w), self.role)
         for fd in (out_w, err_w, res_w):
             os.close(fd)
-        out, err = sandbox._Capture(limits.output_bytes), sandbox._Capture(limits.output_bytes)
+        out, err = sandbox.Capture(limits.output_bytes), sandbox.Capture(limits.output_bytes)
         result = bytearray()
         timed_out = _pump(pid, start + limits.timeout_s, {out_r: out, err_r: err, res_r: result})
         status = _finish(pid)
@@ -183,41 +182,8 @@ def _finish(pid: int) -> int | None:
         _, status = os.waitpid(pid, 0)
     except ChildProcessError:
         pass
-    sweep()
+    reaper.kill_descendants()
     return status
-
-
-def sweep() -> int:
-    """Kills and reaps every descendant of this process (adopted orphans included); returns how many."""
-    killed = 0
-    while True:
-        children = _children()
-        if not children:
-            break
-        for child in children:
-            try:
-                os.kill(child, signal.SIGKILL)
-                killed += 1
-            except ProcessLookupError:
-                pass
-        for child in children:
-            try:
-                os.waitpid(child, 0)
-            except ChildProcessError:
-                pass
-    while True:  # zombies already dead when listed
-        try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                break
-        except ChildProcessError:
-            break
-    return killed
-
-
-def _children() -> list[int]:
-    pid = os.getpid()
-    with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
-        return [int(p) for p in f.read().split()]
 
 
 def _child(job: EvalJob, work: Path, limits: sandbox.Limits, module: Any,
@@ -236,17 +202,17 @@ def _child(job: EvalJob, work: Path, limits: sandbox.Limits, module: Any,
             resource.setrlimit(res, (soft, hard))
         os.chdir(work)
         os.environ.update({"HOME": str(work), "TMPDIR": str(work),
-                           runner.SEED_VAR: str(int(job.seed))})
+                           harness.SEED_VAR: str(int(job.seed))})
         random.seed()
         numpy = sys.modules.get("numpy")
         if numpy is not None:
             numpy.random.seed()
         if role == "produce":
-            result = scoring.produce(job, work / "program.py", work / scoring.DATA_FILE)
+            result = phases.produce(job, work / "program.py", work / phases.DATA_FILE)
         elif role == "score":
-            result = scoring.score_loaded(job, module, work / scoring.DATA_FILE)
+            result = phases.score_loaded(job, module, work / phases.DATA_FILE)
         else:
-            result = runner.score(job, work / "program.py", module)
+            result = harness.score(job, work / "program.py", module)
         data = json.dumps(result.to_dict(), default=repr).encode()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -308,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     server = Server(spec)
-    runner._RESERVE = bytearray(1 << 20)  # each child's memory-error reserve, shared, not copied
+    harness.hold_memory_reserve()  # each child's memory-error reserve, shared, not copied
     gc.collect()
     gc.freeze()  # keeps the forked children from copying the heap on their first collection
     control.write(json.dumps({"ready": True}).encode() + b"\n")
@@ -316,10 +282,11 @@ def main(argv: list[str] | None = None) -> None:
         try:
             answer = server.handle(json.loads(line))
         except Exception as exc:  # noqa: BLE001 - report, keep serving
-            failure = EvalResult.failure("crash", f"the pre-forked evaluator failed: {exc!r}")
+            failure = EvalResult.failure(FailureKind.CRASH,
+                                        f"the pre-forked evaluator failed: {exc!r}")
             answer = {"nonce": json.loads(line).get("nonce"), "result": failure.to_dict()}
         control.write(json.dumps(answer, default=repr).encode() + b"\n")
-    sweep()
+    reaper.kill_descendants()
     os._exit(0)
 
 

@@ -3,20 +3,44 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal
 
-FailureKind = Literal[
-    "timeout",          # wall-clock limit reached; the whole process group was killed
-    "memory",           # address-space limit (MemoryError or killed while allocating)
-    "crash",            # the evaluation process died (signal, os._exit, segfault) without a result
-    "exception",        # evaluate() or the program raised; traceback tail in artifacts
-    "invalid_metrics",  # evaluate() returned something that is not a dict of finite numbers
-    "missing_score",    # the score metric is absent from the metrics
-    "cascade",          # a cascade stage scored below its threshold; stage metrics kept
-    "evaluator",        # the problem's evaluator itself failed to import / is malformed
-    "output",           # output or artifact caps exceeded in a way that lost the result
-    "rejected",         # two-phase: the trusted scorer refused the program's data (reason given)
-]
+
+class FailureKind(StrEnum):
+    """Why an evaluation failed; a member is its string value (what JSON and the database hold)."""
+
+    # wall-clock limit reached; the whole process group was killed
+    TIMEOUT = "timeout"
+    # address-space limit (MemoryError or killed while allocating)
+    MEMORY = "memory"
+    # the evaluation process died (signal, os._exit, segfault) without a result
+    CRASH = "crash"
+    # evaluate() or the program raised; traceback tail in artifacts
+    EXCEPTION = "exception"
+    # evaluate() returned something that is not a dict of finite numbers
+    INVALID_METRICS = "invalid_metrics"
+    # the score metric is absent from the metrics
+    MISSING_SCORE = "missing_score"
+    # a cascade stage scored below its threshold; stage metrics kept
+    CASCADE = "cascade"
+    # the problem's evaluator itself failed to import / is malformed
+    EVALUATOR = "evaluator"
+    # output or artifact caps exceeded in a way that lost the result
+    OUTPUT = "output"
+    # two-phase: the trusted scorer refused the program's data (reason given)
+    REJECTED = "rejected"
+
+    @classmethod
+    def parse(cls, value: object) -> FailureKind | None:
+        """Returns the member whose value is value, or None for anything else (any type)."""
+        if not isinstance(value, str):
+            return None
+        try:
+            return cls(value)
+        except ValueError:
+            return None
 
 
 @dataclass
@@ -38,6 +62,11 @@ class EvalJob:
     entry: str = ""                # two-phase: the program's function that returns the data
     data_max_bytes: int = 1 << 20  # two-phase: cap on the JSON data the program returns
     prefork: bool = False          # score in a long-lived sandboxed evaluator that forks per job
+
+    @property
+    def evaluator_path(self) -> Path:
+        """Returns the evaluator file: evaluator_file, relative to problem_dir unless absolute."""
+        return Path(self.problem_dir) / self.evaluator_file
 
     @property
     def two_phase(self) -> bool:
@@ -73,8 +102,11 @@ class EvalResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalResult:
-        """Returns the result stored in a dict made by to_dict."""
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        """Returns the result stored in a dict made by to_dict (a known error_kind: FailureKind)."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "error_kind" in fields:  # an unknown kind stays as it came (two_phase distrusts it)
+            fields["error_kind"] = FailureKind.parse(fields["error_kind"]) or fields["error_kind"]
+        return cls(**fields)
 
     @classmethod
     def failure(cls, kind: FailureKind, reason: str, **extra: Any) -> EvalResult:

@@ -32,9 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evaluators import forkserver, runner
+from evaluators import forkserver, fresh
 from evaluators.isolation import layers, sandbox
-from evaluators.jobs import EvalJob, EvalResult
+from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 START_TIMEOUT_S = 60.0   # importing the evaluator in a new server
 GRACE_S = 10.0           # beyond the job's own limit, for the server's kill, sweep and answer
@@ -69,8 +69,8 @@ class ForkServer:
 
     def _start(self, job: EvalJob, python: str, scorer: bytes | None) -> None:
         env = {layers.RUN_VAR: self.run_id}
-        problem = Path(job.problem_dir)
-        readable = [str(p) for p in (problem, evaluator_path(job).parent) if p.is_dir()]
+        folders = (Path(job.problem_dir), job.evaluator_path.parent)
+        readable = [str(p) for p in folders if p.is_dir()]
         iso = self._stack.enter_context(layers.isolation(
             cwd=str(self.root), writable=[str(self.root)], readable=readable, env=env,
             python=python, limits=SERVER_LIMITS))
@@ -182,12 +182,6 @@ class ForkServer:
         self.proc = None
 
 
-def evaluator_path(job: EvalJob) -> Path:
-    """Returns the job's evaluator file as an absolute path."""
-    path = Path(job.evaluator_file)
-    return path if path.is_absolute() else Path(job.problem_dir) / path
-
-
 def server_key(job: EvalJob, python: str, role: str = "evaluate",
                scorer: bytes | None = None) -> tuple:
     """Returns what a server is specific to: problem, role, evaluator (and its mtime) or scorer
@@ -197,7 +191,7 @@ def server_key(job: EvalJob, python: str, role: str = "evaluate",
     elif role == "produce":
         what = ()
     else:
-        path = evaluator_path(job)
+        path = job.evaluator_path
         try:
             mtime = path.stat().st_mtime_ns
         except OSError:
@@ -207,7 +201,7 @@ def server_key(job: EvalJob, python: str, role: str = "evaluate",
 
 
 def to_result(answer: dict[str, Any], job: EvalJob) -> EvalResult:
-    """Returns the EvalResult for a server's answer, as evaluate_job would build it."""
+    """Returns the EvalResult for a server's answer, as a fresh process's would be built."""
     outcome = sandbox.SandboxOutcome(
         returncode=answer.get("returncode"), signal=answer.get("signal"),
         timed_out=bool(answer.get("timed_out")), stdout=answer.get("stdout", ""),
@@ -219,17 +213,15 @@ def to_result(answer: dict[str, Any], job: EvalJob) -> EvalResult:
     if isinstance(raw, dict):
         with contextlib.suppress(TypeError, ValueError):
             result = EvalResult.from_dict(raw)
-    result = result or runner._death(outcome, job)  # same package: the fresh path's wording
+    result = result or fresh.death_failure(outcome, job)  # the fresh path's wording
     if result.ok and "data_error" in answer:  # a produce server's answer: the candidate's data
         if answer.get("data") is None:
-            result = EvalResult.failure("output", str(answer.get("data_error")))
+            result = EvalResult.failure(FailureKind.OUTPUT, str(answer.get("data_error")))
         else:
             result.artifacts["_data"] = str(answer["data"]).encode()
     if "duration_s" in answer:
         result.duration_s = outcome.duration_s
-    result.artifacts["stdout"] = sandbox.clip(outcome.stdout, runner.TAIL_CHARS, head=False)
-    result.artifacts["stderr"] = sandbox.clip(outcome.stderr, runner.TAIL_CHARS, head=False)
-    return result
+    return fresh.with_output(result, outcome)
 
 
 _IDLE: dict[tuple, list[ForkServer]] = {}
@@ -264,7 +256,7 @@ def evaluate_preforked(job: EvalJob, python: str = sys.executable, *, role: str 
     """Returns the result of job scored by a warm fork server for its problem (role "produce" or
     "score": one phase of a two-phase job; evaluators/two_phase.py calls those)."""
     if role == "evaluate" and "docker" in layers.active_names():  # one container per evaluation
-        return runner.evaluate_job(dataclasses.replace(job, prefork=False), python)
+        return fresh.evaluate_fresh(dataclasses.replace(job, prefork=False), python)
     started = time.monotonic()
     server = _take(server_key(job, python, role, scorer))
     try:
@@ -274,7 +266,7 @@ def evaluate_preforked(job: EvalJob, python: str = sys.executable, *, role: str 
     except (ServerDied, TimeoutError, OSError, ValueError) as exc:
         if server is not None:
             server.close()
-        kind = "timeout" if isinstance(exc, TimeoutError) else "crash"
+        kind = FailureKind.TIMEOUT if isinstance(exc, TimeoutError) else FailureKind.CRASH
         return EvalResult.failure(kind, f"{exc}; it is restarted for the next evaluation",
                                   duration_s=time.monotonic() - started)
     except BaseException:

@@ -1,6 +1,6 @@
 """Process hygiene for sandboxed evaluations: become a child subreaper, and sweep what an
 evaluation left behind (processes that carry its EVOFORGE_SANDBOX_RUN marker, zombies adopted
-from a sandbox)."""
+from a sandbox; inside a fork server, every descendant of the server)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,40 @@ def sweep(run_id: str, group: int | None = None) -> list[int]:
         if stat is not None and stat[1] == me:
             _reap(pid)
     return killed
+
+
+def kill_descendants() -> int:
+    """Kills and reaps every descendant of this subreaper (the fork server); returns how many."""
+    killed = 0
+    while True:
+        kids = children()
+        if not kids:
+            break
+        for child in kids:
+            try:
+                os.kill(child, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        for child in kids:
+            try:
+                os.waitpid(child, 0)
+            except ChildProcessError:
+                pass
+    while True:  # zombies already dead when listed
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                break
+        except ChildProcessError:
+            break
+    return killed
+
+
+def children() -> list[int]:
+    """Returns the pids of this process's children (adopted orphans included)."""
+    pid = os.getpid()
+    with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+        return [int(p) for p in f.read().split()]
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:

@@ -169,7 +169,7 @@ def run(argv: list[str], *, cwd: str, limits: Limits, env: dict[str, str] | None
     with _LIVE_LOCK:
         _LIVE.add(proc.pid)
     try:
-        out, err = _Capture(limits.output_bytes), _Capture(limits.output_bytes)
+        out, err = Capture(limits.output_bytes), Capture(limits.output_bytes)
         timed_out, held = _pump(proc, limits, start, stdin, out, err)
         returncode = _reap(proc)
     finally:
@@ -219,7 +219,7 @@ def _apply(rlimits: list[tuple[int, int, int]]) -> None:
         resource.setrlimit(res, (soft, hard))
 
 
-class _Capture:
+class Capture:
     """Keeps the first and last `cap // 2` bytes of a stream and counts what it drops."""
 
     def __init__(self, cap: int) -> None:
@@ -229,6 +229,7 @@ class _Capture:
         self.dropped = 0
 
     def add(self, data: bytes) -> None:
+        """Keeps data at the head while there is room, else in the tail (dropping the oldest)."""
         room = self.half - len(self.head)
         if room > 0:
             self.head += data[:room]
@@ -240,12 +241,13 @@ class _Capture:
             self.dropped += extra
 
     def text(self) -> str:
+        """Returns head + a marker saying how much was dropped + tail, decoded as UTF-8."""
         marker = f"\n[... {self.dropped} bytes dropped ...]\n".encode() if self.dropped else b""
         return bytes(self.head + marker + self.tail).decode("utf-8", errors="replace")
 
 
 def _pump(proc: subprocess.Popen, limits: Limits, start: float, stdin: bytes | None,
-          out: _Capture, err: _Capture) -> tuple[bool, bool]:
+          out: Capture, err: Capture) -> tuple[bool, bool]:
     """Returns (timed_out, pipes_held) once the group is killed and the pipes closed or drained."""
     sel = selectors.DefaultSelector()
     for pipe, cap in ((proc.stdout, out), (proc.stderr, err)):

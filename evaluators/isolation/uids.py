@@ -156,14 +156,14 @@ def interpreter_problem(python: str, uid: int) -> str | None:
                     f"the venv from /usr/bin/python3 in a world-readable folder (bash .ci/setup "
                     f"does), or chmod o+rx the folders on the way")
     try:
-        probe = subprocess.run([python, "-s", "-P", "-c", "import evaluators.runner"],
+        probe = subprocess.run([python, "-s", "-P", "-c", "import evaluators.harness"],
                                user=uid, group=uid, extra_groups=[], cwd="/", env={},
                                capture_output=True, timeout=60, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"running {python} as uid {uid} failed: {exc}"
     if probe.returncode != 0:
         last = probe.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-        return (f"{python} -c 'import evaluators.runner' as uid {uid} failed ({last[0]}); make "
+        return (f"{python} -c 'import evaluators.harness' as uid {uid} failed ({last[0]}); make "
                 "the interpreter, its venv and the evoforge source readable by other users")
     return None
 

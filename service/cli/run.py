@@ -172,7 +172,7 @@ def export(run_id: int, db: DbOpt = None,
 @friendly
 def eval_program(problem: Path, program_file: Path, json_out: JsonOpt = False) -> None:
     """Evaluate one program exactly as the loop would (same sandbox)."""
-    from evaluators.runner import evaluate_job
+    from evaluators.evaluate import evaluate_job
     from service.execution.base import make_job
 
     prob = load_problem(problem)

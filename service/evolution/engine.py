@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from evaluators.jobs import EvalResult
+from evaluators.jobs import EvalResult, FailureKind
 from service.config import RunConfig
 from service.db import Database
 from service.db.models import ProgramRow, RunRow, utcnow
@@ -300,8 +300,10 @@ class Engine:
                 return
             except Exception as exc:  # an executor bug must not lose the candidate
                 log.exception("executor failed on program %s", prog.id)
-                result, written = EvalResult.failure("crash", f"executor error: {exc}"), False
-        apply_result(prog, result, self.population.features(prog.code, result) if result.ok else {})
+                result = EvalResult.failure(FailureKind.CRASH, f"executor error: {exc}")
+                written = False
+        feats = self.population.features(prog.code, result) if result.ok else {}
+        apply_result(prog, result, feats)
         kept, evicted, best = self.population.add(prog) if result.ok else ([], [], False)
         fitness = self.problem.direction.fitness(prog.score) if result.ok else None
         self.aids.on_result(prog, result, fitness)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evaluators.runner import evaluate_job
+from evaluators.evaluate import evaluate_job
 from service.config import RunConfig
 from service.db import Database
 from service.db.models import ProgramRow, utcnow

@@ -18,8 +18,8 @@ from celery import Celery
 from sqlalchemy import Connection, CursorResult, Executable, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from evaluators.jobs import EvalJob, EvalResult
-from evaluators.runner import evaluate_job
+from evaluators.evaluate import evaluate_job
+from evaluators.jobs import EvalJob, EvalResult, FailureKind
 from service.db import Database, SchemaOutOfDate
 from service.db.models import EvaluationRow, ProblemRow, RunRow, utcnow
 from service.db.status import EvaluationStatus
@@ -98,8 +98,8 @@ def _evaluate(self: Any, evaluation_id: int, job: dict[str, Any], db_url: str) -
         return "already finished"
     if deliveries > MAX_DELIVERIES:
         result = EvalResult.failure(
-            "crash", f"the evaluation killed its worker {deliveries - 1} times; not retried "
-                     f"(EVOFORGE_MAX_DELIVERIES={MAX_DELIVERIES})")
+            FailureKind.CRASH, f"the evaluation killed its worker {deliveries - 1} times; not "
+                               f"retried (EVOFORGE_MAX_DELIVERIES={MAX_DELIVERIES})")
         return "written" if finish(db, evaluation_id, result) else "already finished"
     eval_job = EvalJob(**job)
     eval_job = _localise(db, db_url, evaluation_id, eval_job)

@@ -7,8 +7,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluators.jobs import EvalResult
-from evaluators.runner import evaluate_job
+from evaluators.evaluate import evaluate_job
+from evaluators.jobs import EvalResult, FailureKind
 from service.config import ConfigError, build_run_config, read_toml
 from service.execution.base import make_job
 from service.problems.load import Problem, ProblemError, load_problem
@@ -84,7 +84,7 @@ def check_problem(path: str | Path, python: str = sys.executable) -> CheckReport
     job = make_job(problem, problem.initial_code, cfg.evaluation)
     probe = evaluate_job(job, python, check=True)
     report.result = result = probe if not probe.ok else evaluate_job(job, python)
-    if not probe.ok and probe.error_kind != "evaluator":  # importing it timed out, crashed, ...
+    if not probe.ok and probe.error_kind != FailureKind.EVALUATOR:  # import timed out, crashed, ...
         report.defects.append(Defect(
             str(_trusted_file(problem)), f"importing the evaluator: {probe.error}",
             "keep the evaluator's import quick and safe; do the work inside evaluate()"))
@@ -109,10 +109,10 @@ def _result_defect(result: EvalResult, problem: Problem) -> Defect:
     evaluator, program = str(_trusted_file(problem)), str(problem.path / _program_name(problem))
     error = _rename_program(result.error or "failed without a reason", Path(program).name)
     kind = result.error_kind
-    if kind == "rejected":
+    if kind == FailureKind.REJECTED:
         return Defect(program, f"the initial program's data was not accepted: {error}",
                       f"make {problem.entry}() return data that {Path(evaluator).name} accepts")
-    if kind == "evaluator":
+    if kind == FailureKind.EVALUATOR:
         fix = ("add `def evaluate(program_path):` returning a dict of metrics"
                if "defines no evaluate" in error else
                "add `def score(data):` returning a dict of metrics (raise ValueError to reject)"
@@ -120,19 +120,20 @@ def _result_defect(result: EvalResult, problem: Problem) -> Defect:
                f"fix the import error shown (install the missing module or correct the code); "
                f"`cd {problem.path} && python -c 'import {Path(evaluator).stem}'` reproduces it")
         return Defect(evaluator, _without_fix(error.removeprefix(f"{evaluator}: ")), fix)
-    if kind in ("invalid_metrics", "missing_score"):
+    if kind in (FailureKind.INVALID_METRICS, FailureKind.MISSING_SCORE):
         fix = ("return a dict of finite numbers from evaluate(), e.g. {'combined_score': 0.5}"
-               if kind == "invalid_metrics" else
+               if kind == FailureKind.INVALID_METRICS else
                f"add '{problem.score_metric}' to the dict evaluate() returns, or set score_metric "
                "in problem.toml to one of the keys it returns")
-        return Defect(evaluator, _without_fix(error) if kind == "missing_score" else error, fix)
-    if kind == "cascade":
+        shown = _without_fix(error) if kind == FailureKind.MISSING_SCORE else error
+        return Defect(evaluator, shown, fix)
+    if kind == FailureKind.CASCADE:
         return Defect(evaluator, error, "make the initial program pass the stage, or lower "
                       f"cascade_thresholds in {_RUN_TABLE}")
-    if kind == "timeout":
+    if kind == FailureKind.TIMEOUT:
         return Defect(program, f"evaluating the initial program {error}",
                       f"make the program and evaluator faster, or raise timeout_s in {_RUN_TABLE}")
-    if kind == "memory":
+    if kind == FailureKind.MEMORY:
         return Defect(program, error, f"use less memory, or raise memory_mb in {_RUN_TABLE}")
     where = program if f"{Path(program).name}:" in error else evaluator
     return Defect(where, f"the initial program failed: {error}",

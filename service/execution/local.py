@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from evaluators.evaluate import evaluate_job
 from evaluators.isolation import sandbox
 from evaluators.jobs import EvalJob, EvalResult
-from evaluators.runner import evaluate_job
 
 
 class LocalExecutor:

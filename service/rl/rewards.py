@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from evaluators.jobs import FailureKind
 from service.config import PenaltyConfig, RewardConfig
 from service.db.status import SampleOutcome
 from service.problems.direction import Direction
 
-EXECUTION_ERRORS = frozenset({"timeout", "memory", "crash", "exception", "evaluator", "output"})
-INVALID_RESULTS = frozenset({"invalid_metrics", "missing_score", "cascade"})
+INVALID_RESULTS = frozenset({FailureKind.INVALID_METRICS, FailureKind.MISSING_SCORE,
+                             FailureKind.CASCADE})
 LAZY = {  # completions that give no new program to evaluate, and their penalties
     SampleOutcome.REJECTED: lambda p: p.no_edit,
     SampleOutcome.UNCHANGED: lambda p: p.unchanged,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from evaluators.evaluate import evaluate_job
 from evaluators.isolation import docker_backend, layers, sandbox
 from evaluators.jobs import EvalJob
-from evaluators.runner import evaluate_job
 
 GOOD = Path(__file__).resolve().parents[1] / "fixtures" / "problems" / "good"
 
@@ -67,7 +67,7 @@ def test_the_container_spec_isolates_and_limits_the_evaluation(tmp_path: Path) -
     limits = sandbox.Limits(timeout_s=5, memory_mb=300, open_files=64, file_size_mb=8,
                             processes=32)
     spec = docker_backend.container_spec(
-        ["python", "-m", "evaluators.runner", "job.json", "result.json"], cwd=str(work),
+        ["python", "-m", "evaluators.harness", "job.json", "result.json"], cwd=str(work),
         limits=limits, env={"EVOFORGE_SANDBOX_RUN": "r1"}, user=(61003, 61003),
         readable=[str(GOOD)], writable=[str(root)], image_name="img:1")
     assert spec["image"] == "img:1" and spec["command"][-2:] == ["job.json", "result.json"]

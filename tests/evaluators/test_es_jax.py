@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evaluators.evaluate import evaluate_job
 from evaluators.jobs import EvalJob
-from evaluators.runner import evaluate_job
 from evaluators.toolkit import es, es_jax
 
 HAVE_JAX = all(importlib.util.find_spec(m) is not None for m in ("jax", "evosax", "optax"))

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from evaluators import prefork
+from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers
 from evaluators.jobs import EvalJob, EvalResult
-from evaluators.runner import evaluate_job
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GOOD = FIXTURES / "problems" / "good"

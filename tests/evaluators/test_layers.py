@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers, sandbox
 from evaluators.jobs import EvalJob, EvalResult
-from evaluators.runner import evaluate_job
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GOOD = FIXTURES / "problems" / "good"
@@ -125,7 +125,7 @@ def test_the_sandbox_sees_only_the_minimal_environment_and_its_own_processes(
     monkeypatch.setenv("EVOFORGE_FAKE_SECRET", "s3cret")
     info = inspect_sandbox()
     expected = set(sandbox.minimal_env("/x")) | {layers.RUN_VAR, "PWD"}  # PWD: bwrap --chdir
-    expected |= {"EVOFORGE_EVAL_SEED"}  # the job's seed (evaluators.runner.SEED_VAR)
+    expected |= {"EVOFORGE_EVAL_SEED"}  # the job's seed (evaluators.harness.SEED_VAR)
     assert set(info["env"]) == expected
     assert "EVOFORGE_FAKE_SECRET" not in info["env"]
     assert info["home"] == info["cwd"] and info["cwd"].startswith("/tmp/evoforge-eval-")

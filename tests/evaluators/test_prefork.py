@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import forkserver, prefork
+from evaluators import prefork
+from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers
 from evaluators.jobs import EvalJob, EvalResult
-from evaluators.runner import evaluate_job
 from service.config import EvaluationConfig
 from service.execution.base import make_job
 from service.execution.local import LocalExecutor
@@ -193,19 +193,6 @@ def test_the_run_config_switch_routes_jobs_to_a_warm_server() -> None:
     assert evaluate_job(job).ok
     assert prefork.idle_server_pids(), "no warm server after a pre-forked evaluation"
     assert not make_job(problem, ONE, EvaluationConfig()).prefork
-
-
-def test_the_server_sweep_kills_adopted_orphans() -> None:
-    assert layers.become_subreaper()
-    pid = os.fork()
-    if pid == 0:  # a grandchild that outlives its parent: adopted by the subreaper (us)
-        if os.fork() == 0:
-            time.sleep(60)
-        os._exit(0)
-    os.waitpid(pid, 0)
-    time.sleep(0.1)
-    assert forkserver.sweep() >= 1
-    assert forkserver._children() == []
 
 
 def test_concurrent_preforked_evaluations_use_one_server_per_slot_and_all_finish() -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers, sandbox
 from evaluators.jobs import EvalJob
-from evaluators.runner import evaluate_job
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GOOD = FIXTURES / "problems" / "good"

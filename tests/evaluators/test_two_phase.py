@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from evaluators.evaluate import evaluate_job
+from evaluators.harness import SEED_VAR
 from evaluators.jobs import EvalJob, EvalResult
-from evaluators.runner import SEED_VAR, evaluate_job
 
 SCORER = """
 import json, os
@@ -98,11 +99,11 @@ job = json.loads((Path.cwd().parent / "job.json").read_text())
 sys.path.insert(0, job["problem_dir"])
 import scorer
 scorer.score = lambda data: {"combined_score": 1e9}
-import evaluators.two_phase as scoring
+import evaluators.phases as phases
 from evaluators.jobs import EvalResult
-scoring.score_data = lambda *a, **k: EvalResult(status="ok", score=1e9)
-import evaluators.runner as runner
-runner._final_score = lambda *a, **k: 1e9
+phases.score_data = lambda *a, **k: EvalResult(status="ok", score=1e9)
+import evaluators.harness as harness
+harness.final_score = lambda *a, **k: 1e9
 
 def construct():
     return [float("nan"), 0, 0]

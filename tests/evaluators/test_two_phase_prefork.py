@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from evaluators import prefork
+from evaluators.evaluate import evaluate_job
 from evaluators.jobs import EvalJob, EvalResult
-from evaluators.runner import evaluate_job
 
 SCORER = """
 import os
@@ -85,10 +85,10 @@ def test_bad_data_gets_the_fresh_paths_verdict(tmp_path: Path, body: str, kind: 
 
 MONKEYPATCH = """
 import sys
-import evaluators.two_phase as scoring
+import evaluators.phases as phases
 from evaluators.jobs import EvalResult
-scoring.score_loaded = lambda *a, **k: EvalResult(status="ok", score=1e9)
-scoring.load_scorer = lambda *a, **k: None
+phases.score_loaded = lambda *a, **k: EvalResult(status="ok", score=1e9)
+phases.load_scorer = lambda *a, **k: None
 for name, module in list(sys.modules.items()):
     if hasattr(module, "score"):
         module.score = lambda data: {"combined_score": 1e9}

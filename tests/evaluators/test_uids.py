@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers, uids
 from evaluators.jobs import EvalJob, EvalResult
-from evaluators.runner import evaluate_job
 from tests.evaluators.test_hostile import hostile
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

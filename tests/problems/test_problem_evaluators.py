@@ -14,7 +14,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from evaluators.runner import evaluate_job
+from evaluators.evaluate import evaluate_job
 from service.config import build_run_config
 from service.execution.base import make_job
 from service.problems.export import export_openevolve

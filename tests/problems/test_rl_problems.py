@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from evaluators.evaluate import evaluate_job
 from evaluators.jobs import EvalJob
-from evaluators.runner import evaluate_job
 from evaluators.toolkit import es
 from service.config import build_run_config
 from service.db import Database

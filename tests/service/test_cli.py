@@ -158,7 +158,7 @@ def test_problems_check_passes_good_and_fails_bad(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "evaluator.py" in proc.stdout
     assert "not_a_module" in proc.stdout and "fix:" in proc.stdout
     assert "/service/" not in proc.stdout + proc.stderr  # no traceback from evoforge itself
-    assert "evaluators/runner" not in proc.stdout + proc.stderr
+    assert "evaluators/harness" not in proc.stdout + proc.stderr
 
 
 def test_upgrade_is_idempotent(pg_url: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evaluators.runner import evaluate_job
+from evaluators.evaluate import evaluate_job
 from service.config import build_run_config
 from service.execution.base import make_job
 from service.problems.export import ENTRY_FILE, export_openevolve

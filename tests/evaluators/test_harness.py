@@ -1,12 +1,19 @@
-"""The evaluation runner in real sandboxed processes: results, cascade gates, validation, errors."""
+"""The evaluation harness (the child side) in real processes: results, cascade gates, validation,
+errors, check mode, and its command line."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import textwrap
+import types
 from pathlib import Path
 
-from evaluators.jobs import EvalJob, EvalResult
-from evaluators.runner import ARTIFACT_CHARS, evaluate_job
+from evaluators import harness
+from evaluators.fresh import evaluate_fresh
+from evaluators.harness import ARTIFACT_CHARS
+from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 PROGRAM = "def solve():\n    return 2.0\n"
 LOAD = """
@@ -30,7 +37,7 @@ def run(tmp_path: Path, evaluator: str, program: str = PROGRAM, *,
         (folder / name).write_text(textwrap.dedent(text))
     eval_job = EvalJob(code=program, problem_dir=str(folder),
                        evaluator_file=str(folder / "evaluator.py"), timeout_s=20, **job)
-    return evaluate_job(eval_job, check=check)
+    return evaluate_fresh(eval_job, check=check)
 
 
 def test_dict_result_gives_metrics_score_and_output_artifacts(tmp_path: Path) -> None:
@@ -232,20 +239,6 @@ def test_large_artifacts_are_cut_with_a_marker(tmp_path: Path) -> None:
     assert "characters dropped" in result.artifacts["log"]
 
 
-def test_work_dir_is_fresh_and_deleted_and_hash_seed_is_fixed(tmp_path: Path) -> None:
-    evaluator = """
-        import os
-
-        def evaluate(program_path):
-            return {"combined_score": 1.0, "hash": hash("evoforge") % 100_000, "work": os.getcwd()}
-    """
-    first, second = run(tmp_path, evaluator), run(tmp_path, evaluator)
-    assert first.ok and second.ok and first.metrics["hash"] == second.metrics["hash"]
-    assert first.artifacts["work"] != second.artifacts["work"]
-    assert not Path(first.artifacts["work"]).exists()
-    assert not (tmp_path / "problem" / "__pycache__").exists()
-
-
 def test_check_mode_loads_the_evaluator_without_running_it(tmp_path: Path) -> None:
     result = run(tmp_path, """
         def evaluate_stage1(program_path):
@@ -255,3 +248,51 @@ def test_check_mode_loads_the_evaluator_without_running_it(tmp_path: Path) -> No
             raise RuntimeError("not in check mode")
     """, check=True)
     assert result.ok and result.artifacts["entry_points"] == "evaluate, evaluate_stage1"
+
+
+def test_the_child_command_writes_the_result_file_in_its_work_dir(tmp_path: Path) -> None:
+    folder, work = tmp_path / "problem", tmp_path / "work"
+    folder.mkdir()
+    work.mkdir()
+    (folder / "evaluator.py").write_text(LOAD + textwrap.dedent("""
+        def evaluate(program_path):
+            print("scored")
+            return {"combined_score": load(program_path).solve()}
+    """))
+    job = EvalJob(code=PROGRAM, problem_dir=str(folder), evaluator_file="evaluator.py")
+    (tmp_path / "job.json").write_text(json.dumps(job.to_dict()))
+    for args, expected in (([], {"score": 2.0}), (["--check"], {"score": None})):
+        done = subprocess.run([sys.executable, "-s", "-P", "-m", "evaluators.harness", *args,
+                               str(tmp_path / "job.json"), str(tmp_path / "result.json")],
+                              cwd=work, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        written = json.loads((tmp_path / "result.json").read_text())
+        assert written["status"] == "ok" and written["score"] == expected["score"]
+    assert (work / "program.py").read_text() == PROGRAM
+    assert not (tmp_path / "result.json.tmp").exists()
+
+
+def test_an_evaluator_already_imported_is_used_without_importing_the_file(tmp_path: Path) -> None:
+    job = EvalJob(code=PROGRAM, problem_dir=str(tmp_path), evaluator_file="no_such_file.py",
+                  cascade_thresholds=[0.5])
+
+    def evaluate(program_path: str) -> dict[str, float]:
+        raise AssertionError("the gate must stop the cascade")
+
+    preloaded = types.ModuleType("preloaded")  # what a fork server holds: imported once
+    preloaded.evaluate_stage1 = lambda program_path: {"combined_score": 0.1}
+    preloaded.evaluate = evaluate
+    result = harness.score(job, tmp_path / "program.py", preloaded)
+    assert result.error_kind is FailureKind.CASCADE and result.stage == 1
+    assert result.metrics == {"combined_score": 0.1} and result.duration_s >= 0
+    assert harness.check_evaluator(job).error_kind is FailureKind.EVALUATOR
+
+
+def test_failure_kinds_survive_the_result_file_as_members_equal_to_their_strings(
+        tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate(program_path):
+            return {"accuracy": 0.9}
+    """)
+    assert result.error_kind is FailureKind.MISSING_SCORE and result.error_kind == "missing_score"
+    assert json.loads(json.dumps(result.to_dict()))["error_kind"] == "missing_score"

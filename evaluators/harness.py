@@ -1,133 +1,53 @@
-"""Scores one candidate with its problem's evaluator, stage by stage, inside the sandbox.
+"""The child side of an evaluation: load the evaluator, run its cascade, validate what it returns.
 
-Child side: `python -s -P -m evaluators.runner [--check] JOB_JSON RESULT_JSON`, run in a fresh work
-dir. `-s -P` is `-I` without `-E`: the sandbox's environment is already minimal, and keeping it read
-lets PYTHONHASHSEED=0 make evaluations repeatable.
-Parent side: `evaluate_job(job)` runs that in the sandbox and records every way of dying.
+`python -s -P -m evaluators.harness [--check] JOB_JSON RESULT_JSON` runs in a fresh work dir inside
+the sandbox (evaluators/fresh.py starts it). `-s -P` is `-I` without `-E`: the sandbox's environment
+is already minimal, and keeping it read lets PYTHONHASHSEED=0 make evaluations repeatable. The fork
+server (evaluators/forkserver.py) and the two phases (evaluators/phases.py) use the same functions.
+Imports only the job contract and the sandbox helpers: nothing host-side runs next to a candidate.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import json
 import math
 import numbers
 import os
-import shutil
 import sys
-import tempfile
 import time
 import traceback
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from evaluators.isolation import layers, sandbox
-from evaluators.jobs import EvalJob, EvalResult
+from evaluators.isolation import sandbox
+from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 ARTIFACT_CHARS = 32 * 1024   # kept per artifact value (head + tail)
 TAIL_CHARS = 8 * 1024        # kept of stdout / stderr / traceback (tail)
-_RESERVE: bytearray | None = None
-_MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
-
-
+RESERVE_BYTES = 1 << 20      # freed on MemoryError so the failure can still be written
 COMPAT = Path(__file__).resolve().parent / "compat"
 SEED_VAR = "EVOFORGE_EVAL_SEED"  # the job's seed, for evaluators that sample (fresh seeds re-check)
-_RUN_IDS = itertools.count(1)
+
+_reserve: bytearray | None = None  # owned here: hold_memory_reserve() and exception_failure()
 
 
-class _Failed(Exception):
-    """Carries a failed EvalResult out of the cascade."""
+class Failed(Exception):
+    """Carries a failed EvalResult out of the cascade (or out of loading an evaluator or scorer)."""
 
     def __init__(self, result: EvalResult) -> None:
         super().__init__(result.error)
         self.result = result
 
 
-# ---------------------------------------------------------------- parent side
+def hold_memory_reserve() -> None:
+    """Sets aside RESERVE_BYTES unless held (a forked child shares its server's, no page copied)."""
+    global _reserve
+    if _reserve is None:
+        _reserve = bytearray(RESERVE_BYTES)
 
-def evaluate_job(job: EvalJob, python: str = sys.executable, *, check: bool = False) -> EvalResult:
-    """Returns the result of job, scored in a sandboxed process (check=True: load the evaluator)."""
-    if job.two_phase:  # the program returns data; a separate trusted process scores it
-        from evaluators.two_phase import evaluate_two_phase
-
-        return evaluate_two_phase(job, python, check=check)
-    if job.prefork and not check:  # a long-lived sandboxed evaluator forks per candidate
-        from evaluators.prefork import evaluate_preforked
-
-        return evaluate_preforked(job, python)
-    root = Path(tempfile.mkdtemp(prefix="evoforge-eval-"))
-    try:
-        work = root / "work"
-        work.mkdir()
-        job_path, result_path = root / "job.json", root / "result.json"
-        job_path.write_text(json.dumps(job.to_dict()))
-        argv = [python, "-s", "-P", "-m", "evaluators.runner", *(["--check"] if check else []),
-                str(job_path), str(result_path)]
-        limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
-        outcome = _run_isolated(argv, root, work, job, python, limits)
-        result = _read_result(result_path) or _death(outcome, job)
-        result.duration_s = outcome.duration_s
-        result.artifacts["stdout"] = sandbox.clip(outcome.stdout, TAIL_CHARS, head=False)
-        result.artifacts["stderr"] = sandbox.clip(outcome.stderr, TAIL_CHARS, head=False)
-        return result
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _run_isolated(argv: list[str], root: Path, work: Path, job: EvalJob, python: str,
-                  limits: sandbox.Limits) -> sandbox.SandboxOutcome:
-    """Returns the outcome of argv under the active layers; kills whatever it left behind."""
-    run_id = f"{os.getpid()}-{next(_RUN_IDS)}-{uuid.uuid4().hex[:8]}"
-    env = {layers.RUN_VAR: run_id, SEED_VAR: str(int(job.seed))}
-    problem = Path(job.problem_dir)
-    evaluator = Path(job.evaluator_file)
-    evaluator = evaluator if evaluator.is_absolute() else problem / evaluator
-    readable = [str(p) for p in (problem, evaluator.parent) if p.is_dir()]
-    outcome: sandbox.SandboxOutcome | None = None
-    try:
-        with layers.isolation(cwd=str(work), writable=[str(root)], readable=readable, env=env,
-                              python=python, limits=limits) as iso:
-            outcome = iso.run(argv, cwd=str(work), limits=limits, env=env)
-    finally:
-        layers.sweep(run_id, group=outcome.pid if outcome else None)
-    return layers.unwrap_status(outcome, iso)
-
-
-def _read_result(path: Path) -> EvalResult | None:
-    try:
-        return EvalResult.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def _death(outcome: sandbox.SandboxOutcome, job: EvalJob) -> EvalResult:
-    """Returns the failure for a process that ended without writing a result."""
-    how = outcome.describe()
-    if outcome.timed_out:
-        return EvalResult.failure("timeout", how)
-    last = next((ln.strip() for ln in reversed(outcome.stderr.splitlines()) if ln.strip()), "")
-    if outcome.returncode != 0 and any(sign in outcome.stderr for sign in _MEMORY_SIGNS):
-        return EvalResult.failure("memory", f"ran out of memory ({last}) under the {job.memory_mb} "
-                                  "MiB address-space limit; use less memory or raise "
-                                  "evaluation.memory_mb")
-    if outcome.signal == "SIGXCPU":
-        cpu = math.ceil(job.timeout_s) + 1
-        return EvalResult.failure("timeout", f"{how}: used more than {cpu} s of CPU time")
-    if outcome.signal:
-        reason = f"the evaluation process was {how} before writing a result"
-    else:
-        reason = (f"the evaluation process exited with code {outcome.returncode} before writing "
-                  "a result")
-    if outcome.returncode == 0:
-        reason += " (os._exit() or sys.exit() in the program or evaluator?)"
-    return EvalResult.failure("crash", reason + (f"; last stderr line: {last}" if last else ""))
-
-
-# ---------------------------------------------------------------- child side
 
 def main(argv: list[str] | None = None) -> None:
     """Runs the child side: reads JOB_JSON, scores or checks it, writes RESULT_JSON, exits."""
@@ -137,6 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     sys.dont_write_bytecode = True
     job = EvalJob(**json.loads(Path(job_path).read_text()))
     result = check_evaluator(job) if check else score(job, Path.cwd() / "program.py")
+    write_result_and_exit(result, result_path)
+
+
+def write_result_and_exit(result: EvalResult, result_path: str) -> None:
+    """Writes result to result_path atomically, flushes the output and exits without cleanup."""
     tmp = Path(result_path + ".tmp")
     tmp.write_text(json.dumps(result.to_dict(), default=repr))
     os.replace(tmp, result_path)
@@ -148,39 +73,34 @@ def main(argv: list[str] | None = None) -> None:
 def check_evaluator(job: EvalJob) -> EvalResult:
     """Returns ok when the evaluator imports and defines evaluate(), else an "evaluator" failure."""
     try:
-        module = _load_evaluator(job)
-    except _Failed as failed:
+        module = load_evaluator(job)
+    except Failed as failed:
         return failed.result
     names = ["evaluate"] + [f"evaluate_stage{k}" for k in range(1, len(_stages(module)) + 1)]
     return EvalResult(status="ok", artifacts={"entry_points": ", ".join(names)})
 
 
 def score(job: EvalJob, program: Path, module: ModuleType | None = None) -> EvalResult:
-    """Returns the result of writing job.code to program and running the evaluator's cascade
-    (module: the evaluator already imported, as in a pre-forked evaluator)."""
-    global _RESERVE
-    if _RESERVE is None:  # a pre-forked child shares its server's (no page copied)
-        _RESERVE = bytearray(1 << 20)  # freed on MemoryError so the failure can still be written
+    """Returns job.code written to program and scored by the cascade (module: already imported)."""
+    hold_memory_reserve()
     started = time.monotonic()
     program.write_text(job.code)
     try:
-        result = _cascade(module or _load_evaluator(job), str(program), job)
-    except _Failed as failed:
+        result = _cascade(module or load_evaluator(job), str(program), job)
+    except Failed as failed:
         result = failed.result
     except MemoryError as exc:  # raised again while recording a first MemoryError
-        result = _exception_failure(exc, "evaluation", job, 0)
+        result = exception_failure(exc, "evaluation", job, 0)
     result.duration_s = time.monotonic() - started
     return result
 
 
-def _load_evaluator(job: EvalJob) -> ModuleType:
-    """Returns the imported evaluator, or raises _Failed("evaluator") naming file and fix."""
-    path = Path(job.evaluator_file)
-    if not path.is_absolute():
-        path = Path(job.problem_dir) / path
+def load_evaluator(job: EvalJob) -> ModuleType:
+    """Returns the imported evaluator, or raises Failed("evaluator") naming file and fix."""
+    path = job.evaluator_path
     if not path.is_file():
-        raise _Failed(EvalResult.failure("evaluator", f"{path}: evaluator file not found; "
-                                         "check evaluator in problem.toml"))
+        raise Failed(EvalResult.failure(FailureKind.EVALUATOR, f"{path}: evaluator file not found; "
+                                        "check evaluator in problem.toml"))
     for folder in {path.parent.resolve(), Path(job.problem_dir).resolve()}:
         sys.path.insert(0, str(folder))  # evaluators may import helper modules next to them
     sys.path.append(str(COMPAT))  # OpenEvolve evaluators' imports, unless OpenEvolve is there
@@ -192,14 +112,14 @@ def _load_evaluator(job: EvalJob) -> ModuleType:
         spec.loader.exec_module(module)
     except BaseException as exc:  # noqa: BLE001 - any failure at import is the evaluator's
         if isinstance(exc, MemoryError):
-            raise _Failed(_exception_failure(exc, "importing the evaluator", job, 0)) from None
-        what, artifacts = _explain(exc, job)
-        raise _Failed(EvalResult.failure(
-            "evaluator", f"{path}: import failed: {what}; fix the evaluator file (or install the "
-            "module it imports)", artifacts=artifacts)) from None
+            raise Failed(exception_failure(exc, "importing the evaluator", job, 0)) from None
+        what, artifacts = explain(exc, job)
+        raise Failed(EvalResult.failure(
+            FailureKind.EVALUATOR, f"{path}: import failed: {what}; fix the evaluator file (or "
+            "install the module it imports)", artifacts=artifacts)) from None
     if not callable(getattr(module, "evaluate", None)):
-        raise _Failed(EvalResult.failure(
-            "evaluator", f"{path}: defines no evaluate(program_path); add a function "
+        raise Failed(EvalResult.failure(
+            FailureKind.EVALUATOR, f"{path}: defines no evaluate(program_path); add a function "
             "evaluate(program_path) that returns a dict of metrics such as "
             "{'combined_score': 0.5}"))
     return module
@@ -226,27 +146,27 @@ def _cascade(module: ModuleType, program: str, job: EvalJob) -> EvalResult:
         if value is None or value < thresholds[k - 1]:
             got = "no numeric metric" if value is None else f"{value:g} ({source})"
             return EvalResult.failure(
-                "cascade", f"cascade stage {k} scored {got}, below its threshold "
+                FailureKind.CASCADE, f"cascade stage {k} scored {got}, below its threshold "
                 f"{thresholds[k - 1]:g}; later stages and evaluate() were skipped",
                 metrics=metrics, artifacts=artifacts, stage=k)
     metrics, extra = _call(module.evaluate, "evaluate()", program, job, 0)
     artifacts.update(extra)
-    return EvalResult(status="ok", score=_final_score(metrics, artifacts, job), metrics=metrics,
+    return EvalResult(status="ok", score=final_score(metrics, artifacts, job), metrics=metrics,
                       artifacts=artifacts)
 
 
 def _call(fn: Callable[[str], Any], label: str, program: str, job: EvalJob,
           stage: int) -> tuple[dict[str, float], dict[str, Any]]:
-    """Returns (metrics, artifacts) from one evaluator function, or raises _Failed."""
+    """Returns (metrics, artifacts) from one evaluator function, or raises Failed."""
     try:
         raw = fn(program)
     except BaseException as exc:  # noqa: BLE001 - every failure of untrusted code is recorded
-        raise _Failed(_exception_failure(exc, label, job, stage)) from None
-    return _normalise(raw, label, stage)
+        raise Failed(exception_failure(exc, label, job, stage)) from None
+    return normalise(raw, label, stage)
 
 
-def _normalise(raw: Any, label: str, stage: int) -> tuple[dict[str, float], dict[str, Any]]:
-    """Returns checked float metrics and JSON-safe artifacts, or raises _Failed(invalid_metrics)."""
+def normalise(raw: Any, label: str, stage: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """Returns checked float metrics and JSON-safe artifacts, or raises Failed(invalid_metrics)."""
     if isinstance(raw, dict):
         given, artifacts = raw, {}
     elif isinstance(getattr(raw, "metrics", None), dict):
@@ -254,9 +174,10 @@ def _normalise(raw: Any, label: str, stage: int) -> tuple[dict[str, float], dict
         if not isinstance(artifacts, dict):
             artifacts = {"artifacts": artifacts}
     else:
-        raise _Failed(EvalResult.failure(
-            "invalid_metrics", f"{label} returned {type(raw).__name__}; expected a dict of metrics "
-            "such as {'combined_score': 0.5} or an object with a .metrics dict", stage=stage))
+        raise Failed(EvalResult.failure(
+            FailureKind.INVALID_METRICS, f"{label} returned {type(raw).__name__}; expected a dict "
+            "of metrics such as {'combined_score': 0.5} or an object with a .metrics dict",
+            stage=stage))
     metrics, moved, artifacts = {}, [], dict(artifacts)
     for key, value in given.items():
         number = _to_float(value)
@@ -264,9 +185,9 @@ def _normalise(raw: Any, label: str, stage: int) -> tuple[dict[str, float], dict
             artifacts[str(key)] = value
             moved.append(f"{key} ({type(value).__name__})")
         elif not math.isfinite(number):
-            raise _Failed(EvalResult.failure(
-                "invalid_metrics", f"{label} returned {key} = {value!r}; every metric must be a "
-                "finite number (no NaN or infinity)", stage=stage))
+            raise Failed(EvalResult.failure(
+                FailureKind.INVALID_METRICS, f"{label} returned {key} = {value!r}; every metric "
+                "must be a finite number (no NaN or infinity)", stage=stage))
         else:
             metrics[str(key)] = number
     if moved:
@@ -299,21 +220,21 @@ def _stage_score(metrics: dict[str, float], score_metric: str) -> tuple[float | 
     return None, ""
 
 
-def _final_score(metrics: dict[str, float], artifacts: dict[str, Any], job: EvalJob) -> float:
-    """Returns the score metric (or the fallback mean), or raises _Failed naming what is missing."""
+def final_score(metrics: dict[str, float], artifacts: dict[str, Any], job: EvalJob) -> float:
+    """Returns the score metric (or the fallback mean), or raises Failed naming what is missing."""
     name = job.score_metric
     if name in metrics:
         return metrics[name]
     if name in artifacts:
-        raise _Failed(EvalResult.failure(
-            "invalid_metrics", f"evaluate() returned {name} = {artifacts[name]!r}; the score "
-            "metric must be a finite number", metrics=metrics, artifacts=artifacts))
+        raise Failed(EvalResult.failure(
+            FailureKind.INVALID_METRICS, f"evaluate() returned {name} = {artifacts[name]!r}; the "
+            "score metric must be a finite number", metrics=metrics, artifacts=artifacts))
     if job.score_fallback_mean and metrics:
         return sum(metrics.values()) / len(metrics)
     keys = ", ".join(sorted(metrics)) or "no numeric metrics"
-    raise _Failed(EvalResult.failure(
-        "missing_score", f"evaluate() returned no '{name}' metric (it returned: {keys}); add "
-        f"'{name}' to the returned dict or set score_metric in problem.toml", metrics=metrics,
+    raise Failed(EvalResult.failure(
+        FailureKind.MISSING_SCORE, f"evaluate() returned no '{name}' metric (it returned: {keys}); "
+        f"add '{name}' to the returned dict or set score_metric in problem.toml", metrics=metrics,
         artifacts=artifacts))
 
 
@@ -330,21 +251,21 @@ def _artifact(value: Any) -> Any:
     return json.loads(text) if len(text) <= ARTIFACT_CHARS else sandbox.clip(text, ARTIFACT_CHARS)
 
 
-def _exception_failure(exc: BaseException, label: str, job: EvalJob, stage: int) -> EvalResult:
+def exception_failure(exc: BaseException, label: str, job: EvalJob, stage: int) -> EvalResult:
     """Returns an "exception" (or, for MemoryError, "memory") failure naming the error and where."""
-    global _RESERVE
+    global _reserve
     if isinstance(exc, MemoryError):
-        _RESERVE = None
-    what, artifacts = _explain(exc, job)
+        _reserve = None
+    what, artifacts = explain(exc, job)
     if isinstance(exc, MemoryError):
-        return EvalResult.failure("memory", f"{label} ran out of memory ({what}) under the "
-                                  f"{job.memory_mb} MiB address-space limit; use less memory or "
-                                  "raise evaluation.memory_mb", artifacts=artifacts, stage=stage)
-    return EvalResult.failure("exception", f"{label} raised {what}", artifacts=artifacts,
+        return EvalResult.failure(FailureKind.MEMORY, f"{label} ran out of memory ({what}) under "
+                                  f"the {job.memory_mb} MiB address-space limit; use less memory "
+                                  "or raise evaluation.memory_mb", artifacts=artifacts, stage=stage)
+    return EvalResult.failure(FailureKind.EXCEPTION, f"{label} raised {what}", artifacts=artifacts,
                               stage=stage)
 
 
-def _explain(exc: BaseException, job: EvalJob) -> tuple[str, dict[str, str]]:
+def explain(exc: BaseException, job: EvalJob) -> tuple[str, dict[str, str]]:
     """Returns ('LAST TRACEBACK LINE at FILE:LINE', {"traceback": tail without evoforge frames})."""
     traceback.clear_frames(exc.__traceback__)  # drops locals (a memory bomb's data) first
     frames = [f for f in traceback.extract_tb(exc.__traceback__)

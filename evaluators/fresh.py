@@ -1,0 +1,116 @@
+"""One fresh sandboxed process per evaluation, host side: run it, read its result, name its death.
+
+`evaluate_fresh(job)` runs `python -s -P -m evaluators.harness JOB RESULT` (the child side, see
+evaluators/harness.py) in a new work dir under the active isolation layers. The two phases of a
+two-phase job (evaluators/two_phase.py) run their child module the same way, with run_child().
+A process that ends without writing a result gets a failure that says how it died (death_failure);
+pre-forked answers (evaluators/prefork.py) are described in the same words.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from evaluators.harness import SEED_VAR, TAIL_CHARS
+from evaluators.isolation import layers, sandbox
+from evaluators.jobs import EvalJob, EvalResult, FailureKind
+
+HARNESS = "evaluators.harness"  # the child module a fresh evaluation runs
+_MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
+_RUN_IDS = itertools.count(1)
+
+
+def evaluate_fresh(job: EvalJob, python: str = sys.executable, *,
+                   check: bool = False) -> EvalResult:
+    """Returns the result of job, scored in a new sandboxed process (check=True: load only)."""
+    with scratch_dir() as root:
+        result, outcome = run_child(root, job, python, [HARNESS, *(["--check"] if check else [])])
+        result.duration_s = outcome.duration_s
+        return with_output(result, outcome)
+
+
+@contextlib.contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """Yields a new temporary root with an empty work/ in it; removes the root afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="evoforge-eval-"))
+    try:
+        (root / "work").mkdir()
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_child(root: Path, job: EvalJob, python: str,
+              args: list[str]) -> tuple[EvalResult, sandbox.SandboxOutcome]:
+    """Returns (result or death, outcome) of `python -m ARGS root/job.json root/result.json`."""
+    job_path, result_path = root / "job.json", root / "result.json"
+    job_path.write_text(json.dumps(job.to_dict()))
+    argv = [python, "-s", "-P", "-m", *args, str(job_path), str(result_path)]
+    limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+    outcome = run_isolated(argv, root, root / "work", job, python, limits)
+    return read_result(result_path) or death_failure(outcome, job), outcome
+
+
+def run_isolated(argv: list[str], root: Path, work: Path, job: EvalJob, python: str,
+                 limits: sandbox.Limits) -> sandbox.SandboxOutcome:
+    """Returns the outcome of argv under the active layers; kills whatever it left behind."""
+    run_id = f"{os.getpid()}-{next(_RUN_IDS)}-{uuid.uuid4().hex[:8]}"
+    env = {layers.RUN_VAR: run_id, SEED_VAR: str(int(job.seed))}
+    readable = [str(p) for p in (Path(job.problem_dir), job.evaluator_path.parent) if p.is_dir()]
+    outcome: sandbox.SandboxOutcome | None = None
+    try:
+        with layers.isolation(cwd=str(work), writable=[str(root)], readable=readable, env=env,
+                              python=python, limits=limits) as iso:
+            outcome = iso.run(argv, cwd=str(work), limits=limits, env=env)
+    finally:
+        layers.sweep(run_id, group=outcome.pid if outcome else None)
+    return layers.unwrap_status(outcome, iso)
+
+
+def read_result(path: Path) -> EvalResult | None:
+    """Returns the result a child wrote to path, or None when there is none or it is malformed."""
+    try:
+        return EvalResult.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def with_output(result: EvalResult, outcome: sandbox.SandboxOutcome) -> EvalResult:
+    """Returns result with the tails of the process's stdout and stderr in its artifacts."""
+    result.artifacts["stdout"] = sandbox.clip(outcome.stdout, TAIL_CHARS, head=False)
+    result.artifacts["stderr"] = sandbox.clip(outcome.stderr, TAIL_CHARS, head=False)
+    return result
+
+
+def death_failure(outcome: sandbox.SandboxOutcome, job: EvalJob) -> EvalResult:
+    """Returns the failure for a process that ended without writing a result."""
+    how = outcome.describe()
+    if outcome.timed_out:
+        return EvalResult.failure(FailureKind.TIMEOUT, how)
+    last = next((ln.strip() for ln in reversed(outcome.stderr.splitlines()) if ln.strip()), "")
+    if outcome.returncode != 0 and any(sign in outcome.stderr for sign in _MEMORY_SIGNS):
+        return EvalResult.failure(FailureKind.MEMORY, f"ran out of memory ({last}) under the "
+                                  f"{job.memory_mb} MiB address-space limit; use less memory or "
+                                  "raise evaluation.memory_mb")
+    if outcome.signal == "SIGXCPU":
+        cpu = math.ceil(job.timeout_s) + 1
+        return EvalResult.failure(FailureKind.TIMEOUT, f"{how}: used more than {cpu} s of CPU time")
+    if outcome.signal:
+        reason = f"the evaluation process was {how} before writing a result"
+    else:
+        reason = (f"the evaluation process exited with code {outcome.returncode} before writing "
+                  "a result")
+    if outcome.returncode == 0:
+        reason += " (os._exit() or sys.exit() in the program or evaluator?)"
+    return EvalResult.failure(FailureKind.CRASH,
+                              reason + (f"; last stderr line: {last}" if last else ""))

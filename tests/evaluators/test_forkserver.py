@@ -1,0 +1,227 @@
+"""The fork server on its own: `python -m evaluators.forkserver SPEC` started here without the host
+side (no layers, no slot uid), spoken to over its request/answer lines: one request per line on
+stdin, one answer per line on stdout with the request's nonce."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evaluators import forkserver
+from evaluators.harness import SEED_VAR
+from evaluators.isolation import layers, reaper
+from evaluators.jobs import EvalJob, EvalResult, FailureKind
+
+# Reports the pid that imported it, the pid that scores, how often it was imported, and the seed.
+EVALUATOR = f'''
+import importlib.util, os, sys
+
+IMPORTED_BY = os.getpid()
+IMPORTS = int(os.environ.get("EVOFORGE_PROBE_IMPORTS", "0")) + 1
+os.environ["EVOFORGE_PROBE_IMPORTS"] = str(IMPORTS)
+print("evaluator imported", file=sys.stderr)
+
+
+def evaluate(program_path):
+    spec = importlib.util.spec_from_file_location("candidate", program_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {{"combined_score": float(module.solve()), "imported_by": float(IMPORTED_BY),
+            "scored_by": float(os.getpid()), "imports": float(IMPORTS),
+            "seed": float(os.environ["{SEED_VAR}"])}}
+'''
+ONE = "def solve():\n    return 1.0\n"
+
+
+class Server:
+    """A fork server process for one problem folder, and the test's end of its pipes."""
+
+    def __init__(self, root: Path, problem: Path) -> None:
+        root.mkdir()
+        self.problem = problem
+        loader = self.job("")
+        spec = {"root": str(root), "private_dirs": [], "job": loader.to_dict(),
+                "role": "evaluate", "work_base": str(root), "warm": []}
+        with open(root / forkserver.LOG, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-s", "-P", "-m", "evaluators.forkserver", json.dumps(spec)],
+                cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                start_new_session=True)
+        self.buffer = b""
+        self.log = root / forkserver.LOG
+
+    def job(self, code: str, **fields: Any) -> EvalJob:
+        """Returns a job for this server's problem."""
+        return EvalJob(code=code, problem_dir=str(self.problem), evaluator_file="evaluator.py",
+                       **{"timeout_s": 10, **fields})
+
+    def line(self, timeout_s: float = 30) -> dict[str, Any]:
+        """Returns the next line the server writes on its control pipe, parsed."""
+        deadline, fd = time.monotonic() + timeout_s, self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, "the fork server did not answer in time"
+            data = os.read(fd, 1 << 16)
+            assert data, f"the fork server ended: {self.log.read_text()[-2000:]}"
+            self.buffer += data
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def send(self, request: dict[str, Any] | bytes) -> None:
+        """Writes one request line."""
+        raw = request if isinstance(request, bytes) else json.dumps(request).encode()
+        self.proc.stdin.write(raw + b"\n")
+        self.proc.stdin.flush()
+
+    def ask(self, code: str, **fields: Any) -> dict[str, Any]:
+        """Returns the server's answer to one candidate."""
+        nonce = uuid.uuid4().hex
+        self.send({"nonce": nonce, "job": self.job(code, **fields).to_dict()})
+        answer = self.line()
+        assert answer["nonce"] == nonce
+        return answer
+
+    def close(self) -> int:
+        """Closes stdin, which ends the server; returns its exit status."""
+        self.proc.stdin.close()
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def problem(tmp_path: Path) -> Path:
+    """Returns a problem folder whose evaluator reports who imported it and who scored."""
+    folder = tmp_path / "problem"
+    folder.mkdir()
+    (folder / "evaluator.py").write_text(EVALUATOR)
+    return folder
+
+
+@pytest.fixture
+def server(tmp_path: Path, problem: Path) -> Iterator[Server]:
+    """Yields a started fork server that has said it is ready."""
+    started = Server(tmp_path / "server", problem)
+    try:
+        assert started.line() == {"ready": True}
+        yield started
+    finally:
+        started.close()
+
+
+def result_of(answer: dict[str, Any]) -> EvalResult:
+    """Returns the EvalResult in an answer."""
+    return EvalResult.from_dict(answer["result"])
+
+
+def test_each_answer_carries_the_candidates_result_and_how_its_process_ended(
+        server: Server) -> None:
+    answer = server.ask("print('from the candidate')\n" + ONE, seed=5)
+    assert answer["returncode"] == 0 and answer["signal"] is None and not answer["timed_out"]
+    assert "from the candidate" in answer["stdout"] and answer["duration_s"] > 0
+    result = result_of(answer)
+    assert result.ok and result.score == 1.0 and result.metrics["seed"] == 5.0
+    assert "evaluator imported" in server.log.read_text()  # the server's own output: its log
+
+
+def test_the_evaluator_is_imported_once_and_each_candidate_runs_in_its_own_fork(
+        server: Server) -> None:
+    results = [result_of(server.ask(f"def solve():\n    return {k}.0\n")) for k in range(3)]
+    assert [r.score for r in results] == [0.0, 1.0, 2.0]
+    assert {r.metrics["imported_by"] for r in results} == {float(server.proc.pid)}
+    assert {r.metrics["imports"] for r in results} == {1.0}
+    scored_by = {r.metrics["scored_by"] for r in results}
+    assert len(scored_by) == 3 and float(server.proc.pid) not in scored_by
+
+
+def test_a_candidate_that_kills_its_fork_leaves_the_server_serving(server: Server) -> None:
+    killer = "import os, signal\n\ndef solve():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+    answer = server.ask(killer)
+    assert answer["result"] is None and answer["signal"] == "SIGKILL" and not answer["timed_out"]
+    assert result_of(server.ask(ONE)).score == 1.0
+
+
+def test_a_candidate_that_hangs_is_killed_at_its_time_limit_and_the_next_one_runs(
+        server: Server) -> None:
+    started = time.monotonic()
+    answer = server.ask("def solve():\n    while True:\n        pass\n", timeout_s=1)
+    assert answer["timed_out"] and answer["result"] is None
+    assert time.monotonic() - started < 8
+    assert result_of(server.ask(ONE)).score == 1.0
+
+
+def test_a_process_a_candidate_leaves_running_is_killed_before_the_answer(
+        server: Server) -> None:
+    tag = f"evoforge-forkserver-test-{uuid.uuid4().hex}"
+    daemon = textwrap.dedent(f"""
+        import subprocess, sys
+
+        def solve():
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "{tag}"],
+                             start_new_session=True)
+            return 3.0
+    """)
+    assert result_of(server.ask(daemon)).score == 3.0
+    left = subprocess.run(["pgrep", "-f", tag], capture_output=True, text=True, check=False)
+    assert left.stdout.strip() == ""
+
+
+def test_a_request_the_server_cannot_handle_is_answered_as_a_crash_and_serving_goes_on(
+        server: Server) -> None:
+    server.send({"nonce": "broken", "job": {"code": ONE}})  # no problem_dir, no evaluator_file
+    answer = server.line()
+    assert answer["nonce"] == "broken"
+    failure = result_of(answer)
+    assert failure.error_kind is FailureKind.CRASH
+    assert failure.error.startswith("the pre-forked evaluator failed: TypeError(")
+    assert result_of(server.ask(ONE)).score == 1.0
+
+
+def test_an_evaluator_that_fails_to_import_fails_every_request_with_the_reason(
+        tmp_path: Path, problem: Path) -> None:
+    (problem / "evaluator.py").write_text("import no_such_module_for_the_fork_server\n")
+    broken = Server(tmp_path / "server", problem)
+    try:
+        assert broken.line() == {"ready": True}
+        for _ in range(2):
+            failure = result_of(broken.ask(ONE))
+            assert failure.error_kind is FailureKind.EVALUATOR
+            assert "no_such_module_for_the_fork_server" in failure.error
+    finally:
+        assert broken.close() == 0
+
+
+def test_the_server_exits_cleanly_when_its_requests_end(tmp_path: Path, problem: Path) -> None:
+    started = Server(tmp_path / "server", problem)
+    assert started.line() == {"ready": True}
+    assert result_of(started.ask(ONE)).ok
+    assert started.close() == 0
+
+
+def test_killing_the_descendants_reaches_adopted_orphans() -> None:
+    assert layers.become_subreaper()
+    pid = os.fork()
+    if pid == 0:  # a grandchild that outlives its parent: adopted by the subreaper (us)
+        if os.fork() == 0:
+            time.sleep(60)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    time.sleep(0.1)
+    assert reaper.kill_descendants() >= 1
+    assert reaper.children() == []
