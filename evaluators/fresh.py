@@ -80,7 +80,8 @@ def run_isolated(argv: list[str], root: Path, work: Path, job: EvalJob, python: 
 def read_result(path: Path) -> EvalResult | None:
     """Returns the result a child wrote to path, or None when there is none or it is malformed."""
     try:
-        return EvalResult.from_dict(json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        return EvalResult.from_dict(data) if isinstance(data, dict) else None
     except (OSError, ValueError, TypeError):
         return None
 

@@ -79,7 +79,7 @@ def test_the_output_tails_and_the_duration_come_from_the_process(tmp_path: Path)
 def test_a_result_file_that_is_missing_or_malformed_reads_as_none(tmp_path: Path) -> None:
     path = tmp_path / "result.json"
     assert fresh.read_result(path) is None
-    for text in ("{", "not json", json.dumps({"no_status": 1})):
+    for text in ("{", "not json", json.dumps({"no_status": 1}), "[]", "null", "3"):
         path.write_text(text)
         assert fresh.read_result(path) is None, text
     path.write_text(json.dumps(EvalResult.failure(FailureKind.OUTPUT, "too much").to_dict()))
