@@ -2,7 +2,7 @@
 
 Every benchmark that needs a best-so-far curve gets it here, from the run's own SQLite file:
 `run_cli` / `run_in_process` return a FinishedRun, whose curves (by iteration, by LLM sample,
-over time) follow the direction of the run's problem. `strict_score` re-scores a program with
+over time) follow the direction stored with the run's problem (its problem.toml's `direction`). `strict_score` re-scores a program with
 `evoforge eval` (our sandbox and the problem's strict verifier).
 """
 
@@ -81,22 +81,22 @@ class FinishedRun:
                 RunRow, RunRow.problem_id == ProblemRow.id).where(
                 RunRow.id == self.run_id)) == "maximize"
 
-    def iteration_curve(self, maximize: bool) -> list[float | None]:
+    def iteration_curve(self) -> list[float | None]:
         """Returns the best score after each iteration 0..last (migrant copies left out)."""
         with self.session() as s:
             progs = s.execute(select(ProgramRow.iteration, ProgramRow.score).where(
                 ProgramRow.run_id == self.run_id, ProgramRow.kind != "migrant")).all()
         last = max([p.iteration for p in progs] + [self.summary["iterations"]])
-        return best_curve(progs, last, maximize)
+        return best_curve(progs, last, self.maximize())
 
-    def time_curve(self, maximize: bool) -> list[list[float]]:
+    def time_curve(self) -> list[list[float]]:
         """Returns [seconds since launch, best so far] at each improvement."""
         with self.session() as s:
             progs = s.execute(select(ProgramRow.evaluated_at, ProgramRow.score).where(
                 ProgramRow.run_id == self.run_id, ProgramRow.kind != "migrant",
                 ProgramRow.status == "ok", ProgramRow.evaluated_at.is_not(None))).all()
         return time_curve([(_epoch(p.evaluated_at) - self.started_at, p.score) for p in progs],
-                          maximize)
+                          self.maximize())
 
     def samples(self) -> list[Sample]:
         """Returns the run's LLM answers in the order they were stored."""
@@ -110,9 +110,9 @@ class FinishedRun:
                 .where(LLMSampleRow.run_id == self.run_id).order_by(LLMSampleRow.id)).all()
         return [Sample(*row) for row in rows]
 
-    def sample_curve(self, samples: Sequence[Sample], maximize: bool) -> list[float | None]:
+    def sample_curve(self, samples: Sequence[Sample]) -> list[float | None]:
         """Returns the best score after each sample, starting from the initial program's."""
-        return running_best((x.score for x in samples), maximize,
+        return running_best((x.score for x in samples), self.maximize(),
                             start=self.summary["initial_score"])
 
     def eval_durations(self) -> list[float]:
@@ -188,13 +188,12 @@ def run_on_endpoint(problem: Path, url: str, model: str, iterations: int, seed: 
                                                  "--model", model, "--workers", str(workers)])
 
 
-def figures(run: FinishedRun, maximize: bool) -> dict[str, Any]:
+def figures(run: FinishedRun) -> dict[str, Any]:
     """Returns the run's summary, wall time, curves, evaluation timings and best code."""
     durations = run.eval_durations()
     programs, scored = run.program_counts()
     return run.summary | {
-        "wall_s": run.wall_s, "curve": run.iteration_curve(maximize),
-        "time_curve": run.time_curve(maximize),
+        "wall_s": run.wall_s, "curve": run.iteration_curve(), "time_curve": run.time_curve(),
         "eval_s_mean": fmean(durations) if durations else None, "evals_timed": len(durations),
         "programs": programs, "scored": scored, "best_code": run.best_code()}
 

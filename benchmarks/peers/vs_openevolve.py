@@ -89,7 +89,7 @@ def run_one(system: str, problem: Problem, url: str, model: str, args: argparse.
     if system == "evoforge":
         run = run_on_endpoint(problem.path, url, model, args.calls, seed, args.workers, work,
                               llm=evoforge_llm(args), timeout_s=args.run_timeout_s)
-        return figures(run, problem.direction == "maximize")
+        return figures(run)
     cfg = run_config_for(problem, None, {"llm": {"backend": "openai", "url": url, "model": model,
                                                  **evoforge_llm(args)}})
     return run_openevolve(problem, cfg, url, model, args.calls, seed, args.workers, work,

@@ -70,7 +70,7 @@ def one_run(problem_dir: Path, name: str, seed: int, iterations: int, home: Path
         pads = s.execute(select(ScratchpadRow.iteration, ScratchpadRow.prompt_tokens
                                 + ScratchpadRow.completion_tokens)
                          .where(ScratchpadRow.run_id == run.run_id)).all()
-    summary, curve = run.summary, run.sample_curve(samples, maximize=True)
+    summary, curve = run.summary, run.sample_curve(samples)
     tokens, by_tokens = 0, [(0, summary["initial_score"])]
     pad_tokens = dict(pads)
     for sample, best in zip(samples, curve, strict=True):

@@ -25,7 +25,7 @@ from benchmarks.harness.store import out_file, write_json
 def run_seed(problem: Path, seed: int, iterations: int, home: Path) -> dict:
     """Runs evoforge once; returns its JSON summary plus the best-so-far curve."""
     run = run_cli(problem, home, seed=seed, iterations=iterations, timeout_s=None)
-    return run.summary | {"wall_s": run.wall_s, "curve": run.iteration_curve(maximize=True)}
+    return run.summary | {"wall_s": run.wall_s, "curve": run.iteration_curve()}
 
 
 def plot(results: list[dict], path: Path) -> bool:

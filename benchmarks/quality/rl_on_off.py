@@ -56,7 +56,7 @@ def run_arm(seed: int, iterations: int, rl: str | None, home: Path,
                              .where(AdapterRow.run_id == run.run_id)
                              .order_by(AdapterRow.version)).all()
     rows = [(x.adapter, x.outcome, x.score) for x in run.samples()]
-    summary.update(trace(rows, summary.get("initial_score"), maximize=True))
+    summary.update(trace(rows, summary.get("initial_score"), run.maximize()))
     summary["adapters"] = [{"name": n, "steps": st, "reward_stats": rs} for n, st, rs in adapters]
     return summary
 

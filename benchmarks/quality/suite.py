@@ -65,7 +65,7 @@ def run_problem(path: Path, url: str, model: str, args: argparse.Namespace, seed
     initial = strict_score(problem.path, problem.initial_code)
     run = run_on_endpoint(problem.path, url, model, args.calls, seed, args.workers, work,
                           llm=evoforge_llm(args), timeout_s=args.run_timeout_s)
-    r = figures(run, problem.direction == "maximize")
+    r = figures(run)
     code = r.pop("best_code")
     outcomes = run.outcome_counts()
     strict = strict_score(problem.path, code) if code else {"status": "none", "score": None}
