@@ -32,6 +32,9 @@ _EVALUATED = re.compile(r"Evaluated program(?: \S+)? in ([0-9.]+)s")
 
 # The problem's evaluator may return an object with .metrics / .artifacts (evoforge accepts it);
 # OpenEvolve accepts only a dict or its EvaluationResult, so this shim converts, nothing else.
+# It is written into the run's folder and runs in OpenEvolve's process; its one path edit gives
+# the problem's evaluator its own folder to import from, as evoforge's sandbox does (it is not
+# how the benchmarks import themselves).
 _SHIM = '''"""Loads {evaluator} and hands its result to OpenEvolve as a dict / EvaluationResult."""
 import importlib.util
 import sys
