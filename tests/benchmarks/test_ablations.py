@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks"
-sys.path.append(str(BENCH))  # after everything else: its modules never shadow others
+from benchmarks.harness.stats import paired_stats, sign_test
+from benchmarks.quality.ablations import complete_seeds
 
-from ablations import complete_seeds, paired_stats, sign_test
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _ablations(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Runs benchmarks/ablations.py on quickstart into a scratch folder."""
-    return subprocess.run([sys.executable, str(BENCH / "ablations.py"), "--problems", "quickstart",
+    """Runs benchmarks.quality.ablations on quickstart into a scratch folder."""
+    return subprocess.run([sys.executable, "-m", "benchmarks.quality.ablations",
+                           "--problems", "quickstart",
                            "--out", str(out), *args], check=False, capture_output=True,
                           text=True, cwd=REPO, timeout=600)
 

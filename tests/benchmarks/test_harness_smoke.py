@@ -15,20 +15,17 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks"
-sys.path.append(str(BENCH))  # after everything else: its modules never shadow others
-
-from _vs_common import best_curve, time_curve
-from _vs_proxy import Call, busy_seconds, summarise
-from suite import gap
-
+from benchmarks.harness.curves import best_curve, time_curve
+from benchmarks.peers.proxy import Call, busy_seconds, summarise
+from benchmarks.quality.suite import gap
 from service.problems.load import load_problem
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _script(name: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Runs a benchmark script; past the timeout it gets SIGTERM, so it stops what it started."""
-    proc = subprocess.Popen([sys.executable, str(BENCH / name), *args], stdout=subprocess.PIPE,
+    """Runs a benchmark module; past the timeout it gets SIGTERM, so it stops what it started."""
+    proc = subprocess.Popen([sys.executable, "-m", name, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -40,7 +37,7 @@ def _script(name: str, *args: str, timeout: float = 600) -> subprocess.Completed
 
 
 def test_vs_openevolve_runs_both_systems_on_one_meter(tmp_path: Path) -> None:
-    proc = _script("vs_openevolve.py", "--problems", "quickstart", "--seeds", "0", "--calls", "2",
+    proc = _script("benchmarks.peers.vs_openevolve", "--problems", "quickstart", "--seeds", "0", "--calls", "2",
                    "--out", str(tmp_path), "--name", "smoke")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = json.loads((tmp_path / "smoke.json").read_text())
@@ -65,7 +62,7 @@ def test_vs_openevolve_runs_both_systems_on_one_meter(tmp_path: Path) -> None:
 
 
 def test_suite_reports_strict_score_and_budget(tmp_path: Path) -> None:
-    proc = _script("suite.py", "--problems", "quickstart", "--calls", "2", "--out", str(tmp_path),
+    proc = _script("benchmarks.quality.suite", "--problems", "quickstart", "--calls", "2", "--out", str(tmp_path),
                    "--name", "suite")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [row] = json.loads((tmp_path / "suite.json").read_text())
@@ -77,15 +74,15 @@ def test_suite_reports_strict_score_and_budget(tmp_path: Path) -> None:
 
 
 def test_unknown_problem_is_refused_with_its_name(tmp_path: Path) -> None:
-    proc = _script("vs_openevolve.py", "--problems", "no_such_problem", "--out", str(tmp_path))
+    proc = _script("benchmarks.peers.vs_openevolve", "--problems", "no_such_problem", "--out", str(tmp_path))
     assert proc.returncode == 2
     assert "no_such_problem" in proc.stderr and "problems/" in proc.stderr
-    proc = _script("suite.py", "--problems", "no_such_problem", "--out", str(tmp_path))
+    proc = _script("benchmarks.quality.suite", "--problems", "no_such_problem", "--out", str(tmp_path))
     assert proc.returncode != 0 and "no_such_problem" in proc.stderr
 
 
 def test_unknown_system_is_refused() -> None:
-    proc = _script("vs_openevolve.py", "--systems", "evoforge,shinka")
+    proc = _script("benchmarks.peers.vs_openevolve", "--systems", "evoforge,shinka")
     assert proc.returncode == 2 and "shinka" in proc.stderr and "openevolve" in proc.stderr
 
 

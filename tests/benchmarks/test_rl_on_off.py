@@ -1,4 +1,4 @@
-"""rl_on_off.py: per-writer bookkeeping on known rows, position-matched pooling, and resuming
+"""quality.rl_on_off: per-writer bookkeeping on known rows, position-matched pooling, and resuming
 (runs already in the JSON are skipped; results with other settings are refused)."""
 
 from __future__ import annotations
@@ -8,11 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks"
-sys.path.append(str(BENCH))  # after everything else: its modules never shadow others
+from benchmarks.quality.rl_on_off import trace
+from benchmarks.quality.rl_on_off_report import position_matched
 
-from rl_on_off import position_matched, trace
+REPO = Path(__file__).resolve().parents[2]
 
 SETTINGS = {"iterations": 4, "every": 8, "steps": 1, "lr": 3e-4, "threads": 1}
 
@@ -21,13 +20,13 @@ def _result(seed: int, arm: str, rows: list[tuple[str | None, str, float | None]
             settings: dict[str, float] = SETTINGS) -> dict:
     return {"seed": seed, "arm": arm, "settings": settings, "load_avg": [1.0, 1.0, 1.0],
             "run_id": 1, "best_score": max(s for _, _, s in rows if s is not None),
-            "initial_score": 0.25, "wall_s": 10.0, "adapters": [], **trace(rows, 0.25)}
+            "initial_score": 0.25, "wall_s": 10.0, "adapters": [], **trace(rows, 0.25, maximize=True)}
 
 
 def test_trace_counts_each_writer_and_keeps_the_best_so_far() -> None:
     rows = [(None, "child", 0.3), (None, "rejected", None), ("run1-v1-training", "child", 0.1),
             ("run1-v1", "child", 0.5), ("run1-v1", "rejected", None)]
-    t = trace(rows, 0.25)
+    t = trace(rows, 0.25, maximize=True)
     assert t["curve"] == [0.3, 0.3, 0.3, 0.5, 0.5]
     assert t["writer_seq"] == ["base", "base", "training", "adapter", "adapter"]
     assert t["writers"]["base"] == {"samples": 2, "scored": 1, "mean_score": 0.3}
@@ -48,7 +47,7 @@ def test_adapter_children_are_set_against_rl_off_at_the_same_positions() -> None
 
 
 def _script(json_path: Path, plot: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(BENCH / "rl_on_off.py"), "--seeds", "0",
+    return subprocess.run([sys.executable, "-m", "benchmarks.quality.rl_on_off", "--seeds", "0",
                            "--iterations", "4", "--json", str(json_path), "--plot", str(plot)],
                           capture_output=True, text=True, check=False, cwd=REPO, timeout=120)
 

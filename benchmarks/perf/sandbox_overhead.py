@@ -1,0 +1,168 @@
+"""Sandbox overhead per trivial evaluation, per layer combination: fresh process vs pre-forked.
+
+Target (issue 3): <= 3 ms overhead per trivial evaluation with pre-forking.
+
+A trivial program (`solve()` returns 1.0) is scored by the test fixture problem `good` through
+`evaluators.evaluate.evaluate_job` (what the executors call), once with a fresh sandboxed process
+per evaluation and once pre-forked (one warm server, a fork per candidate), under each combination
+of layers (EVOFORGE_SANDBOX_LAYERS). Overhead = time per evaluation minus the same evaluation scored
+in this process (harness.score with the evaluator already imported). The peer, OpenEvolve 0.4.1's
+evaluation path (an in-process thread, no isolation), runs in the same command from its own venv
+(benchmarks/.venv-openevolve, made by perf.controller_overhead or peers.vs_openevolve; skipped
+without it). Medians and 10th percentiles in ms; the load average is printed because the other
+users of this machine move the numbers.
+
+    .venv/bin/python -m benchmarks.perf.sandbox_overhead [--fresh 40] [--forked 300] [--no-peer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.harness.paths import ROOT
+from benchmarks.harness.store import out_file, write_json
+from benchmarks.harness.timing import median_p10_ms
+from benchmarks.peers.launch import eval_timings
+from evaluators import harness, prefork
+from evaluators.evaluate import evaluate_job
+from evaluators.isolation import layers
+from evaluators.jobs import EvalJob
+
+GOOD = ROOT / "tests" / "fixtures" / "problems" / "good"
+CODE = "def solve():\n    return 1.0\n"
+COMBOS = ["rlimits", "rlimits,uid", "rlimits,bwrap,seccomp", "rlimits,uid,bwrap",
+          "rlimits,uid,bwrap,seccomp"]
+
+
+def job(forked: bool) -> EvalJob:
+    """Returns the trivial job (pre-forked or not)."""
+    return EvalJob(code=CODE, problem_dir=str(GOOD), evaluator_file=str(GOOD / "evaluator.py"),
+                   timeout_s=30, prefork=forked)
+
+
+def timed(n: int, forked: bool) -> tuple[list[float], float]:
+    """Returns the seconds of n evaluations (after one warm-up that also starts a server) and
+    the CPU seconds per evaluation of every process involved (this one, its children, the server
+    and the children it reaped): a figure the machine's other load moves much less."""
+    the_job = job(forked)
+    first = evaluate_job(the_job)
+    if not first.ok:
+        raise SystemExit(f"the trivial evaluation failed: {first.error}")
+    cpu_before = cpu_seconds()
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        result = evaluate_job(the_job)
+        times.append(time.perf_counter() - start)
+        assert result.ok and result.score == 1.0, result.error
+    return times, (cpu_seconds() - cpu_before) / n
+
+
+def cpu_seconds() -> float:
+    """Returns user + system CPU seconds of this process, its reaped children and the servers."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in prefork.idle_server_pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
+    return total
+
+
+def in_process(n: int) -> list[float]:
+    """Returns the seconds of n evaluations in this process (evaluator imported once)."""
+    the_job = job(False)
+    module = harness.load_evaluator(the_job)  # the reference: no process, no isolation
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None))
+    times = []
+    try:
+        for _ in range(n):
+            start = time.perf_counter()
+            harness.score(the_job, folder / "program.py", module)
+            times.append(time.perf_counter() - start)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return times
+
+
+def python_pass(n: int) -> dict[str, float]:
+    """Returns the time of a bare `python -c pass` (a floor for any fresh process)."""
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - start)
+    return median_p10_ms(times)
+
+
+def main() -> None:
+    """Measures every combination and prints the table; writes benchmarks/out/sandbox_overhead.json."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--fresh", type=int, default=40, help="timed fresh-process evaluations")
+    parser.add_argument("--forked", type=int, default=300, help="timed pre-forked evaluations")
+    parser.add_argument("--combos", default=";".join(COMBOS),
+                        help="layer combinations, separated by ';'")
+    parser.add_argument("--no-peer", action="store_true", help="skip OpenEvolve")
+    args = parser.parse_args()
+    logging.getLogger("evoforge.sandbox").setLevel(logging.ERROR)  # the switches are on purpose
+    base = median_p10_ms(in_process(200))
+    rows = []
+    for combo in args.combos.split(";"):
+        os.environ[layers.ENV_VAR] = combo
+        layers.reset()
+        active = ",".join(layers.active_names())
+        row = {"asked": combo, "active": active}
+        for mode, n, forked in (("fresh", args.fresh, False), ("prefork", args.forked, True)):
+            times, cpu = timed(n, forked)
+            row[mode] = {**median_p10_ms(times), "cpu_ms": cpu * 1000}
+        prefork.shutdown()
+        rows.append(row)
+    os.environ.pop(layers.ENV_VAR, None)
+    bare = python_pass(20)
+    peer_stats = None if args.no_peer else eval_timings(GOOD / "evaluator.py", CODE, 300)
+    load = os.getloadavg()
+    table = Table(title=f"trivial evaluation, ms (load average {load[0]:.1f}, "
+                        f"{os.cpu_count()} cores; in-process evaluation "
+                        f"{base['median_ms']:.2f} ms)")
+    for column in ("active layers", "fresh median", "fresh p10", "fresh CPU",
+                   "pre-forked median", "pre-forked p10", "pre-forked CPU", "overhead (median)",
+                   "fresh / pre-forked"):
+        table.add_column(column, justify="left" if column == "active layers" else "right")
+    for row in rows:
+        fresh, forked = row["fresh"], row["prefork"]
+        table.add_row(row["active"].replace("rlimits,reaper", "base"),
+                      f"{fresh['median_ms']:.1f}", f"{fresh['p10_ms']:.1f}",
+                      f"{fresh['cpu_ms']:.1f}", f"{forked['median_ms']:.2f}",
+                      f"{forked['p10_ms']:.2f}", f"{forked['cpu_ms']:.2f}",
+                      f"{forked['median_ms'] - base['median_ms']:.2f}",
+                      f"{fresh['median_ms'] / forked['median_ms']:.1f}x")
+    console = Console(width=160)
+    console.print(table)
+    console.print(f"python -c pass: {bare['median_ms']:.1f} ms median")
+    if peer_stats:
+        console.print(f"peer OpenEvolve 0.4.1 (in-process thread, no isolation): "
+                      f"{peer_stats['median_ms']:.2f} ms median, {peer_stats['p10_ms']:.2f} p10")
+    write_json(out_file("sandbox_overhead.json"), {
+        "rows": rows, "in_process": base, "python_pass": bare, "peer": peer_stats,
+        "loadavg": load}, indent=2)
+
+
+if __name__ == "__main__":
+    main()
