@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.catalog import MODEL_FIELDS, ModelName, ModelsFile, ServedModel, embedded, quoted
+
 
 class ConfigError(ValueError):
     """A configuration file or value is wrong; the message names what and how to fix it."""
@@ -25,6 +27,34 @@ class Settings(BaseSettings):
     llm_threads: int | None = Field(default=None, description="CPU threads for llama.cpp.")
     broker: str = Field(default="amqp://guest:guest@127.0.0.1:5672//",
                         description="Celery broker URL (RabbitMQ recommended; redis:// works).")
+    models_file: Path | None = Field(default=None, description="TOML file naming the models that "
+                                     "runs created through the API may use (`default = NAME`, a "
+                                     "[models.NAME] table each; docs/service.md); replaces models.")
+    models: dict[ModelName, ServedModel] = Field(default_factory=embedded, min_length=1,
+                                                 description="The models API runs pick by name.")
+    default_model: ModelName | None = Field(default=None, description="The model of an API run "
+                                            "that names none; default: the file's, else the first.")
+    allowed_executors: list[Literal["local", "celery"]] = Field(
+        default_factory=lambda: ["local", "celery"], min_length=1,
+        description="evaluation.executor values API runs may choose; the first is their default.")
+    allowed_queues: list[ModelName] = Field(
+        default_factory=lambda: ["cpu", "gpu"], min_length=1,
+        description="evaluation.queue values API runs may choose; the first is their default.")
+    admin_raw_config: bool = Field(default=False, description="Admin tokens may give API runs any "
+                                   "URL, path, key variable, broker, executor or queue, as the CLI "
+                                   "can; off: admins pick names like every tenant.")
+
+    @model_validator(mode="after")
+    def _named_models(self) -> Settings:
+        if self.models_file is not None:
+            named = read_models_file(self.models_file)
+            self.models, self.default_model = named.models, self.default_model or named.default
+        self.default_model = self.default_model or next(iter(self.models))
+        if self.default_model not in self.models:
+            raise ValueError(f"the default model '{self.default_model}' is not one of the models "
+                             f"{quoted(self.models)}; name one of them (`default` in the models "
+                             "file, or EVOFORGE_DEFAULT_MODEL)")
+        return self
 
     def database_url(self) -> str:
         """Returns the database URL, the embedded SQLite file unless one was given."""
@@ -92,26 +122,42 @@ class SearchConfig(Strict):
 class ModelConfig(Strict):
     """One member of a model ensemble; the bandit picks a member for each request."""
 
-    name: str | None = Field(default=None, description="Label in statistics; default: the model "
-                             "name, else the backend. Must be unique within llm.models.")
-    backend: Literal["llamacpp", "openai", "scripted"] = "llamacpp"
+    name: str | None = Field(default=None, description="Label in statistics; default: use, else "
+                             "the model name, else the backend. Unique within llm.models.")
+    use: str | None = Field(default=None, description="One of the server's named models "
+                                  "(GET /api/models), which sets backend, url, model, api_key_env, "
+                                  "context window and price. API runs pick every member this way.")
+    backend: Literal["llamacpp", "openai", "transformers", "scripted"] = "llamacpp"
     url: str | None = Field(default=None, description="openai: base URL.")
     model: str | None = Field(default=None, description="Model name (openai) or GGUF path.")
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the API key.")
+    context_window: int | None = Field(default=None, description="Tokens; default: llm's.")
     weight: float = Field(default=1.0, gt=0, description="selector 'weighted': relative share.")
     price_per_1k_tokens: float = Field(default=0.0, ge=0, description="Cost of 1000 tokens "
                                        "(prompt + completion), for cost accounting and budgets.")
     temperatures: list[float] = Field(default_factory=list, description="Temperatures drawn per "
                                       "request; empty: the run's temperature schedule.")
 
+    @model_validator(mode="after")
+    def _picked_or_described(self) -> ModelConfig:
+        own = own_model_fields(self)
+        if self.use and own:
+            raise ValueError(f"member '{self.label()}' picks the named model '{self.use}', which "
+                             f"sets {', '.join(MODEL_FIELDS)}: remove its {', '.join(own)}")
+        return self
+
     def label(self) -> str:
         """Returns the name statistics use for this member."""
-        return self.name or self.model or self.backend
+        return self.name or self.use or self.model or self.backend
 
 
 class LLMConfig(Strict):
     """Which model writes the mutations and how it is sampled."""
 
+    use: str | None = Field(default=None, description="One of the server's named models "
+                                  "(GET /api/models), which sets backend, url, model, api_key_env, "
+                                  "price and context window. Runs created through the API pick "
+                                  "their model this way; the CLI may describe one with those.")
     backend: Literal["llamacpp", "openai", "transformers", "scripted"] = "llamacpp"
     url: str | None = Field(default=None, description="openai: base URL, e.g. http://127.0.0.1:8000/v1.")
     model: str | None = Field(default=None, description="Model name (openai) or GGUF path (llamacpp).")
@@ -145,11 +191,18 @@ class LLMConfig(Strict):
     temperature_period: int = Field(default=20, ge=2, description="cosine: iterations per cycle.")
 
     @model_validator(mode="after")
-    def _unique_members(self) -> LLMConfig:
+    def _models(self) -> LLMConfig:
         labels = [m.label() for m in self.models]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
             raise ValueError(f"llm.models: members {dupes} share a name; give each a unique `name`")
+        own = own_model_fields(self)
+        if self.use and own:
+            raise ValueError(f"llm.use picks the named model '{self.use}', which sets "
+                             f"{', '.join(MODEL_FIELDS)}: remove llm.{', llm.'.join(own)}")
+        if self.use and self.models:
+            raise ValueError("llm.use and llm.models exclude each other: pick one model with "
+                             "llm.use, or an ensemble whose members each set use")
         return self
 
 
@@ -280,6 +333,12 @@ class RunConfig(Strict):
         return self.evaluation.in_flight or 2 * self.evaluation.workers
 
 
+def own_model_fields(model: LLMConfig | ModelConfig) -> list[str]:
+    """Returns the fields that describe a model (MODEL_FIELDS) set away from their defaults."""
+    fields = type(model).model_fields
+    return [name for name in MODEL_FIELDS if getattr(model, name) != fields[name].default]
+
+
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """Returns base updated recursively with over (over wins)."""
     out = dict(base)
@@ -309,11 +368,23 @@ def build_run_config(*layers: dict[str, Any], source: str = "run config") -> Run
     try:
         return RunConfig.model_validate(merged)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            if err["type"] == "extra_forbidden":
-                problems.append(f"unknown key '{where}': remove it or check its spelling")
-            else:
-                problems.append(f"'{where}': {err['msg']}")
-        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+        raise ConfigError(f"{source}: " + _problems(exc)) from None
+
+
+def read_models_file(path: Path) -> ModelsFile:
+    """Returns the operator's models file, or raises ConfigError naming the file and the key."""
+    try:
+        return ModelsFile.model_validate(read_toml(path))
+    except ValidationError as exc:
+        raise ConfigError(f"models file {path}: " + _problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{where}': remove it or check its spelling")
+        else:
+            problems.append(f"'{where}': {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)

@@ -18,7 +18,7 @@ from service.evolution.reverify import reverify_run
 from service.execution.base import Executor
 from service.execution.dispatch import make_executor
 from service.llm.base import LLMBackend
-from service.llm.factory import make_backend
+from service.llm.factory import make_backend, resolve_models
 from service.problems.load import Problem
 from service.rl.schedule import RLSchedule
 
@@ -60,7 +60,8 @@ async def drive(db: Database, run_id: int, settings: Settings,
                 on_engine: Callable[[Engine], None] | None = None) -> RunRow:
     """Runs the engine on a stored run until it stops; returns the final run row.
     on_engine receives the engine before it starts (controllers use it to pause/stop it)."""
-    _, problem, cfg = load_run(db, run_id, settings)
+    _, problem, stored = load_run(db, run_id, settings)
+    cfg = resolve_models(stored, settings)  # models picked by name become the operator's
     llm = make_backend(cfg.llm, settings, seed=cfg.seed)
     executor = make_executor(cfg.evaluation, db, settings.broker)
     interrupted = True

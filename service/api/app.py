@@ -10,7 +10,17 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from service.api import errors
-from service.api.routes import analytics, auth, events, lineage, problems, programs, runs, ui_extra
+from service.api.routes import (
+    analytics,
+    auth,
+    events,
+    lineage,
+    models,
+    problems,
+    programs,
+    runs,
+    ui_extra,
+)
 from service.api.uploads import MAX_UPLOAD_BYTES
 from service.config import Settings
 from service.db import Database
@@ -29,7 +39,7 @@ def create_app(db: Database, settings: Settings,
     app.state.settings = settings
     app.state.max_upload_bytes = max_upload_bytes
     errors.install(app)
-    for module in (problems, runs, programs, lineage, analytics, events, auth, ui_extra):
+    for module in (problems, runs, programs, lineage, analytics, events, auth, models, ui_extra):
         app.include_router(module.router, prefix="/api")
 
     @app.get("/api/health", tags=["health"])

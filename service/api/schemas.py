@@ -49,7 +49,8 @@ class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     problem_id: int = Field(ge=1, le=2**62)
     config: dict[str, Any] = Field(default_factory=dict, description="RunConfig sections, e.g. "
-                                   '{"budget": {"iterations": 50}, "search": {"num_islands": 2}}')
+                                   '{"llm": {"use": "smollm"}, "budget": {"iterations": 50}}; '
+                                   "models, executors and queues are names from GET /api/models")
     start: bool = Field(default=True, description="Queue it for a controller at once.")
 
 
@@ -137,3 +138,22 @@ class TokenPublic(BaseModel):
     owner_id: int
     max_active_runs: int | None
     active_runs: int
+
+
+class ModelPublic(BaseModel):
+    """A model of this server, as tenants see it: its name, never its URL or path."""
+
+    name: str
+    description: str
+    context_window: int | None
+    price_per_1k_tokens: float
+
+
+class OfferPublic(BaseModel):
+    """What a run config may name here: llm.use (and llm.models[].use), evaluation.executor and
+    evaluation.queue; the first executor and queue are a run's defaults."""
+
+    models: list[ModelPublic]
+    default_model: str
+    executors: list[str]
+    queues: list[str]

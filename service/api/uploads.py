@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import tomllib
 import zipfile
 from pathlib import PurePosixPath
 
@@ -12,6 +13,7 @@ from service.api.errors import ApiError
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 ALLOWED_SUFFIXES = (".py", ".toml", ".yaml", ".md", ".txt")
 REQUIRED = ("initial_program.py", "evaluator.py")
+FILE_KEYS = ("initial_program", "evaluator", "scorer")  # [problem] keys that name a file
 
 
 def _invalid(file: str, message: str, fix: str) -> ApiError:
@@ -42,7 +44,23 @@ def check_files(files: dict[str, str], limit: int = MAX_UPLOAD_BYTES) -> dict[st
         for req in REQUIRED:
             if req not in out:
                 raise _invalid(req, "missing", f"add {req} to the problem's files")
+    _own_files_only(out)
     return out
+
+
+def _own_files_only(files: dict[str, str]) -> None:
+    """Refuses a problem.toml whose [problem] names a file outside the upload (a path elsewhere
+    on the server would be read, or run, as the problem's)."""
+    try:
+        meta = tomllib.loads(files.get("problem.toml", "")).get("problem", {})
+    except tomllib.TOMLDecodeError:
+        return  # the problem's own checks name the syntax error
+    for key in FILE_KEYS:
+        value = meta.get(key) if isinstance(meta, dict) else None
+        if value is not None and (not isinstance(value, str) or value not in files):
+            raise _invalid("problem.toml", f"[problem] {key} = {value!r} is not a file of this "
+                           "upload (a problem reads only its own files)",
+                           f"name one of {', '.join(sorted(files))}, or add the file")
 
 
 def read_archive(data: bytes, filename: str, limit: int = MAX_UPLOAD_BYTES) -> dict[str, str]:

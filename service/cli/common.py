@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 
@@ -47,8 +48,14 @@ def friendly(fn: F) -> F:
 
 
 def settings_for(db: str | None) -> Settings:
-    """Returns the settings from the environment, with --db when given."""
-    settings = Settings()
+    """Returns the settings from the environment, with --db when given; bad ones raise
+    ConfigError naming the variable (or the models file) and the fix."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise ConfigError("; ".join(
+            (f"EVOFORGE_{str(e['loc'][0]).upper()}: " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
     if db:
         settings.db = db
     return settings

@@ -55,6 +55,7 @@ def run(problem: Annotated[Path, typer.Argument(help="Problem folder.")],
     put(overrides, "llm", "backend", llm)
     put(overrides, "llm", "url", llm_url)
     put(overrides, "llm", "model", model)
+    _describe_own_model(overrides)
     put(overrides, "evaluation", "workers", workers)
     put(overrides, "evaluation", "executor", executor)
     put(overrides, "evaluation", "broker", broker)
@@ -84,11 +85,18 @@ def resume(run_id: int, db: DbOpt = None,
     put(changes, "budget", "iterations", iterations)
     put(changes, "llm", "url", llm_url)
     put(changes, "llm", "model", model)
+    _describe_own_model(changes)
     put(changes, "evaluation", "workers", workers)
     if changes:
         cfg = build_run_config(cfg.model_dump(mode="json"), changes, source=f"run {run_id}")
         update_config(database, run_id, cfg)
     _drive(database, run_id, settings, json_out)
+
+
+def _describe_own_model(layer: dict[str, Any]) -> None:
+    """A model given on the command line replaces one picked by name (llm.use) in the config."""
+    if layer.get("llm"):
+        layer["llm"]["use"] = None
 
 
 def _drive(database: Database, run_id: int, settings: Settings, json_out: bool) -> None:

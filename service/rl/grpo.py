@@ -22,6 +22,7 @@ from typing import Any
 from service.config import ConfigError, RLConfig, RunConfig, Settings
 from service.db import Database
 from service.db.stored import load_run
+from service.llm.factory import resolve_models
 from service.llm.models import base_model_dir, load_base_model
 from service.rl.adapters import AdapterInfo, latest_adapter, publish, save_adapter
 from service.rl.rollouts import EvolutionReward, training_prompts
@@ -89,7 +90,8 @@ def train_round(db: Database, run_id: int, settings: Settings, steps: int | None
     from peft import PeftModel
 
     started = time.perf_counter()
-    _, problem, cfg = load_run(db, run_id, settings)
+    _, problem, stored = load_run(db, run_id, settings)
+    cfg = resolve_models(stored, settings)  # a model picked by name brings its base_model
     rl = rl or cfg.rl
     steps = steps or rl.steps
     base = trainable_base(cfg, settings)

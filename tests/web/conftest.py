@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from service.api.app import create_app
 from service.api.auth_tokens import create_token
+from service.catalog import ServedModel
 from service.config import Settings
 from service.db import Database, upgrade
 from service.runs import drive
@@ -49,7 +50,7 @@ class Site:
         answers.write_text(json.dumps([returns(v) for v in ANSWERS]))
         r = self.client.post("/api/runs", json={"problem_id": self.problem_id, "start": start,
                                                 "config": {
-            "llm": {"backend": "scripted", "model": str(answers)},
+            "llm": {"use": "answers"},
             "budget": {"iterations": iterations}, "evaluation": {"workers": 2, "timeout_s": 10},
             "search": {"num_islands": 2, "migration_interval": 4}}})
         assert r.status_code == 201, r.text
@@ -91,7 +92,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     pg_url = next(urls)
     upgrade(pg_url)
     db = Database(pg_url)
-    settings = Settings(home=tmp / "home", db=pg_url)
+    settings = Settings(home=tmp / "home", db=pg_url, models={"answers": ServedModel(
+        backend="scripted", model=str(tmp / "answers.json"))})  # what Site.new_run writes
     with db.session() as s:
         _, secret = create_token(s, "ui", "write", None)
     port = free_port()

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from service.api.deps import Reader, SessionDep, SettingsDep, Writer, problem_for
 from service.api.errors import ApiError
+from service.api.policy import check_upload
 from service.api.schemas import Page, ProblemCreate, ProblemPublic
 from service.api.uploads import check_files, read_archive
 from service.db.models import ProblemRow, RunRow
@@ -28,6 +29,7 @@ def _store(files: dict[str, str], request: Request, s: SessionDep, settings: Set
     """Validates the files in the sandbox, then stores the problem under the caller's token."""
     limit = request.app.state.max_upload_bytes
     files = check_files(files, limit)
+    check_upload(files, settings, principal)
     folder = (settings.home / "problems" / f"upload-{uuid.uuid4().hex[:12]}").resolve()
     folder.mkdir(parents=True)
     try:

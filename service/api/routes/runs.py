@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from service.api.auth_tokens import Principal
 from service.api.deps import Reader, SessionDep, SettingsDep, Writer, problem_for, run_for
 from service.api.errors import ApiError
+from service.api.policy import server_defaults, tenant_config
 from service.api.schemas import Page, RunCreate, RunPublic, RunResume
-from service.config import ConfigError, RunConfig, build_run_config
+from service.config import ConfigError, RunConfig, Settings, build_run_config
 from service.db.models import ApiTokenRow, RunRow, utcnow
 from service.db.queries import add_run
 from service.db.status import ACTIVE, RESUMABLE, RunStatus, sources
@@ -52,11 +53,14 @@ def _check_quota(s: Session, principal: Principal, run_id: int | None = None) ->
                        "for a larger quota")
 
 
-def _config(layers: list[dict], source: str) -> RunConfig:
+def _config(layers: list[dict], source: str, settings: Settings,
+            principal: Principal) -> RunConfig:
+    """Returns the merged config, or answers 422: invalid, or naming what only the operator sets."""
     try:
-        return build_run_config(*layers, source=source)
+        cfg = build_run_config(*layers, source=source)
     except ConfigError as exc:
         raise ApiError(422, str(exc), "invalid_config") from None
+    return tenant_config(cfg, settings, principal, source)
 
 
 @router.post("", status_code=201, response_model=RunPublic)
@@ -68,7 +72,8 @@ def create_run(body: RunCreate, s: SessionDep, settings: SettingsDep,
         problem = load_problem(problem_folder(prow, settings))
     except ProblemError as exc:
         raise ApiError(422, f"stored problem {prow.id} does not load: {exc}") from None
-    cfg = _config([problem.run_defaults, body.config], "config")
+    cfg = _config([server_defaults(settings), problem.run_defaults, body.config], "config",
+                  settings, principal)
     if body.start:
         _check_quota(s, principal)
     run = add_run(s, prow.id, cfg.model_dump(mode="json"), cfg.seed)
@@ -106,12 +111,14 @@ def get_run(run_id: IdPath, s: SessionDep, principal: Reader) -> RunPublic:
 
 
 @router.post("/{run_id}/start", response_model=RunPublic)
-def start_run(run_id: IdPath, s: SessionDep, principal: Writer) -> RunPublic:
+def start_run(run_id: IdPath, s: SessionDep, settings: SettingsDep,
+              principal: Writer) -> RunPublic:
     """Queues a created run for a controller."""
     run = run_for(s, principal, run_id, lock=True)
     if run.status != RunStatus.CREATED:
         raise ApiError(409, f"run {run_id} is {run.status}; only a created run starts "
                        "(a paused one resumes: POST /api/runs/{id}/resume)")
+    run.config = _config([run.config], f"run {run_id}", settings, principal).model_dump(mode="json")
     _check_quota(s, principal, run_id)
     run.status = RunStatus.QUEUED
     return public(run)
@@ -148,15 +155,16 @@ def _halt(s: Session, principal: Principal, run_id: int, action: str,
 
 
 @router.post("/{run_id}/resume", response_model=RunPublic)
-def resume_run(run_id: IdPath, s: SessionDep, principal: Writer,
+def resume_run(run_id: IdPath, s: SessionDep, settings: SettingsDep, principal: Writer,
                body: RunResume | None = None) -> RunPublic:
     """Queues a paused run again, optionally with config changes (e.g. a larger budget)."""
     run = run_for(s, principal, run_id, lock=True)
     if run.status not in RESUMABLE:
         raise ApiError(409, f"run {run_id} is {run.status}; only a paused, failed or completed "
                        "run resumes")
-    if body and body.config:
-        run.config = _config([run.config, body.config], f"run {run_id}").model_dump(mode="json")
+    changes = body.config if body else {}  # the stored config is checked again as well
+    run.config = _config([run.config, changes], f"run {run_id}", settings,
+                         principal).model_dump(mode="json")
     _check_quota(s, principal, run_id)
     run.status, run.control, run.finished_at = RunStatus.QUEUED, None, None
     return public(run, True)

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.api.auth_tokens import create_token
+from service.catalog import ServedModel
 from service.config import Settings
 from service.db import Database, upgrade
 from service.runs import drive
@@ -40,12 +41,17 @@ class Api:
         assert r.status_code == 201, r.text
         return r.json()["id"]
 
+    def scripted(self, answers: Path) -> str:
+        """Names a scripted model answering from the JSON list in answers, as an operator would
+        in the models file; returns its name for llm.use."""
+        self.settings.models[answers.stem] = ServedModel(backend="scripted", model=str(answers))
+        return answers.stem
+
     def run(self, who: str = "alice", iterations: int = 6, start: bool = True,
             problem_id: int | None = None, **config: object) -> int:
-        """Creates a run of the tiny problem with scripted answers; returns its id."""
-        answers = self.tmp / "answers.json"
-        answers.write_text(json.dumps([returns(v) for v in (3, 7, 9, 10, 12, 5, 8, 11)]))
-        cfg = {"llm": {"backend": "scripted", "model": str(answers)},
+        """Creates a run of the tiny problem with scripted answers (the model named 'answers');
+        returns its id."""
+        cfg = {"llm": {"use": "answers"},
                "budget": {"iterations": iterations},
                "evaluation": {"workers": 2, "timeout_s": 10},
                "search": {"num_islands": 2, "migration_interval": 4}, **config}
@@ -67,10 +73,14 @@ def tiny_files() -> dict[str, str]:
 @pytest.fixture
 def api(pg_url: str, tmp_path: Path) -> Iterator[Api]:
     """Returns an API over a fresh PostgreSQL database with tokens alice (write, quota 2),
-    bob (write), alice_reader (read, sharing alice's rows), reader (read) and admin."""
+    bob (write), alice_reader (read, sharing alice's rows), reader (read) and admin; its one
+    named model, 'answers', is scripted from tmp_path/answers.json."""
     upgrade(pg_url)
     db = Database(pg_url)
-    settings = Settings(home=tmp_path / "home", db=pg_url)
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps([returns(v) for v in (3, 7, 9, 10, 12, 5, 8, 11)]))
+    settings = Settings(home=tmp_path / "home", db=pg_url, models={"answers": ServedModel(
+        backend="scripted", model=str(answers))})
     tokens, ids = {}, {}
     with db.session() as s:
         for name, scope, quota in (("alice", "write", 2), ("bob", "write", None),

@@ -38,7 +38,7 @@ def _call(api: Api, who: str, action: str, rows: dict[str, int]):
     method, path = action.split(" ")
     headers = {} if who == "anonymous" else api.h(who)
     body = {"problem_id": rows["pid"], "start": False,
-            "config": {"llm": {"backend": "scripted"}}} if action == "POST /api/runs" else None
+            "config": {"llm": {"use": "answers"}}} if action == "POST /api/runs" else None
     return api.client.request(method, path.format(**rows), headers=headers, json=body)
 
 

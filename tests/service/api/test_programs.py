@@ -49,7 +49,7 @@ def test_score_order_puts_unscored_last_and_keyset_pages_follow_ids(api: Api) ->
     answers = api.tmp / "mixed.json"
     answers.write_text(json.dumps(["```python\ndef value():\n    return 1/0\n```\n"] +
                                   [returns(v) for v in (4, 12, 7)]))
-    run_id = api.run(iterations=4, llm={"backend": "scripted", "model": str(answers)})
+    run_id = api.run(iterations=4, llm={"use": api.scripted(answers)})
     api.drive(run_id)
     every = _get(api, f"/api/runs/{run_id}/programs?limit=100")["items"]
     for sort, flip in (("-score", True), ("score", False)):
@@ -126,7 +126,7 @@ def test_failure_reasons_are_grouped(api: Api) -> None:
     answers = api.tmp / "bad.json"
     answers.write_text(json.dumps(["```python\ndef value():\n    return 1/0\n```\n",
                                    "```python\ndef value():\n    return 5\n```\n"]))
-    run_id = api.run(iterations=2, llm={"backend": "scripted", "model": str(answers)})
+    run_id = api.run(iterations=2, llm={"use": api.scripted(answers)})
     api.drive(run_id)
     kinds = _get(api, f"/api/runs/{run_id}/failures")["kinds"]
     assert kinds[0]["count"] == 1 and "ZeroDivisionError" in kinds[0]["example"]

@@ -69,7 +69,7 @@ def test_quota_limits_active_runs_per_token(api: Api) -> None:
     pid = api.problem()
     first, second = api.run(problem_id=pid), api.run(problem_id=pid)
     r = api.client.post("/api/runs", headers=h, json={"problem_id": pid, "config": {
-        "llm": {"backend": "scripted"}}})
+        "llm": {"use": "answers"}}})
     assert r.status_code == 429 and r.json()["error"]["code"] == "quota_exceeded"
     assert "may have 2 active run(s)" in r.json()["error"]["message"]
     parked = api.run(problem_id=pid, start=False)  # created, not active: allowed

@@ -28,7 +28,12 @@ def test_serve_refuses_an_out_of_date_schema(pg_url: str) -> None:
 
 def test_serve_runs_a_submitted_problem_to_completion(pg_url: str, tmp_path: Path) -> None:
     upgrade(pg_url)
-    env = {**os.environ, "EVOFORGE_HOME": str(tmp_path / "home")}
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps([returns(v) for v in (4, 8, 10)]))
+    models = tmp_path / "models.toml"  # the operator names the one model tenants may use
+    models.write_text(f'[models.answers]\nbackend = "scripted"\nmodel = "{answers}"\n')
+    env = {**os.environ, "EVOFORGE_HOME": str(tmp_path / "home"),
+           "EVOFORGE_MODELS_FILE": str(models)}
     made = subprocess.run([EVOFORGE, "tokens", "create", "--name", "t", "--db", pg_url,
                            "--json"], capture_output=True, text=True, env=env, check=True)
     secret = json.loads(made.stdout.strip().splitlines()[-1])["token"]
@@ -49,11 +54,8 @@ def test_serve_runs_a_submitted_problem_to_completion(pg_url: str, tmp_path: Pat
                 time.sleep(0.3)
         assert client.get("/docs").status_code == 200
         pid = client.post("/api/problems", json={"files": tiny_files()}).json()["id"]
-        answers = tmp_path / "answers.json"
-        answers.write_text(json.dumps([returns(v) for v in (4, 8, 10)]))
         run = client.post("/api/runs", json={"problem_id": pid, "config": {
-            "llm": {"backend": "scripted", "model": str(answers)},
-            "budget": {"iterations": 3}}}).json()
+            "llm": {"use": "answers"}, "budget": {"iterations": 3}}}).json()
         events = []
         with client.stream("GET", f"/api/runs/{run['id']}/events?interval_s=0.3") as stream:
             for line in stream.iter_lines():
