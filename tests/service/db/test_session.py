@@ -115,3 +115,9 @@ def test_lease_of_a_dead_local_process_is_taken_over(db_url: str) -> None:
         assert acquire_lease(s, run_id, f"{socket.gethostname()}:{proc.pid}")
     with db.session() as s:
         assert acquire_lease(s, run_id, "me:1")
+
+
+def test_upgrade_is_idempotent(pg_url: str) -> None:
+    upgrade(pg_url)
+    upgrade(pg_url)
+    Database(pg_url).close()

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from service.db import Database
 from service.db.models import LLMSampleRow, ProgramRow
+from tests.service.cli.test_run import evoforge, last_json
 from tests.service.engine_helpers import tiny_problem
-from tests.service.test_cli import evoforge, last_json
 
 pytestmark = pytest.mark.llm
 

@@ -8,7 +8,7 @@ import pytest
 
 from service.execution.check import check_problem
 from service.problems.load import ProblemError, load_problem
-from tests.service.test_verify import SCORER, two_phase_problem
+from tests.service.evolution.test_reverify import SCORER, two_phase_problem
 
 
 def with_toml(folder: Path, old: str, new: str) -> Path:

@@ -34,8 +34,8 @@ from service.runs import create_run, make_engine
 from tests.conftest import free_port
 from tests.service.engine_helpers import config, returns, tiny_problem
 from tests.service.rl.conftest import scripted_run
-from tests.service.rl.test_external_rounds import _drive, _in_thread, _wait_for
 from tests.service.rl.test_schedule import TINY_RL, AdapterScripted
+from tests.service.rl.test_schedule_external import _drive, _in_thread, _wait_for
 
 EVOFORGE = str(Path(sys.executable).parent / "evoforge")
 EXTERNAL = {**TINY_RL, "enabled": True, "trainer": "external", "every_n_children": 3}

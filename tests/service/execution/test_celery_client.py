@@ -22,6 +22,7 @@ from service.execution.celery_client import CeleryExecutor
 from service.execution.celery_tasks import finish
 from service.problems.load import load_problem
 from service.runs import create_run, drive
+from tests.conftest import REPO
 from tests.service.celery_helpers import BROKERS, Worker, new_queue, start_worker
 from tests.service.engine_helpers import config, returns, tiny_problem
 
@@ -265,8 +266,8 @@ def test_controller_killed_mid_run_resume_takes_the_results_workers_wrote(
     assert run.evaluations == len(evaluated) == len(evs)
 
 
-HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
-GOOD = Path(__file__).resolve().parents[1] / "fixtures" / "problems" / "good"
+HOSTILE = REPO / "tests" / "fixtures" / "hostile"
+GOOD = REPO / "tests" / "fixtures" / "problems" / "good"
 
 
 @pytest.fixture(scope="module")

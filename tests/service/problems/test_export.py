@@ -17,8 +17,9 @@ from service.config import build_run_config
 from service.execution.base import make_job
 from service.problems.export import ENTRY_FILE, export_openevolve
 from service.problems.load import ProblemError, load_problem
+from tests.conftest import REPO
 
-PROBLEMS = Path(__file__).resolve().parents[2] / "problems"
+PROBLEMS = REPO / "problems"
 
 
 def test_two_phase_problem_exports_with_the_shared_entry_that_scores_like_evoforge(

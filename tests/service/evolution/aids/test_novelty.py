@@ -22,10 +22,11 @@ from service.evolution.aids.novelty import (
 )
 from service.llm.scripted import ScriptedBackend
 from service.problems.blocks import block_text
+from tests.conftest import REPO
 from tests.service.engine_helpers import answer, config, tiny_problem
 from tests.service.search_helpers import drive
 
-BIN_PACKING = Path(__file__).resolve().parents[2] / "problems" / "bin_packing"
+BIN_PACKING = REPO / "problems" / "bin_packing"
 BEST_FIT = block_text((BIN_PACKING / "initial_program.py").read_text())  # return -(bins - item)
 BEST_FIT_COMMENTED = BEST_FIT.replace("    return", "    # the tightest bin first\n    return")
 WORST_FIT_SCORED = '''def priority(item: float, bins: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ import pytest
 
 from service.problems.blocks import evolve_blocks
 from service.problems.load import ProblemError, load_problem
+from tests.conftest import REPO
 
 PROGRAM = '"""Doc line."""\n# EVOLVE-BLOCK-START\nx = 1\n# EVOLVE-BLOCK-END\nprint(x)\n'
 EVALUATOR = "def evaluate(program_path):\n    return {'combined_score': 1.0}\n"
@@ -82,14 +83,8 @@ def test_not_a_folder(tmp_path: Path) -> None:
         load_problem(tmp_path / "nope")
 
 
-def test_evolve_blocks_span_the_inner_lines() -> None:
-    code = "a\n# EVOLVE-BLOCK-START\nb\nc\n# EVOLVE-BLOCK-END\nd\n# EVOLVE-BLOCK-START\ne\n" \
-           "# EVOLVE-BLOCK-END\n"
-    assert [code[s:e] for s, e in evolve_blocks(code)] == ["b\nc\n", "e\n"]
-
-
 def test_shipped_problems_load() -> None:
-    root = Path(__file__).resolve().parents[2] / "problems"
+    root = REPO / "problems"
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         prob = load_problem(folder)
         assert prob.description and evolve_blocks(prob.initial_code)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from service.execution.check import check_problem
+from tests.conftest import REPO
 
-PROBLEMS = Path(__file__).resolve().parents[1] / "fixtures" / "problems"
+PROBLEMS = REPO / "tests" / "fixtures" / "problems"
 
 # folder -> (file the defect names, words in the message, words in the fix)
 CASES = {

@@ -1,4 +1,4 @@
-"""Crossover prompts: a share of prompts shows two parents from different islands."""
+"""The search aids where the engine calls them: crossover partners from another island or cell."""
 
 from __future__ import annotations
 
@@ -8,42 +8,9 @@ from sqlalchemy import select
 
 from service.db.models import LLMSampleRow, ProgramRow
 from service.evolution.archive import feature_cell
-from service.evolution.prompts import ProgramView, PromptContext, build_prompt
 from service.llm.scripted import ScriptedBackend
-from service.problems.direction import Direction
 from tests.service.engine_helpers import config, returns, tiny_problem
 from tests.service.search_helpers import drive
-
-PARENT_A = "# EVOLVE-BLOCK-START\ndef value():\n    return 3  # idea A\n# EVOLVE-BLOCK-END\n"
-PARENT_B = "# EVOLVE-BLOCK-START\ndef value():\n    return 7  # idea B\n# EVOLVE-BLOCK-END\n"
-
-
-def _ctx(fmt: str, partner: ProgramView | None) -> PromptContext:
-    return PromptContext(problem_name="tiny", description="Get close to 10.",
-                         score_metric="combined_score", direction=Direction.MAXIMIZE, fmt=fmt,
-                         parent=ProgramView(PARENT_A, score=-7.0), partner=partner)
-
-
-def test_crossover_rewrite_prompt_shows_both_parents_and_asks_to_combine() -> None:
-    messages = build_prompt(_ctx("rewrite", ProgramView(PARENT_B, score=-3.0, label="partner")),
-                            lambda s: len(s) // 4, 2000)
-    user = messages[-1].content
-    assert "return 3  # idea A" in user and "return 7  # idea B" in user
-    assert "Program A (score -7)" in user and "Program B (score -3)" in user
-    assert "combines the best ideas of A and B" in user
-
-
-def test_crossover_diff_prompt_shows_the_second_parent_as_its_own_section() -> None:
-    messages = build_prompt(_ctx("diff", ProgramView(PARENT_B, score=-3.0, label="partner")),
-                            lambda s: len(s) // 4, 4000)
-    user = messages[-1].content
-    assert "return 3  # idea A" in user and "return 7  # idea B" in user
-    assert "# Second parent (from another island" in user
-
-
-def test_without_a_partner_the_prompt_is_the_plain_mutation_prompt() -> None:
-    user = build_prompt(_ctx("rewrite", None), lambda s: len(s) // 4, 2000)[-1].content
-    assert "Program B" not in user and "idea B" not in user
 
 
 def test_engine_sends_crossover_prompts_with_parents_from_two_islands(
