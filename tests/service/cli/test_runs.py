@@ -7,8 +7,8 @@ from pathlib import Path
 
 from service.config import Settings
 from service.llm.factory import make_backend
+from tests.service.driver import drive
 from tests.service.engine_helpers import config, returns, tiny_problem
-from tests.service.search_helpers import drive
 
 
 def test_runs_show_prints_per_model_statistics(tmp_path: Path) -> None:

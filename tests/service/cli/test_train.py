@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from service.cli.app import app
 from service.db.models import AdapterRow, LLMSampleRow
+from tests.service.driver import scripted_run
 from tests.service.engine_helpers import config
-from tests.service.rl.conftest import scripted_run
 from tests.service.rl.test_schedule import TINY_RL
 
 pytestmark = pytest.mark.llm  # the real SmolLM2 (trained, converted)

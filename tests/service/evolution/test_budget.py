@@ -14,8 +14,8 @@ from service.db.models import LLMSampleRow
 from service.evolution.stats import run_stats
 from service.llm.factory import make_backend
 from service.llm.scripted import ScriptedBackend
+from tests.service.driver import drive
 from tests.service.engine_helpers import config, returns, tiny_problem
-from tests.service.search_helpers import drive
 
 
 def _calls(db, run_id: int) -> list[list[LLMSampleRow]]:
@@ -95,7 +95,7 @@ def test_llm_call_budget_is_exact_and_counters_survive_resume(
     first_cost = run.cost
     assert first_cost == pytest.approx((run.prompt_tokens + run.completion_tokens) * 2 / 1000)
     cfg.budget.llm_calls = 5
-    _, run2, engine = drive(sqlite_url, folder, cfg, ScriptedBackend([returns(6)],
-                                                                     max_concurrency=1), run.id)
+    _, run2, engine = drive(sqlite_url, folder, cfg, ScriptedBackend([returns(6)], max_concurrency=1),
+                            run_id=run.id)
     assert run2.llm_calls == 5 and run2.cost > first_cost
     assert engine.counters.cost == pytest.approx(run2.cost)

@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from service.config import RunConfig
-from service.db import Database, upgrade
-from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow
-from service.evolution.engine import Engine, InitialProgramFailed
-from service.execution.local import LocalExecutor
+from service.db import Database
+from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow
+from service.evolution.engine import InitialProgramFailed
 from service.llm.base import LLMUnavailable
 from service.llm.scripted import ScriptedBackend
-from service.problems.load import load_problem
-from service.runs import create_run
+from tests.service.driver import drive
 from tests.service.engine_helpers import answer, config, returns, tiny_problem
-
-
-def run_engine(url: str, folder: Path, cfg: RunConfig, llm: object) -> tuple[Database, RunRow]:
-    if url.startswith("postgresql"):
-        upgrade(url)
-    db = Database(url)
-    problem = load_problem(folder)
-    run_id = create_run(db, problem, cfg)
-
-    async def go() -> RunRow:
-        ex = LocalExecutor(cfg.evaluation.workers)
-        try:
-            return await Engine(db, run_id, problem, cfg, llm, ex).run()
-        finally:
-            await ex.aclose()
-    return db, asyncio.run(go())
 
 
 def count(db: Database, model: type, **where: object) -> int:
@@ -44,7 +24,7 @@ def count(db: Database, model: type, **where: object) -> int:
 
 def test_run_improves_and_stores_every_child(db_url: str, tmp_path: Path) -> None:
     llm = ScriptedBackend([returns(v) for v in (3, 7, 9, 10, 12, 5)])
-    db, run = run_engine(db_url, tiny_problem(tmp_path / "p"), config(budget__iterations=6), llm)
+    db, run, _ = drive(db_url, tiny_problem(tmp_path / "p"), config(budget__iterations=6), llm)
     assert run.status == "completed" and "6 iterations" in run.stop_reason
     assert (run.iterations, run.llm_calls, run.evaluations, run.failed) == (6, 6, 7, 0)
     assert run.initial_score == -9.0 and run.best_score == 0.0
@@ -66,7 +46,7 @@ def test_rejected_duplicate_and_failing_children_are_recorded_not_lost(
                answer("def value():\n    raise RuntimeError('boom')"), returns("float('nan')")]
     llm = ScriptedBackend(answers, max_concurrency=1)
     cfg = config(budget__iterations=6, evaluation__workers=1)
-    db, run = run_engine(sqlite_url, tiny_problem(tmp_path / "p"), cfg, llm)
+    db, run, _ = drive(sqlite_url, tiny_problem(tmp_path / "p"), cfg, llm)
     with db.session() as s:
         samples = {x.iteration: x for x in s.scalars(select(LLMSampleRow).filter_by(run_id=run.id))}
         progs = {p.iteration: p for p in s.scalars(select(ProgramRow).filter_by(
@@ -85,7 +65,7 @@ def test_target_score_stops_the_run(sqlite_url: str, tmp_path: Path) -> None:
     llm = ScriptedBackend([returns(v) for v in range(2, 40)], max_concurrency=1)
     cfg = config(budget__iterations=30, budget__target_score=-2.5, evaluation__workers=1,
                  evaluation__in_flight=1)
-    _, run = run_engine(sqlite_url, tiny_problem(tmp_path / "p"), cfg, llm)
+    _, run, _ = drive(sqlite_url, tiny_problem(tmp_path / "p"), cfg, llm)
     assert run.best_score == -2.0 and "target" in run.stop_reason
     assert run.iterations == 7  # the 7th child returns 8: score -2
 
@@ -94,7 +74,7 @@ def test_target_score_stops_the_run(sqlite_url: str, tmp_path: Path) -> None:
 def test_llm_budgets_stop_the_run(sqlite_url: str, tmp_path: Path, budget: str, limit: int) -> None:
     llm = ScriptedBackend([returns(v) for v in range(2, 40)], max_concurrency=1)
     cfg = config(budget__iterations=None, evaluation__in_flight=1, **{f"budget__{budget}": limit})
-    _, run = run_engine(sqlite_url, tiny_problem(tmp_path / "p"), cfg, llm)
+    _, run, _ = drive(sqlite_url, tiny_problem(tmp_path / "p"), cfg, llm)
     used = run.llm_calls if budget == "llm_calls" else run.prompt_tokens + run.completion_tokens
     assert used >= limit and budget.replace("_", " ").replace("llm", "LLM") in run.stop_reason
     assert run.llm_calls <= (3 if budget == "llm_calls" else 40)
@@ -103,7 +83,7 @@ def test_llm_budgets_stop_the_run(sqlite_url: str, tmp_path: Path, budget: str, 
 def test_stagnation_stops_the_run(sqlite_url: str, tmp_path: Path) -> None:
     llm = ScriptedBackend([returns(v) for v in (5, 0, -1, -2, -3, -4, -5, -6)], max_concurrency=1)
     cfg = config(budget__iterations=20, budget__stagnation_iterations=3, evaluation__in_flight=1)
-    _, run = run_engine(sqlite_url, tiny_problem(tmp_path / "p"), cfg, llm)
+    _, run, _ = drive(sqlite_url, tiny_problem(tmp_path / "p"), cfg, llm)
     assert "no improvement in 3" in run.stop_reason and run.iterations == 4
 
 
@@ -111,7 +91,7 @@ def test_batches_of_prompts_and_completions_count_one_call_each(
         sqlite_url: str, tmp_path: Path) -> None:
     llm = ScriptedBackend([returns(v) for v in range(2, 40)])
     cfg = config(budget__iterations=8, llm__n=2, llm__prompts_per_call=2, evaluation__in_flight=8)
-    db, run = run_engine(sqlite_url, tiny_problem(tmp_path / "p"), cfg, llm)
+    db, run, _ = drive(sqlite_url, tiny_problem(tmp_path / "p"), cfg, llm)
     assert run.iterations == 8 and run.llm_calls == 2
     with db.session() as s:
         groups = s.scalars(select(LLMSampleRow.group_id).filter_by(run_id=run.id)).all()
@@ -121,7 +101,7 @@ def test_batches_of_prompts_and_completions_count_one_call_each(
 def test_migration_copies_the_best_to_the_next_island(sqlite_url: str, tmp_path: Path) -> None:
     llm = ScriptedBackend([returns(v) for v in (3, 8, 2, 9, 4, 6, 7, 5)])
     cfg = config(budget__iterations=8, search__num_islands=2, search__migration_interval=4)
-    db, run = run_engine(sqlite_url, tiny_problem(tmp_path / "p"), cfg, llm)
+    db, run, _ = drive(sqlite_url, tiny_problem(tmp_path / "p"), cfg, llm)
     with db.session() as s:
         migrants = list(s.scalars(select(ProgramRow).filter_by(run_id=run.id, kind="migrant")))
         assert migrants
@@ -136,8 +116,8 @@ def test_llm_down_pauses_the_run_and_keeps_it(sqlite_url: str, tmp_path: Path) -
         async def generate(self, prompts, n, sampling):
             raise LLMUnavailable("LLM server at http://127.0.0.1:9/v1 is unreachable")
 
-    _, run = run_engine(sqlite_url, tiny_problem(tmp_path / "p"), config(budget__iterations=4),
-                         Down([returns(1)]))
+    _, run, _ = drive(sqlite_url, tiny_problem(tmp_path / "p"), config(budget__iterations=4),
+                      Down([returns(1)]))
     assert run.status == "paused" and "unreachable" in run.stop_reason
     assert run.initial_score == -9.0 and run.iterations == 0
 
@@ -147,7 +127,7 @@ def test_initial_program_failure_is_explained(sqlite_url: str, tmp_path: Path) -
     (folder / "initial_program.py").write_text(
         "# EVOLVE-BLOCK-START\ndef value():\n    return 1 / 0\n# EVOLVE-BLOCK-END\n")
     with pytest.raises(InitialProgramFailed, match="ZeroDivisionError.*problems check"):
-        run_engine(sqlite_url, folder, config(budget__iterations=2), ScriptedBackend([returns(1)]))
+        drive(sqlite_url, folder, config(budget__iterations=2), ScriptedBackend([returns(1)]))
 
 
 def test_resume_continues_to_the_new_budget_without_repeating(
@@ -155,17 +135,9 @@ def test_resume_continues_to_the_new_budget_without_repeating(
     folder = tiny_problem(tmp_path / "p")
     llm = ScriptedBackend([returns(v) for v in range(2, 40)], max_concurrency=1)
     cfg = config(budget__iterations=3)
-    db, run = run_engine(sqlite_url, folder, cfg, llm)
+    db, run, _ = drive(sqlite_url, folder, cfg, llm)
     cfg.budget.iterations = 6
-    problem = load_problem(folder)
-
-    async def again() -> RunRow:
-        ex = LocalExecutor(2)
-        try:
-            return await Engine(db, run.id, problem, cfg, llm, ex).run()
-        finally:
-            await ex.aclose()
-    run2 = asyncio.run(again())
+    _, run2, _ = drive(db, folder, cfg, llm, run_id=run.id)
     assert run2.iterations == 6 and run2.evaluations == 7
     assert count(db, ProgramRow, run_id=run.id, kind="initial") == 1
     with db.session() as s:

@@ -14,8 +14,8 @@ from service.evolution.stats import run_stats
 from service.llm.base import Sampling
 from service.llm.ensemble import EnsembleBackend
 from service.llm.factory import make_backend
+from tests.service.driver import drive
 from tests.service.engine_helpers import config, returns, tiny_problem
-from tests.service.search_helpers import drive
 
 
 def test_ensemble_labels_completions_and_prices_them() -> None:

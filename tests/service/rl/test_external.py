@@ -26,16 +26,13 @@ from service.cli.app import app
 from service.config import Settings
 from service.db import Database
 from service.db.models import AdapterRow, EvaluationRow, LLMSampleRow, ProgramRow
-from service.execution.local import LocalExecutor
-from service.problems.load import load_problem
 from service.rl.external import Trainer
 from service.rl.rounds import claim, create_round, finish, get_round
-from service.runs import create_run, make_engine
 from tests.conftest import free_port
+from tests.service.driver import build, drive, scripted_run
 from tests.service.engine_helpers import config, returns, tiny_problem
-from tests.service.rl.conftest import scripted_run
 from tests.service.rl.test_schedule import TINY_RL, AdapterScripted
-from tests.service.rl.test_schedule_external import _drive, _in_thread, _wait_for
+from tests.service.rl.test_schedule_external import _in_thread, _wait_for
 
 EVOFORGE = str(Path(sys.executable).parent / "evoforge")
 EXTERNAL = {**TINY_RL, "enabled": True, "trainer": "external", "every_n_children": 3}
@@ -85,14 +82,10 @@ def _trainer(url: str, home: Path, *args: str, timeout: float = 600) -> subproce
 @pytest.mark.llm
 def test_the_trainer_process_trains_a_due_round_and_the_waiting_run_uses_its_adapter(
         pg_url: str, tmp_path: Path, vllm: str) -> None:
-    from service.db import upgrade
-
-    upgrade(pg_url)
-    db = Database(pg_url)
     cfg = config(budget__iterations=6, evaluation=ONE_AT_A_TIME, rl=EXTERNAL)
-    run_id = create_run(db, load_problem(tiny_problem(tmp_path / "tiny")), cfg)
     llm = AdapterScripted([returns(3), returns(5), returns(7), returns(8)])
-    engine = make_engine(db, run_id, load_problem(tmp_path / "tiny"), cfg, llm, LocalExecutor(1), Settings())
+    db, engine = build(pg_url, tiny_problem(tmp_path / "tiny"), cfg, llm)
+    run_id = engine.run_id
     engine.training.poll_s = 0.2
     thread, out = _in_thread(engine)
     _wait_for(lambda: _round_status(db) == "due")
@@ -128,7 +121,7 @@ def test_the_trainer_process_trains_a_due_round_and_the_waiting_run_uses_its_ada
     assert sorted(finished) == sorted(evaluated)  # one finished evaluation per program
     again = AdapterScripted([returns(9)])  # a controller taking the run over later
     cfg7 = config(budget__iterations=7, evaluation=ONE_AT_A_TIME, rl=EXTERNAL)
-    _drive(make_engine(db, run_id, load_problem(tmp_path / "tiny"), cfg7, again, LocalExecutor(1), Settings()))
+    drive(db, tmp_path / "tiny", cfg7, again, run_id=run_id)
     assert again.loaded == [(name, folder)]
     with db.session() as s:
         last = s.scalars(select(LLMSampleRow).where(LLMSampleRow.run_id == run_id)
@@ -212,14 +205,10 @@ def test_an_adapter_the_llm_server_could_not_take_is_loaded_once_it_answers(
 def test_a_trainer_killed_mid_round_never_wedges_the_run(pg_url: str, tmp_path: Path,
                                                          sig: int, ends: str) -> None:
     """SIGKILL: the claim runs out (--lease 2); SIGTERM (docker stop): the round fails at once."""
-    from service.db import upgrade
-
-    upgrade(pg_url)
-    db = Database(pg_url)
     cfg = config(budget__iterations=5, evaluation=ONE_AT_A_TIME, rl=EXTERNAL)
-    run_id = create_run(db, load_problem(tiny_problem(tmp_path / "tiny")), cfg)
     llm = AdapterScripted([returns(3), returns(5), returns(7), returns(8)])
-    engine = make_engine(db, run_id, load_problem(tmp_path / "tiny"), cfg, llm, LocalExecutor(1), Settings())
+    db, engine = build(pg_url, tiny_problem(tmp_path / "tiny"), cfg, llm)
+    run_id = engine.run_id
     engine.training.poll_s = 0.2
     thread, out = _in_thread(engine)
     _wait_for(lambda: _round_status(db) == "due")

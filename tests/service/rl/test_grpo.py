@@ -12,7 +12,7 @@ import torch
 from service.config import LLMConfig, RLConfig, Settings
 from service.llm.base import Message, Sampling
 from service.rl.adapters import AdapterInfo, latest_adapter, list_adapters, publish, save_adapter
-from tests.service.rl.conftest import scripted_run
+from tests.service.driver import scripted_run
 
 pytestmark = pytest.mark.llm  # the real SmolLM2 (trained, converted, served)
 

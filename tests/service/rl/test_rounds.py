@@ -18,8 +18,8 @@ from service.rl.rounds import (
     renew,
     skip,
 )
+from tests.service.driver import scripted_run
 from tests.service.engine_helpers import config
-from tests.service.rl.conftest import scripted_run
 
 
 def _run(url: str, tmp_path: Path) -> tuple[Database, int]:

@@ -3,7 +3,6 @@ skips a round no trainer claims, expires a claim whose trainer died and scores w
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -12,19 +11,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from service.config import Settings
-from service.db import Database, upgrade
+from service.db import Database
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow
 from service.edits.apply import code_hash
 from service.evolution.archive import Member
 from service.evolution.engine import Engine
 from service.evolution.ledger import Ledger, Proposal
-from service.execution.local import LocalExecutor
 from service.llm.base import Completion, Message
 from service.llm.scripted import ScriptedBackend
-from service.problems.load import load_problem
 from service.rl.rounds import claim, create_round, due_rounds, finish, get_round, open_round
-from service.runs import create_run, make_engine
+from tests.service.driver import build, run_to_stop
 from tests.service.engine_helpers import PROGRAM, config, returns, tiny_problem
 
 EXTERNAL = {"enabled": True, "trainer": "external", "every_n_children": 3, "steps": 1,
@@ -33,35 +29,19 @@ ONE_AT_A_TIME = {"workers": 1, "in_flight": 1, "timeout_s": 10}
 ANSWERS = [returns(3), returns(5), returns(7), returns(8), returns(9)]
 
 
-def _engine(db: Database, run_id: int, folder: Path, budget: int, **rl: object) -> Engine:
+def _engine(target: str | Database, folder: Path, budget: int, run_id: int | None = None,
+            **rl: object) -> tuple[Database, Engine]:
+    """Returns the database and the engine of a new run (or run_id's) with an external trainer."""
     cfg = config(budget__iterations=budget, evaluation=ONE_AT_A_TIME, rl={**EXTERNAL, **rl})
-    llm = ScriptedBackend(ANSWERS, max_concurrency=1)
-    engine = make_engine(db, run_id, load_problem(folder), cfg, llm, LocalExecutor(1), Settings())
+    db, engine = build(target, folder, cfg, ScriptedBackend(ANSWERS, max_concurrency=1),
+                       run_id=run_id)
     engine.training.poll_s = 0.1
-    return engine
-
-
-def _new_run(url: str, tmp_path: Path, budget: int, **rl: object) -> tuple[Database, int, Path]:
-    if url.startswith("postgresql"):
-        upgrade(url)
-    db = Database(url)
-    folder = tiny_problem(tmp_path / "tiny")
-    cfg = config(budget__iterations=budget, evaluation=ONE_AT_A_TIME, rl={**EXTERNAL, **rl})
-    return db, create_run(db, load_problem(folder), cfg), folder
-
-
-def _drive(engine: Engine) -> RunRow:
-    async def go() -> RunRow:
-        try:
-            return await engine.run()
-        finally:
-            await engine.executor.aclose()
-    return asyncio.run(go())
+    return db, engine
 
 
 def _in_thread(engine: Engine) -> tuple[threading.Thread, list]:
     out: list = []
-    thread = threading.Thread(target=lambda: out.append(_drive(engine)), daemon=True)
+    thread = threading.Thread(target=lambda: out.append(run_to_stop(engine)), daemon=True)
     thread.start()
     return thread, out
 
@@ -84,8 +64,8 @@ def _iterations(db: Database, run_id: int) -> list[int]:
 
 def test_a_round_no_trainer_claims_is_skipped_and_the_run_completes(db_url: str,
                                                                     tmp_path: Path) -> None:
-    db, run_id, folder = _new_run(db_url, tmp_path, 5, claim_timeout_s=0.5)
-    run = _drive(_engine(db, run_id, folder, 5, claim_timeout_s=0.5))
+    db, engine = _engine(db_url, tiny_problem(tmp_path / "tiny"), 5, claim_timeout_s=0.5)
+    run, run_id = run_to_stop(engine), engine.run_id
     assert run.status == "completed" and run.iterations == 5
     skipped = get_round(db, 1)
     assert skipped.run_id == run_id and skipped.status == "skipped"
@@ -116,8 +96,9 @@ def _dead_trainer_writes_one_child(db: Database, run_id: int) -> int:
 
 def test_the_controller_waits_for_a_claimed_round_and_scores_what_a_dead_trainer_left(
         pg_url: str, tmp_path: Path) -> None:
-    db, run_id, folder = _new_run(pg_url, tmp_path, 6)
-    thread, out = _in_thread(_engine(db, run_id, folder, 6))
+    db, engine = _engine(pg_url, tiny_problem(tmp_path / "tiny"), 6)
+    run_id = engine.run_id
+    thread, out = _in_thread(engine)
     orphan = _dead_trainer_writes_one_child(db, run_id)
     time.sleep(0.5)  # within the lease: the controller must neither propose nor evaluate
     with db.session() as s:
@@ -138,11 +119,13 @@ def test_the_controller_waits_for_a_claimed_round_and_scores_what_a_dead_trainer
 
 def test_a_controller_starting_on_a_run_with_an_open_round_waits_before_touching_it(
         pg_url: str, tmp_path: Path) -> None:
-    db, run_id, folder = _new_run(pg_url, tmp_path, 2, every_n_children=50)
-    _drive(_engine(db, run_id, folder, 2, every_n_children=50))
+    folder = tiny_problem(tmp_path / "tiny")
+    db, first = _engine(pg_url, folder, 2, every_n_children=50)
+    run_to_stop(first)
+    run_id = first.run_id
     rnd = create_round(db, run_id, evaluations=3, steps=1)
     assert claim(db, rnd.id, "gpu-host:7", lease_s=60)
-    thread, out = _in_thread(_engine(db, run_id, folder, 4, every_n_children=50))
+    thread, out = _in_thread(_engine(db, folder, 4, run_id, every_n_children=50)[1])
     time.sleep(1.5)
     assert _iterations(db, run_id) == [1, 2] and not out  # waiting on the trainer
     assert finish(db, rnd.id, "gpu-host:7", error="CUDA out of memory")

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from service.db.models import LLMSampleRow, ProgramRow
 from service.evolution.archive import feature_cell
 from service.llm.scripted import ScriptedBackend
+from tests.service.driver import drive
 from tests.service.engine_helpers import config, returns, tiny_problem
-from tests.service.search_helpers import drive
 
 
 def test_engine_sends_crossover_prompts_with_parents_from_two_islands(

@@ -23,8 +23,8 @@ from service.evolution.aids.novelty import (
 from service.llm.scripted import ScriptedBackend
 from service.problems.blocks import block_text
 from tests.conftest import REPO
+from tests.service.driver import drive
 from tests.service.engine_helpers import answer, config, tiny_problem
-from tests.service.search_helpers import drive
 
 BIN_PACKING = REPO / "problems" / "bin_packing"
 BEST_FIT = block_text((BIN_PACKING / "initial_program.py").read_text())  # return -(bins - item)
@@ -135,5 +135,5 @@ def test_engine_never_evaluates_a_near_copy_and_records_why(
     # resuming embeds only what is new: the island's vectors come from the rows
     cfg.budget.iterations = 4
     counting.texts.clear()
-    drive(db_url, folder, cfg, ScriptedBackend([near_copies[0]], max_concurrency=1), run.id)
+    drive(db_url, folder, cfg, ScriptedBackend([near_copies[0]], max_concurrency=1), run_id=run.id)
     assert len(counting.texts) == 1

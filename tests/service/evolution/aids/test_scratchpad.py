@@ -13,8 +13,8 @@ from service.evolution.aids.scratchpad import digest, scratch_prompt
 from service.llm.base import Message
 from service.llm.factory import make_backend
 from service.llm.scripted import ScriptedBackend
+from tests.service.driver import drive
 from tests.service.engine_helpers import answer, config, returns, tiny_problem
-from tests.service.search_helpers import drive
 
 INSIGHT = "- Values near 10 score best; avoid raising errors."
 

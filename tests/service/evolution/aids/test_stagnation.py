@@ -14,8 +14,8 @@ from service.db.models import LLMSampleRow, ProgramRow
 from service.evolution.aids.stagnation import reset_due, reset_plan, temperature_at
 from service.evolution.archive import Archive, Member
 from service.llm.scripted import ScriptedBackend
+from tests.service.driver import drive
 from tests.service.engine_helpers import config, returns, tiny_problem
-from tests.service.search_helpers import drive
 
 
 def test_temperature_schedules() -> None:
@@ -93,6 +93,6 @@ def test_engine_resets_stagnant_islands_and_resume_rebuilds_the_same_archive(
     # the archive a resumed controller rebuilds from the rows is the one the run ended with
     live = [sorted(isl.members) for isl in engine.archive.islands]
     cfg.budget.iterations = run.iterations  # nothing more to do: restore only
-    _, _, again = drive(db_url, folder, cfg, ScriptedBackend([returns(0)]), run.id)
+    _, _, again = drive(db_url, folder, cfg, ScriptedBackend([returns(0)]), run_id=run.id)
     assert [sorted(isl.members) for isl in again.archive.islands] == live
     assert again.aids.last_reset == reseeds[-1].iteration
