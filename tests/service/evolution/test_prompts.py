@@ -13,6 +13,7 @@ from service.evolution.prompts import (
     ProgramView,
     PromptContext,
     PromptTooLong,
+    asked_format,
     blocks_excerpt,
     build_prompt,
     format_feedback,
@@ -249,3 +250,46 @@ def test_crossover_diff_prompt_shows_the_second_parent_as_its_own_section() -> N
 def test_without_a_partner_the_prompt_is_the_plain_mutation_prompt() -> None:
     user = build_prompt(_ctx("rewrite", None), lambda s: len(s) // 4, 2000)[-1].content
     assert "Program B" not in user and "idea B" not in user
+
+
+@pytest.mark.parametrize("fmt", ["diff", "rewrite"])
+def test_asked_format_reads_the_format_of_every_layout_of_a_mutation_prompt(fmt: str) -> None:
+    ctx = context(fmt)
+    layouts: dict[str, str] = {}
+    budget = full_size(ctx)
+    while True:  # from the full prompt down to the parent's blocks alone
+        try:
+            messages = build_prompt(ctx, approx_tokens, budget)
+        except PromptTooLong:
+            break
+        layouts[user(messages)] = asked_format(messages)
+        budget -= 10
+    assert len(layouts) >= 5 and set(layouts.values()) == {fmt}
+
+
+@pytest.mark.parametrize("fmt", ["diff", "rewrite"])
+def test_asked_format_reads_crossover_prompts(fmt: str) -> None:
+    messages = build_prompt(_ctx(fmt, ProgramView(PARENT_B, score=-3.0, label="partner")),
+                            approx_tokens, 4000)
+    assert asked_format(messages) == fmt
+
+
+def test_asked_format_ignores_a_search_marker_inside_a_program_of_a_rewrite_prompt() -> None:
+    tricky = PARENT_A.replace("# idea A", "# was: <<<<<<< SEARCH")
+    ctx = dataclasses.replace(_ctx("rewrite", None), parent=ProgramView(tricky, score=-7.0))
+    messages = build_prompt(ctx, approx_tokens, 2000)
+    assert "<<<<<<< SEARCH" in user(messages) and asked_format(messages) == "rewrite"
+
+
+def test_asked_format_of_messages_without_a_user_message_is_rewrite() -> None:
+    assert asked_format([Message("system", "You write Python.")]) == "rewrite"
+    assert asked_format([]) == "rewrite"
+
+
+@pytest.mark.xfail(strict=True, reason="asked_format infers the format from the prompt text: "
+                   "evaluator feedback after the parent's code that quotes the SEARCH marker "
+                   "makes a rewrite prompt read as a diff prompt")
+def test_asked_format_of_a_rewrite_prompt_whose_feedback_quotes_the_search_marker() -> None:
+    parent = ProgramView(PARENT_A, -7.0, {}, {"stderr": "merge conflict:\n<<<<<<< SEARCH\n"})
+    ctx = dataclasses.replace(_ctx("rewrite", None), parent=parent)
+    assert asked_format(build_prompt(ctx, approx_tokens, 2000)) == "rewrite"
