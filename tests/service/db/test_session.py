@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from service.db import Database, SchemaOutOfDate, upgrade
@@ -23,8 +23,9 @@ from service.db.queries import (
 )
 from service.db.session import schema_state
 from service.problems.load import load_problem
+from tests.conftest import REPO
 
-QUICKSTART = Path(__file__).resolve().parents[3] / "problems" / "quickstart"
+QUICKSTART = REPO / "problems" / "quickstart"
 
 
 def test_embedded_sqlite_is_migrated_automatically(sqlite_url: str) -> None:
@@ -115,3 +116,14 @@ def test_lease_of_a_dead_local_process_is_taken_over(db_url: str) -> None:
         assert acquire_lease(s, run_id, f"{socket.gethostname()}:{proc.pid}")
     with db.session() as s:
         assert acquire_lease(s, run_id, "me:1")
+
+
+def test_upgrade_is_idempotent(pg_url: str) -> None:
+    upgrade(pg_url)
+    upgrade(pg_url)
+    db = Database(pg_url)
+    head = ScriptDirectory(str(REPO / "migrations")).get_current_head()
+    with db.engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    db.close()
+    assert head is not None and current == head

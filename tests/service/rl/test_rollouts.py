@@ -14,8 +14,8 @@ from service.edits.apply import apply_answer
 from service.evolution.prompts import asked_format
 from service.llm.base import Message
 from service.rl.rollouts import EvolutionReward, NoPrompts, training_prompts
+from tests.service.driver import scripted_run
 from tests.service.engine_helpers import answer, config, returns
-from tests.service.rl.conftest import scripted_run
 
 ANSWERS = {
     "rejected": "I would rather not write code today.",

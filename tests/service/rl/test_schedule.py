@@ -1,62 +1,26 @@
-"""Training rounds by hand (`evoforge train`) and scheduled inside a run (rl.enabled)."""
+"""Training rounds scheduled inside a run (rl.enabled): every n children, within the budgets."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from service.cli.app import app
-from service.config import Settings
 from service.db import Database
 from service.db.models import AdapterRow, LLMSampleRow, ProgramRow, RunRow
-from service.execution.local import LocalExecutor
 from service.llm.base import AdapterSupport, Completion, Message, Sampling
 from service.llm.scripted import ScriptedBackend
 from service.problems.load import load_problem
 from service.rl.rollouts import EvolutionReward, training_prompts
-from service.runs import create_run, make_engine
+from service.runs import create_run
+from tests.service.driver import drive
 from tests.service.engine_helpers import config, returns, tiny_problem
-from tests.service.rl.conftest import scripted_run
-from tests.service.search_helpers import drive
 
 pytestmark = pytest.mark.llm  # the real SmolLM2 (trained, converted, served)
 
 TINY_RL = {"steps": 1, "group_size": 2, "max_completion_tokens": 16, "threads": 1}
-
-
-def test_train_command_records_an_adapter_and_its_children(sqlite_url: str, tmp_path: Path,
-                                                           monkeypatch) -> None:
-    monkeypatch.setenv("EVOFORGE_HOME", str(tmp_path / "home"))
-    db, run_id = scripted_run(sqlite_url, tmp_path / "tiny", config(budget__iterations=2,
-                                                                   rl=TINY_RL))
-    result = CliRunner().invoke(app, ["train", str(run_id), "--steps", "1", "--db", sqlite_url,
-                                      "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads([ln for ln in result.output.splitlines() if ln.startswith("{")][-1])
-    assert report["adapter"] == f"run{run_id}-v1" and report["reward_stats"]["n"] == 2
-    assert Path(report["path"], "adapter.gguf").is_file()
-    assert str(tmp_path / "home") in report["path"]
-    with db.session() as s:
-        row = s.scalar(select(AdapterRow).where(AdapterRow.run_id == run_id))
-        samples = s.scalars(select(LLMSampleRow).where(
-            LLMSampleRow.adapter == f"run{run_id}-v1-training")).all()
-    assert row.version == 1 and row.steps == 1
-    assert len(samples) == 2 and all(smp.reward is not None for smp in samples)
-    listed = CliRunner().invoke(app, ["adapters", str(run_id), "--db", sqlite_url])
-    assert f"run{run_id}-v1" in listed.output
-
-
-def test_train_command_explains_a_run_without_prompts(sqlite_url: str, tmp_path: Path) -> None:
-    _, run_id = scripted_run(sqlite_url, tmp_path / "tiny", config(budget__iterations=0))
-    result = CliRunner().invoke(app, ["train", str(run_id), "--db", sqlite_url])
-    assert result.exit_code == 1 and "no recorded prompts" in result.output
-    missing = CliRunner().invoke(app, ["train", "999", "--db", sqlite_url])
-    assert missing.exit_code == 1 and "no run 999" in missing.output
 
 
 class AdapterScripted(ScriptedBackend):
@@ -85,23 +49,11 @@ class AdapterScripted(ScriptedBackend):
 def test_enabled_rl_trains_every_n_children_and_the_next_children_use_the_adapter(
         sqlite_url: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("EVOFORGE_HOME", str(tmp_path / "home"))
-    from service.db import Database
-
     cfg = config(budget__iterations=6, evaluation={"workers": 1, "in_flight": 1, "timeout_s": 10},
                  rl={**TINY_RL, "enabled": True, "every_n_children": 3})
-    db = Database(sqlite_url)
-    problem = load_problem(tiny_problem(tmp_path / "tiny"))
-    run_id = create_run(db, problem, cfg)
     llm = AdapterScripted([returns(3), returns(5), returns(7), returns(8)])
-
-    async def go() -> None:
-        ex = LocalExecutor(1)
-        try:
-            await make_engine(db, run_id, problem, cfg, llm, ex, Settings()).run()
-        finally:
-            await ex.aclose()
-
-    asyncio.run(go())
+    db, run, _ = drive(sqlite_url, tiny_problem(tmp_path / "tiny"), cfg, llm)
+    run_id = run.id
     name = f"run{run_id}-v1"
     assert [n for n, _ in llm.loaded] == [name]  # initial + 2 children evaluated -> one round
     with db.session() as s:
@@ -119,23 +71,12 @@ def test_enabled_rl_trains_every_n_children_and_the_next_children_use_the_adapte
 def test_a_round_without_room_in_the_budget_is_skipped(sqlite_url: str, tmp_path: Path,
                                                        monkeypatch) -> None:
     monkeypatch.setenv("EVOFORGE_HOME", str(tmp_path / "home"))
-    from service.db import Database
-
     cfg = config(budget__iterations=3, evaluation={"workers": 1, "in_flight": 1, "timeout_s": 10},
                  rl={**TINY_RL, "enabled": True, "every_n_children": 3})
-    db = Database(sqlite_url)
-    problem = load_problem(tiny_problem(tmp_path / "tiny"))
-    run_id = create_run(db, problem, cfg)
     llm = AdapterScripted([returns(3), returns(5), returns(7)])
-
-    async def go() -> None:
-        ex = LocalExecutor(1)
-        try:
-            await make_engine(db, run_id, problem, cfg, llm, ex, Settings()).run()
-        finally:
-            await ex.aclose()
-
-    asyncio.run(go())  # due after 2 children, but a 2-completion step does not fit in 1 left
+    # due after 2 children, but a 2-completion step does not fit in 1 left
+    db, run, _ = drive(sqlite_url, tiny_problem(tmp_path / "tiny"), cfg, llm)
+    run_id = run.id
     with db.session() as s:
         assert s.scalar(select(AdapterRow.id).where(AdapterRow.run_id == run_id)) is None
         assert s.get(RunRow, run_id).iterations == 3
@@ -177,7 +118,7 @@ def test_tokens_that_rl_rounds_spend_count_in_the_token_budget(sqlite_url: str,
     run_id = create_run(db, load_problem(folder), cfg)
     hook = RolloutRound(db, run_id, load_problem(folder), cfg, tokens=2000)
     llm = ScriptedBackend([returns(v) for v in range(2, 60)], max_concurrency=1)
-    _, run, engine = drive(sqlite_url, folder, cfg, llm, run_id=run_id, training=hook)
+    _, run, engine = drive(db, folder, cfg, llm, run_id=run_id, training=hook)
     with db.session() as s:
         samples = s.scalars(select(LLMSampleRow).where(LLMSampleRow.run_id == run_id)
                             .order_by(LLMSampleRow.id)).all()

@@ -1,0 +1,19 @@
+"""`evoforge problems check` as a user runs it: a good folder passes, a broken one names the file and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.service.cli.test_run import evoforge
+from tests.service.engine_helpers import tiny_problem
+
+
+def test_problems_check_passes_good_and_fails_bad(tmp_path: Path) -> None:
+    folder = tiny_problem(tmp_path / "tiny")
+    assert evoforge("problems", "check", str(folder), home=tmp_path).returncode == 0
+    (folder / "evaluator.py").write_text("import not_a_module\n")
+    proc = evoforge("problems", "check", str(folder), home=tmp_path, check=False)
+    assert proc.returncode == 1 and "evaluator.py" in proc.stdout
+    assert "not_a_module" in proc.stdout and "fix:" in proc.stdout
+    assert "/service/" not in proc.stdout + proc.stderr  # no traceback from evoforge itself
+    assert "evaluators/harness" not in proc.stdout + proc.stderr
