@@ -17,16 +17,16 @@ from sqlalchemy import select, update
 from service.config import ConfigError, Settings
 from service.db import Database
 from service.db.models import RunRow, utcnow
-from service.db.queries import acquire_lease, controller_id, release_lease
+from service.db.queries import acquire_lease, controller_id, move_run, release_lease
 from service.db.session import DB_DOWN
-from service.db.status import ACTIVE, RunStatus
+from service.db.status import ACTIVE, RunStatus, RunStatusError
 from service.evolution.engine import Engine, InitialProgramFailed, RunBusy
 from service.llm.base import LLMError
 from service.problems.load import ProblemError
 from service.runs import drive
 
 log = logging.getLogger("evoforge.controller")
-FATAL = (InitialProgramFailed, ConfigError, ProblemError, LLMError, LookupError)
+FATAL = (InitialProgramFailed, ConfigError, ProblemError, LLMError, LookupError, RunStatusError)
 
 
 @dataclass
@@ -136,27 +136,28 @@ class Controller:
     def _settle(self, run_id: int) -> None:
         """Turns a requested stop or pause into the run's final status."""
         with self.db.session() as s:
-            run = s.get(RunRow, run_id)
-            if run.control == "stop":
-                run.status, run.finished_at = RunStatus.STOPPED, utcnow()
-                run.stop_reason = "stopped by request"
-            elif run.control == "pause":
-                run.status, run.stop_reason = RunStatus.PAUSED, "paused by request"
-            run.control = None
+            control = s.get(RunRow, run_id).control
+            if control == "stop":
+                move_run(s, run_id, RunStatus.STOPPED, finished_at=utcnow(),
+                         stop_reason="stopped by request")
+            elif control == "pause":
+                move_run(s, run_id, RunStatus.PAUSED, stop_reason="paused by request")
+            s.execute(update(RunRow).where(RunRow.id == run_id).values(control=None))
 
     def _fail(self, run_id: int, reason: str) -> None:
         with self.db.session() as s:
-            s.execute(update(RunRow).where(RunRow.id == run_id).values(
-                status=RunStatus.FAILED, stop_reason=reason, control=None, finished_at=utcnow()))
+            move_run(s, run_id, RunStatus.FAILED, stop_reason=reason, control=None,
+                     finished_at=utcnow())
             release_lease(s, run_id, self.owner)
 
     def _hand_back(self, run_id: int) -> None:
         """On shutdown, leaves an interrupted run queued for another controller."""
         try:
             with self.db.session() as s:
-                s.execute(update(RunRow).where(RunRow.id == run_id, RunRow.control.is_(None),
-                                               RunRow.status.in_((RunStatus.PAUSED, RunStatus.RUNNING)))
-                          .values(status=RunStatus.QUEUED))
+                s.execute(update(RunRow).where(
+                    RunRow.id == run_id, RunRow.control.is_(None),
+                    RunRow.status.in_((RunStatus.PAUSED, RunStatus.RUNNING)))
+                    .values(status=RunStatus.QUEUED))
                 release_lease(s, run_id, self.owner)
         except DB_DOWN:
             log.warning("could not hand run %s back; its lease expires by itself", run_id)

@@ -15,6 +15,7 @@ from rich.logging import RichHandler
 
 from service.config import ConfigError, Settings
 from service.db import Database, SchemaOutOfDate
+from service.db.status import RunStatusError
 from service.evolution.engine import InitialProgramFailed, RunBusy
 from service.llm.base import LLMError, LLMUnavailable
 from service.problems.load import ProblemError
@@ -27,7 +28,7 @@ DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: 
 JsonOpt = Annotated[bool, typer.Option("--json", help="End with one JSON line of the results.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens (INFO).")]
 USER_ERRORS = (ProblemError, ConfigError, LookupError, SchemaOutOfDate, RunBusy,
-               InitialProgramFailed, LLMError, LLMUnavailable, FileNotFoundError)
+               InitialProgramFailed, LLMError, LLMUnavailable, FileNotFoundError, RunStatusError)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -13,7 +13,14 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.models import EvaluationRow, LLMSampleRow, ProblemRow, ProgramRow, RunRow, utcnow
-from service.db.status import UNFINISHED, EvaluationStatus, ProgramKind, ProgramStatus, RunStatus
+from service.db.status import (
+    UNFINISHED,
+    EvaluationStatus,
+    ProgramKind,
+    ProgramStatus,
+    RunStatus,
+    sources,
+)
 from service.problems.direction import Direction
 from service.problems.load import Problem
 
@@ -109,11 +116,13 @@ def hash_index(s: Session, run_id: int) -> dict[str, int]:
 
 
 def scored_programs(s: Session, run_id: int) -> Iterator[Any]:
-    """Yields the run's scored programs in id order: the columns the archive replay needs."""
+    """Yields the run's scored programs in the order the archive took them in (when their result
+    was applied, then id: a child scored after an island reset joins the reset island, though its
+    row is older than the reset's), with the columns the archive replay needs."""
     p = ProgramRow
     stmt = (select(p.id, p.island, p.score, p.code_hash, p.features, p.generation, p.iteration,
                    p.kind).where(p.run_id == run_id, p.status == ProgramStatus.OK)
-            .order_by(p.id).execution_options(yield_per=5000))
+            .order_by(p.evaluated_at.nulls_first(), p.id).execution_options(yield_per=5000))
     yield from s.execute(stmt)
 
 
@@ -140,6 +149,15 @@ def open_evaluation(s: Session, program: ProgramRow, executor: str,
     s.add(row)
     s.flush()
     return row
+
+
+def move_run(s: Session, run_id: int, status: RunStatus, **values: Any) -> bool:
+    """Puts the run in status (with values) when its current status may move there (db/status.py);
+    returns False, changing nothing, when it may not."""
+    done = s.execute(update(RunRow).where(RunRow.id == run_id,
+                                          RunRow.status.in_((status, *sources(status))))
+                     .values(status=status, **values))
+    return done.rowcount == 1
 
 
 def best_first(column: Any, direction: str) -> Any:

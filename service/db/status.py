@@ -37,6 +37,10 @@ _MOVES: dict[RunStatus, frozenset[RunStatus]] = {
 }
 
 
+class RunStatusError(RuntimeError):
+    """A run was asked to move to a status its current status may not move to."""
+
+
 def can_move(current: str, new: str) -> bool:
     """Returns True when a run in status current may be put in status new (or stays as it is)."""
     return current == new or RunStatus(new) in _MOVES[RunStatus(current)]

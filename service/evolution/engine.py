@@ -124,7 +124,7 @@ class Engine:
         try:
             await self.training.settle(lambda: self.pause_reason)  # an external round left open
             self._restore()
-            self.ledger.update_run(status=RunStatus.RUNNING, stop_reason=None,
+            self.ledger.move_run(RunStatus.RUNNING, stop_reason=None,
                                    started_at=self.ledger.run().started_at or utcnow())
             self._resume_unfinished()
             await self._ensure_initial()
@@ -331,16 +331,16 @@ class Engine:
 
     def _finish(self) -> RunRow:
         paused = self.pause_reason is not None
-        self.ledger.update_run(
-            status=RunStatus.PAUSED if paused else RunStatus.COMPLETED,
+        self.ledger.move_run(
+            RunStatus.PAUSED if paused else RunStatus.COMPLETED,
             stop_reason=self._stop_reason,
             elapsed_s=self._elapsed(), finished_at=None if paused else utcnow())
         self._emit()
         return self.ledger.run()
 
     def _interrupt(self) -> None:
-        self.ledger.update_run(status=RunStatus.PAUSED, elapsed_s=self._elapsed(),
-                               stop_reason="interrupted; `evoforge resume` continues it")
+        self.ledger.move_run(RunStatus.PAUSED, elapsed_s=self._elapsed(),
+                             stop_reason="interrupted; `evoforge resume` continues it")
 
     def _emit(self) -> None:
         if self.on_progress is None:

@@ -17,10 +17,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from evaluators.jobs import EvalResult
-from service.db import Database
+from service.db import Database, queries
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow, utcnow
 from service.db.queries import open_evaluation
-from service.db.status import ProgramKind, ProgramStatus, SampleOutcome
+from service.db.status import ProgramKind, ProgramStatus, RunStatus, RunStatusError, SampleOutcome
 from service.evolution.archive import Member
 from service.evolution.budget import Counters
 from service.llm.base import Completion, Message
@@ -111,11 +111,13 @@ class Ledger:
         self.counters.count_call(completions, len(proposals), cost)
         return children
 
-    def count_side_call(self, s: Session, completion: Completion, cost: float) -> None:
-        """Adds an LLM call made beside the proposals (the scratchpad's) to the run's tokens and
-        cost, in the caller's transaction."""
-        s.execute(update(RunRow).where(RunRow.id == self.run_id)
-                  .values(**_token_values([completion], cost)))
+    def add_side_call(self, completion: Completion, cost: float, rows: list[Any]) -> None:
+        """Stores the rows an LLM call made beside the proposals wrote (the scratchpad's) and adds
+        its tokens and cost to the run, in one transaction; counted in memory once committed."""
+        with self.db.session() as s:
+            s.add_all(rows)
+            s.execute(update(RunRow).where(RunRow.id == self.run_id)
+                      .values(**_token_values([completion], cost)))
         self.counters.count_tokens([completion], cost)
 
     def _add_one(self, s: Session, p: Proposal, dup: int | None, group_id: str) -> Child:
@@ -220,8 +222,16 @@ class Ledger:
             s.flush()
             return prog
 
+    def move_run(self, status: RunStatus, **values: Any) -> None:
+        """Moves the run to status (with values); raises RunStatusError when its status may not
+        move there (db/status.py)."""
+        with self.db.session() as s:
+            if not queries.move_run(s, self.run_id, status, **values):
+                current = s.get(RunRow, self.run_id).status
+                raise RunStatusError(f"run {self.run_id} is {current}; it cannot become {status}")
+
     def update_run(self, **values: Any) -> None:
-        """Sets columns of the run row."""
+        """Sets columns of the run row (its status moves through move_run)."""
         with self.db.session() as s:
             s.execute(update(RunRow).where(RunRow.id == self.run_id).values(**values))
 

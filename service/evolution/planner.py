@@ -47,9 +47,10 @@ class Planner:
         for j in range(self.cfg.llm.prompts_per_call):
             if room is not None and room < self.cfg.llm.n * (len(plans) + 1):
                 break
-            key = llm_calls * 1000 + j
+            key = llm_calls * 1000 + j  # seeds the sampling: deterministic per (seed, call)
             self.archive.rng.seed(f"{self.cfg.seed}:{key}")
-            island = key % len(self.archive.islands)
+            # prompts take the islands in turn, across calls and within a call
+            island = (llm_calls * self.cfg.llm.prompts_per_call + j) % len(self.archive.islands)
             parent, inspirations = self.archive.sample(island)
             partner = self.aids.crossover_partner(self.archive, island, parent)
             try:

@@ -23,7 +23,6 @@ CONTEXT_LINES = 3  # lines kept around each EVOLVE-BLOCK when only the blocks ar
 MESSAGE_OVERHEAD = 8  # tokens the chat template adds per message (role markers)
 MAX_METRICS = 12  # metrics shown per program
 MAX_ARTIFACTS = 8  # artifacts shown as feedback
-DIFF_MARK = "<<<<<<< SEARCH"  # in answer_diff.txt, after every program of a diff prompt
 ELIDED = "# ...\n"  # between EVOLVE-BLOCK bodies shown without the code around them
 _TAIL_KEYS = ("stderr", "stdout", "traceback", "log", "output")
 
@@ -98,9 +97,10 @@ def build_prompt(ctx: PromptContext, count_tokens: Callable[[str], int],
 
 def asked_format(messages: list[Message]) -> Format:
     """Returns the answer format a mutation prompt built here asks for: "diff" when its user
-    message ends with the SEARCH/REPLACE instructions (after the last program), else "rewrite"."""
+    message ends with the SEARCH/REPLACE instructions (answer_diff.txt), else "rewrite"."""
     user = next((m.content for m in reversed(messages) if m.role == "user"), "")
-    return "diff" if DIFF_MARK in user.rsplit("\n```", 1)[-1] else "rewrite"
+    ending = _template("answer_diff.txt").template.strip().splitlines()[-1]
+    return "diff" if user.rstrip().endswith(ending) else "rewrite"
 
 
 def _layouts(ctx: PromptContext) -> Iterator[_Layout]:

@@ -121,11 +121,8 @@ async def write_version(ledger: Ledger, llm: LLMBackend, description: str,
                                                        seed=seed))
     cost = float(c.extra.get("cost", (c.prompt_tokens + c.completion_tokens)
                              * price_per_1k_tokens / 1000.0))
-    with db.session() as s:
-        row = ScratchpadRow(run_id=run_id, version=(prev.version + 1) if prev else 1,
-                            iteration=iteration, digest=text, text=c.text.strip(), model=c.model,
-                            prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens)
-        s.add(row)
-        ledger.count_side_call(s, c, cost)
-        s.flush()
-        return row
+    row = ScratchpadRow(run_id=run_id, version=(prev.version + 1) if prev else 1,
+                        iteration=iteration, digest=text, text=c.text.strip(), model=c.model,
+                        prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens)
+    ledger.add_side_call(c, cost, [row])
+    return row

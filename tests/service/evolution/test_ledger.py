@@ -8,11 +8,18 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import exc, func, select
+from sqlalchemy.exc import IntegrityError
 
 from evaluators.jobs import EvalResult
 from service.db import Database
-from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow
-from service.db.status import EvaluationStatus, ProgramStatus, SampleOutcome
+from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow, ScratchpadRow
+from service.db.status import (
+    EvaluationStatus,
+    ProgramStatus,
+    RunStatus,
+    RunStatusError,
+    SampleOutcome,
+)
 from service.edits.apply import code_hash
 from service.evolution.archive import Member
 from service.evolution.budget import TOTALS, Counters
@@ -196,24 +203,26 @@ def test_archive_changes_set_membership_and_a_new_best(ledger: Ledger) -> None:
     assert in_step(ledger).best_program_id == better.id  # leaving the archive keeps the best
 
 
-def test_side_calls_count_their_tokens_and_cost_in_the_callers_transaction(
+def test_side_calls_store_their_rows_and_count_their_tokens_and_cost_together(
         ledger: Ledger) -> None:
     side = Completion("- try larger values", "stop", 300, 12, 0.02, "scripted")
+    row = ScratchpadRow(run_id=ledger.run_id, version=1, iteration=0, digest="d", text="t",
+                        model="scripted", prompt_tokens=300, completion_tokens=12)
+    ledger.add_side_call(side, 0.75, [row])
     with ledger.db.session() as s:
-        ledger.count_side_call(s, side, 0.75)
+        assert s.scalar(select(ScratchpadRow.text).where(ScratchpadRow.id == row.id)) == "t"
     run = in_step(ledger)
     assert (run.prompt_tokens, run.completion_tokens, run.cost) == (300, 12, 0.75)
     assert (run.llm_calls, run.iterations) == (0, 0)  # not a proposal call
 
 
-@pytest.mark.xfail(strict=True, reason="count_side_call adds to the counters in memory before the "
-                   "caller's transaction commits: when it rolls back, memory and row drift")
-def test_a_side_call_whose_transaction_rolls_back_is_not_counted(ledger: Ledger) -> None:
+def test_a_side_call_whose_rows_fail_to_store_is_not_counted(ledger: Ledger) -> None:
     side = Completion("notes", "stop", 300, 12, 0.02, "scripted")
-    with pytest.raises(RuntimeError), ledger.db.session() as s:
-        ledger.count_side_call(s, side, 0.75)
-        raise RuntimeError("the caller's own write failed")
-    in_step(ledger)
+    broken = ScratchpadRow(run_id=ledger.run_id, version=None, iteration=0, digest="d", text="t",
+                           model="scripted", prompt_tokens=300, completion_tokens=12)
+    with pytest.raises(IntegrityError):
+        ledger.add_side_call(side, 0.75, [broken])
+    assert in_step(ledger).prompt_tokens == 0
 
 
 def test_reopen_opens_a_new_attempt_and_marks_the_old_one_lost(ledger: Ledger) -> None:
@@ -247,3 +256,16 @@ def test_load_totals_picks_up_what_another_writer_wrote(ledger: Ledger) -> None:
     assert {n: getattr(ledger.counters, n) for n in TOTALS} == \
         {n: getattr(other.counters, n) for n in TOTALS} == {n: getattr(run, n) for n in TOTALS}
     assert (run.llm_calls, run.iterations, run.evaluations, run.failed) == (1, 1, 2, 1)
+
+
+def test_the_run_status_moves_only_where_the_table_allows(ledger: Ledger) -> None:
+    assert ledger.run().status == RunStatus.CREATED
+    with pytest.raises(RunStatusError, match="is created; it cannot become completed"):
+        ledger.move_run(RunStatus.COMPLETED)
+    ledger.move_run(RunStatus.RUNNING, stop_reason=None)
+    ledger.move_run(RunStatus.RUNNING)  # staying is always allowed
+    ledger.move_run(RunStatus.COMPLETED, stop_reason="budget of 3 iterations reached")
+    with pytest.raises(RunStatusError, match="is completed; it cannot become paused"):
+        ledger.move_run(RunStatus.PAUSED)
+    run = ledger.run()
+    assert (run.status, run.stop_reason) == ("completed", "budget of 3 iterations reached")

@@ -116,9 +116,6 @@ def test_a_prompt_too_long_for_the_context_is_reported_and_skipped(setup: Setup)
     assert "use a model with a larger context window" in errors[0]
 
 
-@pytest.mark.xfail(strict=True, reason="the island of a prompt is (llm_calls * 1000 + j) % "
-                   "num_islands: with 2 (or 4, 5, 8, 10...) islands and one prompt per call, "
-                   "every prompt goes to island 0")
 def test_successive_calls_send_prompts_to_every_island(setup: Setup) -> None:
     planner = setup.planner(config())
     assert {p.island for c in range(4) for p in planner.plans(c, None, never)} == {0, 1}

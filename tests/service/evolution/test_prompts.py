@@ -286,9 +286,6 @@ def test_asked_format_of_messages_without_a_user_message_is_rewrite() -> None:
     assert asked_format([]) == "rewrite"
 
 
-@pytest.mark.xfail(strict=True, reason="asked_format infers the format from the prompt text: "
-                   "evaluator feedback after the parent's code that quotes the SEARCH marker "
-                   "makes a rewrite prompt read as a diff prompt")
 def test_asked_format_of_a_rewrite_prompt_whose_feedback_quotes_the_search_marker() -> None:
     parent = ProgramView(PARENT_A, -7.0, {}, {"stderr": "merge conflict:\n<<<<<<< SEARCH\n"})
     ctx = dataclasses.replace(_ctx("rewrite", None), parent=parent)
