@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import func, select
 
 from service.api.deps import Reader, SessionDep, program_for, run_for
+from service.api.routes.analytics import island_count, island_of
 from service.api.routes.programs import SUMMARY_COLUMNS
 from service.api.schemas import ProgramSummary
 from service.db.models import AdapterRow, LLMSampleRow, ProblemRow, ProgramRow
@@ -22,22 +23,25 @@ IdPath = Annotated[int, Path(ge=1, le=2**62)]
 
 @router.get("/runs/{run_id}/islands")
 def islands(run_id: IdPath, s: SessionDep, principal: Reader) -> list[dict[str, Any]]:
-    """Returns per island: programs, archived programs, and the best score with its program."""
+    """Returns every island of the run (its config's num_islands, the islands /map-elites draws),
+    empty ones included: programs, archived programs, and the best score with its program."""
     run = run_for(s, principal, run_id)
     direction = Direction(s.get(ProblemRow, run.problem_id).direction)
-    p = ProgramRow
+    count = island_count(run)
+    p, island = ProgramRow, island_of(count)
     best = func.max(p.score) if direction is Direction.MAXIMIZE else func.min(p.score)
-    rows = s.execute(select(p.island, func.count(), func.count().filter(p.in_archive.is_(True)),
-                            best).where(p.run_id == run_id).group_by(p.island)
-                     .order_by(p.island)).all()
+    rows = {i: (n, archived, score) for i, n, archived, score in s.execute(
+        select(island, func.count(), func.count().filter(p.in_archive.is_(True)), best)
+        .where(p.run_id == run_id).group_by(island))}
     out = []
-    for island, n, archived, score in rows:
+    for i in range(count):
+        n, archived, score = rows.get(i, (0, 0, None))
         pid = None
         if score is not None:
-            pid = s.scalar(select(p.id).where(p.run_id == run_id, p.island == island,
-                                              p.score == score).order_by(p.id).limit(1))
-        out.append({"island": island, "programs": n, "in_archive": archived,
-                    "best_score": score, "best_program_id": pid})
+            pid = s.scalar(select(p.id).where(p.run_id == run_id, island == i, p.score == score)
+                           .order_by(p.id).limit(1))
+        out.append({"island": i, "programs": n, "in_archive": archived, "best_score": score,
+                    "best_program_id": pid})
     return out
 
 
