@@ -45,12 +45,13 @@ class Site:
     problem_id: int = 0
 
     def new_run(self, iterations: int = 8, start: bool = True, answers: tuple = ANSWERS,
-                islands: int = 2) -> int:
+                islands: int = 2, problem_id: int | None = None) -> int:
         """Creates a run of the tiny problem whose scripted LLM answers value() returning each of
         answers in turn (an expression such as "1/0" fails); returns its id."""
         path = self.tmp / f"answers-{uuid.uuid4().hex[:8]}.json"
         path.write_text(json.dumps([returns(v) for v in answers]))
-        r = self.client.post("/api/runs", json={"problem_id": self.problem_id, "start": start,
+        r = self.client.post("/api/runs", json={"problem_id": problem_id or self.problem_id,
+                                                "start": start,
                                                 "config": {
             "llm": {"backend": "scripted", "model": str(path)},
             "budget": {"iterations": iterations}, "evaluation": {"workers": 2, "timeout_s": 10},

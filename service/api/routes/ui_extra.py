@@ -1,9 +1,11 @@
-"""What the web UI needs beyond the resource routes: islands, best lineages first, adapter
-versions on the iteration axis, a program's LLM costs, and a diff between any two programs."""
+"""What the web UI needs beyond the resource routes: islands, the problem's reference value and
+the run's gap to it, best lineages first, adapter versions on the iteration axis, a program's LLM
+costs, and a diff between any two programs."""
 
 from __future__ import annotations
 
 import difflib
+import tomllib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -43,6 +45,36 @@ def islands(run_id: IdPath, s: SessionDep, principal: Reader) -> list[dict[str, 
         out.append({"island": i, "programs": n, "in_archive": archived, "best_score": score,
                     "best_program_id": pid})
     return out
+
+
+@router.get("/runs/{run_id}/reference")
+def reference(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any] | None:
+    """Returns the problem's reference value (best_known) with what its problem.toml says of it
+    (source, tolerance, verified, check, note), and how the run's best stands against it: gap > 0
+    when the run beats it, in the problem's direction; null when the problem has no reference."""
+    run = run_for(s, principal, run_id)
+    prow = s.get(ProblemRow, run.problem_id)
+    if prow.best_known is None:
+        return None
+    direction = Direction(prow.direction)
+    gap = None if run.best_score is None else direction.gain(run.best_score, prow.best_known)
+    return {"best_known": prow.best_known, "direction": direction, **_reference_facts(prow),
+            "best_score": run.best_score, "gap": gap,
+            "relative_gap": abs(gap) / abs(prow.best_known) if gap is not None and
+            prow.best_known else None}
+
+
+def _reference_facts(prow: ProblemRow) -> dict[str, Any]:
+    """Returns the best_known_* keys of the problem.toml stored with the problem (load_problem
+    checked them when it was submitted); absent keys are null, verified defaults to false."""
+    try:
+        meta = tomllib.loads((prow.files or {}).get("problem.toml", "")).get("problem", {})
+    except tomllib.TOMLDecodeError:
+        meta = {}
+    keys = ("source", "tolerance", "verified", "check", "note")
+    facts = {k: meta.get(f"best_known_{k}") for k in keys}
+    facts["verified"] = bool(facts["verified"])
+    return facts
 
 
 @router.get("/runs/{run_id}/top-lineages")

@@ -45,11 +45,29 @@ export function timelineSeries(timeline, label = "overall") {
   return [...islands, { name: label, cls: "overall", width: 2.5, colour: "#222", points: points(timeline.overall) }];
 }
 
-function summary(run) {
+// The problem's reference value and where the run's best stands against it (gap > 0: beats it).
+function referenceRow(ref) {
+  if (!ref) return "";
+  const goal = ref.direction === "minimize" ? "lower" : "higher";
+  const pct = ref.relative_gap === null ? "" : ` (${num(100 * ref.relative_gap, 3)}%)`;
+  let verdict = "no scored program yet";
+  if (ref.gap > 0) verdict = `<span class="beats">beats it by ${num(ref.gap, 3)}${pct}</span>`;
+  else if (ref.gap < 0) verdict = `<span class="short">is ${num(-ref.gap, 3)}${pct} short of it</span>`;
+  else if (ref.gap === 0) verdict = "equals it";
+  const how = ref.verified ? "verified: a public construction re-scores to it" : "reported, not re-scored here";
+  const slack = ref.tolerance === null ? "" : `, holds at tolerance ${ref.tolerance}`;
+  const note = ref.note ? `<details><summary>note</summary>${esc(ref.note)}</details>` : "";
+  return `<dt>Reference</dt><dd class="reference" data-testid="reference">
+    <b>${num(ref.best_known, 10)}</b> (${how}${slack}): the best ${verdict} (${goal} is better)
+    <div class="muted small">${esc(ref.source || "source not given")}</div>${note}</dd>`;
+}
+
+function summary(run, ref) {
   return `<dl class="summary" data-testid="run-summary">
     <dt>Status</dt><dd data-testid="run-status">${esc(run.status)}${run.stop_reason ? ` (${esc(run.stop_reason)})` : ""}</dd>
     <dt>Iterations</dt><dd data-testid="run-iterations">${run.iterations} / ${run.budget_iterations ?? "∞"}</dd>
     <dt>Best</dt><dd>${num(run.best_score)} ${progLink(run.best_program_id)} (initial ${num(run.initial_score)})</dd>
+    ${referenceRow(ref)}
     <dt>Evaluations</dt><dd>${run.evaluations} (${run.failed} failed)</dd>
     <dt>LLM</dt><dd>${run.llm_calls} calls, ${run.prompt_tokens} + ${run.completion_tokens} tokens</dd>
     <dt>Started</dt><dd>${when(run.started_at)}</dd><dt>Finished</dt><dd>${when(run.finished_at)}</dd></dl>`;
@@ -88,13 +106,13 @@ function chart(run, timeline, adapters, evaluated) {
 }
 
 async function render(runId, evaluatedScores) {
-  const [run, timeline, grid, islands, fail, usage, adapters, evaluated] = await Promise.all([
+  const [run, timeline, grid, islands, fail, usage, adapters, evaluated, ref] = await Promise.all([
     api(`/runs/${runId}`), api(`/runs/${runId}/timeline`), api(`/runs/${runId}/map-elites`),
     api(`/ui/runs/${runId}/islands`), api(`/runs/${runId}/failures`), api(`/runs/${runId}/llm-usage`),
-    api(`/ui/runs/${runId}/adapters`), evaluatedScores(),
+    api(`/ui/runs/${runId}/adapters`), evaluatedScores(), api(`/ui/runs/${runId}/reference`),
   ]);
   if (!document.getElementById("run-summary")) return run; // the user left the page meanwhile
-  document.getElementById("run-summary").innerHTML = summary(run);
+  document.getElementById("run-summary").innerHTML = summary(run, ref);
   chart(run, timeline, adapters, evaluated);
   document.getElementById("islands").innerHTML = islandTable(islands);
   document.getElementById("outcomes").innerHTML = outcomes(fail, usage);
