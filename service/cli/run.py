@@ -27,7 +27,7 @@ from service.db.models import RunRow
 from service.db.queries import dumps, export_rows
 from service.db.status import RunStatus
 from service.evolution.reverify import tier_label
-from service.problems.load import load_problem
+from service.problems.load import Problem, load_problem
 from service.runs import create_run, drive, load_run, run_config_for, update_config, write_best
 
 
@@ -148,15 +148,39 @@ def best(run_id: int, db: DbOpt = None,
          = None) -> None:
     """Print (or write) the best program of a run."""
     database, settings = open_database(db)
-    load_run(database, run_id, settings)
+    _, problem, _ = load_run(database, run_id, settings)
     target = out_file or settings.home / "runs" / str(run_id) / "best_program.py"
     prog = write_best(database, run_id, target)
     if prog is None:
         raise LookupError(f"run {run_id} has no scored program yet")
     err.print(f"program {prog.id}: score {prog.score!r} ({tier_label(prog)}) → {target}",
               highlight=False, markup=False)
+    for line in reference_lines(problem, prog.score):
+        err.print(line, highlight=False, markup=False)
     if out_file is None:
         print(prog.code)
+
+
+def reference_lines(problem: Problem, score: float) -> list[str]:
+    """Returns how a score stands against the problem's reference value (best_known), in the
+    problem's direction: the reference with its provenance, then the gap; none without one."""
+    ref = problem.best_known
+    if ref is None:
+        return []
+    how = "verified: a public construction re-scores to it" if problem.best_known_verified \
+        else "reported, not re-scored here"
+    slack = problem.best_known_tolerance
+    holds = "" if slack is None else f"; holds at tolerance {slack:g}"
+    gain = problem.direction.gain(score, ref)
+    share = f" ({100 * abs(gain) / abs(ref):.3g}% of it)" if ref else ""
+    if gain > 0:
+        verdict = f"beats the reference by {gain:.6g}{share}"
+    elif gain < 0:
+        verdict = f"is {-gain:.6g}{share} short of the reference"
+    else:
+        verdict = "equals the reference"
+    return [f"reference {ref!r} ({how}{holds}) from {problem.best_known_source or 'an unnamed source'}",
+            f"gap: score {score!r} {verdict} ({problem.direction.phrase})"]
 
 
 @friendly

@@ -14,7 +14,8 @@ from service.problems.blocks import BLOCK_END, BLOCK_START, MarkerError, evolve_
 from service.problems.direction import Direction
 
 _PROBLEM_KEYS = {"name", "description", "score_metric", "direction", "best_known", "best_known_source",
-                 "initial_program", "evaluator", "language", "scorer", "entry"}
+                 "best_known_tolerance", "best_known_verified", "best_known_check",
+                 "best_known_note", "initial_program", "evaluator", "language", "scorer", "entry"}
 
 
 class ProblemError(ValueError):
@@ -33,7 +34,11 @@ class Problem:
     score_metric: str = "combined_score"
     direction: Direction = Direction.MAXIMIZE
     best_known: float | None = None
-    best_known_source: str | None = None
+    best_known_source: str | None = None       # who found it, where it is published, when
+    best_known_tolerance: float | None = None  # constraint slack it holds at (0.0: exactly)
+    best_known_verified: bool = False          # our scorer re-scored a public construction to it
+    best_known_check: str | None = None        # the command that re-scores it
+    best_known_note: str | None = None         # caveats: why it is not verified, variants, ...
     run_defaults: dict[str, Any] = field(default_factory=dict)
     score_fallback_mean: bool = False
     notes: tuple[str, ...] = ()
@@ -80,6 +85,7 @@ def load_problem(folder: str | Path) -> Problem:
     if direction not in tuple(Direction):
         raise ProblemError(f"{toml_path}: direction = {direction!r}; use 'maximize' or 'minimize'")
     best = meta.get("best_known")
+    reference = _reference(meta, toml_path)
     return Problem(
         name=str(meta.get("name") or path.name), path=path,
         description=str(meta.get("description") or _docstring(code) or path.name),
@@ -87,8 +93,31 @@ def load_problem(folder: str | Path) -> Problem:
         score_metric=str(meta.get("score_metric", "combined_score")),
         direction=Direction(direction),
         best_known=float(best) if best is not None else None,
-        best_known_source=meta.get("best_known_source"), run_defaults=run_defaults,
+        best_known_source=meta.get("best_known_source"), **reference, run_defaults=run_defaults,
         score_fallback_mean=fallback, notes=tuple(notes), scorer_path=scorer, entry=entry)
+
+
+def _reference(meta: dict[str, Any], toml: Path) -> dict[str, Any]:
+    """Returns the best_known_* facts beyond value and source, checked; raises ProblemError."""
+    given = {k: meta[k] for k in ("best_known_tolerance", "best_known_verified",
+                                  "best_known_check", "best_known_note") if k in meta}
+    if given and meta.get("best_known") is None:
+        raise ProblemError(f"{toml}: {sorted(given)} describe best_known, which is not set; "
+                           "add best_known = <value> or remove them")
+    tolerance = given.get("best_known_tolerance")
+    if tolerance is not None and (isinstance(tolerance, bool) or not isinstance(
+            tolerance, int | float) or not tolerance >= 0):
+        raise ProblemError(f"{toml}: best_known_tolerance = {tolerance!r}; give the constraint "
+                           "slack the value holds at as a number >= 0 (0.0: holds exactly)")
+    if not isinstance(given.get("best_known_verified", False), bool):
+        raise ProblemError(f"{toml}: best_known_verified = {given['best_known_verified']!r}; "
+                           "use true or false")
+    for key in ("best_known_check", "best_known_note"):
+        if not isinstance(given.get(key, ""), str):
+            raise ProblemError(f"{toml}: {key} must be a string")
+    if tolerance is not None:
+        given["best_known_tolerance"] = float(tolerance)
+    return given
 
 
 def _two_phase(meta: dict[str, Any], folder: Path, toml: Path) -> tuple[Path | None, str | None]:

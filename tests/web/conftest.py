@@ -7,6 +7,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,15 +45,20 @@ class Site:
     run_id: int = 0
     problem_id: int = 0
 
-    def new_run(self, iterations: int = 8, start: bool = True) -> int:
-        """Creates a run of the tiny problem with scripted answers; returns its id."""
-        answers = self.tmp / "answers.json"
-        answers.write_text(json.dumps([returns(v) for v in ANSWERS]))
-        r = self.client.post("/api/runs", json={"problem_id": self.problem_id, "start": start,
+    def new_run(self, iterations: int = 8, start: bool = True, answers: tuple = ANSWERS,
+                islands: int = 2, problem_id: int | None = None) -> int:
+        """Creates a run of the tiny problem whose scripted LLM answers value() returning each of
+        answers in turn (an expression such as "1/0" fails); returns its id."""
+        name = f"answers-{uuid.uuid4().hex[:8]}"  # a model the operator names, one per run
+        path = self.tmp / f"{name}.json"
+        path.write_text(json.dumps([returns(v) for v in answers]))
+        self.settings.models[name] = ServedModel(backend="scripted", model=str(path))
+        r = self.client.post("/api/runs", json={"problem_id": problem_id or self.problem_id,
+                                                "start": start,
                                                 "config": {
-            "llm": {"use": "answers"},
+            "llm": {"use": name},
             "budget": {"iterations": iterations}, "evaluation": {"workers": 2, "timeout_s": 10},
-            "search": {"num_islands": 2, "migration_interval": 4}}})
+            "search": {"num_islands": islands, "migration_interval": 4}}})
         assert r.status_code == 201, r.text
         return self.visible(f"/api/runs/{r.json()['id']}")["id"]
 

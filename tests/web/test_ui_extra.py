@@ -12,7 +12,8 @@ def _paths(site: Site) -> list[str]:
     best = site.client.get(f"/api/runs/{site.run_id}").json()["best_program_id"]
     return [f"/api/ui/runs/{site.run_id}/islands", f"/api/ui/runs/{site.run_id}/top-lineages",
             f"/api/ui/runs/{site.run_id}/adapters", f"/api/ui/programs/{best}/sample",
-            f"/api/ui/programs/{best}/compare/1"]
+            f"/api/ui/programs/{best}/compare/1", f"/api/runs/{site.run_id}/scores",
+            f"/api/ui/runs/{site.run_id}/reference"]
 
 
 def test_ui_endpoints_hide_other_owners_runs_and_need_a_token(site: Site) -> None:

@@ -1,22 +1,36 @@
-"""Run analytics: best-score timeline (overall and per island), MAP-Elites occupancy, LLM usage,
-failure reasons."""
+"""Run analytics: best-score timeline (overall and per island), every evaluated program's score,
+MAP-Elites occupancy, LLM usage, failure reasons."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
-from sqlalchemy import func, select
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
 from service.api.deps import Reader, SessionDep, run_for
-from service.config import RunConfig
-from service.db.models import EvaluationRow, LLMSampleRow, ProblemRow, ProgramRow
-from service.db.status import ProgramStatus
+from service.config import RunConfig, SearchConfig
+from service.db.models import EvaluationRow, LLMSampleRow, ProblemRow, ProgramRow, RunRow
+from service.db.status import UNFINISHED, ProgramKind, ProgramStatus
 from service.evolution.archive import feature_cell
 from service.problems.direction import Direction
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["analytics"])
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
+EVALUATED = (ProgramStatus.OK, ProgramStatus.FAILED)
+COPIES = (ProgramKind.MIGRANT, ProgramKind.RESEED)  # rows that re-use a score, never evaluated
+
+
+def island_count(run: RunRow) -> int:
+    """Returns how many islands the run's archive has (its config's num_islands)."""
+    return RunConfig.model_validate(run.config).search.num_islands
+
+
+def island_of(count: int) -> ColumnElement[int]:
+    """Returns a program's island as the archive files it: the stored island modulo the island
+    count (a run resumed with fewer islands keeps rows numbered for the old count)."""
+    return ProgramRow.island % count
 
 
 @router.get("/timeline")
@@ -25,7 +39,7 @@ def timeline(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any]
     run = run_for(s, principal, run_id)
     sign = Direction(s.get(ProblemRow, run.problem_id).direction).sign
     p = ProgramRow
-    rows = s.execute(select(p.id, p.iteration, p.island, p.score, p.evaluated_at)
+    rows = s.execute(select(p.id, p.iteration, island_of(island_count(run)), p.score, p.evaluated_at)
                      .where(p.run_id == run_id, p.status == ProgramStatus.OK, p.score.is_not(None))
                      .order_by(p.id).execution_options(yield_per=5000))
     overall: list[dict[str, Any]] = []
@@ -42,27 +56,61 @@ def timeline(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any]
             "islands": {str(k): v for k, v in sorted(islands.items())}}
 
 
+@router.get("/scores")
+def scores(run_id: IdPath, s: SessionDep, principal: Reader,
+           after_id: Annotated[int, Query(ge=0, le=2**62, description="Programs after this id "
+                                          "(keyset paging: pass the previous page's next_after).")]
+           = 0,
+           limit: Annotated[int, Query(ge=1, le=50_000)] = 20_000) -> dict[str, Any]:
+    """Returns every evaluated program of the run (scored or failed; migrant copies left out) in
+    id order, as parallel columns, a page at a time; failed programs have score null.
+    first_unfinished_id is the smallest id still being evaluated: a client that keeps what it
+    read refetches from just below it, since such a program joins the list when it finishes."""
+    run = run_for(s, principal, run_id)
+    p = ProgramRow
+    where = [p.run_id == run_id, p.status.in_(EVALUATED), p.kind.not_in(COPIES)]
+    rows = s.execute(select(p.id, p.iteration, island_of(island_count(run)), p.score, p.status)
+                     .where(*where, p.id > after_id).order_by(p.id).limit(limit)).all()
+    total = s.scalar(select(func.count()).select_from(p).where(*where))
+    pending = s.scalar(select(func.min(p.id)).where(p.run_id == run_id, p.status.in_(UNFINISHED)))
+    return {"run_id": run_id, "total": total, "first_unfinished_id": pending,
+            "ids": [r[0] for r in rows], "iterations": [r[1] for r in rows],
+            "islands": [r[2] for r in rows],
+            "scores": [r[3] if r[4] == ProgramStatus.OK else None for r in rows],
+            "next_after": rows[-1][0] if len(rows) == limit else None}
+
+
 @router.get("/map-elites")
 def map_elites(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any]:
-    """Returns the MAP-Elites grid per island: which cells hold an archived program, and its score."""
+    """Returns the MAP-Elites grid of every island of the run (the same islands /ui/runs/ID/islands
+    lists): which cells hold an archived program, and the best of them (in the problem's
+    direction, lowest id on ties, as the archive keeps it)."""
     run = run_for(s, principal, run_id)
     search = RunConfig.model_validate(run.config).search
-    p = ProgramRow
-    rows = s.execute(select(p.id, p.island, p.score, p.features)
-                     .where(p.run_id == run_id, p.in_archive.is_(True), p.status == ProgramStatus.OK))
-    grid: dict[int, dict[tuple, dict[str, Any]]] = {}
-    for pid, island, score, features in rows:
-        cell = tuple(feature_cell(features or {}, search))
-        best = grid.setdefault(island, {}).get(cell)
-        if best is None or (score is not None and score > (best["score"] or float("-inf"))):
-            grid[island][cell] = {"cell": list(cell), "program_id": pid, "score": score}
+    direction = Direction(s.get(ProblemRow, run.problem_id).direction)
+    grid = _grid(s, run_id, island_count(run), direction, search)
     cells = search.feature_bins ** len(search.feature_dimensions)
-    return {"run_id": run_id, "dimensions": search.feature_dimensions,
+    return {"run_id": run_id, "dimensions": search.feature_dimensions, "direction": direction,
             "bins": search.feature_bins, "cells_per_island": cells,
             "islands": [{"island": i, "occupied": len(grid.get(i, {})),
                          "occupancy": len(grid.get(i, {})) / cells,
                          "cells": sorted(grid.get(i, {}).values(), key=lambda c: c["cell"])}
-                        for i in range(search.num_islands)]}
+                        for i in range(island_count(run))]}
+
+
+def _grid(s: Session, run_id: int, count: int, direction: Direction,
+          search: SearchConfig) -> dict[int, dict[tuple, dict[str, Any]]]:
+    p = ProgramRow
+    rows = s.execute(select(p.id, island_of(count), p.score, p.features)
+                     .where(p.run_id == run_id, p.in_archive.is_(True),
+                            p.status == ProgramStatus.OK).order_by(p.id))
+    grid: dict[int, dict[tuple, dict[str, Any]]] = {}
+    for pid, island, score, features in rows:
+        cell = tuple(feature_cell(features or {}, search))
+        held = grid.setdefault(island, {}).get(cell)
+        if held is None or direction.better(score, held["score"]):
+            grid[island][cell] = {"cell": list(cell), "program_id": pid, "score": score}
+    return grid
 
 
 @router.get("/llm-usage")

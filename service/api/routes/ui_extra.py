@@ -1,15 +1,18 @@
-"""What the web UI needs beyond the resource routes: islands, best lineages first, adapter
-versions on the iteration axis, a program's LLM costs, and a diff between any two programs."""
+"""What the web UI needs beyond the resource routes: islands, the problem's reference value and
+the run's gap to it, best lineages first, adapter versions on the iteration axis, a program's LLM
+costs, and a diff between any two programs."""
 
 from __future__ import annotations
 
 import difflib
+import tomllib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from sqlalchemy import func, select
 
 from service.api.deps import Reader, SessionDep, program_for, run_for
+from service.api.routes.analytics import island_count, island_of
 from service.api.routes.programs import SUMMARY_COLUMNS
 from service.api.schemas import ProgramSummary
 from service.db.models import AdapterRow, LLMSampleRow, ProblemRow, ProgramRow
@@ -22,23 +25,56 @@ IdPath = Annotated[int, Path(ge=1, le=2**62)]
 
 @router.get("/runs/{run_id}/islands")
 def islands(run_id: IdPath, s: SessionDep, principal: Reader) -> list[dict[str, Any]]:
-    """Returns per island: programs, archived programs, and the best score with its program."""
+    """Returns every island of the run (its config's num_islands, the islands /map-elites draws),
+    empty ones included: programs, archived programs, and the best score with its program."""
     run = run_for(s, principal, run_id)
     direction = Direction(s.get(ProblemRow, run.problem_id).direction)
-    p = ProgramRow
+    count = island_count(run)
+    p, island = ProgramRow, island_of(count)
     best = func.max(p.score) if direction is Direction.MAXIMIZE else func.min(p.score)
-    rows = s.execute(select(p.island, func.count(), func.count().filter(p.in_archive.is_(True)),
-                            best).where(p.run_id == run_id).group_by(p.island)
-                     .order_by(p.island)).all()
+    rows = {i: (n, archived, score) for i, n, archived, score in s.execute(
+        select(island, func.count(), func.count().filter(p.in_archive.is_(True)), best)
+        .where(p.run_id == run_id).group_by(island))}
     out = []
-    for island, n, archived, score in rows:
+    for i in range(count):
+        n, archived, score = rows.get(i, (0, 0, None))
         pid = None
         if score is not None:
-            pid = s.scalar(select(p.id).where(p.run_id == run_id, p.island == island,
-                                              p.score == score).order_by(p.id).limit(1))
-        out.append({"island": island, "programs": n, "in_archive": archived,
-                    "best_score": score, "best_program_id": pid})
+            pid = s.scalar(select(p.id).where(p.run_id == run_id, island == i, p.score == score)
+                           .order_by(p.id).limit(1))
+        out.append({"island": i, "programs": n, "in_archive": archived, "best_score": score,
+                    "best_program_id": pid})
     return out
+
+
+@router.get("/runs/{run_id}/reference")
+def reference(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any] | None:
+    """Returns the problem's reference value (best_known) with what its problem.toml says of it
+    (source, tolerance, verified, check, note), and how the run's best stands against it: gap > 0
+    when the run beats it, in the problem's direction; null when the problem has no reference."""
+    run = run_for(s, principal, run_id)
+    prow = s.get(ProblemRow, run.problem_id)
+    if prow.best_known is None:
+        return None
+    direction = Direction(prow.direction)
+    gap = None if run.best_score is None else direction.gain(run.best_score, prow.best_known)
+    return {"best_known": prow.best_known, "direction": direction, **_reference_facts(prow),
+            "best_score": run.best_score, "gap": gap,
+            "relative_gap": abs(gap) / abs(prow.best_known) if gap is not None and
+            prow.best_known else None}
+
+
+def _reference_facts(prow: ProblemRow) -> dict[str, Any]:
+    """Returns the best_known_* keys of the problem.toml stored with the problem (load_problem
+    checked them when it was submitted); absent keys are null, verified defaults to false."""
+    try:
+        meta = tomllib.loads((prow.files or {}).get("problem.toml", "")).get("problem", {})
+    except tomllib.TOMLDecodeError:
+        meta = {}
+    keys = ("source", "tolerance", "verified", "check", "note")
+    facts = {k: meta.get(f"best_known_{k}") for k in keys}
+    facts["verified"] = bool(facts["verified"])
+    return facts
 
 
 @router.get("/runs/{run_id}/top-lineages")

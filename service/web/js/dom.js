@@ -7,7 +7,9 @@ export function esc(value) {
 
 export function num(value, digits = 4) {
   if (value === null || value === undefined) return "–";
-  return Number(value).toPrecision(digits).replace(/\.?0+$/, "");
+  const text = Number(value).toPrecision(digits);
+  // trailing zeros go only after a decimal point: 300 stays 300 (it printed 3), 1.500 becomes 1.5
+  return text.includes(".") && !text.includes("e") ? text.replace(/\.?0+$/, "") : text;
 }
 
 export function when(iso) {
