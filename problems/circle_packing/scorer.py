@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 N_CIRCLES = 26
-BEST_KNOWN = 2.6359830849  # AlphaEvolve repository of problems (Google DeepMind, 2025)
+BEST_KNOWN = 2.6359830849175245  # AlphaEvolve repository of problems (Google DeepMind, 2025)
 _SHIFT = 1074
 
 

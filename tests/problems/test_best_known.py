@@ -100,3 +100,10 @@ def test_reference_keys_are_checked_when_a_problem_loads(lines: str, fix: str,
     with pytest.raises(ProblemError, match="problem.toml") as err:
         load_problem(folder)
     assert fix in str(err.value)
+
+
+@pytest.mark.parametrize("name", [n for n in REFERENCED
+                                  if load_problem(PROBLEMS / n).scorer_path is not None])
+def test_the_scorer_quotes_the_reference_problem_toml_records(name: str) -> None:
+    problem = load_problem(PROBLEMS / name)  # the scorer's feedback and ratios use its own copy
+    assert getattr(scorer(problem), "BEST_KNOWN", problem.best_known) == problem.best_known
