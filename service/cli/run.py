@@ -174,6 +174,7 @@ def eval_program(problem: Path, program_file: Path, json_out: JsonOpt = False) -
     """Evaluate one program exactly as the loop would (same sandbox)."""
     from evaluators.evaluate import evaluate_job
     from service.execution.base import make_job
+    from service.execution.check import stage_line
 
     prob = load_problem(problem)
     cfg = run_config_for(prob, None, {})
@@ -182,6 +183,10 @@ def eval_program(problem: Path, program_file: Path, json_out: JsonOpt = False) -
         print(json.dumps(result.to_dict(), default=str))
     else:
         out.print(f"status: {result.status}  score: {result.score!r}  ({result.duration_s:.2f} s)")
+        for record in result.stages:
+            out.print(f"  stage {record['stage']}: "
+                      f"{stage_line(record, cfg.evaluation.cascade_gates)}",
+                      highlight=False, markup=False)
         for k, v in result.metrics.items():
             out.print(f"  {k} = {v!r}")
         if result.error:

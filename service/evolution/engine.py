@@ -302,6 +302,10 @@ class Engine:
                 log.exception("executor failed on program %s", prog.id)
                 result = EvalResult.failure(FailureKind.CRASH, f"executor error: {exc}")
                 written = False
+        if prog.kind == ProgramKind.INITIAL and result.past_gate() is not None:
+            result = result.past_gate()  # no gate stops a run at its initial program
+            log.warning("the initial program %s; children must pass the gate",
+                        result.artifacts["cascade_gate"])
         feats = self.population.features(prog.code, result) if result.ok else {}
         apply_result(prog, result, feats)
         kept, evicted, best = self.population.add(prog) if result.ok else ([], [], False)

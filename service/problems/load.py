@@ -13,6 +13,7 @@ from service.config import ConfigError, read_toml
 from service.problems.blocks import BLOCK_END, BLOCK_START, MarkerError, evolve_blocks
 from service.problems.direction import Direction
 
+OPENEVOLVE_THRESHOLDS = (0.5, 0.75, 0.9)  # its evaluator.cascade_thresholds when a config has none
 _PROBLEM_KEYS = {"name", "description", "score_metric", "direction", "best_known", "best_known_source",
                  "initial_program", "evaluator", "language", "scorer", "entry"}
 
@@ -170,8 +171,10 @@ def _from_openevolve(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[s
         put("search", "feature_bins", db["feature_bins"])
     ev = cfg.get("evaluator") or {}
     put("evaluation", "timeout_s", ev.get("timeout"))
-    put("evaluation", "cascade_thresholds", ev.get("cascade_thresholds") if ev.get(
-        "cascade_evaluation", True) else None)
+    if ev.get("cascade_evaluation", True):  # OpenEvolve's defaults: a cascade at 0.5, 0.75, 0.9
+        thresholds = ev.get("cascade_thresholds")
+        put("evaluation", "cascade_thresholds",
+            list(OPENEVOLVE_THRESHOLDS) if thresholds is None else thresholds)
     if llm.get("api_base") or llm.get("models"):
         notes.append(f"{path.name}: llm endpoint/models ignored; choose them with --llm/--llm-url/--model")
     return {}, run, notes
