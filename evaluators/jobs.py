@@ -99,6 +99,18 @@ class EvalResult:
         """Returns True when the program was scored."""
         return self.status == "ok"
 
+    @property
+    def reported_error(self) -> str | None:
+        """Returns the error the evaluator itself reported (OpenEvolve's convention: a string
+        metric or artifact `error`, or `error_message` with `error_type`), else None."""
+        arts = self.artifacts
+        for key in ("error", "error_message"):
+            value = arts.get(key)
+            if isinstance(value, str) and value.strip():
+                kind = arts.get("error_type") if key == "error_message" else None
+                return f"{kind}: {value.strip()}" if isinstance(kind, str) and kind else value.strip()
+        return None
+
     def past_gate(self) -> EvalResult | None:
         """Returns this cascade-gate failure as a scored result, scored by the value that missed
         the gate (how a run keeps an initial program that misses a gate), or None when it is not

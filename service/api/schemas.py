@@ -118,7 +118,7 @@ class ProgramDetail(ProgramSummary):
     metrics: dict[str, Any]
     features: dict[str, Any]
     artifacts: dict[str, Any]
-    failure_reason: str | None
+    failure_reason: str | None  # scored programs: the error their evaluator reported, if any
     duplicate_of: int | None
     inspiration_ids: list[Any]
     prompt: list[Any] | None

@@ -141,6 +141,7 @@ class ProgramRow(Base):
     features: Mapped[dict[str, Any]] = mapped_column(default=dict)
     artifacts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     failure_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # failed: why; scored: the error its evaluator reported, if any (EvalResult.reported_error)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     model: Mapped[str | None] = mapped_column(String(300), nullable=True)
     adapter: Mapped[str | None] = mapped_column(String(300), nullable=True)

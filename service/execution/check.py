@@ -100,9 +100,13 @@ def check_problem(path: str | Path, python: str = sys.executable) -> CheckReport
             str(_trusted_file(problem)), f"importing the evaluator: {probe.error}",
             "keep the evaluator's import quick and safe; do the work inside evaluate()"))
     elif not result.ok and result.past_gate() is None:
-        report.defects.append(_result_defect(result, problem))
-    elif result.past_gate() is not None:
-        _gate_warning(report, result.past_gate())
+        defect = _result_defect(result, problem)
+        if result.reported_error:  # what the evaluator said, beside how it failed
+            defect = Defect(defect.file, f"{defect.message} (the evaluator reported: "
+                            f"{result.reported_error})", defect.fix)
+        report.defects.append(defect)
+    else:
+        _scored_warnings(report, result.past_gate() or result, problem, python)
     return report
 
 
@@ -123,10 +127,33 @@ def stage_line(record: dict[str, Any], gates: bool) -> str:
     return f"{shown}; {got} < threshold {threshold:g}: {then}"
 
 
-def _gate_warning(report: CheckReport, result: EvalResult) -> None:
-    """Adds the warning of an initial program that missed a gate: a run goes on from it."""
-    report.warnings.append(f"the initial program {result.artifacts['cascade_gate']}: a run "
-                           "goes on from it; every child must pass the gate")
+def _scored_warnings(report: CheckReport, result: EvalResult, problem: Problem,
+                     python: str) -> None:
+    """Adds what a scored initial program should make the author look at: a missed gate, an
+    error the evaluator reported (a defect when it leaves the score at 0)."""
+    if "cascade_gate" in result.artifacts:
+        report.warnings.append(f"the initial program {result.artifacts['cascade_gate']}: a run "
+                               "goes on from it; every child must pass the gate")
+    error = result.reported_error
+    if error is None:
+        return
+    evaluator = str(_trusted_file(problem))
+    if result.score:
+        report.warnings.append(f"the evaluator reported an error for the initial program: {error}")
+        return
+    report.defects.append(Defect(
+        evaluator, f"the initial program scored {result.score!r} because the evaluator reported "
+        f"an error: {error}", _error_fix(error, python)))
+
+
+def _error_fix(error: str, python: str) -> str:
+    """Returns how to fix an error an evaluator met: install a missing module, else fix it."""
+    missing = re.search(r"No module named '([\w.]+)'", error)
+    if missing:
+        module = missing.group(1).split(".")[0]
+        return (f"install the missing module '{module}' in the Python that runs evaluations: "
+                f"`{python} -m pip install {module}` (its package may be named otherwise)")
+    return "fix what the error says, so that the initial program is scored"
 
 
 def _problem_defect(message: str, folder: Path) -> Defect:

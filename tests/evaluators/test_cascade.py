@@ -119,3 +119,13 @@ def test_past_every_gate_evaluate_scores_the_program() -> None:
     result = score(level(3), cascade_gates=True)
     assert result.ok and result.score == 100.0 and result.stage == 0
     assert [r["passed"] for r in result.stages] == [True, True, None]
+
+
+def test_an_error_the_evaluator_reports_is_kept_and_named() -> None:
+    reported = score(level(0), FIXTURES / "reports_error", cascade_thresholds=[])
+    assert reported.ok and reported.score == 0.0
+    assert reported.reported_error == "No module named 'quantum_widgets_not_installed'"
+    result = EvalResult(status="ok", score=0.0, artifacts={
+        "error_type": "MissingFunction", "error_message": "no run_search function"})
+    assert result.reported_error == "MissingFunction: no run_search function"
+    assert EvalResult(status="ok", artifacts={"error": "  "}).reported_error is None

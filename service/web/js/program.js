@@ -64,7 +64,8 @@ export async function programPage(id) {
       ${prog.duplicate_of ? ` · duplicate of ${progLink(prog.duplicate_of)}` : ""}</p>
     <form id="compare-form">Compare with program <input id="compare-id" type="number" min="1" required>
       <button type="submit">compare</button></form>
-    ${prog.failure_reason ? `<h2>Failure</h2><pre class="error wrap" data-testid="failure">${esc(prog.failure_kind)}: ${esc(prog.failure_reason)}</pre>` : ""}
+    ${prog.failure_reason && prog.status === "ok" ? `<h2>Error reported by the evaluator</h2><pre class="error wrap" data-testid="reported-error">${esc(prog.failure_reason)}</pre>`
+      : prog.failure_reason ? `<h2>Failure</h2><pre class="error wrap" data-testid="failure">${esc(prog.failure_kind)}: ${esc(prog.failure_reason)}</pre>` : ""}
     <h2>Diff against the parent</h2><div data-testid="diff">${diffHtml(prog.diff)}</div>
     <h2>Code</h2><pre class="code"><code class="hljs language-python" data-testid="code">${code}</code></pre>
     <div class="cols"><div><h2>Metrics</h2>${kv(prog.metrics)}<h3>Features</h3>${kv(prog.features)}</div>
