@@ -193,6 +193,15 @@ class EvaluationConfig(Strict):
                              "the re-verified programs on this many fresh seeds "
                              "($EVOFORGE_EVAL_SEED = 1..N) and report their mean, instead of "
                              "requiring the same score (0: deterministic problem).")
+    repeats: int = Field(default=0, ge=0, le=100, description="Stochastic evaluators: "
+                         "re-verification scores each program this many times and reports mean "
+                         "± sd (0: score once and require the same score; a score that does not "
+                         "reproduce is scored again to tell noise from a wrong score).")
+    rel_tolerance: float | None = Field(default=None, ge=0, description="Re-verification "
+                                        "accepts a score (a stochastic one's mean) within this "
+                                        "relative distance of the evaluated one; default: "
+                                        "exact for a deterministic evaluator, any for a "
+                                        "stochastic one (its mean ± sd is reported).")
     prefork: bool = Field(default=False, description="Score in a long-lived sandboxed evaluator "
                           "that imports the evaluator once and forks per candidate (for many "
                           "short evaluations; evaluators/prefork.py).")

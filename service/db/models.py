@@ -150,7 +150,8 @@ class ProgramRow(Base):
     evaluated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Verification tier of the score: NULL = evaluated once; "strict" = re-verified in a fresh
     # sandbox by a two-phase problem's trusted scorer; "reevaluated" = reproduced in a fresh
-    # sandbox by an in-sandbox evaluator; "failed" = re-verification failed (verify_note says why).
+    # sandbox by an in-sandbox evaluator; "stochastic" = scored again several times, the score
+    # varies (verify_note: sd, mean); "failed" = re-verification failed (verify_note says why).
     tier: Mapped[str | None] = mapped_column(String(16), nullable=True)
     verified_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     verify_note: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -59,7 +59,8 @@ export async function programPage(id) {
       <span class="status ${esc(prog.status)}">${esc(prog.status)}</span></h1>
     <p>run <a href="#/run/${prog.run_id}">${prog.run_id}</a> (<a href="#/lineage/${prog.run_id}">lineage</a>),
       island ${prog.island}, generation ${prog.generation}, iteration ${prog.iteration}, ${esc(prog.kind)},
-      ${prog.in_archive ? "in the archive" : "not in the archive"}; score <b data-testid="score">${num(prog.score)}</b></p>
+      ${prog.in_archive ? "in the archive" : "not in the archive"}; score <b data-testid="score">${num(prog.score)}</b>
+      ${prog.tier ? `<span class="muted" data-testid="tier">(${esc(prog.tier)})</span>` : ""}</p>
     <p>Parent: ${progLink(prog.parent_id)} · Inspirations: ${insp} · Children: ${kids}
       ${prog.duplicate_of ? ` · duplicate of ${progLink(prog.duplicate_of)}` : ""}</p>
     <form id="compare-form">Compare with program <input id="compare-id" type="number" min="1" required>
