@@ -134,25 +134,105 @@ def _stages(module: ModuleType) -> list[Callable[[str], Any]]:
 
 
 def _cascade(module: ModuleType, program: str, job: EvalJob) -> EvalResult:
-    """Returns the result of the stage gates (only when thresholds are set) and then evaluate()."""
-    artifacts: dict[str, Any] = {}
+    """Returns the result of the cascade (stages, when thresholds are set), or of evaluate()."""
+    stages = _stages(module) if job.cascade_thresholds else []
+    if stages and job.cascade_gates:
+        return _gates(stages, module, program, job)
+    if stages:
+        return _merged(stages, program, job)
+    metrics, artifacts = _call(module.evaluate, "evaluate()", program, job, 0)
+    return EvalResult(status="ok", score=final_score(metrics, artifacts, job), metrics=metrics,
+                      artifacts=artifacts)
+
+
+def _merged(stages: list[Callable[[str], Any]], program: str, job: EvalJob) -> EvalResult:
+    """Returns OpenEvolve's cascade: the merged metrics of the stages run, up to the first below
+    its threshold; a program stopped there is scored by what it has (not a failure)."""
     thresholds = job.cascade_thresholds
-    for k, stage in enumerate(_stages(module) if thresholds else [], start=1):
+    metrics: dict[str, float] = {}
+    artifacts: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    for k, stage in enumerate(stages, start=1):
+        try:
+            got, extra = _call(stage, f"evaluate_stage{k}()", program, job, k)
+        except Failed as failed:
+            if k == 1:  # nothing to keep: the failure (with its traceback) is the result
+                raise
+            # a later stage that breaks keeps the stages before it, marked as OpenEvolve does
+            metrics[f"stage{k}_passed"] = 0.0
+            artifacts.update({f"stage{k}_stderr": failed.result.error or "",
+                              f"stage{k}_traceback": failed.result.artifacts.get("traceback", ""),
+                              "failure_stage": f"stage{k}"})
+            records.append({"stage": k, "metrics": {}, "value": None, "compared": "",
+                            "threshold": None, "passed": False, "error": failed.result.error})
+            break
+        if k == 1:
+            metrics = dict(got)
+        else:  # merging drops a numeric `error` metric, as OpenEvolve does
+            metrics = {n: v for n, v in (metrics | got).items() if n != "error"}
+        artifacts.update(extra)
+        threshold = thresholds[k - 1] if k <= len(thresholds) else None
+        records.append(stage_record(k, got, metrics, threshold, job.score_metric))
+        if records[-1]["passed"] is not True:  # below its threshold, or no threshold to go on
+            break
+    try:
+        value = final_score(metrics, artifacts, job)
+    except Failed as failed:
+        failed.result.stage, failed.result.stages = records[-1]["stage"], records
+        failed.result.error = (f"the cascade ended at stage {records[-1]['stage']}, whose merged "
+                               f"metrics are all there is to score: {failed.result.error}")
+        raise
+    return EvalResult(status="ok", score=value, metrics=metrics, artifacts=artifacts,
+                      stage=records[-1]["stage"], stages=records)
+
+
+def _gates(stages: list[Callable[[str], Any]], module: ModuleType, program: str,
+           job: EvalJob) -> EvalResult:
+    """Returns the result of stage gates (cascade_gates): a stage below its threshold fails the
+    program (kind cascade, that stage's metrics kept); past every gate, evaluate() scores it."""
+    thresholds = job.cascade_thresholds
+    artifacts: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    for k, stage in enumerate(stages, start=1):
         metrics, extra = _call(stage, f"evaluate_stage{k}()", program, job, k)
         artifacts.update(extra)
-        if k > len(thresholds):
-            continue
-        value, source = _stage_score(metrics, job.score_metric)
-        if value is None or value < thresholds[k - 1]:
-            got = "no numeric metric" if value is None else f"{value:g} ({source})"
+        threshold = thresholds[k - 1] if k <= len(thresholds) else None
+        records.append(stage_record(k, metrics, metrics, threshold, job.score_metric))
+        if records[-1]["passed"] is False:
+            rec = records[-1]
+            got = ("no numeric metric" if rec["value"] is None
+                   else f"{rec['value']:g} ({rec['compared']})")
             return EvalResult.failure(
-                FailureKind.CASCADE, f"cascade stage {k} scored {got}, below its threshold "
-                f"{thresholds[k - 1]:g}; later stages and evaluate() were skipped",
-                metrics=metrics, artifacts=artifacts, stage=k)
+                FailureKind.CASCADE, f"cascade gate {k} scored {got}, below its threshold "
+                f"{threshold:g}; later stages and evaluate() were skipped",
+                metrics=metrics, artifacts=artifacts, stage=k, stages=records)
     metrics, extra = _call(module.evaluate, "evaluate()", program, job, 0)
     artifacts.update(extra)
     return EvalResult(status="ok", score=final_score(metrics, artifacts, job), metrics=metrics,
-                      artifacts=artifacts)
+                      artifacts=artifacts, stages=records)
+
+
+def stage_record(k: int, got: dict[str, float], merged: dict[str, float], threshold: float | None,
+                 score_metric: str) -> dict[str, Any]:
+    """Returns what stage k did: its metrics, the value compared with its threshold (from the
+    merged metrics) and passed: True or False against the threshold, None without a threshold
+    (OpenEvolve's cascade then ends; gates let the program on)."""
+    value, compared = stage_value(merged, score_metric)
+    passed = None if threshold is None else value is not None and value >= threshold
+    return {"stage": k, "metrics": dict(got), "value": value, "compared": compared,
+            "threshold": threshold, "passed": passed}
+
+
+def stage_value(metrics: dict[str, float], score_metric: str) -> tuple[float | None, str]:
+    """Returns (value, what it is) compared with a stage's threshold: the score metric, else
+    combined_score, else the mean of the metrics other than `error` (OpenEvolve's rule)."""
+    for name in (score_metric, "combined_score"):
+        if name in metrics:
+            return metrics[name], name
+    values = [v for n, v in metrics.items() if n != "error"]
+    if values:
+        return sum(values) / len(values), "mean of the metrics"
+    return None, ""
 
 
 def _call(fn: Callable[[str], Any], label: str, program: str, job: EvalJob,
@@ -209,15 +289,6 @@ def _to_float(value: Any) -> float | None:
         return float(value)
     except OverflowError:
         return math.inf
-
-
-def _stage_score(metrics: dict[str, float], score_metric: str) -> tuple[float | None, str]:
-    for name in (score_metric, "combined_score"):
-        if name in metrics:
-            return metrics[name], name
-    if metrics:
-        return sum(metrics.values()) / len(metrics), "mean of the metrics"
-    return None, ""
 
 
 def final_score(metrics: dict[str, float], artifacts: dict[str, Any], job: EvalJob) -> float:

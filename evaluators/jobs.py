@@ -23,7 +23,7 @@ class FailureKind(StrEnum):
     INVALID_METRICS = "invalid_metrics"
     # the score metric is absent from the metrics
     MISSING_SCORE = "missing_score"
-    # a cascade stage scored below its threshold; stage metrics kept
+    # a cascade gate (evaluation.cascade_gates) scored below its threshold; stage metrics kept
     CASCADE = "cascade"
     # the problem's evaluator itself failed to import / is malformed
     EVALUATOR = "evaluator"
@@ -55,6 +55,7 @@ class EvalJob:
     timeout_s: float = 30.0
     memory_mb: int = 1024
     cascade_thresholds: list[float] = field(default_factory=list)
+    cascade_gates: bool = False    # True: a stage below its threshold fails the program (a gate)
     evaluation_id: int | None = None
     program_id: int | None = None
     seed: int = 0                  # exported as EVOFORGE_EVAL_SEED to the evaluator / scorer
@@ -88,13 +89,42 @@ class EvalResult:
     artifacts: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     error_kind: FailureKind | None = None
-    stage: int = 0
+    stage: int = 0  # the last cascade stage run (0: evaluate() alone, or evaluate() after gates)
     duration_s: float = 0.0
+    stages: list[dict[str, Any]] = field(default_factory=list)  # per cascade stage: what it gave,
+    # the value compared with its threshold and whether it went on (harness.stage_record)
 
     @property
     def ok(self) -> bool:
         """Returns True when the program was scored."""
         return self.status == "ok"
+
+    @property
+    def reported_error(self) -> str | None:
+        """Returns the error the evaluator itself reported (OpenEvolve's convention: a string
+        metric or artifact `error`, or `error_message` with `error_type`), else None."""
+        arts = self.artifacts
+        for key in ("error", "error_message"):
+            value = arts.get(key)
+            if isinstance(value, str) and value.strip():
+                kind = arts.get("error_type") if key == "error_message" else None
+                return f"{kind}: {value.strip()}" if isinstance(kind, str) and kind else value.strip()
+        return None
+
+    def past_gate(self) -> EvalResult | None:
+        """Returns this cascade-gate failure as a scored result, scored by the value that missed
+        the gate (how a run keeps an initial program that misses a gate), or None when it is not
+        a gate failure or the stage gave no value to score by."""
+        if self.error_kind != FailureKind.CASCADE or not self.stages:
+            return None
+        missed = self.stages[-1]
+        if missed.get("value") is None:
+            return None
+        note = (f"missed cascade gate {missed['stage']} ({missed['value']:g} < "
+                f"{missed['threshold']:g}); kept as the initial program, scored by that value")
+        return EvalResult(status="ok", score=float(missed["value"]), metrics=dict(self.metrics),
+                          artifacts={**self.artifacts, "cascade_gate": note}, stage=self.stage,
+                          duration_s=self.duration_s, stages=list(self.stages))
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-ready dict."""

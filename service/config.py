@@ -233,14 +233,28 @@ class EvaluationConfig(Strict):
     in_flight: int | None = Field(default=None, ge=1, description="Candidates in flight; default 2*workers.")
     timeout_s: float = Field(default=30.0, gt=0, description="Wall-clock limit per evaluation.")
     memory_mb: int = Field(default=1024, ge=64, description="Address-space limit per evaluation.")
-    cascade_thresholds: list[float] = Field(default_factory=list,
-                                            description="Score a stage must reach to go on.")
+    cascade_thresholds: list[float] = Field(
+        default_factory=list, description="Score stage k's metrics must reach for stage k+1 to "
+        "run (OpenEvolve's cascade: a program stopped early keeps its merged stage metrics as "
+        "its result); empty: evaluate() alone.")
+    cascade_gates: bool = Field(default=False, description="Stages are hard gates: a stage "
+                                "below its threshold fails the program (kind cascade), and "
+                                "evaluate() scores the programs past every gate.")
     reverify_top_k: int = Field(default=3, ge=0, description="Best programs re-verified in a "
                                 "fresh sandbox when a run finishes (0: none); `evoforge verify`.")
     fresh_seeds: int = Field(default=0, ge=0, le=100, description="Noisy problems: re-evaluate "
                              "the re-verified programs on this many fresh seeds "
                              "($EVOFORGE_EVAL_SEED = 1..N) and report their mean, instead of "
                              "requiring the same score (0: deterministic problem).")
+    repeats: int = Field(default=0, ge=0, le=100, description="Stochastic evaluators: "
+                         "re-verification scores each program this many times and reports mean "
+                         "± sd (0: score once and require the same score; a score that does not "
+                         "reproduce is scored again to tell noise from a wrong score).")
+    rel_tolerance: float | None = Field(default=None, ge=0, description="Re-verification "
+                                        "accepts a score (a stochastic one's mean) within this "
+                                        "relative distance of the evaluated one; default: "
+                                        "exact for a deterministic evaluator, any for a "
+                                        "stochastic one (its mean ± sd is reported).")
     prefork: bool = Field(default=False, description="Score in a long-lived sandboxed evaluator "
                           "that imports the evaluator once and forks per candidate (for many "
                           "short evaluations; evaluators/prefork.py).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from service.llm.base import LLMBackend
 from service.llm.factory import make_backend, resolve_models
 from service.problems.load import Problem
 from service.rl.schedule import RLSchedule
+
+log = logging.getLogger("evoforge.runs")
 
 
 def run_config_for(problem: Problem, config_file: Path | None,
@@ -63,6 +66,7 @@ async def drive(db: Database, run_id: int, settings: Settings,
     _, problem, stored = load_run(db, run_id, settings)
     cfg = resolve_models(stored, settings)  # models picked by name become the operator's
     llm = make_backend(cfg.llm, settings, seed=cfg.seed)
+    cfg = fit_advisory(problem, cfg, llm.context_window)
     executor = make_executor(cfg.evaluation, db, settings.broker)
     interrupted = True
     try:
@@ -78,6 +82,23 @@ async def drive(db: Database, run_id: int, settings: Settings,
     finally:
         await executor.aclose(kill=interrupted)  # on Ctrl-C, running evaluations are killed
         await llm.aclose()
+
+
+def fit_advisory(problem: Problem, cfg: RunConfig, window: int) -> RunConfig:
+    """Returns cfg with an advisory llm.max_tokens (read from a config written for another model,
+    e.g. OpenEvolve's config.yaml) cut to half the serving model's context window, the other half
+    holding the prompt; says so once. A max_tokens the user set stays as it is (strict); the run
+    config does not record where a value came from, so one equal to the file's counts as it."""
+    hinted = problem.advisory.get("llm.max_tokens")
+    window = cfg.llm.context_window or window
+    cap = max(window // 2, 16)
+    if hinted is None or cfg.llm.max_tokens != hinted or hinted <= cap:
+        return cfg
+    log.warning("llm.max_tokens = %d comes from %s, written for another model; the model here "
+                "has a %d-token context, so each answer gets at most %d tokens and each prompt "
+                "the rest (set llm.max_tokens in RUN.toml to choose another value)",
+                hinted, problem.path.name + "/config.yaml", window, cap)
+    return cfg.model_copy(update={"llm": cfg.llm.model_copy(update={"max_tokens": cap})})
 
 
 def write_best(db: Database, run_id: int, out: Path) -> ProgramRow | None:

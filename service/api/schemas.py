@@ -119,7 +119,8 @@ class ProgramDetail(ProgramSummary):
     metrics: dict[str, Any]
     features: dict[str, Any]
     artifacts: dict[str, Any]
-    failure_reason: str | None
+    failure_reason: str | None  # scored programs: the error their evaluator reported, if any
+    tier: str | None  # how far its score was verified (`evoforge verify`), in words
     duplicate_of: int | None
     inspiration_ids: list[Any]
     prompt: list[Any] | None

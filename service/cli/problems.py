@@ -19,7 +19,7 @@ def check(problem: Path) -> None:
     from service.execution.check import check_problem
 
     report = check_problem(problem)
-    out.print(report.render(), highlight=False)
+    out.print(report.render(), highlight=False, markup=False)
     raise typer.Exit(0 if report.ok else 1)
 
 

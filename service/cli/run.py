@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from service.cli.common import (
     DbOpt,
@@ -24,7 +25,7 @@ from service.cli.common import (
 from service.config import Settings, build_run_config
 from service.db import Database
 from service.db.models import RunRow
-from service.db.queries import dumps, export_rows
+from service.db.queries import dumps, export_rows, reported_errors
 from service.db.status import RunStatus
 from service.evolution.reverify import tier_label
 from service.problems.load import Problem, load_problem
@@ -113,22 +114,28 @@ def _drive(database: Database, run_id: int, settings: Settings, json_out: bool) 
             raise typer.Exit(130) from None
     best_path = settings.home / "runs" / str(run_id) / "best_program.py"
     best = write_best(database, run_id, best_path)
-    _summary(final, best_path if best else None, json_out, tier_label(best) if best else None)
+    with database.session() as s:
+        reported = reported_errors(s, run_id)
+    _summary(final, best_path if best else None, json_out, tier_label(best) if best else None,
+             reported)
     if final.status == RunStatus.PAUSED:
         err.print(f"[yellow]paused:[/] {final.stop_reason}; fix it, then `evoforge resume {run_id}`")
         raise typer.Exit(3)
 
 
 def _summary(run: RunRow, best_path: Path | None, json_out: bool,
-             tier: str | None = None) -> None:
+             tier: str | None = None, reported: tuple[int, str | None] = (0, None)) -> None:
     gain = (run.best_score - run.initial_score) if run.best_score is not None and \
         run.initial_score is not None else None
     out.print(f"run {run.id} {run.status}: {run.stop_reason}")
     out.print(f"best score {run.best_score!r} (initial {run.initial_score!r}, change "
               f"{gain if gain is None else f'{gain:+.6g}'}) after {run.iterations} iterations, "
               f"{run.evaluations} evaluations ({run.failed} failed), {run.llm_calls} LLM calls")
+    if reported[0]:
+        out.print(f"{reported[0]} scored program(s) carry an error their evaluator reported; "
+                  f"latest: {reported[1]}", highlight=False, markup=False)
     if tier:
-        out.print(f"best score tier: {tier}", highlight=False)
+        out.print(f"best score tier: {tier}", highlight=False, markup=False)
     if best_path:
         out.print(f"best program: {best_path}")
     if json_out:
@@ -136,7 +143,7 @@ def _summary(run: RunRow, best_path: Path | None, json_out: bool,
             "run_id": run.id, "status": run.status, "stop_reason": run.stop_reason,
             "best_score": run.best_score, "initial_score": run.initial_score,
             "best_program_id": run.best_program_id, "best_path": str(best_path or ""),
-            "best_tier": tier,
+            "best_tier": tier, "reported_errors": reported[0],
             "iterations": run.iterations, "evaluations": run.evaluations, "failed": run.failed,
             "llm_calls": run.llm_calls,
             "tokens": run.prompt_tokens + run.completion_tokens, "elapsed_s": run.elapsed_s}))
@@ -206,20 +213,30 @@ def eval_program(problem: Path, program_file: Path, json_out: JsonOpt = False) -
     """Evaluate one program exactly as the loop would (same sandbox)."""
     from evaluators.evaluate import evaluate_job
     from service.execution.base import make_job
+    from service.execution.check import stage_line
 
     prob = load_problem(problem)
     cfg = run_config_for(prob, None, {})
     result = evaluate_job(make_job(prob, program_file.read_text(), cfg.evaluation))
     if json_out:
-        print(json.dumps(result.to_dict(), default=str))
+        print(json.dumps({**result.to_dict(), "reported_error": result.reported_error},
+                         default=str))
     else:
         out.print(f"status: {result.status}  score: {result.score!r}  ({result.duration_s:.2f} s)")
+        for record in result.stages:
+            out.print(f"  stage {record['stage']}: "
+                      f"{stage_line(record, cfg.evaluation.cascade_gates)}",
+                      highlight=False, markup=False)
         for k, v in result.metrics.items():
             out.print(f"  {k} = {v!r}")
         if result.error:
-            out.print(f"[red]failure ({result.error_kind}):[/] {result.error}", highlight=False)
+            out.print(f"[red]failure ({result.error_kind}):[/] {escape(result.error)}",
+                      highlight=False)
+        if result.reported_error and result.ok:
+            out.print(f"[yellow]the evaluator reported an error:[/] "
+                      f"{escape(result.reported_error)}", highlight=False)
         for k, v in result.artifacts.items():
-            out.print(f"[dim]{k}:[/] {str(v)[-2000:]}", highlight=False)
+            out.print(f"[dim]{k}:[/] {escape(str(v)[-2000:])}", highlight=False)
     raise typer.Exit(0 if result.ok else 1)
 
 

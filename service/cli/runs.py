@@ -10,8 +10,10 @@ import typer
 from rich.table import Table
 
 from service.cli.common import DbOpt, JsonOpt, friendly, open_database, out
+from service.db.models import ProgramRow
 from service.db.queries import list_runs
 from service.db.status import SampleOutcome
+from service.evolution.reverify import tier_label
 from service.evolution.stats import GroupStats, RunStats, run_stats
 
 group = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
@@ -52,20 +54,23 @@ def show(run_id: Annotated[int, typer.Argument(help="Run id (see `evoforge runs 
     database, _ = open_database(db)
     with database.session() as s:
         stats = run_stats(s, run_id)
+        best = s.get(ProgramRow, stats.run["best_program_id"] or 0)
+        tier = tier_label(best) if best is not None else None
     if json_out:
-        print(json.dumps(stats.as_dict(), default=str))
+        print(json.dumps({**stats.as_dict(), "best_tier": tier}, default=str))
         return
-    render(stats)
+    render(stats, tier)
 
 
-def render(stats: RunStats) -> None:
+def render(stats: RunStats, tier: str | None = None) -> None:
     """Prints the statistics as tables."""
     r = stats.run
-    out.print(f"run {r['id']} [{r['status']}]: best {r['best_score']!r} (initial "
+    shown = f", {tier}" if tier else ""
+    out.print(f"run {r['id']} [{r['status']}]: best {r['best_score']!r}{shown} (initial "
               f"{r['initial_score']!r}); {r['iterations']} iterations, {r['llm_calls']} LLM "
               f"calls, {r['tokens']} tokens, cost {r['cost']:.4g}, {r['evaluations']} evaluations "
               f"({r['failed']} failed); {r['too_similar']} evaluations saved by novelty "
-              f"rejection; {stats.island_resets} island resets", highlight=False)
+              f"rejection; {stats.island_resets} island resets", highlight=False, markup=False)
     if r["stop_reason"]:
         out.print(f"stopped: {r['stop_reason']}", highlight=False)
     out.print(_table("model", stats.models))

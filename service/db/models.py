@@ -141,6 +141,7 @@ class ProgramRow(Base):
     features: Mapped[dict[str, Any]] = mapped_column(default=dict)
     artifacts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     failure_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # failed: why; scored: the error its evaluator reported, if any (EvalResult.reported_error)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     model: Mapped[str | None] = mapped_column(String(300), nullable=True)
     adapter: Mapped[str | None] = mapped_column(String(300), nullable=True)
@@ -149,7 +150,8 @@ class ProgramRow(Base):
     evaluated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Verification tier of the score: NULL = evaluated once; "strict" = re-verified in a fresh
     # sandbox by a two-phase problem's trusted scorer; "reevaluated" = reproduced in a fresh
-    # sandbox by an in-sandbox evaluator; "failed" = re-verification failed (verify_note says why).
+    # sandbox by an in-sandbox evaluator; "stochastic" = scored again several times, the score
+    # varies (verify_note: sd, mean); "failed" = re-verification failed (verify_note says why).
     tier: Mapped[str | None] = mapped_column(String(16), nullable=True)
     verified_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     verify_note: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -173,6 +173,16 @@ def best_program(s: Session, run_id: int, direction: str) -> ProgramRow | None:
                      .limit(1)).first()
 
 
+def reported_errors(s: Session, run_id: int) -> tuple[int, str | None]:
+    """Returns how many of the run's scored programs carry an error their evaluator reported,
+    and the latest such error."""
+    p = ProgramRow
+    where = (p.run_id == run_id, p.status == ProgramStatus.OK, p.failure_reason.is_not(None))
+    count = s.scalar(select(func.count()).select_from(p).where(*where)) or 0
+    latest = s.scalar(select(p.failure_reason).where(*where).order_by(p.id.desc()).limit(1))
+    return count, latest
+
+
 def list_runs(s: Session, limit: int = 50) -> list[tuple[RunRow, ProblemRow]]:
     """Returns the latest runs with their problems."""
     rows = s.execute(select(RunRow, ProblemRow).join(ProblemRow, ProblemRow.id == RunRow.problem_id)

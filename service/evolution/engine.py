@@ -130,6 +130,10 @@ class Engine:
             await self._ensure_initial()
             await self._loop()
             return self._finish()
+        except InitialProgramFailed as exc:  # the run cannot start; `resume` once it is fixed
+            self.ledger.update_run(status=RunStatus.FAILED, stop_reason=str(exc),
+                                   elapsed_s=self._elapsed(), finished_at=utcnow())
+            raise
         except (asyncio.CancelledError, KeyboardInterrupt):
             self._interrupt()
             raise
@@ -164,11 +168,19 @@ class Engine:
             return
         await asyncio.gather(*self.evals)
         self.evals.clear()
-        if self.counters.best_score is None and self.pause_reason is None:
-            prog = self.ledger.programs([initial.id])[initial.id]
+        if self.pause_reason is not None:
+            return
+        prog = self.ledger.programs([initial.id])[initial.id]
+        check = f"run `evoforge problems check {self.problem.path}`"
+        if self.counters.best_score is None:
             raise InitialProgramFailed(
                 f"the initial program of {self.problem.name} failed ({prog.failure_kind}): "
-                f"{prog.failure_reason}; run `evoforge problems check {self.problem.path}`")
+                f"{prog.failure_reason}; {check}")
+        if prog.failure_reason and not prog.score:  # scored 0 (or nothing) by its own error
+            raise InitialProgramFailed(
+                f"the initial program of {self.problem.name} scored {prog.score!r} because its "
+                f"evaluator reported an error: {prog.failure_reason}; fix the cause (a missing "
+                f"module must be installed in the Python that runs evaluations), then {check}")
 
     async def _loop(self) -> None:
         proposals: set[asyncio.Task] = set()
@@ -302,6 +314,10 @@ class Engine:
                 log.exception("executor failed on program %s", prog.id)
                 result = EvalResult.failure(FailureKind.CRASH, f"executor error: {exc}")
                 written = False
+        if prog.kind == ProgramKind.INITIAL and result.past_gate() is not None:
+            result = result.past_gate()  # no gate stops a run at its initial program
+            log.warning("the initial program %s; children must pass the gate",
+                        result.artifacts["cascade_gate"])
         feats = self.population.features(prog.code, result) if result.ok else {}
         apply_result(prog, result, feats)
         kept, evicted, best = self.population.add(prog) if result.ok else ([], [], False)

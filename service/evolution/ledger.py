@@ -261,7 +261,8 @@ def apply_result(prog: ProgramRow, result: EvalResult, features: dict[str, float
     prog.metrics = _finite(result.metrics)
     prog.score = result.score if result.ok else None
     prog.artifacts = result.artifacts
-    prog.failure_kind, prog.failure_reason = result.error_kind, result.error
+    prog.failure_kind = result.error_kind
+    prog.failure_reason = result.error if not result.ok else result.reported_error
     prog.features = features if result.ok else {}
     prog.evaluated_at = utcnow()
 

@@ -2,13 +2,21 @@
 
 Tiers: "evaluated" (scored once, as the loop does), "re-verified strict" (scored again in a fresh
 sandbox by a two-phase problem's trusted scorer, same score), "re-evaluated" (scored again in a
-fresh sandbox by an OpenEvolve-style evaluator that runs beside the program, same score), and
-"re-verification failed" (the second evaluation failed or gave another score; the note says how).
+fresh sandbox by an OpenEvolve-style evaluator that runs beside the program, same score),
+"re-evaluated (stochastic, sd X)" (scored again several times and the scores vary: the evaluator
+is noisy, the note gives mean ± sd), and "re-verification failed" (the second evaluation failed
+or gave another score; the note says how).
+
+A stochastic evaluator is either declared (evaluation.repeats = K: K evaluations, mean ± sd) or
+found out: a score that does not reproduce is scored AUTO_REPEATS times more; scores that vary
+among themselves mark the evaluator stochastic, scores that agree with each other but not with
+the stored one are a failure (the strict check of a deterministic evaluator).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import sys
 from dataclasses import dataclass
 
@@ -25,8 +33,10 @@ from service.execution.base import make_job
 from service.problems.load import Problem
 
 TIER_LABELS = {None: "evaluated", "strict": "re-verified strict", "reevaluated": "re-evaluated",
-               "reseeded": "re-evaluated on fresh seeds", "failed": "re-verification failed"}
+               "reseeded": "re-evaluated on fresh seeds", "stochastic": "re-evaluated (stochastic)",
+               "failed": "re-verification failed"}
 REL_TOL = 1e-9  # the same score up to float noise: sums in another order, nothing more
+AUTO_REPEATS = 4  # evaluations more when a score does not reproduce: noise or a wrong score?
 
 
 @dataclass(frozen=True)
@@ -42,12 +52,19 @@ class Verification:
     @property
     def label(self) -> str:
         """Returns the tier in words."""
-        return TIER_LABELS.get(self.tier, self.tier)
+        return label_of(self.tier, self.note)
+
+
+def label_of(tier: str | None, note: str | None) -> str:
+    """Returns a tier in words; a stochastic score's label carries its spread (sd, mean)."""
+    if tier == "stochastic" and note:
+        return f"re-evaluated (stochastic, {note})"
+    return TIER_LABELS.get(tier, str(tier))
 
 
 def tier_label(program: ProgramRow) -> str:
     """Returns the verification tier of a stored program's score, in words."""
-    label = TIER_LABELS.get(program.tier, str(program.tier))
+    label = label_of(program.tier, program.verify_note)
     shown = program.tier in ("failed", "reseeded") and program.verify_note
     return f"{label} ({program.verify_note})" if shown else label
 
@@ -72,18 +89,59 @@ def top_programs(s: Session, run_id: int, direction: str, k: int) -> list[Progra
 def verify_code(problem: Problem, cfg: RunConfig, program_id: int, code: str,
                 score: float | None, python: str = sys.executable) -> Verification:
     """Returns the verdict of scoring code again in a fresh sandbox against its stored score."""
-    if cfg.evaluation.fresh_seeds:
+    ev = cfg.evaluation
+    if ev.fresh_seeds:
         return reseed_code(problem, cfg, program_id, code, score, python)
-    job = make_job(problem, code, cfg.evaluation, program_id=program_id)
-    result = evaluate_job(job, python)
-    if not result.ok:
-        return Verification(program_id, score, None, "failed",
-                            f"{result.error_kind}: {result.error}")
-    if score is None or not math.isclose(result.score, score, rel_tol=REL_TOL, abs_tol=1e-12):
-        return Verification(program_id, score, result.score, "failed",
-                            f"score not reproduced: evaluated {score!r}, now {result.score!r}")
-    tier = "strict" if problem.two_phase else "reevaluated"
-    return Verification(program_id, score, result.score, tier, "")
+    scores, failure = _scores(problem, cfg, program_id, code, max(ev.repeats, 1), python)
+    if failure:
+        return Verification(program_id, score, None, "failed", failure)
+    tol = max(REL_TOL, ev.rel_tolerance or 0.0)
+    if not ev.repeats and score is not None and _close(scores[0], score, tol):
+        tier = "strict" if problem.two_phase else "reevaluated"
+        return Verification(program_id, score, scores[0], tier, "")
+    if not ev.repeats:  # not reproduced: a noisy evaluator, or a score that is wrong?
+        more, failure = _scores(problem, cfg, program_id, code, AUTO_REPEATS, python)
+        if failure:
+            return Verification(program_id, score, None, "failed", failure)
+        scores += more
+        if all(_close(x, scores[0], REL_TOL) for x in scores):
+            return Verification(program_id, score, scores[0], "failed",
+                                f"score not reproduced: evaluated {score!r}, now {scores[0]!r} "
+                                f"in each of {len(scores)} evaluations")
+    return _stochastic(program_id, score, scores, ev.rel_tolerance)
+
+
+def _scores(problem: Problem, cfg: RunConfig, program_id: int, code: str, times: int,
+            python: str) -> tuple[list[float], str]:
+    """Returns (scores of code evaluated `times` times, "" ), or ([], why one failed)."""
+    scores = []
+    for i in range(times):
+        result = evaluate_job(make_job(problem, code, cfg.evaluation, program_id=program_id),
+                              python)
+        if not result.ok:
+            return [], f"evaluation {i + 1} of {times}: {result.error_kind}: {result.error}"
+        scores.append(result.score)
+    return scores, ""
+
+
+def _close(a: float, b: float, rel_tol: float) -> bool:
+    return math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-12)
+
+
+def _stochastic(program_id: int, score: float | None, scores: list[float],
+                rel_tolerance: float | None) -> Verification:
+    """Returns the verdict on a noisy evaluator's scores: mean ± sd, failed only when a declared
+    rel_tolerance puts the mean too far from the stored score."""
+    mean = math.fsum(scores) / len(scores)
+    sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
+    note = f"sd {sd:.3g}, mean {mean:.6g} over {len(scores)} evaluations"
+    if score is not None:
+        note += f"; evaluated {score:.6g}"
+    if rel_tolerance is not None and (score is None or not _close(mean, score, rel_tolerance)):
+        return Verification(program_id, score, mean, "failed", f"stochastic ({note}): the mean "
+                            f"is further from the evaluated score than rel_tolerance "
+                            f"{rel_tolerance:g}")
+    return Verification(program_id, score, mean, "stochastic", note)
 
 
 def reseed_code(problem: Problem, cfg: RunConfig, program_id: int, code: str,

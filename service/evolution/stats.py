@@ -88,6 +88,7 @@ def run_stats(s: Session, run_id: int) -> RunStats:
                "llm_calls": run.llm_calls, "tokens": run.prompt_tokens + run.completion_tokens,
                "cost": run.cost, "evaluations": run.evaluations, "failed": run.failed,
                "best_score": run.best_score, "initial_score": run.initial_score,
+               "best_program_id": run.best_program_id,
                "stop_reason": run.stop_reason,
                "too_similar": sum(g.outcomes.get(SampleOutcome.TOO_SIMILAR, 0) for g in models.values())}
     return RunStats(summary, sorted(models.values(), key=lambda g: g.key),

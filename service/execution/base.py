@@ -35,6 +35,7 @@ def make_job(problem: Problem, code: str, cfg: EvaluationConfig, *, program_id: 
                    evaluator_file=str(problem.evaluator_path), score_metric=problem.score_metric,
                    score_fallback_mean=problem.score_fallback_mean,
                    timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb,
-                   cascade_thresholds=list(cfg.cascade_thresholds), program_id=program_id,
+                   cascade_thresholds=list(cfg.cascade_thresholds),
+                   cascade_gates=cfg.cascade_gates, program_id=program_id,
                    evaluation_id=evaluation_id, seed=seed, scorer=scorer, entry=problem.entry or "",
                    prefork=cfg.prefork)

@@ -6,6 +6,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from evaluators.evaluate import evaluate_job
 from evaluators.jobs import EvalResult, FailureKind
@@ -33,11 +34,15 @@ class CheckReport:
     defects: list[Defect] = field(default_factory=list)
     result: EvalResult | None = None
     problem: Problem | None = None
+    warnings: list[str] = field(default_factory=list)  # a run goes on, but look at these
+    gates: bool = False  # the cascade's stages are hard gates (evaluation.cascade_gates)
 
     @property
     def ok(self) -> bool:
-        """Returns True when nothing is wrong and the initial program was scored."""
-        return not self.defects and self.result is not None and self.result.ok
+        """Returns True when nothing is wrong and a run can start from the initial program (it
+        was scored, or it missed a gate, which a run lets it past)."""
+        return not self.defects and self.result is not None and (
+            self.result.ok or self.result.past_gate() is not None)
 
     def render(self) -> str:
         """Returns the report for humans."""
@@ -45,11 +50,16 @@ class CheckReport:
         lines = [f"problem {name} ({self.path})"]
         for note in self.problem.notes if self.problem else ():
             lines.append(f"  note: {note}")
+        for record in self.result.stages if self.result else ():
+            lines.append(f"  stage {record['stage']}: {stage_line(record, self.gates)}")
+        lines += [f"  warning: {w}" for w in self.warnings]
         if self.ok and self.result is not None and self.problem is not None:
-            metrics = ", ".join(f"{k}={v:g}" for k, v in sorted(self.result.metrics.items()))
-            lines.append(f"  OK: the initial program scored {self.result.score:g} "
-                         f"({self.problem.score_metric}) in {self.result.duration_s:.2f} s; "
-                         f"{metrics}")
+            result = self.result if self.result.ok else self.result.past_gate()
+            metrics = ", ".join(f"{k}={v:g}" for k, v in sorted(result.metrics.items()))
+            name = self.problem.score_metric
+            what = name if name in result.metrics else f"the mean of the metrics: no {name}"
+            lines.append(f"  OK: the initial program scored {result.score:g} ({what}) in "
+                         f"{result.duration_s:.2f} s; {metrics}")
             return "\n".join(lines)
         lines.append(f"  {len(self.defects)} defect(s):")
         for d in self.defects:
@@ -81,6 +91,7 @@ def check_problem(path: str | Path, python: str = sys.executable) -> CheckReport
             str(problem.path / "problem.toml"), "cascade_thresholds are set, but a two-phase "
             "problem has no cascade stages (the scorer gives the only score)",
             f"remove cascade_thresholds from {_RUN_TABLE}"))
+    report.gates = cfg.evaluation.cascade_gates
     job = make_job(problem, problem.initial_code, cfg.evaluation)
     probe = evaluate_job(job, python, check=True)
     report.result = result = probe if not probe.ok else evaluate_job(job, python)
@@ -88,9 +99,61 @@ def check_problem(path: str | Path, python: str = sys.executable) -> CheckReport
         report.defects.append(Defect(
             str(_trusted_file(problem)), f"importing the evaluator: {probe.error}",
             "keep the evaluator's import quick and safe; do the work inside evaluate()"))
-    elif not result.ok:
-        report.defects.append(_result_defect(result, problem))
+    elif not result.ok and result.past_gate() is None:
+        defect = _result_defect(result, problem)
+        if result.reported_error:  # what the evaluator said, beside how it failed
+            defect = Defect(defect.file, f"{defect.message} (the evaluator reported: "
+                            f"{result.reported_error})", defect.fix)
+        report.defects.append(defect)
+    else:
+        _scored_warnings(report, result.past_gate() or result, problem, python)
     return report
+
+
+def stage_line(record: dict[str, Any], gates: bool) -> str:
+    """Returns what one cascade stage did, in words (its metrics, threshold, passed or stopped)."""
+    shown = ", ".join(f"{k}={v:g}" for k, v in sorted(record["metrics"].items())) or "no metrics"
+    if record.get("error"):
+        return (f"raised {record['error']}; stopped: the stages before it are kept, with "
+                f"stage{record['stage']}_passed = 0")
+    value, threshold = record["value"], record["threshold"]
+    got = "no numeric metric" if value is None else f"{value:g} ({record['compared']})"
+    if threshold is None:
+        return f"{shown}; no threshold: " + ("passed" if gates else "the cascade ends here")
+    if record["passed"]:
+        return f"{shown}; {got} >= threshold {threshold:g}: passed"
+    then = ("a gate: the program fails" if gates else
+            "stopped: the program is scored by the metrics of the stages it ran")
+    return f"{shown}; {got} < threshold {threshold:g}: {then}"
+
+
+def _scored_warnings(report: CheckReport, result: EvalResult, problem: Problem,
+                     python: str) -> None:
+    """Adds what a scored initial program should make the author look at: a missed gate, an
+    error the evaluator reported (a defect when it leaves the score at 0)."""
+    if "cascade_gate" in result.artifacts:
+        report.warnings.append(f"the initial program {result.artifacts['cascade_gate']}: a run "
+                               "goes on from it; every child must pass the gate")
+    error = result.reported_error
+    if error is None:
+        return
+    evaluator = str(_trusted_file(problem))
+    if result.score:
+        report.warnings.append(f"the evaluator reported an error for the initial program: {error}")
+        return
+    report.defects.append(Defect(
+        evaluator, f"the initial program scored {result.score!r} because the evaluator reported "
+        f"an error: {error}", _error_fix(error, python)))
+
+
+def _error_fix(error: str, python: str) -> str:
+    """Returns how to fix an error an evaluator met: install a missing module, else fix it."""
+    missing = re.search(r"No module named '([\w.]+)'", error)
+    if missing:
+        module = missing.group(1).split(".")[0]
+        return (f"install the missing module '{module}' in the Python that runs evaluations: "
+                f"`{python} -m pip install {module}` (its package may be named otherwise)")
+    return "fix what the error says, so that the initial program is scored"
 
 
 def _problem_defect(message: str, folder: Path) -> Defect:
@@ -127,9 +190,9 @@ def _result_defect(result: EvalResult, problem: Problem) -> Defect:
                "in problem.toml to one of the keys it returns")
         shown = _without_fix(error) if kind == FailureKind.MISSING_SCORE else error
         return Defect(evaluator, shown, fix)
-    if kind == FailureKind.CASCADE:
-        return Defect(evaluator, error, "make the initial program pass the stage, or lower "
-                      f"cascade_thresholds in {_RUN_TABLE}")
+    if kind == FailureKind.CASCADE:  # a gate missed with no value to score the program by
+        return Defect(evaluator, error, "make the stage return the score metric (or any "
+                      f"numeric metric), or lower cascade_thresholds in {_RUN_TABLE}")
     if kind == FailureKind.TIMEOUT:
         return Defect(program, f"evaluating the initial program {error}",
                       f"make the program and evaluator faster, or raise timeout_s in {_RUN_TABLE}")

@@ -47,9 +47,12 @@ def export_openevolve(folder: str | Path, out: str | Path) -> Path:
 def openevolve_config(problem: Problem) -> dict[str, Any]:
     """Returns the OpenEvolve config.yaml settings that the problem's own run defaults give."""
     cfg = build_run_config(problem.run_defaults, source=str(problem.path / "problem.toml"))
+    # OpenEvolve has no gates (its cascade never calls evaluate() after the stages): a problem
+    # whose stages are gates is scored there by evaluate() alone
+    cascade = bool(cfg.evaluation.cascade_thresholds) and not cfg.evaluation.cascade_gates
     evaluator: dict[str, Any] = {"timeout": int(cfg.evaluation.timeout_s),
-                                 "cascade_evaluation": bool(cfg.evaluation.cascade_thresholds)}
-    if cfg.evaluation.cascade_thresholds:
+                                 "cascade_evaluation": cascade}
+    if cascade:
         evaluator["cascade_thresholds"] = list(cfg.evaluation.cascade_thresholds)
     settings: dict[str, Any] = {
         "llm": {"max_tokens": cfg.llm.max_tokens, "temperature": cfg.llm.temperature},

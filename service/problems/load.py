@@ -13,6 +13,7 @@ from service.config import ConfigError, read_toml
 from service.problems.blocks import BLOCK_END, BLOCK_START, MarkerError, evolve_blocks
 from service.problems.direction import Direction
 
+OPENEVOLVE_THRESHOLDS = (0.5, 0.75, 0.9)  # its evaluator.cascade_thresholds when a config has none
 _PROBLEM_KEYS = {"name", "description", "score_metric", "direction", "best_known", "best_known_source",
                  "best_known_tolerance", "best_known_verified", "best_known_check",
                  "best_known_note", "initial_program", "evaluator", "language", "scorer", "entry"}
@@ -44,6 +45,9 @@ class Problem:
     notes: tuple[str, ...] = ()
     scorer_path: Path | None = None  # two-phase: the trusted scorer (score(data) -> metrics)
     entry: str | None = None         # two-phase: the program's function that returns the data
+    advisory: dict[str, Any] = field(default_factory=dict)  # run settings read from a file
+    # written for another model (OpenEvolve's config.yaml), by dotted key: hints, fitted to the
+    # model that serves the run (service/runs.py), never a reason to refuse or pause a run
 
     @property
     def two_phase(self) -> bool:
@@ -58,10 +62,11 @@ def load_problem(folder: str | Path) -> Problem:
         raise ProblemError(f"{folder}: not a folder; give the path of a problem folder "
                            "holding initial_program.py and evaluator.py")
     toml_path, yaml_path = path / "problem.toml", path / "config.yaml"
+    advisory: dict[str, Any] = {}
     if toml_path.is_file():
         meta, run_defaults, notes, fallback = _from_toml(toml_path)
     elif yaml_path.is_file():
-        meta, run_defaults, notes = _from_openevolve(yaml_path)
+        meta, run_defaults, notes, advisory = _from_openevolve(yaml_path)
         fallback = True
     else:
         meta, run_defaults, notes, fallback = {}, {}, ("no problem.toml: using defaults",), True
@@ -94,7 +99,8 @@ def load_problem(folder: str | Path) -> Problem:
         direction=Direction(direction),
         best_known=float(best) if best is not None else None,
         best_known_source=meta.get("best_known_source"), **reference, run_defaults=run_defaults,
-        score_fallback_mean=fallback, notes=tuple(notes), scorer_path=scorer, entry=entry)
+        score_fallback_mean=fallback, notes=tuple(notes), scorer_path=scorer, entry=entry,
+        advisory=advisory)
 
 
 def _reference(meta: dict[str, Any], toml: Path) -> dict[str, Any]:
@@ -164,8 +170,10 @@ def _docstring(code: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
-def _from_openevolve(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """Translates the OpenEvolve config.yaml settings that mean something here into a run layer."""
+def _from_openevolve(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[str],
+                                         dict[str, Any]]:
+    """Translates the OpenEvolve config.yaml settings that mean something here into a run layer;
+    returns (meta, run layer, notes, advisory LLM settings by dotted key)."""
     try:
         cfg = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -182,12 +190,14 @@ def _from_openevolve(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[s
     put("budget", "iterations", cfg.get("max_iterations"))
     put(None, "seed", cfg.get("random_seed"))
     llm = cfg.get("llm") or {}
-    for key in ("temperature", "top_p", "max_tokens"):
-        put("llm", key, llm.get(key))
+    advisory = _advisory_llm(llm, path.name, notes)
+    for dotted, value in advisory.items():
+        put("llm", dotted.removeprefix("llm."), value)
     prompt = cfg.get("prompt") or {}
     put("llm", "system_message", prompt.get("system_message") or llm.get("system_message"))
-    if "diff_based_evolution" in cfg:
-        put("llm", "answer_format", "diff" if cfg["diff_based_evolution"] else "rewrite")
+    if "diff_based_evolution" in cfg:  # diffs where the serving model writes them (auto):
+        # a small model gets full rewrites whatever a config for a large one asked
+        put("llm", "answer_format", "auto" if cfg["diff_based_evolution"] else "rewrite")
     db = cfg.get("database") or {}
     mapping = {"num_islands": "num_islands", "population_size": "population_size",
                "migration_interval": "migration_interval", "migration_rate": "migration_rate",
@@ -199,8 +209,29 @@ def _from_openevolve(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[s
         put("search", "feature_bins", db["feature_bins"])
     ev = cfg.get("evaluator") or {}
     put("evaluation", "timeout_s", ev.get("timeout"))
-    put("evaluation", "cascade_thresholds", ev.get("cascade_thresholds") if ev.get(
-        "cascade_evaluation", True) else None)
+    if ev.get("cascade_evaluation", True):  # OpenEvolve's defaults: a cascade at 0.5, 0.75, 0.9
+        thresholds = ev.get("cascade_thresholds")
+        put("evaluation", "cascade_thresholds",
+            list(OPENEVOLVE_THRESHOLDS) if thresholds is None else thresholds)
     if llm.get("api_base") or llm.get("models"):
         notes.append(f"{path.name}: llm endpoint/models ignored; choose them with --llm/--llm-url/--model")
-    return {}, run, notes
+    return {}, run, notes, advisory
+
+
+def _advisory_llm(llm: dict[str, Any], name: str, notes: list[str]) -> dict[str, Any]:
+    """Returns the config's sampling settings by dotted key, each moved into the range a run
+    accepts (a note says so): they were chosen for another model and must not refuse a run."""
+    out: dict[str, Any] = {}
+    for key, low, high in (("temperature", 0.0, 2.0), ("top_p", 1e-6, 1.0),
+                           ("max_tokens", 16, None)):
+        value = llm.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        fitted = max(low, value if high is None else min(value, high))
+        if key == "max_tokens":
+            fitted = int(fitted)
+        if fitted != value:
+            notes.append(f"{name}: llm.{key} = {value} is outside what a run accepts; using "
+                         f"{fitted}")
+        out[f"llm.{key}"] = fitted
+    return out

@@ -1,5 +1,5 @@
 """The evaluation harness (the child side) in real processes: results, cascade gates, validation,
-errors, check mode, and its command line."""
+errors, check mode, and its command line (OpenEvolve's cascade: tests/evaluators/test_cascade.py)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_non_numeric_metric_values_move_to_artifacts_with_a_note(tmp_path: Path)
     assert "comment (str)" in result.artifacts["metrics_note"]
 
 
-def test_stage1_below_its_threshold_is_a_cascade_failure_keeping_stage_metrics(
+def test_a_gate_below_its_threshold_is_a_cascade_failure_keeping_stage_metrics(
         tmp_path: Path) -> None:
     result = run(tmp_path, """
         def evaluate_stage1(program_path):
@@ -88,24 +88,25 @@ def test_stage1_below_its_threshold_is_a_cascade_failure_keeping_stage_metrics(
 
         def evaluate(program_path):
             raise RuntimeError("evaluate() must not run after a failed gate")
-    """, cascade_thresholds=[0.5])
+    """, cascade_thresholds=[0.5], cascade_gates=True)
     assert result.error_kind == "cascade" and result.stage == 1
     assert result.metrics == {"combined_score": 0.2, "quick": 1.0}
-    assert "stage 1 scored 0.2 (combined_score), below its threshold 0.5" in result.error
+    assert "gate 1 scored 0.2 (combined_score), below its threshold 0.5" in result.error
 
 
-def test_only_stage1_defined_still_calls_evaluate_for_the_final_score(tmp_path: Path) -> None:
+def test_past_every_gate_evaluate_gives_the_final_score(tmp_path: Path) -> None:
     result = run(tmp_path, """
         def evaluate_stage1(program_path):
             return {"combined_score": 0.9}
 
         def evaluate(program_path):
             return {"combined_score": load(program_path).solve() + 10}
-    """, cascade_thresholds=[0.5, 0.8])
+    """, cascade_thresholds=[0.5, 0.8], cascade_gates=True)
     assert result.ok and result.score == 12.0 and result.stage == 0
+    assert [r["passed"] for r in result.stages] == [True]
 
 
-def test_second_stage_gate_uses_the_mean_when_no_score_metric_is_given(tmp_path: Path) -> None:
+def test_second_gate_uses_the_mean_when_no_score_metric_is_given(tmp_path: Path) -> None:
     result = run(tmp_path, """
         def evaluate_stage1(program_path):
             return {"a": 1.0}
@@ -115,7 +116,7 @@ def test_second_stage_gate_uses_the_mean_when_no_score_metric_is_given(tmp_path:
 
         def evaluate(program_path):
             return {"combined_score": 1.0}
-    """, cascade_thresholds=[0.5, 0.5])
+    """, cascade_thresholds=[0.5, 0.5], cascade_gates=True)
     assert result.error_kind == "cascade" and result.stage == 2
     assert "0.3 (mean of the metrics)" in result.error
 
@@ -274,7 +275,7 @@ def test_the_child_command_writes_the_result_file_in_its_work_dir(tmp_path: Path
 
 def test_an_evaluator_already_imported_is_used_without_importing_the_file(tmp_path: Path) -> None:
     job = EvalJob(code=PROGRAM, problem_dir=str(tmp_path), evaluator_file="no_such_file.py",
-                  cascade_thresholds=[0.5])
+                  cascade_thresholds=[0.5], cascade_gates=True)
 
     def evaluate(program_path: str) -> dict[str, float]:
         raise AssertionError("the gate must stop the cascade")

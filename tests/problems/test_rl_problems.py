@@ -102,7 +102,8 @@ def sandboxed(name: str, code: str) -> object:
     return evaluate_job(EvalJob(
         code=code, problem_dir=str(problem.path), evaluator_file=str(problem.evaluator_path),
         score_metric=problem.score_metric, timeout_s=run.evaluation.timeout_s,
-        memory_mb=run.evaluation.memory_mb, cascade_thresholds=run.evaluation.cascade_thresholds))
+        memory_mb=run.evaluation.memory_mb, cascade_thresholds=run.evaluation.cascade_thresholds,
+        cascade_gates=run.evaluation.cascade_gates))
 
 
 # ---------------------------------------------------------------- every problem
@@ -121,6 +122,7 @@ def test_problem_declares_its_resources_and_a_cascade(name: str) -> None:
     run = build_run_config(load_problem(PROBLEMS / name).run_defaults, source=name)
     assert run.evaluation.queue == "cpu" and run.evaluation.memory_mb >= 2048
     assert run.evaluation.timeout_s >= 60 and len(run.evaluation.cascade_thresholds) == 1
+    assert run.evaluation.cascade_gates  # stage 1 is a cheap gate; evaluate() gives the score
     assert callable(evaluator(name).evaluate_stage1)
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.api.deps import Reader, SessionDep, run_for
 from service.config import RunConfig, SearchConfig
 from service.db.models import EvaluationRow, LLMSampleRow, ProblemRow, ProgramRow, RunRow
+from service.db.queries import reported_errors
 from service.db.status import UNFINISHED, ProgramKind, ProgramStatus
 from service.evolution.archive import feature_cell
 from service.problems.direction import Direction
@@ -133,13 +134,16 @@ def llm_usage(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any
 
 @router.get("/failures")
 def failures(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any]:
-    """Returns failed programs per failure kind with an example reason, and evaluation outcomes."""
+    """Returns failed programs per failure kind with an example reason, evaluation outcomes, and
+    the scored programs whose evaluator reported an error (OpenEvolve's `error` metric)."""
     run_for(s, principal, run_id)
     p, e = ProgramRow, EvaluationRow
     kinds = s.execute(select(p.failure_kind, func.count(), func.min(p.failure_reason))
                       .where(p.run_id == run_id, p.status == ProgramStatus.FAILED).group_by(p.failure_kind))
     evals = s.execute(select(e.status, func.count()).where(e.run_id == run_id).group_by(e.status))
+    reported, example = reported_errors(s, run_id)
     return {"run_id": run_id,
             "kinds": sorted(({"kind": k or "unknown", "count": n, "example": ex}
                              for k, n, ex in kinds), key=lambda d: -d["count"]),
-            "evaluations": {st: n for st, n in evals}}
+            "evaluations": {st: n for st, n in evals},
+            "reported_errors": {"count": reported, "example": example}}

@@ -13,6 +13,8 @@ from service.api.deps import Reader, SessionDep, program_for, run_for
 from service.api.errors import ApiError
 from service.api.schemas import Page, ProgramDetail, ProgramSummary
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow
+from service.db.status import ProgramStatus
+from service.evolution.reverify import tier_label
 
 router = APIRouter(tags=["programs"])
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
@@ -109,6 +111,7 @@ def get_program(program_id: IdPath, s: SessionDep, principal: Reader) -> Program
         **summary, code=prog.code, diff=diff, metrics=prog.metrics or {},
         features=prog.features or {}, artifacts=prog.artifacts or {},
         failure_reason=prog.failure_reason, duplicate_of=prog.duplicate_of,
+        tier=tier_label(prog) if prog.status == ProgramStatus.OK else None,
         inspiration_ids=prog.inspiration_ids or [],
         prompt=sample.prompt if sample else None, completion=sample.completion if sample else None,
         finish_reason=sample.finish_reason if sample else None,

@@ -59,12 +59,14 @@ export async function programPage(id) {
       <span class="status ${esc(prog.status)}">${esc(prog.status)}</span></h1>
     <p>run <a href="#/run/${prog.run_id}">${prog.run_id}</a> (<a href="#/lineage/${prog.run_id}">lineage</a>),
       island ${prog.island}, generation ${prog.generation}, iteration ${prog.iteration}, ${esc(prog.kind)},
-      ${prog.in_archive ? "in the archive" : "not in the archive"}; score <b data-testid="score">${num(prog.score)}</b></p>
+      ${prog.in_archive ? "in the archive" : "not in the archive"}; score <b data-testid="score">${num(prog.score)}</b>
+      ${prog.tier ? `<span class="muted" data-testid="tier">(${esc(prog.tier)})</span>` : ""}</p>
     <p>Parent: ${progLink(prog.parent_id)} · Inspirations: ${insp} · Children: ${kids}
       ${prog.duplicate_of ? ` · duplicate of ${progLink(prog.duplicate_of)}` : ""}</p>
     <form id="compare-form">Compare with program <input id="compare-id" type="number" min="1" required>
       <button type="submit">compare</button></form>
-    ${prog.failure_reason ? `<h2>Failure</h2><pre class="error wrap" data-testid="failure">${esc(prog.failure_kind)}: ${esc(prog.failure_reason)}</pre>` : ""}
+    ${prog.failure_reason && prog.status === "ok" ? `<h2>Error reported by the evaluator</h2><pre class="error wrap" data-testid="reported-error">${esc(prog.failure_reason)}</pre>`
+      : prog.failure_reason ? `<h2>Failure</h2><pre class="error wrap" data-testid="failure">${esc(prog.failure_kind)}: ${esc(prog.failure_reason)}</pre>` : ""}
     <h2>Diff against the parent</h2><div data-testid="diff">${diffHtml(prog.diff)}</div>
     <h2>Code</h2><pre class="code"><code class="hljs language-python" data-testid="code">${code}</code></pre>
     <div class="cols"><div><h2>Metrics</h2>${kv(prog.metrics)}<h3>Features</h3>${kv(prog.features)}</div>

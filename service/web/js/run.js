@@ -75,8 +75,11 @@ function summary(run, ref) {
 
 function outcomes(fail, usage) {
   const li = (o) => Object.entries(o).map(([k, n]) => `<li>${esc(k)}: <b>${n}</b></li>`).join("");
+  const reported = fail.reported_errors || { count: 0 };
   const kinds = fail.kinds.map((k) => `<li>${esc(k.kind)}: <b>${k.count}</b>
-    <span class="muted" title="${esc(k.example)}">${esc((k.example || "").slice(0, 80))}</span></li>`).join("");
+    <span class="muted" title="${esc(k.example)}">${esc((k.example || "").slice(0, 80))}</span></li>`).join("")
+    + (reported.count ? `<li data-testid="reported-errors">scored, but the evaluator reported an error:
+    <b>${reported.count}</b> <span class="muted" title="${esc(reported.example)}">${esc((reported.example || "").slice(0, 80))}</span></li>` : "");
   return `<div class="cols"><div><h3>Completions</h3><ul data-testid="outcomes">${li(usage.outcomes)}</ul></div>
     <div><h3>Evaluations</h3><ul>${li(fail.evaluations)}</ul></div>
     <div><h3>Failures by reason</h3><ul>${kinds || "<li>none</li>"}</ul></div></div>`;
