@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
 
-from service.config import ConfigError, Settings
+from service.config import ConfigError
 from service.db import Database
 from service.db.models import RunRow, utcnow
 from service.db.queries import acquire_lease, controller_id, move_run, release_lease
@@ -24,6 +24,7 @@ from service.evolution.engine import Engine, InitialProgramFailed, RunBusy
 from service.llm.base import LLMError
 from service.problems.load import ProblemError
 from service.runs import drive
+from service.settings import Settings
 
 log = logging.getLogger("evoforge.controller")
 FATAL = (InitialProgramFailed, ConfigError, ProblemError, LLMError, LookupError, RunStatusError)

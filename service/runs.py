@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from service.config import RunConfig, Settings, build_run_config, read_toml
+from service.config import RunConfig, build_run_config, read_toml
 from service.db import Database
 from service.db.models import ProblemRow, ProgramRow, RunRow
 from service.db.queries import add_problem, add_run, best_program
@@ -22,6 +22,7 @@ from service.llm.base import LLMBackend
 from service.llm.factory import make_backend, resolve_models
 from service.problems.load import Problem
 from service.rl.schedule import RLSchedule
+from service.settings import Settings
 
 log = logging.getLogger("evoforge.runs")
 

@@ -28,11 +28,12 @@ from sqlalchemy.orm import Session
 from benchmarks.harness.curves import best_curve, running_best, time_curve
 from benchmarks.harness.paths import EVOFORGE, ROOT
 from benchmarks.harness.processes import run_group
-from service.config import RunConfig, Settings
+from service.config import RunConfig
 from service.db import Database
 from service.db.models import EvaluationRow, LLMSampleRow, ProblemRow, ProgramRow, RunRow
 from service.problems.load import Problem
 from service.runs import create_run, drive
+from service.settings import Settings
 
 DB_FILE = "evoforge.db"  # in EVOFORGE_HOME: the embedded database of a run
 

@@ -22,12 +22,13 @@ from sqlalchemy import select
 from benchmarks.harness.evoforge import run_in_process
 from benchmarks.harness.paths import PROBLEMS
 from benchmarks.harness.store import out_file, write_json
-from service.config import LLMConfig, Settings
+from service.config import LLMConfig
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow
 from service.llm.base import Message, Sampling
 from service.llm.factory import make_backend
 from service.problems.load import load_problem
 from service.runs import run_config_for
+from service.settings import Settings
 
 
 def loop_rate(problem_dir: Path, iterations: int, seed: int, home: Path) -> tuple[dict, list]:

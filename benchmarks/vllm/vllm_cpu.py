@@ -127,10 +127,11 @@ def main() -> None:
 
     os.environ["EVOFORGE_HOME"] = str(HOME)
     os.environ["EVOFORGE_LLM_THREADS"] = str(args.threads)
-    from service.config import LLMConfig, Settings
+    from service.config import LLMConfig
     from service.db import Database
     from service.llm.models import base_model_dir
     from service.rl.adapters import latest_adapter
+    from service.settings import Settings
 
     shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir(parents=True)

@@ -22,8 +22,8 @@ from service.api.routes import (
     ui_extra,
 )
 from service.api.uploads import MAX_UPLOAD_BYTES
-from service.config import Settings
 from service.db import Database
+from service.settings import Settings
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 

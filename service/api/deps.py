@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from service.api.auth_tokens import Principal, authenticate
 from service.api.errors import ApiError, not_found
-from service.config import Settings
 from service.db import Database
 from service.db.models import ProblemRow, ProgramRow, RunRow
+from service.settings import Settings
 
 
 def get_db(request: Request) -> Database:

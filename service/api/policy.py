@@ -16,7 +16,8 @@ from typing import Any
 from service.api.auth_tokens import Principal
 from service.api.errors import ApiError
 from service.catalog import quoted
-from service.config import ConfigError, RunConfig, Settings, build_run_config, own_model_fields
+from service.config import ConfigError, RunConfig, build_run_config, own_model_fields
+from service.settings import Settings
 
 PICK = "runs on this server pick their model by name, never by URL, path or key variable"
 

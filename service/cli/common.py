@@ -13,12 +13,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 
-from service.config import ConfigError, Settings
+from service.config import ConfigError
 from service.db import Database, SchemaOutOfDate
 from service.db.status import RunStatusError
 from service.evolution.engine import InitialProgramFailed, RunBusy
 from service.llm.base import LLMError, LLMUnavailable
 from service.problems.load import ProblemError
+from service.settings import Settings
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)

@@ -22,7 +22,7 @@ from service.cli.common import (
     put,
     setup_logging,
 )
-from service.config import Settings, build_run_config
+from service.config import build_run_config
 from service.db import Database
 from service.db.models import RunRow
 from service.db.queries import dumps, export_rows, reported_errors
@@ -30,6 +30,7 @@ from service.db.status import RunStatus
 from service.evolution.reverify import tier_label
 from service.problems.load import Problem, load_problem
 from service.runs import create_run, drive, load_run, run_config_for, update_config, write_best
+from service.settings import Settings
 
 
 @friendly

@@ -22,8 +22,8 @@ from service.cli.common import (
     out,
     setup_logging,
 )
-from service.config import Settings
 from service.db import Database
+from service.settings import Settings
 
 tokens_app = typer.Typer(help="API tokens (stored hashed; the secret is shown once).",
                          no_args_is_help=True)

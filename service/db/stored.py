@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.config import RunConfig, Settings
+from service.config import RunConfig
 from service.db.models import ProblemRow, RunRow
 from service.db.session import Database
 from service.problems.load import Problem, load_problem
+from service.settings import Settings
 
 
 def problem_folder(prow: ProblemRow, settings: Settings) -> Path:

@@ -4,8 +4,9 @@ operator's catalog); each backend is imported only when chosen."""
 from __future__ import annotations
 
 from service.catalog import ServedModel, quoted
-from service.config import ConfigError, LLMConfig, RunConfig, Settings
+from service.config import ConfigError, LLMConfig, RunConfig
 from service.llm.base import LLMBackend
+from service.settings import Settings
 
 
 def make_backend(cfg: LLMConfig, settings: Settings, seed: int = 0) -> LLMBackend:

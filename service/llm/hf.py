@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from service.config import ConfigError, LLMConfig, Settings
+from service.config import ConfigError, LLMConfig
 from service.llm.base import AdapterSupport, Completion, LLMError, LLMUnavailable, Message, Sampling
 from service.llm.models import SMALL_MODEL_PARAMS, small_model_from_name
+from service.settings import Settings
 
 DEFAULT_CONTEXT = 4096
 MIN_COMPLETION_TOKENS = 32

@@ -19,9 +19,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import llama_cpp  # after the OpenMP setting above
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from service.config import ConfigError, LLMConfig, Settings
+from service.config import ConfigError, LLMConfig
 from service.llm.base import AdapterSupport, Completion, LLMError, LLMUnavailable, Message, Sampling
 from service.llm.models import SMALL_MODEL_PARAMS, default_model_path, small_model_from_name
+from service.settings import Settings
 
 DEFAULT_CONTEXT = 4096
 MIN_COMPLETION_TOKENS = 32  # a prompt that leaves less room than this is refused, not sent

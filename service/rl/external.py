@@ -21,7 +21,7 @@ from typing import Any, Self
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.config import LLMConfig, Settings
+from service.config import LLMConfig
 from service.db import Database
 from service.db.queries import controller_id
 from service.db.session import DB_DOWN
@@ -38,6 +38,7 @@ from service.rl.rounds import (
     renew,
     unserved_rounds,
 )
+from service.settings import Settings
 
 log = logging.getLogger("evoforge.trainer")
 

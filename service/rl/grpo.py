@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.config import ConfigError, RLConfig, RunConfig, Settings
+from service.config import ConfigError, RLConfig, RunConfig
 from service.db import Database
 from service.db.stored import load_run
 from service.llm.factory import resolve_models
 from service.llm.models import base_model_dir, load_base_model
 from service.rl.adapters import AdapterInfo, latest_adapter, publish, save_adapter
 from service.rl.rollouts import EvolutionReward, training_prompts
+from service.settings import Settings
 
 log = logging.getLogger("evoforge.trainer")
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]

@@ -12,13 +12,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from service.config import RLConfig, Settings
+from service.config import RLConfig
 from service.db import Database
 from service.db.models import ProgramRow, RunRow
 from service.llm.base import AdapterSupport, LLMBackend, LLMError, LLMUnavailable
 from service.rl.adapters import AdapterInfo, latest_adapter, publish
 from service.rl.grpo import train_round
 from service.rl.rounds import FINAL, Round, create_round, expire, get_round, open_round, skip
+from service.settings import Settings
 
 log = logging.getLogger("evoforge.trainer")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from service.config import RunConfig, Settings
+from service.config import RunConfig
 from service.db import Database, upgrade
 from service.db.models import RunRow
 from service.evolution.engine import Engine
@@ -19,6 +19,7 @@ from service.llm.base import LLMBackend
 from service.llm.scripted import ScriptedBackend
 from service.problems.load import load_problem
 from service.runs import create_run, make_engine
+from service.settings import Settings
 from tests.service.engine_helpers import config, returns, tiny_problem
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.config import ConfigError, RunConfig, Settings, build_run_config, read_toml
+from service.config import ConfigError, RunConfig, build_run_config, read_toml
+from service.settings import Settings
 
 
 def test_later_layers_win_and_sections_merge() -> None:

@@ -21,12 +21,12 @@ from sqlalchemy import func, select
 
 from service.api.app import create_app
 from service.api.auth_tokens import create_token
-from service.config import Settings
 from service.controller import Controller, run_controller
 from service.db import Database, upgrade
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow, utcnow
 from service.db.queries import add_problem, add_run
 from service.problems.load import load_problem
+from service.settings import Settings
 from tests.service.engine_helpers import config, returns, tiny_problem
 
 REPO = Path(__file__).resolve().parents[2]

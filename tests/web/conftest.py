@@ -20,9 +20,9 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from service.api.app import create_app
 from service.api.auth_tokens import create_token
 from service.catalog import ServedModel
-from service.config import Settings
 from service.db import Database, upgrade
 from service.runs import drive
+from service.settings import Settings
 from tests.conftest import REPO, free_port, fresh_pg_database
 from tests.service.api.conftest import tiny_files
 from tests.service.engine_helpers import returns

@@ -13,12 +13,13 @@ from service.api.deps import Reader, SessionDep, SettingsDep, Writer, problem_fo
 from service.api.errors import ApiError
 from service.api.policy import server_defaults, tenant_config
 from service.api.schemas import Page, RunCreate, RunPublic, RunResume
-from service.config import ConfigError, RunConfig, Settings, build_run_config
+from service.config import ConfigError, RunConfig, build_run_config
 from service.db.models import ApiTokenRow, RunRow, utcnow
 from service.db.queries import add_run
 from service.db.status import ACTIVE, RESUMABLE, RunStatus, sources
 from service.db.stored import problem_folder
 from service.problems.load import ProblemError, load_problem
+from service.settings import Settings
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 IdPath = Annotated[int, Path(ge=1, le=2**62)]

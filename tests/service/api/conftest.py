@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.api.auth_tokens import create_token
 from service.catalog import ServedModel
-from service.config import Settings
 from service.db import Database, upgrade
 from service.runs import drive
+from service.settings import Settings
 from tests.service.engine_helpers import EVALUATOR, PROGRAM, TOML, returns
 
 

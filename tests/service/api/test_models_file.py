@@ -11,8 +11,9 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from service.cli.app import app
-from service.config import ConfigError, Settings, build_run_config
+from service.config import ConfigError, build_run_config
 from service.llm.factory import make_backend, resolve_models
+from service.settings import Settings
 from tests.service.engine_helpers import returns, tiny_problem
 
 MODELS = """default = "qwen"

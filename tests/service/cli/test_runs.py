@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from service.config import Settings
 from service.llm.factory import make_backend
+from service.settings import Settings
 from tests.service.driver import drive
 from tests.service.engine_helpers import config, returns, tiny_problem
 

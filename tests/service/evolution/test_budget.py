@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from service.config import Settings
 from service.db.models import LLMSampleRow
 from service.evolution.stats import run_stats
 from service.llm.factory import make_backend
 from service.llm.scripted import ScriptedBackend
+from service.settings import Settings
 from tests.service.driver import drive
 from tests.service.engine_helpers import config, returns, tiny_problem
 

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import func, select
 
 from evaluators.jobs import EvalResult
-from service.config import Settings
 from service.db import Database, upgrade
 from service.db.models import EvaluationRow, ProgramRow, RunRow
 from service.evolution.ledger import Ledger
@@ -22,6 +21,7 @@ from service.execution.celery_client import CeleryExecutor
 from service.execution.celery_tasks import finish
 from service.problems.load import load_problem
 from service.runs import create_run, drive
+from service.settings import Settings
 from tests.conftest import REPO
 from tests.service.celery_helpers import BROKERS, Worker, new_queue, start_worker
 from tests.service.engine_helpers import config, returns, tiny_problem

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from service.config import Settings, build_run_config
+from service.config import build_run_config
 from service.db.models import LLMSampleRow
 from service.evolution.stats import run_stats
 from service.llm.base import Sampling
 from service.llm.ensemble import EnsembleBackend
 from service.llm.factory import make_backend
+from service.settings import Settings
 from tests.service.driver import drive
 from tests.service.engine_helpers import config, returns, tiny_problem
 

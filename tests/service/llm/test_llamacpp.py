@@ -9,11 +9,12 @@ import time
 import pytest
 
 import service.llm.models
-from service.config import ConfigError, LLMConfig, Settings
+from service.config import ConfigError, LLMConfig
 from service.llm.base import LLMError, LLMUnavailable, Message, Sampling
 from service.llm.factory import make_backend
 from service.llm.llamacpp import LlamaCppBackend
 from service.llm.models import default_model_path
+from service.settings import Settings
 
 pytestmark = pytest.mark.llm
 

@@ -11,11 +11,12 @@ import time
 import httpx
 import pytest
 
-from service.config import ConfigError, LLMConfig, Settings
+from service.config import ConfigError, LLMConfig
 from service.llm.base import LLMError, LLMUnavailable, Message, Sampling
 from service.llm.factory import make_backend
 from service.llm.models import small_model_from_name
 from service.llm.openai_compat import OpenAICompatBackend
+from service.settings import Settings
 from tests.conftest import SERVER_CTX, free_port
 
 HELLO = [Message("user", "Say hello in one short sentence.")]

@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from service.config import ConfigError, LLMConfig, Settings
+from service.config import ConfigError, LLMConfig
 from service.llm.base import Message, Sampling
 from service.llm.factory import make_backend
 from service.llm.scripted import ScriptedBackend
+from service.settings import Settings
 
 PARENT = "# EVOLVE-BLOCK-START\ndef solve(x):\n    return x + 1\n# EVOLVE-BLOCK-END"
 PROMPT = [Message("system", "You improve programs."),

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from service.config import ConfigError, Settings, build_run_config
+from service.config import ConfigError, build_run_config
 from service.rl.grpo import serves_gguf, trainable_base
+from service.settings import Settings
 
 
 def test_a_named_base_model_folder_is_used_as_it_is(tmp_path: Path) -> None:

@@ -23,11 +23,11 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from service.cli.app import app
-from service.config import Settings
 from service.db import Database
 from service.db.models import AdapterRow, EvaluationRow, LLMSampleRow, ProgramRow
 from service.rl.external import Trainer
 from service.rl.rounds import claim, create_round, finish, get_round
+from service.settings import Settings
 from tests.conftest import free_port
 from tests.service.driver import build, drive, scripted_run
 from tests.service.engine_helpers import config, returns, tiny_problem

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from service.config import LLMConfig, RLConfig, Settings
+from service.config import LLMConfig, RLConfig
 from service.llm.base import Message, Sampling
 from service.rl.adapters import AdapterInfo, latest_adapter, list_adapters, publish, save_adapter
+from service.settings import Settings
 from tests.service.driver import scripted_run
 
 pytestmark = pytest.mark.llm  # the real SmolLM2 (trained, converted, served)

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from service.config import Settings
 from service.db.models import LLMSampleRow, ProgramRow
 from service.db.stored import load_run
 from service.edits.apply import apply_answer
 from service.evolution.prompts import asked_format
 from service.llm.base import Message
 from service.rl.rollouts import EvolutionReward, NoPrompts, training_prompts
+from service.settings import Settings
 from tests.service.driver import scripted_run
 from tests.service.engine_helpers import answer, config, returns
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from evaluators.jobs import EvalResult
-from service.config import RunConfig, Settings
+from service.config import RunConfig
 from service.db.models import LLMSampleRow, ProgramRow, ScratchpadRow
 from service.evolution.aids.hooks import SearchAids
 from service.evolution.archive import Archive, Member, feature_cell
@@ -24,6 +24,7 @@ from service.llm.factory import make_backend
 from service.llm.scripted import ScriptedBackend
 from service.problems.load import load_problem
 from service.runs import create_run
+from service.settings import Settings
 from tests.service.driver import drive, open_db
 from tests.service.engine_helpers import config, returns, tiny_problem
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from service.config import Settings
 from service.db.models import LLMSampleRow, ScratchpadRow
 from service.evolution.aids.scratchpad import digest, scratch_prompt
 from service.llm.base import Message
 from service.llm.factory import make_backend
 from service.llm.scripted import ScriptedBackend
+from service.settings import Settings
 from tests.service.driver import drive
 from tests.service.engine_helpers import answer, config, returns, tiny_problem
 
