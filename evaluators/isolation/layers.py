@@ -112,15 +112,16 @@ def isolation(*, cwd: str, writable: Sequence[str] = (), readable: Sequence[str]
                 missing["uid"], names = why, tuple(n for n in names if n != "uid")
             else:
                 stack.callback(lease.release)
-        group = None
         limit = decided().pids
-        if pids.CGROUP in limit.mechanisms and "docker" not in names:
-            try:
+        userns = pids.USERNS in limit.mechanisms and "bwrap" in names and lease is None
+        group = None
+        if pids.CGROUP in limit.mechanisms and "docker" not in names and not (lease or userns):
+            try:  # the fallback: costs a cgroup move per evaluation
                 group = cgroups.Cgroup.create(limit.cgroup, limits.processes)
                 stack.callback(group.remove)
             except OSError as exc:
                 missing["pids"] = f"making its pids cgroup in {limit.cgroup.parent} failed: {exc}"
-        applied = _applied(names, lease is not None, group is not None, limit)
+        applied = _applied(names, lease is not None, userns, group is not None)
         if not any(a.startswith("pids:") for a in applied) and lease is None and limit.mechanisms:
             missing.setdefault("pids", "this machine bounds processes by the slot uid's "
                                "RLIMIT_NPROC, and this evaluation has no slot uid")
@@ -130,17 +131,14 @@ def isolation(*, cwd: str, writable: Sequence[str] = (), readable: Sequence[str]
                             readable=readable, env=env, python=python, limits=limits)
 
 
-def _applied(names: tuple[str, ...], uid: bool, group: bool,
-             limit: pids.PidsDecision) -> tuple[str, ...]:
-    """Returns the layers one evaluation has, process-limit mechanisms as "pids:<how>"."""
+def _applied(names: tuple[str, ...], uid: bool, userns: bool, group: bool) -> tuple[str, ...]:
+    """Returns the layers one evaluation has, its process limit as "pids:<how>"."""
     out = ["rlimits"] + (["reaper"] if "reaper" in names else [])
     if "docker" in names:
         out.append(f"pids:{pids.DOCKER}")
     else:
-        out += [f"pids:{pids.CGROUP}"] if group else []
-        out += [f"pids:{pids.UID}"] if uid else []
-        if pids.USERNS in limit.mechanisms and "bwrap" in names and not uid:
-            out.append(f"pids:{pids.USERNS}")
+        out += [f"pids:{how}" for how, used in ((pids.UID, uid), (pids.USERNS, userns),
+                                                (pids.CGROUP, group)) if used]
     out += [n for n in ("uid", "bwrap", "seccomp", "docker") if n in names]
     return tuple(out)
 

@@ -1,13 +1,16 @@
 """The per-evaluation process and thread limit, and which mechanisms give it on this machine.
 
-Tried in this order, every one that works is applied (Limits.processes each):
-1. a pids cgroup per evaluation (isolation/cgroups.py): root, or a user with a delegated cgroup;
-2. RLIMIT_NPROC under the evaluation's slot uid (isolation/uids.py): root;
-3. RLIMIT_NPROC set inside bwrap's new user namespace: a user who is not root. Since Linux 5.14
+Each evaluation gets the first of these that applies to it (Limits.processes each):
+1. RLIMIT_NPROC under the evaluation's slot uid (isolation/uids.py): root with the uid layer;
+2. RLIMIT_NPROC set inside bwrap's new user namespace: a user who is not root. Since Linux 5.14
    the kernel counts RLIMIT_NPROC per user namespace, so only the sandbox's processes count, not
-   the user's own; root is exempt from RLIMIT_NPROC in every namespace, hence not for root.
+   the user's own; root is exempt from RLIMIT_NPROC in every namespace, hence not for root;
+3. a pids cgroup per evaluation (isolation/cgroups.py): root without a slot uid for this
+   evaluation, or a user with a delegated cgroup and no bwrap. Last because moving a process into
+   a new cgroup costs a wait for an RCU grace period on cgroup v1 (about 15 ms per fresh
+   evaluation here), where the two rlimits cost nothing;
 4. the docker layer's container pids limit.
-An evaluation records each as "pids:<mechanism>" among its layers.
+An evaluation records the one it had as "pids:<mechanism>" among its layers.
 """
 
 from __future__ import annotations
@@ -42,19 +45,11 @@ def decide(*, uid: bool, bwrap: bool, docker: bool, python: str = sys.executable
     if docker:
         return PidsDecision((DOCKER,), None, "the container's pids limit (docker --pids-limit)")
     found: list[str] = []
-    where, how = cgroups.find()
-    if where is not None:
-        ok, how = cgroups.probe(where)
-        if ok:
-            found.append(CGROUP)
-        else:
-            where = None
-    notes = [f"cgroup: {how}"]
     if uid:
         found.append(UID)
-        notes.append("slot uid: RLIMIT_NPROC counts the slot uid's processes only")
+        notes = ["slot uid: RLIMIT_NPROC counts the slot uid's processes only"]
     else:
-        notes.append("slot uid: not in use (needs root and the uid layer)")
+        notes = ["slot uid: not in use (needs root and the uid layer)"]
     if os.geteuid() == 0:
         notes.append("user namespace: root is exempt from RLIMIT_NPROC in every namespace")
     elif not bwrap:
@@ -64,6 +59,14 @@ def decide(*, uid: bool, bwrap: bool, docker: bool, python: str = sys.executable
         if ok:
             found.append(USERNS)
         notes.append(f"user namespace: {why}")
+    where, how = cgroups.find()
+    if where is not None:
+        ok, how = cgroups.probe(where)
+        if ok:
+            found.append(CGROUP)
+        else:
+            where = None
+    notes.append(f"cgroup: {how}")
     return PidsDecision(tuple(found), where, "; ".join(notes))
 
 

@@ -29,6 +29,12 @@ class User:
     uid: int
     home: Path
 
+    def start(self, argv: list[str]) -> subprocess.Popen:
+        """Returns argv started as this user (a child of this process, so kill() reaches it)."""
+        gid = pwd.getpwuid(self.uid).pw_gid
+        return subprocess.Popen(argv, user=self.uid, group=gid, extra_groups=[],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def processes(self) -> list[int]:
         """Returns the pids of this user's live processes."""
         found = []
@@ -67,10 +73,16 @@ def unprivileged_user() -> Iterator[User]:
             pytest.skip(f"the test interpreter is out of reach of other users: {why}")
         yield user
     finally:
-        for pid in user.processes():  # only what this module started as that user
+        left = user.processes()
+        for pid in left:  # only what this module started as that user
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
+                pass
+        for pid in left:  # those this (subreaper) process adopted would stay zombies
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
                 pass
         subprocess.run([tools["userdel"], name], check=False, capture_output=True)
         shutil.rmtree(home, ignore_errors=True)

@@ -56,8 +56,7 @@ def test_the_default_layers_as_root_are_all_applied_and_recorded(layer_env) -> N
     assert layers.required() == ("rlimits", "reaper", "pids", "uid", "bwrap", "seccomp")
     result = evaluate(SAYS_RAN)
     assert result.ok, result.error
-    assert result.layers == ["rlimits", "reaper", "pids:cgroup", "pids:uid", "uid", "bwrap",
-                             "seccomp"]
+    assert result.layers == ["rlimits", "reaper", "pids:uid", "uid", "bwrap", "seccomp"]
 
 
 @no_docker

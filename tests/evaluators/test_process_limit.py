@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from evaluators.evaluate import evaluate_job
-from evaluators.isolation import cgroups, sandbox
+from evaluators.isolation import cgroups, layers, sandbox
 from evaluators.jobs import EvalJob
 from tests.evaluators.conftest import User, private_problem
 from tests.evaluators.observe import Observed, observed, watcher_problem
@@ -68,7 +68,7 @@ def test_as_root_a_fork_bomb_from_a_private_folder_stays_under_the_process_limit
     started = time.monotonic()
     seen = observed(job(hostile("fork_bomb"), root_problem, timeout_s=10, prefork=prefork))
     assert_bounded(seen, started)
-    assert {"uid", "pids:cgroup", "pids:uid", "bwrap", "seccomp"} <= set(seen.result.layers)
+    assert {"uid", "pids:uid", "bwrap", "seccomp"} <= set(seen.result.layers)
 
 
 @needs_watcher
@@ -98,7 +98,7 @@ def test_as_an_unprivileged_user_a_fork_bomb_from_a_private_folder_stays_under_t
 @needs_watcher
 def test_as_an_unprivileged_user_its_own_processes_do_not_count_against_the_evaluation(
         unprivileged_user: User, user_problem: Path) -> None:
-    sleepers = [subprocess.Popen(["runuser", "-u", unprivileged_user.name, "--", "sleep", "60"])
+    sleepers = [unprivileged_user.start(["sleep", "60"])
                 for _ in range(LIMIT + 20)]  # more processes than one evaluation may have
     try:
         seen = observed(job(hostile("fork_loop", count=40, sleep=1), user_problem),
@@ -112,7 +112,7 @@ def test_as_an_unprivileged_user_its_own_processes_do_not_count_against_the_eval
 
 
 @needs_watcher
-def test_as_an_unprivileged_user_a_delegated_pids_cgroup_holds_each_evaluation(
+def test_as_an_unprivileged_user_without_bwrap_a_delegated_pids_cgroup_holds_each_evaluation(
         unprivileged_user: User, user_problem: Path) -> None:
     where = cgroups.find()[0]
     delegated = where.parent / f"test-delegated-{unprivileged_user.name}"
@@ -121,11 +121,12 @@ def test_as_an_unprivileged_user_a_delegated_pids_cgroup_holds_each_evaluation(
         for path in (delegated, delegated / "cgroup.procs", delegated / "tasks"):
             if path.exists():
                 os.chown(path, unprivileged_user.uid, -1)
+        env = {"HOME": str(unprivileged_user.home), cgroups.ENV_VAR: str(delegated),
+               "EVOFORGE_SANDBOX_LAYERS": "rlimits"}  # no user namespace: the cgroup is the limit
         seen = observed(job(hostile("fork_bomb"), user_problem, timeout_s=10),
-                        user=unprivileged_user.name,
-                        env={"HOME": str(unprivileged_user.home), cgroups.ENV_VAR: str(delegated)})
+                        user=unprivileged_user.name, env=env)
         assert seen.result.error_kind == "exception", seen.result.error
-        assert "pids:cgroup" in seen.result.layers and "pids:userns" in seen.result.layers
+        assert seen.result.layers == ["rlimits", "reaper", "pids:cgroup"]
         peak = cgroups.Cgroup(delegated, where.version).peak()
         assert 0 < peak <= LIMIT, peak  # only the evaluation ever ran in the delegated cgroup
         assert [p.name for p in delegated.iterdir() if p.is_dir()] == []  # its cgroup is gone
@@ -174,8 +175,7 @@ def test_rlimit_nproc_counts_per_user_namespace_on_this_kernel(unprivileged_user
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         pytest.skip("bubblewrap is not installed")
-    sleepers = [subprocess.Popen(["runuser", "-u", unprivileged_user.name, "--", "sleep", "60"])
-                for _ in range(30)]
+    sleepers = [unprivileged_user.start(["sleep", "60"]) for _ in range(30)]
     loop = ["python3", "-c", FORKS]
     sandboxed = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc",
                  "/proc", "--dev", "/dev", "--"]
@@ -198,16 +198,25 @@ def test_rlimit_nproc_counts_per_user_namespace_on_this_kernel(unprivileged_user
 
 
 @pytest.mark.skipif(cgroups.find()[0] is None, reason=f"no pids cgroup: {cgroups.find()[1]}")
-def test_an_evaluation_leaves_no_cgroup_behind_and_a_dead_owners_are_removed(
-        root_problem: Path) -> None:
+def test_without_a_slot_uid_root_falls_back_to_a_pids_cgroup_and_leaves_none_behind(
+        root_problem: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(layers.ENV_VAR, "bwrap,seccomp")  # bwrap as root: no slot uid
+    layers.reset()
     where = cgroups.find()[0]
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     stale = where.parent / f"{cgroups.PREFIX}{dead.pid}-1"  # what a crashed worker left
     stale.mkdir()
     before = {p.name for p in where.parent.iterdir() if p.name.startswith(cgroups.PREFIX)}
-    result = evaluate_job(job((root_problem / "initial_program.py").read_text(), root_problem))
-    assert result.ok and "pids:cgroup" in result.layers, result
+    try:
+        result = evaluate_job(job((root_problem / "initial_program.py").read_text(), root_problem))
+        bomb = evaluate_job(job(hostile("fork_bomb"), root_problem, timeout_s=10))
+    finally:
+        monkeypatch.undo()
+        layers.reset()
+    assert result.ok and result.layers == ["rlimits", "reaper", "pids:cgroup", "bwrap",
+                                           "seccomp"], result
+    assert "fork refused after" in bomb.error, bomb.error
     after = {p.name for p in where.parent.iterdir() if p.name.startswith(cgroups.PREFIX)}
     assert after <= before
     assert cgroups.sweep_stale(where) >= 0 and not stale.exists()
