@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,19 +74,31 @@ def unprivileged_user() -> Iterator[User]:
             pytest.skip(f"the test interpreter is out of reach of other users: {why}")
         yield user
     finally:
+        _remove(user, tools["userdel"])
+
+
+def _remove(user: User, userdel: str) -> None:
+    """Kills what this module left running as user, reaps what this process adopted of it, and
+    deletes the user (userdel refuses while a process of it still exists)."""
+    for _ in range(50):
         left = user.processes()
-        for pid in left:  # only what this module started as that user
+        for pid in left:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         for pid in left:  # those this (subreaper) process adopted would stay zombies
             try:
-                os.waitpid(pid, 0)
+                os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
-        subprocess.run([tools["userdel"], name], check=False, capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
+        done = subprocess.run([userdel, user.name], check=False, capture_output=True, text=True)
+        if done.returncode == 0:
+            break
+        time.sleep(0.1)
+    else:
+        raise RuntimeError(f"userdel {user.name} failed: {done.stderr.strip()}")
+    shutil.rmtree(user.home, ignore_errors=True)
 
 
 def private_problem(owner: int = 0, source: Path = GOOD) -> Path:
