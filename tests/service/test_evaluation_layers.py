@@ -4,7 +4,10 @@ a Celery worker's rows), and the run's config carries its isolation policy."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +24,28 @@ from service.execution import celery_tasks as tasks
 from service.execution.base import make_job
 from service.problems.load import load_problem
 from service.runs import create_run
-from tests.service.engine_helpers import config, tiny_problem
-from tests.service.test_cli import evoforge, last_json, scripted
+from tests.service.engine_helpers import config, returns, tiny_problem
+
+
+def evoforge(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Returns the finished `evoforge ARGS` run as a user runs it, with EVOFORGE_HOME = home."""
+    env = {**os.environ, "EVOFORGE_HOME": str(home), "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "service.cli", *args], capture_output=True,
+                          text=True, env=env, check=False, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"evoforge {args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def scripted(tmp_path: Path, values: list[object]) -> Path:
+    """Returns a file of scripted LLM answers whose value() returns each of values."""
+    path = tmp_path / "answers.json"
+    path.write_text(json.dumps([returns(v) for v in values]))
+    return path
 
 
 def assert_sandboxed(names: list[str] | None) -> None:
