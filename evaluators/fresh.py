@@ -4,12 +4,14 @@
 evaluators/harness.py) in a new work dir under the active isolation layers. The two phases of a
 two-phase job (evaluators/two_phase.py) run their child module the same way, with run_child().
 A process that ends without writing a result gets a failure that says how it died (death_failure);
-pre-forked answers (evaluators/prefork.py) are described in the same words.
+pre-forked answers (evaluators/prefork.py) are described in the same words. Every result carries
+the sandbox layers it ran under (recorded); one the isolation policy refuses never starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import math
@@ -52,29 +54,68 @@ def scratch_dir() -> Iterator[Path]:
 
 def run_child(root: Path, job: EvalJob, python: str,
               args: list[str]) -> tuple[EvalResult, sandbox.SandboxOutcome]:
-    """Returns (result or death, outcome) of `python -m ARGS root/job.json root/result.json`."""
+    """Returns (result or death, outcome) of `python -m ARGS root/job.json root/result.json`; a
+    refusal by the isolation policy is a failed result of a process that never started."""
     job_path, result_path = root / "job.json", root / "result.json"
-    job_path.write_text(json.dumps(job.to_dict()))
     argv = [python, "-s", "-P", "-m", *args, str(job_path), str(result_path)]
     limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
-    outcome = run_isolated(argv, root, root / "work", job, python, limits)
-    return read_result(result_path) or death_failure(outcome, job), outcome
+    try:
+        outcome, iso = run_isolated(argv, root, root / "work", job, python, limits)
+    except (layers.Refused, sandbox.CgroupJoinFailed) as exc:  # nothing of the job ran
+        never = sandbox.SandboxOutcome(returncode=None, signal=None, timed_out=False, stdout="",
+                                       stderr="", duration_s=0.0, timeout_s=job.timeout_s)
+        return EvalResult.failure(FailureKind.ISOLATION, str(exc)), never
+    result = read_result(result_path) or death_failure(outcome, job)
+    return recorded(result, iso.applied, iso.moved, outcome), outcome
 
 
 def run_isolated(argv: list[str], root: Path, work: Path, job: EvalJob, python: str,
-                 limits: sandbox.Limits) -> sandbox.SandboxOutcome:
-    """Returns the outcome of argv under the active layers; kills whatever it left behind."""
+                 limits: sandbox.Limits) -> tuple[sandbox.SandboxOutcome, layers.Isolation]:
+    """Returns the outcome of argv under the layers of one evaluation, which writes the job (its
+    paths in the staged problem copy, if any) to root/job.json first; kills whatever it left
+    behind. Raises layers.Refused when the job's isolation policy refuses it."""
     run_id = f"{os.getpid()}-{next(_RUN_IDS)}-{uuid.uuid4().hex[:8]}"
     env = {layers.RUN_VAR: run_id, SEED_VAR: str(int(job.seed))}
-    readable = [str(p) for p in (Path(job.problem_dir), job.evaluator_path.parent) if p.is_dir()]
     outcome: sandbox.SandboxOutcome | None = None
     try:
-        with layers.isolation(cwd=str(work), writable=[str(root)], readable=readable, env=env,
-                              python=python, limits=limits) as iso:
+        with layers.isolation(cwd=str(work), writable=[str(root)], readable=problem_folders(job),
+                              env=env, python=python, limits=limits, policy=job.isolation) as iso:
+            (root / "job.json").write_text(json.dumps(placed(job, iso.moved).to_dict()))
             outcome = iso.run(argv, cwd=str(work), limits=limits, env=env)
     finally:
         layers.sweep(run_id, group=outcome.pid if outcome else None)
-    return layers.unwrap_status(outcome, iso)
+    return layers.unwrap_status(outcome, iso), iso
+
+
+def problem_folders(job: EvalJob) -> list[str]:
+    """Returns the folders an evaluation of job reads: the problem's and the evaluator's."""
+    return [str(p) for p in (Path(job.problem_dir), job.evaluator_path.parent) if p.is_dir()]
+
+
+def placed(job: EvalJob, moved: dict[str, str]) -> EvalJob:
+    """Returns job with its problem folder and evaluator in their staged copies (moved)."""
+    if not moved:
+        return job
+    return dataclasses.replace(job, problem_dir=layers.staged_path(job.problem_dir, moved),
+                               evaluator_file=layers.staged_path(job.evaluator_path, moved))
+
+
+def recorded(result: EvalResult, applied: tuple[str, ...], moved: dict[str, str],
+             outcome: sandbox.SandboxOutcome | None = None) -> EvalResult:
+    """Returns result with the layers it ran under (whatever the child wrote), and its messages
+    and the process's output naming the problem's own folder instead of its staged copy."""
+    result.layers = list(applied)
+    for source, copy in moved.items():
+        if result.error:
+            result.error = result.error.replace(copy, source)
+        if isinstance(result.artifacts, dict):
+            for key, value in result.artifacts.items():
+                if isinstance(value, str):
+                    result.artifacts[key] = value.replace(copy, source)
+        if outcome is not None:
+            outcome.stdout = outcome.stdout.replace(copy, source)
+            outcome.stderr = outcome.stderr.replace(copy, source)
+    return result
 
 
 def read_result(path: Path) -> EvalResult | None:

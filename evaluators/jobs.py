@@ -31,6 +31,9 @@ class FailureKind(StrEnum):
     OUTPUT = "output"
     # two-phase: the trusted scorer refused the program's data (reason given)
     REJECTED = "rejected"
+    # refused before the program ran: a sandbox layer the configuration asks for cannot be
+    # applied here (evaluation.isolation = "strict"); the reason names the cause and the fix
+    ISOLATION = "isolation"
 
     @classmethod
     def parse(cls, value: object) -> FailureKind | None:
@@ -63,6 +66,8 @@ class EvalJob:
     entry: str = ""                # two-phase: the program's function that returns the data
     data_max_bytes: int = 1 << 20  # two-phase: cap on the JSON data the program returns
     prefork: bool = False          # score in a long-lived sandboxed evaluator that forks per job
+    isolation: str = "strict"      # "strict": refuse without a layer the configuration asks for;
+    #                                "best-effort": run with the layers this machine has
 
     @property
     def evaluator_path(self) -> Path:
@@ -93,6 +98,7 @@ class EvalResult:
     duration_s: float = 0.0
     stages: list[dict[str, Any]] = field(default_factory=list)  # per cascade stage: what it gave,
     # the value compared with its threshold and whether it went on (harness.stage_record)
+    layers: list[str] = field(default_factory=list)  # sandbox layers it ran under (host-written)
 
     @property
     def ok(self) -> bool:
@@ -124,7 +130,8 @@ class EvalResult:
                 f"{missed['threshold']:g}); kept as the initial program, scored by that value")
         return EvalResult(status="ok", score=float(missed["value"]), metrics=dict(self.metrics),
                           artifacts={**self.artifacts, "cascade_gate": note}, stage=self.stage,
-                          duration_s=self.duration_s, stages=list(self.stages))
+                          duration_s=self.duration_s, stages=list(self.stages),
+                          layers=list(self.layers))
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-ready dict."""

@@ -59,6 +59,8 @@ class ForkServer:
         self.root = Path(tempfile.mkdtemp(prefix="evoforge-prefork-", dir=shm))
         self.run_id = f"{os.getpid()}-prefork-{secrets.token_hex(4)}"
         self.proc: subprocess.Popen | None = None
+        self.applied: tuple[str, ...] = ()
+        self.moved: dict[str, str] = {}
         self._stack = contextlib.ExitStack()
         self._buffer = b""
         try:
@@ -69,13 +71,12 @@ class ForkServer:
 
     def _start(self, job: EvalJob, python: str, scorer: bytes | None) -> None:
         env = {layers.RUN_VAR: self.run_id}
-        folders = (Path(job.problem_dir), job.evaluator_path.parent)
-        readable = [str(p) for p in folders if p.is_dir()]
         iso = self._stack.enter_context(layers.isolation(
-            cwd=str(self.root), writable=[str(self.root)], readable=readable, env=env,
-            python=python, limits=SERVER_LIMITS))
+            cwd=str(self.root), writable=[str(self.root)], readable=fresh.problem_folders(job),
+            env=env, python=python, limits=SERVER_LIMITS, policy=job.isolation))
+        self.applied, self.moved = iso.applied, iso.moved
         private = ["/tmp", "/dev/shm"] if "bwrap" in iso.active else []
-        loader = {**job.to_dict(), "code": ""}  # what loads the evaluator; no candidate code
+        loader = {**fresh.placed(job, self.moved).to_dict(), "code": ""}  # no candidate code
         spec = {"root": str(self.root), "private_dirs": private, "job": loader, "role": self.role,
                 "work_base": "/tmp/evoforge-work" if private else str(self.root),
                 "warm": list(WARM_IMPORTS)}
@@ -89,7 +90,8 @@ class ForkServer:
         try:
             self.proc = sandbox.spawn(argv, cwd=str(self.root), limits=SERVER_LIMITS, env=env,
                                       wrap=iso.wrap, pass_fds=iso.pass_fds, user=iso.user,
-                                      stdin=subprocess.PIPE, stderr=log)
+                                      stdin=subprocess.PIPE, stderr=log,
+                                      cgroup=iso.cgroup.path if iso.cgroup else None)
         finally:
             os.close(log)
         self.layers = iso.active
@@ -106,7 +108,7 @@ class ForkServer:
         """Returns the job's result (a produce server's data in artifacts["_data"]); raises
         ServerDied when the server broke (it is then closed)."""
         nonce = secrets.token_hex(8)
-        message: dict[str, Any] = {"nonce": nonce, "job": job.to_dict()}
+        message: dict[str, Any] = {"nonce": nonce, "job": fresh.placed(job, self.moved).to_dict()}
         if data is not None:
             message["data"] = data.decode("utf-8", errors="replace")
         request = json.dumps(message).encode() + b"\n"
@@ -118,7 +120,7 @@ class ForkServer:
             while True:  # lines with another nonce were written by a candidate: ignored
                 answer = self._read_line(deadline)
                 if answer.get("nonce") == nonce:
-                    return to_result(answer, job)
+                    return to_result(answer, job, self.applied, self.moved)
         except (OSError, ValueError, TypeError) as exc:
             raise ServerDied(f"the control pipe broke ({exc})") from None
         finally:
@@ -185,7 +187,7 @@ class ForkServer:
 def server_key(job: EvalJob, python: str, role: str = "evaluate",
                scorer: bytes | None = None) -> tuple:
     """Returns what a server is specific to: problem, role, evaluator (and its mtime) or scorer
-    snapshot, interpreter, layers."""
+    snapshot, interpreter, layers, isolation policy."""
     if role == "score":
         what: tuple = (hashlib.sha256(scorer or b"").hexdigest(),)
     elif role == "produce":
@@ -197,11 +199,14 @@ def server_key(job: EvalJob, python: str, role: str = "evaluate",
         except OSError:
             mtime = 0
         what = (str(path), mtime)
-    return (os.path.realpath(job.problem_dir), role, *what, python, layers.active_names())
+    return (os.path.realpath(job.problem_dir), role, *what, python, layers.active_names(),
+            job.isolation)
 
 
-def to_result(answer: dict[str, Any], job: EvalJob) -> EvalResult:
-    """Returns the EvalResult for a server's answer, as a fresh process's would be built."""
+def to_result(answer: dict[str, Any], job: EvalJob, applied: tuple[str, ...] = (),
+              moved: dict[str, str] | None = None) -> EvalResult:
+    """Returns the EvalResult for a server's answer, as a fresh process's would be built, with
+    the server's layers."""
     outcome = sandbox.SandboxOutcome(
         returncode=answer.get("returncode"), signal=answer.get("signal"),
         timed_out=bool(answer.get("timed_out")), stdout=answer.get("stdout", ""),
@@ -221,7 +226,7 @@ def to_result(answer: dict[str, Any], job: EvalJob) -> EvalResult:
             result.artifacts["_data"] = str(answer["data"]).encode()
     if "duration_s" in answer:
         result.duration_s = outcome.duration_s
-    return fresh.with_output(result, outcome)
+    return fresh.with_output(fresh.recorded(result, applied, moved or {}, outcome), outcome)
 
 
 _IDLE: dict[tuple, list[ForkServer]] = {}
@@ -263,12 +268,16 @@ def evaluate_preforked(job: EvalJob, python: str = sys.executable, *, role: str 
         if server is None:
             server = ForkServer(job, python, role, scorer)
         result = server.evaluate(job, data)
+    except (layers.Refused, sandbox.CgroupJoinFailed) as exc:  # nothing of the job ran
+        return EvalResult.failure(FailureKind.ISOLATION, str(exc),
+                                  duration_s=time.monotonic() - started)
     except (ServerDied, TimeoutError, OSError, ValueError) as exc:
+        applied = server.applied if server is not None else ()
         if server is not None:
             server.close()
         kind = FailureKind.TIMEOUT if isinstance(exc, TimeoutError) else FailureKind.CRASH
         return EvalResult.failure(kind, f"{exc}; it is restarted for the next evaluation",
-                                  duration_s=time.monotonic() - started)
+                                  duration_s=time.monotonic() - started, layers=list(applied))
     except BaseException:
         if server is not None:
             server.close()

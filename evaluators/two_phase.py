@@ -81,7 +81,9 @@ def _changed(scorer: Path, started: float) -> EvalResult:
 
 def _combined(produced: EvalResult, scored: EvalResult, data: bytes,
               started: float) -> EvalResult:
-    """Returns the scorer's result with the program's output beside the scorer's own."""
+    """Returns the scorer's result with the program's output beside the scorer's own, and the
+    layers both sandboxes had."""
+    scored.layers = [name for name in produced.layers if name in scored.layers]
     for name in ("stdout", "stderr"):
         scored.artifacts[f"scorer_{name}"] = scored.artifacts.pop(name, "")
         scored.artifacts[name] = produced.artifacts.get(name, "")
@@ -120,12 +122,13 @@ def _phase(job: EvalJob, python: str, mode: list[str], files: dict[str, bytes], 
 def _trusted_part(result: EvalResult) -> EvalResult:
     """Returns what may be kept of a result the candidate's process wrote: ok, or a clipped error."""
     if result.ok:
-        return EvalResult(status="ok")
+        return EvalResult(status="ok", layers=result.layers)  # layers: written by the host
     kind = FailureKind.parse(result.error_kind) or FailureKind.CRASH
     artifacts = result.artifacts if isinstance(result.artifacts, dict) else {}
     trace = str(artifacts.get("traceback", ""))
     return EvalResult.failure(kind, sandbox.clip(str(result.error), TAIL_CHARS),
-                              artifacts={"traceback": sandbox.clip(trace, TAIL_CHARS)})
+                              artifacts={"traceback": sandbox.clip(trace, TAIL_CHARS)},
+                              layers=result.layers)
 
 
 def _scorer_blame(result: EvalResult) -> EvalResult:

@@ -212,6 +212,11 @@ class EvaluationConfig(Strict):
     prefork: bool = Field(default=False, description="Score in a long-lived sandboxed evaluator "
                           "that imports the evaluator once and forks per candidate (for many "
                           "short evaluations; evaluators/prefork.py).")
+    isolation: Literal["strict", "best-effort"] = Field(
+        default="strict", description="strict: refuse an evaluation that would miss a sandbox "
+        "layer the configuration asks for (failure kind isolation, naming the cause and the fix); "
+        "best-effort: run it with the layers this machine has. Each evaluation records its layers "
+        "(docs/isolation.md).")
 
 
 class RewardConfig(Strict):

@@ -43,7 +43,9 @@ def detect(timeout_s: float = 3.0) -> tuple[bool, str]:
         client.ping()
     except docker.errors.DockerException as exc:
         host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        return False, f"docker: not available (no engine at {host}: {_short(exc)})"
+        return False, (f"docker: not available (no engine at {host}: {_short(exc)}); start a "
+                       "Docker engine or set DOCKER_HOST, or leave docker out of "
+                       "EVOFORGE_SANDBOX_LAYERS")
     try:
         version = client.version().get("Version", "?")
         client.images.get(image())

@@ -48,7 +48,7 @@ class Limits:
     file_size_mb: int = 64            # RLIMIT_FSIZE: largest file the process may write
     output_bytes: int = 64 * 1024     # bytes kept per stream (head + tail); the rest is discarded
     drain_s: float = 1.0              # how long to wait for the pipes once the process has ended
-    processes: int = 128              # RLIMIT_NPROC (processes + threads), only under a slot uid
+    processes: int = 128              # processes + threads: pids.max, RLIMIT_NPROC (isolation/pids)
 
     def cpu_seconds(self) -> int:
         """Returns the RLIMIT_CPU soft limit: the wall-clock limit rounded up, plus one second."""
@@ -131,14 +131,16 @@ def clip(text: str, limit: int, *, head: bool = True) -> str:
 def spawn(argv: list[str], *, cwd: str, limits: Limits, env: dict[str, str] | None = None,
           wrap: Sequence[Wrapper] = (), pass_fds: Sequence[int] = (),
           user: tuple[int, int] | None = None, stdin: int | None = subprocess.DEVNULL,
-          stderr: int | None = subprocess.PIPE) -> subprocess.Popen:
+          stderr: int | None = subprocess.PIPE, cgroup: Path | None = None) -> subprocess.Popen:
     """Returns argv started as an untrusted process group under limits (stdout is a pipe).
 
     The rlimits are set by exec'ing through `prlimit` (no Python runs between fork and exec, which
     keeps it safe in threads and lets Popen use vfork); preexec_fn is the fallback without it.
     pass_fds stay open in the child (e.g. the seccomp filter a bwrap wrapper reads). user =
     (uid, gid) drops to that unprivileged uid with no supplementary groups before the first exec,
-    and adds RLIMIT_NPROC.
+    and adds RLIMIT_NPROC. cgroup: a cgroup folder the process is moved into before its command
+    runs (a shell waits on stdin for the word that it has been moved, then execs the command);
+    raises CgroupJoinFailed, with the process killed, when it cannot be moved.
     """
     for layer in wrap:
         argv = layer(list(argv), limits)
@@ -149,23 +151,62 @@ def spawn(argv: list[str], *, cwd: str, limits: Limits, env: dict[str, str] | No
                 "--", *argv]
     else:
         preexec = functools.partial(_apply, rlimits)  # only calls setrlimit between fork and exec
+    if cgroup is not None:
+        argv = [SH, "-c", _GATE_PIPE if stdin == subprocess.PIPE else _GATE_NULL, "evoforge-gate",
+                *argv]
     ids = {"user": user[0], "group": user[1], "extra_groups": []} if user else {}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         argv, cwd=cwd, env=minimal_env(cwd, env), start_new_session=True, close_fds=True,
-        pass_fds=tuple(pass_fds), stdin=stdin, stdout=subprocess.PIPE, stderr=stderr,
-        preexec_fn=preexec, **ids)  # noqa: PLW1509
+        pass_fds=tuple(pass_fds), stdin=stdin if cgroup is None else subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=stderr, preexec_fn=preexec, **ids)  # noqa: PLW1509
+    if cgroup is not None:
+        _open_gate(proc, cgroup, keep_stdin=stdin == subprocess.PIPE)
+    return proc
+
+
+SH = "/bin/sh"
+
+
+class CgroupJoinFailed(OSError):
+    """The sandbox's first process could not be moved into its cgroup; it was killed unrun."""
+
+# The gate: the first process of a cgroup'd sandbox waits for one line on stdin (written once the
+# host has moved it into its cgroup), then execs the command; no Python runs before the move.
+_GATE_PIPE = 'read -r go && [ "$go" = go ] && exec "$@"; exit 125'
+_GATE_NULL = 'read -r go && [ "$go" = go ] && exec "$@" </dev/null; exit 125'
+
+
+def _open_gate(proc: subprocess.Popen, cgroup: Path, *, keep_stdin: bool) -> None:
+    """Moves proc into cgroup, then lets it run; kills it and raises OSError if it cannot move."""
+    try:
+        (Path(cgroup) / "cgroup.procs").write_text(str(proc.pid))
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+    except OSError as exc:
+        _kill_group(proc.pid)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        proc.wait()
+        raise CgroupJoinFailed(exc.errno, f"moving the sandbox into its pids cgroup {cgroup} "
+                               f"failed: {exc.strerror or exc}") from None
+    if not keep_stdin:
+        proc.stdin.close()
+        proc.stdin = None
 
 
 def run(argv: list[str], *, cwd: str, limits: Limits, env: dict[str, str] | None = None,
         stdin: bytes | None = None, wrap: Sequence[Wrapper] = (),
-        pass_fds: Sequence[int] = (), user: tuple[int, int] | None = None) -> SandboxOutcome:
+        pass_fds: Sequence[int] = (), user: tuple[int, int] | None = None,
+        cgroup: Path | None = None) -> SandboxOutcome:
     """Returns the outcome of running argv as an untrusted process group under limits; never hangs.
 
-    See spawn() for how the limits, fds and user are applied.
+    See spawn() for how the limits, fds, user and cgroup are applied.
     """
     start = time.monotonic()
     proc = spawn(argv, cwd=cwd, limits=limits, env=env, wrap=wrap, pass_fds=pass_fds, user=user,
-                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
+                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                 cgroup=cgroup)
     with _LIVE_LOCK:
         _LIVE.add(proc.pid)
     try:

@@ -171,8 +171,10 @@ def interpreter_problem(python: str, uid: int) -> str | None:
 def usable(python: str = sys.executable) -> tuple[bool, str]:
     """Returns (usable, reason) for the uid layer on this machine with this interpreter."""
     if os.geteuid() != 0:
-        return False, (f"not running as root (uid {os.geteuid()}): evaluations run as this user; "
-                       "RLIMIT_NPROC is not applied (it would count this user's own processes)")
+        return False, (f"not running as root (uid {os.geteuid()}): there are no uids to hand "
+                       "out, evaluations run as this user (bwrap's user namespace separates them "
+                       "from this user's processes); run evoforge as root for slot uids, or leave "
+                       "uid out of EVOFORGE_SANDBOX_LAYERS")
     try:
         ids = uid_range()
         lease = acquire(ids)

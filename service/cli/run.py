@@ -224,6 +224,8 @@ def eval_program(problem: Path, program_file: Path, json_out: JsonOpt = False) -
                          default=str))
     else:
         out.print(f"status: {result.status}  score: {result.score!r}  ({result.duration_s:.2f} s)")
+        out.print(f"sandbox layers: {', '.join(result.layers) or 'none (it did not run)'}",
+                  highlight=False, markup=False)
         for record in result.stages:
             out.print(f"  stage {record['stage']}: "
                       f"{stage_line(record, cfg.evaluation.cascade_gates)}",

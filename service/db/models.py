@@ -175,6 +175,7 @@ class EvaluationRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # written by workers
+    layers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # sandbox layers it had
     deliveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

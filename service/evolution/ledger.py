@@ -180,7 +180,8 @@ class Ledger:
                 s.execute(update(EvaluationRow).where(EvaluationRow.id == evaluation_id).values(
                     status=prog.status, stage=result.stage, error_kind=result.error_kind,
                     error=result.error, duration_s=result.duration_s, finished_at=now,
-                    started_at=now - timedelta(seconds=result.duration_s), worker=self.executor))
+                    started_at=now - timedelta(seconds=result.duration_s), worker=self.executor,
+                    layers=result.layers or None))
             run_values: dict[str, Any] = {"evaluations": RunRow.evaluations + 1,
                                           "failed": RunRow.failed + (0 if result.ok else 1)}
             if best:

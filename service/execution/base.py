@@ -29,7 +29,7 @@ class Executor(Protocol):
 
 def make_job(problem: Problem, code: str, cfg: EvaluationConfig, *, program_id: int | None = None,
              evaluation_id: int | None = None, seed: int = 0) -> EvalJob:
-    """Returns the job that scores code on problem under cfg's limits and cascade."""
+    """Returns the job that scores code on problem under cfg's limits, cascade and isolation."""
     scorer = str(problem.scorer_path.relative_to(problem.path)) if problem.scorer_path else ""
     return EvalJob(code=code, problem_dir=str(problem.path),
                    evaluator_file=str(problem.evaluator_path), score_metric=problem.score_metric,
@@ -38,4 +38,4 @@ def make_job(problem: Problem, code: str, cfg: EvaluationConfig, *, program_id: 
                    cascade_thresholds=list(cfg.cascade_thresholds),
                    cascade_gates=cfg.cascade_gates, program_id=program_id,
                    evaluation_id=evaluation_id, seed=seed, scorer=scorer, entry=problem.entry or "",
-                   prefork=cfg.prefork)
+                   prefork=cfg.prefork, isolation=cfg.isolation)

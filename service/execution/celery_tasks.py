@@ -125,7 +125,8 @@ def finish(db: Database, evaluation_id: int, result: EvalResult) -> bool:
                     .where(EvaluationRow.id == evaluation_id, EvaluationRow.status == EvaluationStatus.RUNNING)
                     .values(status=EvaluationStatus.OK if result.ok else EvaluationStatus.FAILED, result=result.to_dict(),
                             stage=result.stage, error_kind=result.error_kind, error=result.error,
-                            duration_s=result.duration_s, finished_at=utcnow()))
+                            duration_s=result.duration_s, layers=result.layers or None,
+                            finished_at=utcnow()))
     return done.rowcount == 1
 
 

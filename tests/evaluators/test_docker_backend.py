@@ -38,15 +38,20 @@ def test_without_the_sdk_detection_names_the_package(monkeypatch: pytest.MonkeyP
     assert not available and "pip install docker" in reason
 
 
-def test_the_layer_report_carries_the_docker_reason_and_asking_for_it_changes_nothing(
+def test_the_layer_report_carries_the_docker_reason_and_asking_for_it_without_an_engine_refuses(
         no_engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(layers.ENV_VAR, "rlimits,docker")
     status = {s.name: s for s in layers.available_layers()}
     assert not status["docker"].active
     assert str(status["docker"]).startswith("docker: missing — docker: not available (no engine")
-    result = evaluate_job(EvalJob(code="def solve():\n    return 1.0\n", problem_dir=str(GOOD),
-                                  evaluator_file=str(GOOD / "evaluator.py")))
+    job = EvalJob(code="def solve():\n    return 1.0\n", problem_dir=str(GOOD),
+                  evaluator_file=str(GOOD / "evaluator.py"))
+    refused = evaluate_job(job)  # strict: docker was asked for and is not there
+    assert refused.error_kind == "isolation" and "no engine at" in refused.error, refused.error
+    job.isolation = "best-effort"
+    result = evaluate_job(job)
     assert result.ok and result.score == 1.0, result.error
+    assert "docker" not in result.layers
 
 
 def test_docker_is_opt_in_and_a_typo_names_it_among_the_choices(

@@ -71,8 +71,9 @@ def inspect_sandbox() -> dict:
 def test_layers_are_on_by_default_where_the_machine_allows_them(layer_env) -> None:
     layer_env.delenv(layers.ENV_VAR, raising=False)
     status = {s.name: s for s in layers.available_layers()}
-    assert list(status) == ["rlimits", "reaper", "uid", "bwrap", "seccomp", "docker"]
+    assert list(status) == ["rlimits", "reaper", "uid", "bwrap", "seccomp", "docker", "pids"]
     assert status["rlimits"].active and status["reaper"].active
+    assert status["pids"].active, status["pids"].reason  # root: cgroup and uid; a user: userns
     assert status["uid"].active == (os.geteuid() == 0), status["uid"].reason
     assert status["bwrap"].active, status["bwrap"].reason
     try:
@@ -90,14 +91,19 @@ def test_a_layer_left_out_of_the_switch_is_off_with_the_reason(layer_env) -> Non
     assert not status["bwrap"].active and not status["seccomp"].active
     assert status["bwrap"].reason == "turned off by EVOFORGE_SANDBOX_LAYERS"
     assert not status["uid"].active
-    assert layers.active_names() == ("rlimits", "reaper")
+    assert set(layers.active_names()) <= {"rlimits", "reaper", "pids"}
+    assert layers.required() == ("rlimits", "reaper", "pids")
     result = evaluate(INSPECT)  # without bwrap the evaluation still runs, on the base layers
-    assert result.ok, result.error
+    if status["pids"].active:  # root here: a pids cgroup per evaluation
+        assert result.ok, result.error
+        assert "bwrap" not in result.layers and "pids:cgroup" in result.layers, result.layers
+    else:  # a user without bwrap has no process limit: strict refuses
+        assert result.error_kind == "isolation" and "pids" in result.error, result.error
 
 
 def test_an_unknown_layer_name_is_rejected_naming_the_choices(layer_env) -> None:
     layer_env.setenv(layers.ENV_VAR, "rlimits,bwarp")
-    with pytest.raises(ValueError, match="unknown layer.*bwarp.*choose from rlimits, reaper, uid, bwrap"):
+    with pytest.raises(ValueError, match="unknown layer.*bwarp.*choose from rlimits, reaper, pids, uid, bwrap"):
         layers.available_layers()
 
 
@@ -114,7 +120,7 @@ def test_the_decision_is_logged_once_per_process(layer_env, caplog) -> None:
         layers.available_layers()
         evaluate("def solve():\n    return 1.0\n")
     lines = [r.getMessage() for r in caplog.records if r.name == "evoforge.sandbox"]
-    assert len(lines) == 6 and all(ln.startswith("sandbox layer ") for ln in lines)
+    assert len(lines) == 7 and all(ln.startswith("sandbox layer ") for ln in lines)
 
 
 # ---------------------------------------------------------------- inside the sandbox

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from evaluators.evaluate import evaluate_job
-from evaluators.isolation import layers, uids
+from evaluators.isolation import detect, layers, uids
 from evaluators.jobs import EvalJob, EvalResult
 from tests.evaluators.test_hostile import hostile
 
@@ -44,9 +44,9 @@ def open_tmp() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def evaluate(code: str, problem: Path = GOOD, **limits: float) -> EvalResult:
+def evaluate(code: str, problem: Path = GOOD, **fields: object) -> EvalResult:
     job = EvalJob(code=code, problem_dir=str(problem), evaluator_file=str(problem / "evaluator.py"),
-                  **{"timeout_s": 20, **limits})
+                  **{"timeout_s": 20, **fields})
     return evaluate_job(job)
 
 
@@ -202,7 +202,7 @@ def test_under_the_slot_uid_alone_other_environments_are_unreadable(layer_env) -
 
 
 @needs_root
-def test_a_problem_the_uid_cannot_read_runs_without_it_and_says_why(
+def test_a_problem_inside_a_private_folder_runs_under_the_slot_uid_from_a_staged_copy(
         layer_env, open_tmp: Path, caplog: pytest.LogCaptureFixture) -> None:
     use_layers(layer_env, "rlimits,uid")
     private = open_tmp / "private"
@@ -211,29 +211,45 @@ def test_a_problem_the_uid_cannot_read_runs_without_it_and_says_why(
     with caplog.at_level(logging.WARNING, logger="evoforge.sandbox"):
         result = evaluate((GOOD / "initial_program.py").read_text(), problem=private / "good")
     assert result.ok and result.score == 1.0, result.error
-    assert any("uid skipped" in r.getMessage() and "chmod o+rx" in r.getMessage()
-               for r in caplog.records)
+    assert "uid" in result.layers and "pids:uid" in result.layers, result.layers
+    assert not [r for r in caplog.records if "uid" in r.getMessage()]
 
 
 @needs_root
-def test_when_every_slot_uid_is_busy_the_evaluation_runs_without_one_and_says_so(
-        layer_env, caplog: pytest.LogCaptureFixture) -> None:
+def test_when_every_slot_uid_is_busy_a_strict_evaluation_is_refused_naming_the_fix(
+        layer_env) -> None:
     use_layers(layer_env, "rlimits,uid")
     layer_env.setenv(uids.RANGE_VAR, "62950-62950")
     held = uids.acquire()
     try:
+        result = evaluate((GOOD / "initial_program.py").read_text())
+    finally:
+        held.release()
+    assert result.error_kind == "isolation", result.error
+    assert "are in use; widen the range" in result.error
+    assert "evaluation.isolation = 'best-effort'" in result.error
+
+
+@needs_root
+def test_when_every_slot_uid_is_busy_best_effort_runs_without_one_and_records_it(
+        layer_env, caplog: pytest.LogCaptureFixture) -> None:
+    use_layers(layer_env, "rlimits,uid")
+    layer_env.setenv(uids.RANGE_VAR, "62951-62951")
+    held = uids.acquire()
+    try:
         with caplog.at_level(logging.WARNING, logger="evoforge.sandbox"):
-            result = evaluate((GOOD / "initial_program.py").read_text())
+            result = evaluate((GOOD / "initial_program.py").read_text(), isolation="best-effort")
     finally:
         held.release()
     assert result.ok and result.score == 1.0, result.error
+    assert "uid" not in result.layers and "pids:uid" not in result.layers, result.layers
     assert any("are in use; widen the range" in r.getMessage() for r in caplog.records)
 
 
 @needs_root
 def test_where_bwrap_cannot_run_unprivileged_bwrap_is_kept_and_the_uid_dropped_saying_why(
         layer_env) -> None:
-    real = layers._bwrap_status
+    real = detect._bwrap_status
 
     def no_unprivileged_userns(as_slot_uid: bool) -> layers.LayerStatus:
         if as_slot_uid:  # what a machine without unprivileged user namespaces answers
@@ -241,7 +257,7 @@ def test_where_bwrap_cannot_run_unprivileged_bwrap_is_kept_and_the_uid_dropped_s
                                       "Permission denied)")
         return real(False)
 
-    layer_env.setattr(layers, "_bwrap_status", no_unprivileged_userns)
+    layer_env.setattr(detect, "_bwrap_status", no_unprivileged_userns)
     layer_env.delenv(layers.ENV_VAR, raising=False)
     status = {s.name: s for s in layers.available_layers()}
     if not status["bwrap"].active and not IN_CI:
@@ -250,3 +266,4 @@ def test_where_bwrap_cannot_run_unprivileged_bwrap_is_kept_and_the_uid_dropped_s
     assert not status["uid"].active
     assert "bwrap cannot run unprivileged" in status["uid"].reason
     assert "uid map" in status["uid"].reason
+    assert "bwrap,seccomp to leave the slot uids out" in status["uid"].reason  # the fix

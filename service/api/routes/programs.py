@@ -118,4 +118,5 @@ def get_program(program_id: IdPath, s: SessionDep, principal: Reader) -> Program
         tokens=(sample.prompt_tokens + sample.completion_tokens) if sample else None,
         evaluations=[{"attempt": e.attempt, "status": e.status, "executor": e.executor,
                       "worker": e.worker, "stage": e.stage, "error_kind": e.error_kind,
-                      "error": e.error, "duration_s": e.duration_s} for e in evals])
+                      "error": e.error, "duration_s": e.duration_s, "layers": e.layers}
+                     for e in evals])

@@ -41,9 +41,10 @@ function exchange(prog, sample) {
 function evaluations(list) {
   if (!list.length) return '<p class="muted">none</p>';
   return `<table><thead><tr><th>Attempt</th><th>Status</th><th>Executor / worker</th><th>Stage</th>
-    <th>Duration</th><th>Error</th></tr></thead><tbody>${list.map((e) => `<tr><td>${e.attempt}</td>
+    <th>Duration</th><th>Sandbox layers</th><th>Error</th></tr></thead><tbody>${list.map((e) => `<tr><td>${e.attempt}</td>
     <td>${esc(e.status)}</td><td>${esc(e.executor)} / ${esc(e.worker)}</td><td>${e.stage}</td>
-    <td>${num(e.duration_s, 3)} s</td><td>${esc(e.error_kind || "")} ${esc(e.error || "")}</td></tr>`).join("")}
+    <td>${num(e.duration_s, 3)} s</td><td>${esc((e.layers || []).join(", "))}</td>
+    <td>${esc(e.error_kind || "")} ${esc(e.error || "")}</td></tr>`).join("")}
     </tbody></table>`;
 }
 
