@@ -7,6 +7,7 @@ import json
 
 from playwright.sync_api import Page, expect
 
+from service.catalog import ServedModel
 from tests.service.api.conftest import tiny_files
 from tests.web.conftest import Site
 
@@ -33,11 +34,12 @@ def test_reported_errors_and_a_noisy_tier_show_on_the_run_and_program_pages(
     files = tiny_files() | {"evaluator.py": EVALUATOR}
     r = site.client.post("/api/problems", json={"files": files})
     assert r.status_code == 201, r.text
-    answers = site.tmp / "noisy_answers.json"
+    answers = site.tmp / "noisy_answers.json"  # a model the operator names
+    site.settings.models["noisy_answers"] = ServedModel(backend="scripted", model=str(answers))
     answers.write_text(json.dumps(["```python\ndef value():\n    return 3\n```\n",
                                    "```python\ndef value():\n    return 9\n```\n"]))
     r = site.client.post("/api/runs", json={"problem_id": r.json()["id"], "start": True, "config": {
-        "llm": {"backend": "scripted", "model": str(answers)}, "budget": {"iterations": 2},
+        "llm": {"use": "noisy_answers"}, "budget": {"iterations": 2},
         "evaluation": {"reverify_top_k": 1}}})
     assert r.status_code == 201, r.text
     run_id = site.visible(f"/api/runs/{r.json()['id']}")["id"]

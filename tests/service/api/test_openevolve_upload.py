@@ -43,7 +43,7 @@ def test_an_openevolve_folder_whose_initial_program_stops_at_stage_1_is_accepted
     answers.write_text(json.dumps([f"```python\n{body_code}\n```\n"]))
     r = api.client.post("/api/runs", headers=api.h("alice"), json={
         "problem_id": body["id"], "start": True,
-        "config": {"llm": {"backend": "scripted", "model": str(answers)},
+        "config": {"llm": {"use": api.scripted(answers)},
                    "budget": {"iterations": 2}, "evaluation": {"reverify_top_k": 1}}})
     assert r.status_code == 201, r.text
     run_id = r.json()["id"]
@@ -68,7 +68,7 @@ def test_an_error_reported_by_a_childs_evaluation_shows_in_the_failure_summary(a
     answers.write_text(json.dumps(["```python\ndef values():\n    return []\n```\n"]))
     r = api.client.post("/api/runs", headers=api.h("alice"), json={
         "problem_id": r.json()["id"], "start": True,
-        "config": {"llm": {"backend": "scripted", "model": str(answers)},
+        "config": {"llm": {"use": api.scripted(answers)},
                    "budget": {"iterations": 1}, "evaluation": {"reverify_top_k": 0}}})
     run_id = r.json()["id"]
     api.drive(run_id)
