@@ -7,6 +7,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.db.status import ProgramKind, ProgramStatus, RunStatus
+
 T = TypeVar("T")
 
 
@@ -23,7 +25,7 @@ class Page(BaseModel, Generic[T]):
 class ProblemCreate(BaseModel):
     """A problem as a map of file name -> text (initial_program.py, evaluator.py, problem.toml)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     files: dict[str, str] = Field(description="File name -> content; names without folders.")
 
 
@@ -46,7 +48,7 @@ class ProblemPublic(BaseModel):
 class RunCreate(BaseModel):
     """A new run: its problem, config sections (search, llm, budget, evaluation, seed), autostart."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the schema says
     problem_id: int = Field(ge=1, le=2**62)
     config: dict[str, Any] = Field(default_factory=dict, description="RunConfig sections, e.g. "
                                    '{"llm": {"use": "smollm"}, "budget": {"iterations": 50}}; '
@@ -57,7 +59,7 @@ class RunCreate(BaseModel):
 class RunResume(BaseModel):
     """Optional config changes applied before a paused run goes on (e.g. a larger budget)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     config: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -67,7 +69,7 @@ class RunPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
     problem_id: int
-    status: str
+    status: RunStatus
     control: str | None
     owner_token_id: int | None
     seed: int
@@ -98,11 +100,11 @@ class ProgramSummary(BaseModel):
     id: int
     run_id: int
     parent_id: int | None
-    kind: str
+    kind: ProgramKind
     island: int
     generation: int
     iteration: int
-    status: str
+    status: ProgramStatus
     score: float | None
     in_archive: bool
     failure_kind: str | None
