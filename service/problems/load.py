@@ -12,6 +12,7 @@ import yaml
 from service.config import ConfigError, read_toml
 from service.problems.blocks import BLOCK_END, BLOCK_START, MarkerError, evolve_blocks
 from service.problems.direction import Direction
+from service.problems.shipped import shipped
 
 _PROBLEM_KEYS = {"name", "description", "score_metric", "direction", "best_known", "best_known_source",
                  "best_known_tolerance", "best_known_verified", "best_known_check",
@@ -52,11 +53,16 @@ class Problem:
 
 
 def load_problem(folder: str | Path) -> Problem:
-    """Returns the Problem in a folder, or raises ProblemError naming the file and the fix."""
-    path = Path(folder).resolve()
+    """Returns the Problem in a folder, or in the shipped problem of that name when no such
+    folder exists; raises ProblemError naming the file and the fix."""
+    path = Path(folder)
     if not path.is_dir():
-        raise ProblemError(f"{folder}: not a folder; give the path of a problem folder "
-                           "holding initial_program.py and evaluator.py")
+        path = shipped().get(str(folder), path)
+    path = path.resolve()
+    if not path.is_dir():
+        raise ProblemError(f"{folder}: not a folder, nor the name of a shipped problem; give the "
+                           "path of a problem folder holding initial_program.py and "
+                           "evaluator.py, or a name `evoforge problems list` shows")
     toml_path, yaml_path = path / "problem.toml", path / "config.yaml"
     if toml_path.is_file():
         meta, run_defaults, notes, fallback = _from_toml(toml_path)
