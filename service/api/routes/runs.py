@@ -12,7 +12,7 @@ from service.api.auth_tokens import Principal
 from service.api.deps import Reader, SessionDep, SettingsDep, Writer, problem_for, run_for
 from service.api.errors import ApiError, responses
 from service.api.policy import server_defaults, tenant_config
-from service.api.schemas import Page, RunCreate, RunPublic, RunResume
+from service.api.schemas import Page, RunCreate, RunPublic, RunResume, json_numbers
 from service.config import ConfigError, RunConfig, Settings, build_run_config
 from service.db.models import ApiTokenRow, RunRow, utcnow
 from service.db.queries import add_run
@@ -57,7 +57,7 @@ def _config(layers: list[dict], source: str, settings: Settings,
             principal: Principal) -> RunConfig:
     """Returns the merged config, or answers 422: invalid, or naming what only the operator sets."""
     try:
-        cfg = build_run_config(*layers, source=source, strict=True)
+        cfg = build_run_config(*map(json_numbers, layers), source=source, strict=True)
     except ConfigError as exc:
         raise ApiError(422, str(exc), "invalid_config") from None
     return tenant_config(cfg, settings, principal, source)

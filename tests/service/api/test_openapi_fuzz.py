@@ -73,9 +73,14 @@ def test_the_run_config_schema_is_what_this_server_accepts(api: Api) -> None:
     errors = spec["paths"]["/api/runs/{run_id}/start"]["post"]["responses"]
     assert {"401", "403", "404", "409", "422", "429"} <= set(errors)
     assert errors["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    problem = api.problem("bob")
     bad = api.client.post("/api/runs", headers=api.h("bob"), json={
-        "problem_id": api.problem("bob"), "config": {"rl": {"enabled": 0}}})
+        "problem_id": problem, "config": {"rl": {"enabled": 0}, "budget": {"iterations": "3"}}})
     assert bad.status_code == 422 and "rl.enabled" in bad.json()["error"]["message"]
+    assert "budget.iterations" in bad.json()["error"]["message"]
+    good = api.client.post("/api/runs", headers=api.h("bob"), json={  # JSON: 3.0 is an integer
+        "problem_id": float(problem), "start": False, "config": {"budget": {"iterations": 3.0}}})
+    assert good.status_code == 201 and good.json()["budget_iterations"] == 3, good.text
 
 
 def _wait(url: str, log: Path) -> None:
