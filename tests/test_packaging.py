@@ -13,6 +13,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -141,26 +142,34 @@ def _check_ui(venv: Path, pg_url: str, env: dict[str, str], work: Path, secret: 
             assert time.monotonic() < deadline, (work / "serve.log").read_text()[-3000:]
             time.sleep(0.3)
         child = client.get(f"/api/runs/{run_id}/programs?kind=mutation").json()["items"][0]["id"]
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-                    if r.status >= 400 else None)
-            page.context.add_init_script(f"localStorage.setItem('evoforge.token', "
-                                         f"{json.dumps(secret)})")
-            page.goto(f"{url}/#/run/{run_id}")
-            expect(page.locator("[data-testid=chart] circle.point").first).to_be_attached()
-            assert page.evaluate("[typeof d3, typeof hljs, typeof Diff2Html]") == ["object"] * 3
-            page.goto(f"{url}/#/program/{child}")
-            expect(page.locator("[data-testid=code] .hljs-keyword").first).to_be_visible()
-            expect(page.locator("[data-testid=diff] .d2h-file-wrapper").first).to_be_visible()
-            browser.close()
+        # In a thread of its own: the web tests' Playwright may hold this thread's event loop.
+        with ThreadPoolExecutor(1) as pool:
+            errors = pool.submit(_browse, url, secret, run_id, child).result()
         assert not errors, errors
     finally:
         serve.terminate()
         serve.wait(timeout=30)
         log.close()
+
+
+def _browse(url: str, secret: str, run_id: int, child: int) -> list[str]:
+    """Opens the run page and a child program's page in Chromium; returns the console errors and
+    failed requests."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+                if r.status >= 400 else None)
+        page.context.add_init_script(f"localStorage.setItem('evoforge.token', {json.dumps(secret)})")
+        page.goto(f"{url}/#/run/{run_id}")
+        expect(page.locator("[data-testid=chart] circle.point").first).to_be_attached()
+        assert page.evaluate("[typeof d3, typeof hljs, typeof Diff2Html]") == ["object"] * 3
+        page.goto(f"{url}/#/program/{child}")
+        expect(page.locator("[data-testid=code] .hljs-keyword").first).to_be_visible()
+        expect(page.locator("[data-testid=diff] .d2h-file-wrapper").first).to_be_visible()
+        browser.close()
+    return errors
