@@ -4,6 +4,7 @@ settings.py."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -287,7 +288,8 @@ class RLConfig(Strict):
 class RunConfig(Strict):
     """Everything that defines one run; stored with the run so `resume` continues it exactly."""
 
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**31, description="Random seed of the run (stored in a "
+                      "32-bit column; LLM and archive seeds derive from it).")
     search: SearchConfig = Field(default_factory=SearchConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
@@ -333,12 +335,16 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML ({exc}); fix the syntax") from exc
 
 
-def build_run_config(*layers: dict[str, Any], source: str = "run config") -> RunConfig:
-    """Returns a RunConfig from layered dicts (later wins), or raises ConfigError naming bad keys."""
+def build_run_config(*layers: dict[str, Any], source: str = "run config",
+                     strict: bool = False) -> RunConfig:
+    """Returns a RunConfig from layered dicts (later wins), or raises ConfigError naming bad keys;
+    strict takes JSON types exactly as the API's schema states them (no "3" for 3, 0 for false)."""
     merged: dict[str, Any] = {}
     for layer in layers:
         merged = deep_merge(merged, layer)
     try:
+        if strict:
+            return RunConfig.model_validate_json(json.dumps(merged), strict=True)
         return RunConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(f"{source}: " + describe_errors(exc)) from None

@@ -8,8 +8,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.routing import Match, Mount
+from starlette.types import Scope
 
 from service.api import errors
+from service.api.policy import config_schemas
 from service.api.routes import (
     analytics,
     auth,
@@ -26,6 +29,18 @@ from service.db import Database
 from service.settings import Settings
 
 WEB = Path(__file__).resolve().parents[1] / "web"
+
+
+class WebUI(Mount):
+    """The UI's static files at /, leaving /api paths to the API: an API path asked with a method
+    it lacks is a 405 naming the ones it has, an unknown one a 404 (the mount matches every path,
+    and a full match would win over the API route's partial one)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """Returns no match for /api paths, else what Mount returns."""
+        if scope.get("path", "").startswith("/api/"):
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 def create_app(db: Database, settings: Settings,
@@ -49,6 +64,25 @@ def create_app(db: Database, settings: Settings,
             s.execute(text("SELECT 1"))
         return {"status": "ok"}
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _document_config(FastAPI.openapi(app), settings)  # FastAPI keeps it for next time
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     if web_dir is not None and web_dir.is_dir():
-        app.mount("/", StaticFiles(directory=web_dir, html=True), name="web")
+        app.router.routes.append(WebUI("/", StaticFiles(directory=web_dir, html=True), name="web"))
     return app
+
+
+def _document_config(openapi: dict[str, Any], settings: Settings) -> None:
+    """Gives the run bodies' free-form `config` the schema of what this server accepts there."""
+    components = openapi["components"]["schemas"]
+    config = config_schemas(settings)
+    if clash := set(config) & set(components):
+        raise RuntimeError(f"OpenAPI components {sorted(clash)} are defined twice")
+    components.update(config)
+    for body in ("RunCreate", "RunResume"):
+        components[body]["properties"]["config"] = {
+            "$ref": "#/components/schemas/RunConfig",
+            "description": "Config sections; they override the problem's [run] table."}

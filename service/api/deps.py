@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from service.api.auth_tokens import Principal, authenticate
@@ -33,6 +34,10 @@ def get_session(db: Annotated[Database, Depends(get_db)]) -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]  # commit before 201
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# Declares the bearer scheme in the OpenAPI document; get_principal reads the header itself, so
+# that a missing and a malformed one get different 401 messages.
+BEARER = HTTPBearer(auto_error=False, description="A token from `evoforge tokens create`.")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
 
 
 def get_principal(request: Request, s: SessionDep) -> Principal:
@@ -51,7 +56,7 @@ def get_principal(request: Request, s: SessionDep) -> Principal:
 
 
 def _scoped(scope: str) -> Any:
-    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    def check(principal: Annotated[Principal, Depends(get_principal)], _: Bearer) -> Principal:
         if not principal.allows(scope):
             raise ApiError(403, f"token '{principal.name}' has scope {principal.scope}; this "
                            f"needs {scope}: create a {scope} token")

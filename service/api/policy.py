@@ -15,11 +15,16 @@ from typing import Any
 
 from service.api.auth_tokens import Principal
 from service.api.errors import ApiError
-from service.catalog import quoted
+from service.catalog import MODEL_FIELDS, quoted
 from service.config import ConfigError, RunConfig, build_run_config, own_model_fields
 from service.settings import Settings
 
 PICK = "runs on this server pick their model by name, never by URL, path or key variable"
+OPERATORS = {"LLMConfig": MODEL_FIELDS, "ModelConfig": MODEL_FIELDS,  # fields refusals() names
+             "EvaluationConfig": ("broker",), "RLConfig": ("base_model",)}
+RULES = ("search.exploit_ratio + search.explore_ratio is at most 1; llm.models members have "
+         "distinct names (name, else use); rl.reward.name 'shaped_score' needs rl.reward.low < "
+         "rl.reward.high")
 
 
 @dataclass(frozen=True)
@@ -126,3 +131,35 @@ def check_upload(files: dict[str, str], settings: Settings, principal: Principal
                     f"remove {r.where} from [run]"} for r in found]
         raise ApiError(422, "problem.toml: " + "; ".join(f"[run] {r.text()}" for r in found),
                        "invalid_problem", details)
+
+
+def config_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Returns the JSON schemas (RunConfig and its sections, as OpenAPI components) of the config
+    a run created through the API may give: no defaults (an unset key comes from the problem's
+    [run] table, then the server), none of the fields only the operator sets, and this server's
+    model, executor and queue names as enums. What JSON Schema cannot say is in RunConfig's
+    description (RULES)."""
+    root = RunConfig.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas = {"RunConfig": root, **root.pop("$defs")}
+    for schema in schemas.values():
+        for prop in schema["properties"].values():
+            prop.pop("default", None)
+    for name, fields in OPERATORS.items():
+        for field in fields:
+            del schemas[name]["properties"][field]
+    models = {"type": "string", "enum": list(settings.models)}
+    llm, member = schemas["LLMConfig"], schemas["ModelConfig"]
+    llm["properties"]["use"] = {"anyOf": [models, {"type": "null"}],
+                                "description": "One of this server's models (GET /api/models)."}
+    llm["not"] = {"required": ["use", "models"], "description": "use or models, not both",
+                  "properties": {"use": {"type": "string"}, "models": {"minItems": 1}}}
+    member["properties"]["use"] = {**models, "description": "One of this server's models."}
+    member["required"] = ["use"]
+    evaluation = schemas["EvaluationConfig"]["properties"]
+    evaluation["executor"] = {"type": "string", "enum": list(settings.allowed_executors)}
+    evaluation["queue"] = {"type": "string", "enum": list(settings.allowed_queues)}
+    root["description"] = ("Sections of a run config; an unset key comes from the problem's "
+                           f"[run] table, then the server's defaults. Also: {RULES}. Fields "
+                           "that name a URL, path, key variable or broker are the operator's "
+                           "(an admin token may set them where the server allows raw configs).")
+    return schemas

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.db.status import ProgramKind, ProgramStatus, RunStatus
 
 T = TypeVar("T")
 
@@ -20,10 +22,33 @@ class Page(BaseModel, Generic[T]):
     next_after: int | None = Field(default=None, description="Keyset cursor for the next page.")
 
 
-class ProblemCreate(BaseModel):
+def json_numbers(value: Any) -> Any:
+    """Returns value with every integral float as an int: JSON has one number type, and a JSON
+    Schema "integer" takes 40.0 (which Python's json reads as a float)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: json_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_numbers(v) for v in value]
+    return value
+
+
+class JsonBody(BaseModel):
+    """A request body: JSON types exactly as its schema states them (no "3" for 3, no 0 for
+    false; 3.0 is the integer 3, as in JSON Schema), and no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_numbers(cls, data: Any) -> Any:
+        return json_numbers(data)
+
+
+class ProblemCreate(JsonBody):
     """A problem as a map of file name -> text (initial_program.py, evaluator.py, problem.toml)."""
 
-    model_config = ConfigDict(extra="forbid")
     files: dict[str, str] = Field(description="File name -> content; names without folders.")
 
 
@@ -43,10 +68,9 @@ class ProblemPublic(BaseModel):
     initial_score: float | None = None
 
 
-class RunCreate(BaseModel):
+class RunCreate(JsonBody):
     """A new run: its problem, config sections (search, llm, budget, evaluation, seed), autostart."""
 
-    model_config = ConfigDict(extra="forbid")
     problem_id: int = Field(ge=1, le=2**62)
     config: dict[str, Any] = Field(default_factory=dict, description="RunConfig sections, e.g. "
                                    '{"llm": {"use": "smollm"}, "budget": {"iterations": 50}}; '
@@ -54,10 +78,9 @@ class RunCreate(BaseModel):
     start: bool = Field(default=True, description="Queue it for a controller at once.")
 
 
-class RunResume(BaseModel):
+class RunResume(JsonBody):
     """Optional config changes applied before a paused run goes on (e.g. a larger budget)."""
 
-    model_config = ConfigDict(extra="forbid")
     config: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -67,7 +90,7 @@ class RunPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
     problem_id: int
-    status: str
+    status: RunStatus
     control: str | None
     owner_token_id: int | None
     seed: int
@@ -98,11 +121,11 @@ class ProgramSummary(BaseModel):
     id: int
     run_id: int
     parent_id: int | None
-    kind: str
+    kind: ProgramKind
     island: int
     generation: int
     iteration: int
-    status: str
+    status: ProgramStatus
     score: float | None
     in_archive: bool
     failure_kind: str | None

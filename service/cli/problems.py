@@ -1,20 +1,58 @@
-"""`evoforge problems check` and `problems export`: validate a folder, or write it as OpenEvolve runs it."""
+"""`evoforge problems list`, `check` and `export`: the shipped problems; validate a folder (or a
+shipped problem by name), or write it as OpenEvolve runs it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from service.cli.common import fail, friendly, out
+from service.cli.common import JsonOpt, fail, friendly, out
 
-group = typer.Typer(help="Validate and export problem folders.", no_args_is_help=True)
+group = typer.Typer(help="List the shipped problems; validate and export problem folders.",
+                    no_args_is_help=True)
+ProblemArg = Annotated[Path, typer.Argument(help="Problem folder, or the name of a shipped "
+                                            "problem (`evoforge problems list`).")]
+
+
+@group.command("list")
+@friendly
+def list_problems(json_out: JsonOpt = False) -> None:
+    """List the problems evoforge ships; `evoforge run NAME` evolves one."""
+    from rich.table import Table
+
+    from service.problems.load import ProblemError, load_problem
+    from service.problems.shipped import shipped
+
+    rows = []
+    for name, folder in shipped().items():
+        try:
+            p = load_problem(folder)
+            rows.append({"name": name, "metric": p.score_metric, "direction": str(p.direction),
+                         "best_known": p.best_known, "description": p.description,
+                         "path": str(folder)})
+        except ProblemError as exc:
+            rows.append({"name": name, "error": str(exc), "path": str(folder)})
+    if json_out:
+        print(json.dumps(rows))
+        return
+    table = Table("name", "score", "best known", "description")
+    for r in rows:
+        first = r.get("description", "").split(". ")[0]  # the first sentence, up to 60 characters
+        table.add_row(r["name"], f"{r.get('metric', '?')} ({r.get('direction', '?')})",
+                      "" if r.get("best_known") is None else f"{r['best_known']:.6g}",
+                      (first[:59] + "…" if len(first) > 60 else first)
+                      or f"[red]{r.get('error')}[/]")
+    out.print(table)
+    if rows:
+        out.print(f"in {Path(rows[0]['path']).parent}", highlight=False)
 
 
 @group.command("check")
 @friendly
-def check(problem: Path) -> None:
+def check(problem: ProblemArg) -> None:
     """Validate a problem folder and evaluate its initial program; exit 1 on any defect."""
     from service.execution.check import check_problem
 
@@ -25,7 +63,7 @@ def check(problem: Path) -> None:
 
 @group.command("export")
 @friendly
-def export(problem: Annotated[Path, typer.Argument(help="Problem folder.")],
+def export(problem: ProblemArg,
            dest: Annotated[Path, typer.Argument(metavar="OUT", help="New or empty folder to "
                                                 "write.")],
            fmt: Annotated[str, typer.Option("--format", help="Only 'openevolve' (initial "

@@ -34,7 +34,8 @@ from service.settings import Settings
 
 
 @friendly
-def run(problem: Annotated[Path, typer.Argument(help="Problem folder.")],
+def run(problem: Annotated[Path, typer.Argument(help="Problem folder, or the name of a shipped "
+                                                "problem (`evoforge problems list`).")],
         config: Annotated[Path | None, typer.Option(help="RUN.toml with run settings.")] = None,
         iterations: Annotated[int | None, typer.Option(help="Child programs to propose.")] = None,
         db: DbOpt = None,

@@ -1,4 +1,5 @@
-"""Database engines and sessions; the schema comes from Alembic migrations (migrations/)."""
+"""Database engines and sessions; the schema comes from Alembic migrations (migrations/ in the
+checkout, service/db/migrations in a wheel: setup.py packs the one folder)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+_HERE = Path(__file__).resolve().parent
+MIGRATIONS = next((p for p in (_HERE / "migrations", _HERE.parents[1] / "migrations")
+                   if (p / "env.py").is_file()), _HERE / "migrations")  # a wheel, else a checkout
 DB_DOWN = (OperationalError, DBAPIError)  # the database is unreachable or restarting: retry later
 
 

@@ -12,6 +12,7 @@ import yaml
 from service.config import ConfigError, read_toml
 from service.problems.blocks import BLOCK_END, BLOCK_START, MarkerError, evolve_blocks
 from service.problems.direction import Direction
+from service.problems.shipped import shipped
 
 OPENEVOLVE_THRESHOLDS = (0.5, 0.75, 0.9)  # its evaluator.cascade_thresholds when a config has none
 _PROBLEM_KEYS = {"name", "description", "score_metric", "direction", "best_known", "best_known_source",
@@ -56,11 +57,16 @@ class Problem:
 
 
 def load_problem(folder: str | Path) -> Problem:
-    """Returns the Problem in a folder, or raises ProblemError naming the file and the fix."""
-    path = Path(folder).resolve()
+    """Returns the Problem in a folder, or in the shipped problem of that name when no such
+    folder exists; raises ProblemError naming the file and the fix."""
+    path = Path(folder)
     if not path.is_dir():
-        raise ProblemError(f"{folder}: not a folder; give the path of a problem folder "
-                           "holding initial_program.py and evaluator.py")
+        path = shipped().get(str(folder), path)
+    path = path.resolve()
+    if not path.is_dir():
+        raise ProblemError(f"{folder}: not a folder, nor the name of a shipped problem; give the "
+                           "path of a problem folder holding initial_program.py and "
+                           "evaluator.py, or a name `evoforge problems list` shows")
     toml_path, yaml_path = path / "problem.toml", path / "config.yaml"
     advisory: dict[str, Any] = {}
     if toml_path.is_file():

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from service.api.deps import Reader, SessionDep, run_for
+from service.api.errors import responses
 from service.config import RunConfig, SearchConfig
 from service.db.models import EvaluationRow, LLMSampleRow, ProblemRow, ProgramRow, RunRow
 from service.db.queries import reported_errors
@@ -17,7 +18,7 @@ from service.db.status import UNFINISHED, ProgramKind, ProgramStatus
 from service.evolution.archive import feature_cell
 from service.problems.direction import Direction
 
-router = APIRouter(prefix="/runs/{run_id}", tags=["analytics"])
+router = APIRouter(prefix="/runs/{run_id}", tags=["analytics"], responses=responses(401, 404, 422))
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
 EVALUATED = (ProgramStatus.OK, ProgramStatus.FAILED)
 COPIES = (ProgramKind.MIGRANT, ProgramKind.RESEED)  # rows that re-use a score, never evaluated

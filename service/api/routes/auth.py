@@ -6,11 +6,12 @@ from fastapi import APIRouter
 from sqlalchemy import func, select
 
 from service.api.deps import Reader, SessionDep
+from service.api.errors import responses
 from service.api.schemas import TokenPublic
 from service.db.models import RunRow
 from service.db.status import ACTIVE
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], responses=responses(401))
 
 
 @router.get("/me", response_model=TokenPublic)

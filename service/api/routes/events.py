@@ -8,14 +8,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Security
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from service.api.auth_tokens import Principal, authenticate
-from service.api.deps import get_principal, run_for
-from service.api.errors import ApiError
+from service.api.deps import BEARER, get_principal, run_for
+from service.api.errors import ApiError, responses
 from service.api.routes.programs import SUMMARY_COLUMNS
 from service.api.routes.runs import public
 from service.api.schemas import ProgramSummary
@@ -23,7 +23,7 @@ from service.db import Database
 from service.db.models import ProgramRow
 from service.db.status import FINAL
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=responses(401, 404, 422))
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
 
 
@@ -53,7 +53,8 @@ def _event(name: str, data: dict[str, Any]) -> str:
 
 
 @router.get("/runs/{run_id}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}})
+            responses={200: {"content": {"text/event-stream": {}}}},
+            dependencies=[Security(BEARER)])
 async def run_events(run_id: IdPath, request: Request,
                      access_token: Annotated[str | None, Query(max_length=200)] = None,
                      interval_s: Annotated[float, Query(ge=0.2, le=60)] = 1.0,

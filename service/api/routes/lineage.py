@@ -8,11 +8,12 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import literal, select
 
 from service.api.deps import Reader, SessionDep, program_for, run_for
+from service.api.errors import responses
 from service.api.routes.programs import SUMMARY_COLUMNS
 from service.api.schemas import Page, ProgramSummary
 from service.db.models import ProgramRow
 
-router = APIRouter(tags=["lineage"])
+router = APIRouter(tags=["lineage"], responses=responses(401, 404, 422))
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
 MAX_DEPTH = 100_000
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api.deps import Reader, SettingsDep
+from service.api.errors import responses
 from service.api.schemas import ModelPublic, OfferPublic
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], responses=responses(401))
 
 
 @router.get("/models", response_model=OfferPublic)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Request, UploadFile
 from sqlalchemy import func, select
 
 from service.api.deps import Reader, SessionDep, SettingsDep, Writer, problem_for
-from service.api.errors import ApiError
+from service.api.errors import ApiError, responses
 from service.api.policy import check_upload
 from service.api.schemas import Page, ProblemCreate, ProblemPublic
 from service.api.uploads import check_files, read_archive
@@ -20,7 +20,7 @@ from service.db.queries import add_problem
 from service.db.status import ACTIVE
 from service.execution.check import check_problem
 
-router = APIRouter(prefix="/problems", tags=["problems"])
+router = APIRouter(prefix="/problems", tags=["problems"], responses=responses(401, 422))
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
 
 
@@ -60,7 +60,7 @@ def _rel(file: str, folder: FsPath) -> str:
 
 
 @router.post("", status_code=201, response_model=ProblemPublic,
-             responses={413: {"description": "too large"}, 422: {"description": "invalid"}})
+             responses=responses(400, 403, 413))
 def create_problem(body: ProblemCreate, request: Request, s: SessionDep, settings: SettingsDep,
                    principal: Writer) -> ProblemPublic:
     """Creates a problem from a map of file name -> text; its initial program is checked."""
@@ -68,7 +68,7 @@ def create_problem(body: ProblemCreate, request: Request, s: SessionDep, setting
 
 
 @router.post("/upload", status_code=201, response_model=ProblemPublic,
-             responses={413: {"description": "too large"}, 422: {"description": "invalid"}})
+             responses=responses(400, 403, 413))
 def upload_problem(archive: UploadFile, request: Request, s: SessionDep, settings: SettingsDep,
                    principal: Writer) -> ProblemPublic:
     """Creates a problem from a zip or tar(.gz) archive of its folder."""
@@ -92,7 +92,8 @@ def list_problems(s: SessionDep, principal: Reader,
                 offset=offset)
 
 
-@router.get("/{problem_id}", response_model=ProblemPublic)
+# :int, so that /upload with another method is a 405, not a problem id that fails validation
+@router.get("/{problem_id:int}", response_model=ProblemPublic, responses=responses(404))
 def get_problem(problem_id: IdPath, s: SessionDep, principal: Reader) -> ProblemPublic:
     """Returns a problem with its files."""
     row = problem_for(s, principal, problem_id)
@@ -101,7 +102,7 @@ def get_problem(problem_id: IdPath, s: SessionDep, principal: Reader) -> Problem
     return out
 
 
-@router.delete("/{problem_id}", status_code=204)
+@router.delete("/{problem_id:int}", status_code=204, responses=responses(403, 404, 409))
 def delete_problem(problem_id: IdPath, s: SessionDep, settings: SettingsDep,
                    principal: Writer) -> None:
     """Deletes a problem and its runs; refused while one of its runs is active."""

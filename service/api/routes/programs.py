@@ -10,13 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.api.deps import Reader, SessionDep, program_for, run_for
-from service.api.errors import ApiError
+from service.api.errors import responses
 from service.api.schemas import Page, ProgramDetail, ProgramSummary
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow
-from service.db.status import ProgramStatus
+from service.db.status import ProgramKind, ProgramStatus
 from service.evolution.reverify import tier_label
 
-router = APIRouter(tags=["programs"])
+router = APIRouter(tags=["programs"], responses=responses(401, 404, 422))
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
 SortKey = Literal["id", "-id", "score", "-score", "generation", "-generation", "iteration",
                   "-iteration"]
@@ -26,17 +26,18 @@ SUMMARY_COLUMNS = [getattr(ProgramRow, f) for f in ProgramSummary.model_fields]
 @router.get("/runs/{run_id}/programs", response_model=Page[ProgramSummary])
 def list_programs(
         run_id: IdPath, s: SessionDep, principal: Reader,
-        status: Annotated[str | None, Query(max_length=16, description="ok, failed, "
-                                            "duplicate, pending, evaluating")] = None,
+        status: ProgramStatus | None = None,
         island: Annotated[int | None, Query(ge=0, le=10**6)] = None,
-        kind: Annotated[Literal["initial", "mutation", "migrant"] | None, Query()] = None,
+        kind: ProgramKind | None = None,
         in_archive: bool | None = None,
         min_score: Annotated[float | None, Query(allow_inf_nan=False)] = None,
         max_score: Annotated[float | None, Query(allow_inf_nan=False)] = None,
         sort: SortKey = "id",
-        after_id: Annotated[int | None, Query(ge=0, le=2**62, description="Keyset paging "
-                                              "for sort=id: programs after this id (fast at "
-                                              "any depth, unlike offset).")] = None,
+        after_id: Annotated[int | None, Query(ge=0, le=2**62, description="Only programs "
+                                              "with a larger id. With sort=id this is keyset "
+                                              "paging (pass the previous page's next_after; "
+                                              "fast at any depth, unlike offset); with other "
+                                              "sorts, a filter.")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
         count: Annotated[bool, Query(description="Count the matching programs into `total` "
@@ -60,8 +61,6 @@ def list_programs(
     if max_score is not None:
         where.append(p.score <= max_score)
     if after_id is not None:
-        if sort != "id":
-            raise ApiError(422, "after_id pages only sort=id listings; use offset for others")
         where.append(p.id > after_id)
     total = s.scalar(select(func.count()).select_from(p).where(*where)) if count else None
     if sort.lstrip("-") == "score":

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from service.api.auth_tokens import Principal
 from service.api.deps import Reader, SessionDep, SettingsDep, Writer, problem_for, run_for
-from service.api.errors import ApiError
+from service.api.errors import ApiError, responses
 from service.api.policy import server_defaults, tenant_config
-from service.api.schemas import Page, RunCreate, RunPublic, RunResume
+from service.api.schemas import Page, RunCreate, RunPublic, RunResume, json_numbers
 from service.config import ConfigError, RunConfig, build_run_config
 from service.db.models import ApiTokenRow, RunRow, utcnow
 from service.db.queries import add_run
@@ -21,9 +21,9 @@ from service.db.stored import problem_folder
 from service.problems.load import ProblemError, load_problem
 from service.settings import Settings
 
-router = APIRouter(prefix="/runs", tags=["runs"])
+router = APIRouter(prefix="/runs", tags=["runs"], responses=responses(401, 422))
+CHANGE = responses(403, 404, 409)  # what a change of a run's state can answer besides 200
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
-STATUSES = tuple(RunStatus)
 
 
 def public(run: RunRow, with_config: bool = False) -> RunPublic:
@@ -58,13 +58,14 @@ def _config(layers: list[dict], source: str, settings: Settings,
             principal: Principal) -> RunConfig:
     """Returns the merged config, or answers 422: invalid, or naming what only the operator sets."""
     try:
-        cfg = build_run_config(*layers, source=source)
+        cfg = build_run_config(*map(json_numbers, layers), source=source, strict=True)
     except ConfigError as exc:
         raise ApiError(422, str(exc), "invalid_config") from None
     return tenant_config(cfg, settings, principal, source)
 
 
-@router.post("", status_code=201, response_model=RunPublic)
+@router.post("", status_code=201, response_model=RunPublic,
+             responses=responses(400, 403, 404, 429))
 def create_run(body: RunCreate, s: SessionDep, settings: SettingsDep,
                principal: Writer) -> RunPublic:
     """Creates a run of a problem; with start (the default) it is queued for a controller."""
@@ -86,13 +87,12 @@ def create_run(body: RunCreate, s: SessionDep, settings: SettingsDep,
 
 @router.get("", response_model=Page[RunPublic])
 def list_runs(s: SessionDep, principal: Reader,
-              status: Annotated[str | None, Query(description="Only runs in this status.")] = None,
+              status: Annotated[RunStatus | None, Query(description="Only runs in this status.")]
+              = None,
               problem_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
               offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> Page[RunPublic]:
     """Lists the runs this token can see, newest first."""
-    if status is not None and status not in STATUSES:
-        raise ApiError(422, f"status '{status}' is unknown; use one of {', '.join(STATUSES)}")
     stmt = select(RunRow)
     if not principal.admin:
         stmt = stmt.where(RunRow.owner_token_id == principal.owner_id)
@@ -105,13 +105,13 @@ def list_runs(s: SessionDep, principal: Reader,
     return Page(items=[public(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/{run_id}", response_model=RunPublic)
+@router.get("/{run_id}", response_model=RunPublic, responses=responses(404))
 def get_run(run_id: IdPath, s: SessionDep, principal: Reader) -> RunPublic:
     """Returns a run's status, progress, counters and config."""
     return public(run_for(s, principal, run_id), True)
 
 
-@router.post("/{run_id}/start", response_model=RunPublic)
+@router.post("/{run_id}/start", response_model=RunPublic, responses=CHANGE | responses(429))
 def start_run(run_id: IdPath, s: SessionDep, settings: SettingsDep,
               principal: Writer) -> RunPublic:
     """Queues a created run for a controller."""
@@ -125,13 +125,13 @@ def start_run(run_id: IdPath, s: SessionDep, settings: SettingsDep,
     return public(run)
 
 
-@router.post("/{run_id}/pause", response_model=RunPublic)
+@router.post("/{run_id}/pause", response_model=RunPublic, responses=CHANGE)
 def pause_run(run_id: IdPath, s: SessionDep, principal: Writer) -> RunPublic:
     """Pauses a run: at once when queued, else its controller finishes in-flight work first."""
     return _halt(s, principal, run_id, "pause", RunStatus.PAUSED)
 
 
-@router.post("/{run_id}/stop", response_model=RunPublic)
+@router.post("/{run_id}/stop", response_model=RunPublic, responses=CHANGE)
 def stop_run(run_id: IdPath, s: SessionDep, principal: Writer) -> RunPublic:
     """Stops a run for good: at once unless running, else after its in-flight work."""
     return _halt(s, principal, run_id, "stop", RunStatus.STOPPED)
@@ -155,7 +155,8 @@ def _halt(s: Session, principal: Principal, run_id: int, action: str,
     raise ApiError(409, f"run {run_id} is {run.status}; it cannot be {final}")
 
 
-@router.post("/{run_id}/resume", response_model=RunPublic)
+@router.post("/{run_id}/resume", response_model=RunPublic,
+             responses=CHANGE | responses(400, 429))
 def resume_run(run_id: IdPath, s: SessionDep, settings: SettingsDep, principal: Writer,
                body: RunResume | None = None) -> RunPublic:
     """Queues a paused run again, optionally with config changes (e.g. a larger budget)."""

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import func, select
 
 from service.api.deps import Reader, SessionDep, program_for, run_for
+from service.api.errors import responses
 from service.api.routes.analytics import island_count, island_of
 from service.api.routes.programs import SUMMARY_COLUMNS
 from service.api.schemas import ProgramSummary
@@ -19,7 +20,7 @@ from service.db.models import AdapterRow, LLMSampleRow, ProblemRow, ProgramRow
 from service.db.queries import best_first
 from service.problems.direction import Direction
 
-router = APIRouter(prefix="/ui", tags=["ui"])
+router = APIRouter(prefix="/ui", tags=["ui"], responses=responses(401, 404, 422))
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from service.problems.blocks import evolve_blocks
 from service.problems.load import ProblemError, load_problem
+from service.problems.shipped import shipped
 from tests.conftest import REPO
 
 PROGRAM = '"""Doc line."""\n# EVOLVE-BLOCK-START\nx = 1\n# EVOLVE-BLOCK-END\nprint(x)\n'
@@ -79,8 +80,19 @@ def test_bad_direction_is_rejected(tmp_path: Path) -> None:
 
 
 def test_not_a_folder(tmp_path: Path) -> None:
-    with pytest.raises(ProblemError, match="not a folder"):
+    with pytest.raises(ProblemError, match="not a folder.*evoforge problems list"):
         load_problem(tmp_path / "nope")
+
+
+def test_a_shipped_problem_loads_by_name_and_a_folder_of_that_name_wins(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert set(shipped()) == {p.name for p in (REPO / "problems").iterdir()
+                              if (p / "problem.toml").is_file()}
+    monkeypatch.chdir(tmp_path)
+    assert load_problem("quickstart").path == REPO / "problems" / "quickstart"
+    (tmp_path / "quickstart").mkdir()
+    own = make(tmp_path / "quickstart")
+    assert load_problem("quickstart").path == own.resolve()
 
 
 def test_shipped_problems_load() -> None:
