@@ -21,6 +21,7 @@ from service.llm.base import LLMBackend
 from service.llm.factory import make_backend, resolve_models
 from service.problems.load import Problem
 from service.rl.schedule import RLSchedule
+from service.telemetry.logs import log_context
 
 
 def run_config_for(problem: Problem, config_file: Path | None,
@@ -59,7 +60,15 @@ async def drive(db: Database, run_id: int, settings: Settings,
                 on_progress: Callable[[Progress], None] | None = None,
                 on_engine: Callable[[Engine], None] | None = None) -> RunRow:
     """Runs the engine on a stored run until it stops; returns the final run row.
-    on_engine receives the engine before it starts (controllers use it to pause/stop it)."""
+    on_engine receives the engine before it starts (controllers use it to pause/stop it).
+    What is logged meanwhile, in this task and those it starts, carries the run's id."""
+    with log_context(run_id=run_id):
+        return await _drive(db, run_id, settings, on_progress, on_engine)
+
+
+async def _drive(db: Database, run_id: int, settings: Settings,
+                 on_progress: Callable[[Progress], None] | None,
+                 on_engine: Callable[[Engine], None] | None) -> RunRow:
     _, problem, stored = load_run(db, run_id, settings)
     cfg = resolve_models(stored, settings)  # models picked by name become the operator's
     llm = make_backend(cfg.llm, settings, seed=cfg.seed)
