@@ -55,13 +55,14 @@ class _Events:
         self.rl_steps = Counter("evoforge_rl_steps", "GRPO steps trained")
 
 
-_events: _Events | None = None
+_made: _Events | None = None  # the metric objects, made once (a registry refuses a name twice)
+_events: _Events | None = None  # _made while counting, None while off
 
 
 def enable(multiprocess_dir: Path | None = None) -> None:
     """Starts counting in this process (idempotent). With multiprocess_dir (a process that forks
     workers), values go to files there, emptied first, that every forked process adds to."""
-    global _events
+    global _events, _made
     if multiprocess_dir is not None:
         if "prometheus_client" in sys.modules and not os.environ.get(MULTIPROC_VAR):
             raise RuntimeError("prometheus_client was imported before multiprocess mode was "
@@ -71,8 +72,9 @@ def enable(multiprocess_dir: Path | None = None) -> None:
         for old in multiprocess_dir.glob("*.db"):  # a previous process's values are not ours
             old.unlink()
         os.environ[MULTIPROC_VAR] = str(multiprocess_dir)
-    if _events is None:
-        _events = _Events()
+    if _made is None:
+        _made = _Events()
+    _events = _made
 
 
 def disable() -> None:
