@@ -55,11 +55,11 @@ class Heartbeat:
         try:
             with self.db.session() as s:
                 beat(s, self.who, self.interval_s)
-        except DB_DOWN as exc:  # said once per outage, not every beat
-            if not self._failing:
-                log.warning("heartbeat of %s not written (database unreachable: %s); it shows "
-                            "as lost until the database answers", self.who.name,
-                            str(exc).splitlines()[0])
+        except Exception as exc:  # noqa: BLE001 - the thread must outlive any one beat
+            if not self._failing:  # said once per outage, not every beat
+                why = "database unreachable" if isinstance(exc, DB_DOWN) else type(exc).__name__
+                log.warning("heartbeat of %s not written (%s: %s); it shows as lost until one "
+                            "is", self.who.name, why, (str(exc).splitlines() or [""])[0])
             self._failing = True
             return
         finally:
