@@ -2,5 +2,6 @@
 evaluation -> database) and what sits beside it (RL trainer, API, controller, workers, CLI).
 
 Packages import down the data flow only (docs/architecture.md): cli, api -> controller -> runs ->
-rl -> evolution -> edits | llm | execution -> db -> problems -> config; evaluators/ is below them all.
+rl -> evolution -> edits | llm | execution -> db -> problems -> config -> catalog -> telemetry
+(metrics and log context, which every package may use); evaluators/ is below them all.
 """

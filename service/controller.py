@@ -16,11 +16,14 @@ from sqlalchemy import select, update
 
 from service.config import ConfigError
 from service.db import Database
+from service.db.fleet import Identity
+from service.db.heartbeat import Heartbeat
 from service.db.models import RunRow, utcnow
 from service.db.queries import acquire_lease, controller_id, move_run, release_lease
 from service.db.session import DB_DOWN
 from service.db.status import ACTIVE, RunStatus, RunStatusError
-from service.evolution.engine import Engine, InitialProgramFailed, RunBusy
+from service.evolution.engine import Engine
+from service.evolution.report import InitialProgramFailed, RunBusy
 from service.llm.base import LLMError
 from service.problems.load import ProblemError
 from service.runs import drive
@@ -45,6 +48,9 @@ class Controller:
         """Claims and drives runs until stop is set (or forever); hands runs back on exit."""
         stop = stop or asyncio.Event()
         log.info("controller %s polling %s", self.owner, self.db.url)
+        heartbeat = Heartbeat(self.db, Identity("controller", self.owner,
+                                                concurrency=self.max_runs),
+                              self.settings.heartbeat_s).start()
         try:
             while not stop.is_set():
                 try:
@@ -62,6 +68,7 @@ class Controller:
             for task in list(self.active.values()):
                 task.cancel()
             await asyncio.gather(*self.active.values(), return_exceptions=True)
+            await asyncio.to_thread(heartbeat.stop)
 
     def _free_slots(self) -> int:
         for run_id, task in list(self.active.items()):

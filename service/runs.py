@@ -14,7 +14,8 @@ from service.db.models import ProblemRow, ProgramRow, RunRow
 from service.db.queries import add_problem, add_run, best_program
 from service.db.status import RunStatus
 from service.db.stored import load_run
-from service.evolution.engine import Engine, Progress
+from service.evolution.engine import Engine
+from service.evolution.report import Progress
 from service.evolution.reverify import reverify_run
 from service.execution.base import Executor
 from service.execution.dispatch import make_executor
@@ -23,6 +24,7 @@ from service.llm.factory import make_backend, resolve_models
 from service.problems.load import Problem
 from service.rl.schedule import RLSchedule
 from service.settings import Settings
+from service.telemetry.logs import log_context
 
 log = logging.getLogger("evoforge.runs")
 
@@ -63,7 +65,15 @@ async def drive(db: Database, run_id: int, settings: Settings,
                 on_progress: Callable[[Progress], None] | None = None,
                 on_engine: Callable[[Engine], None] | None = None) -> RunRow:
     """Runs the engine on a stored run until it stops; returns the final run row.
-    on_engine receives the engine before it starts (controllers use it to pause/stop it)."""
+    on_engine receives the engine before it starts (controllers use it to pause/stop it).
+    What is logged meanwhile, in this task and those it starts, carries the run's id."""
+    with log_context(run_id=run_id):
+        return await _drive(db, run_id, settings, on_progress, on_engine)
+
+
+async def _drive(db: Database, run_id: int, settings: Settings,
+                 on_progress: Callable[[Progress], None] | None,
+                 on_engine: Callable[[Engine], None] | None) -> RunRow:
     _, problem, stored = load_run(db, run_id, settings)
     cfg = resolve_models(stored, settings)  # models picked by name become the operator's
     llm = make_backend(cfg.llm, settings, seed=cfg.seed)

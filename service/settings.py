@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     admin_raw_config: bool = Field(default=False, description="Admin tokens may give API runs any "
                                    "URL, path, key variable, broker, executor or queue, as the CLI "
                                    "can; off: admins pick names like every tenant.")
+    heartbeat_s: float = Field(default=10.0, gt=0, description="Seconds between the heartbeats "
+                               "workers and controllers write (`evoforge status`, /api/fleet).")
+    heartbeat_window_s: float = Field(default=30.0, gt=0, description="A worker or controller "
+                                      "silent this long is shown as lost (keep it ~3 heartbeats).")
 
     @model_validator(mode="after")
     def _named_models(self) -> Settings:

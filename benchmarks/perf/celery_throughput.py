@@ -12,20 +12,28 @@ benchmarks/.venv-openevolve when it exists (perf.controller_overhead makes it).
 It also prints the CPU time per evaluation of each part of the 2-process pre-forked Celery path
 (controller, worker tree, PostgreSQL, RabbitMQ), read from /proc before and after the batch: on a
 busy machine wall-clock rates fall, but these stay comparable. --quick measures only that path.
+
+`--metrics both` measures that path with the worker's Prometheus metrics off and on (`evoforge
+worker --metrics-port`: multiprocess mode, scraped every second while the batch runs), alternated
+`--repeat` times, and prints the overhead (benchmarks.perf.metrics_cost).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import threading
 import time
 
+import httpx
 import psutil
+from rich.console import Console
 
 from benchmarks.harness.paths import ROOT
 from benchmarks.harness.store import out_file, write_json
 from benchmarks.peers.launch import eval_timings
 from benchmarks.perf.databases import PG_ADMIN, postgres_database
+from benchmarks.perf.metrics_cost import modes_in_turn, render_overhead, worker_event_us
 from evaluators.jobs import EvalJob
 from service.config import build_run_config
 from service.db import Database
@@ -35,6 +43,7 @@ from service.execution.celery_client import CeleryExecutor
 from service.execution.local import LocalExecutor
 from service.problems.load import load_problem
 from service.runs import create_run
+from tests.conftest import free_port
 from tests.service.celery_helpers import descendants, new_queue, start_worker
 
 PROBLEM = ROOT / "tests" / "fixtures" / "problems" / "good"
@@ -66,16 +75,22 @@ async def timed(executor: object, batch: list[EvalJob]) -> float:
 
 
 def celery_rate(db: Database, broker: str, n: int, concurrency: int, prefork: bool,
-                cpu: dict[str, float] | None = None) -> float:
+                cpu: dict[str, float] | None = None, metrics: bool = False) -> float:
     """Evaluations/s through a real `evoforge worker` with `concurrency` processes; with cpu,
-    fills it with CPU ms per evaluation by part."""
+    fills it with CPU ms per evaluation by part; with metrics, the worker counts them and its
+    /metrics is scraped every second meanwhile."""
     queue = new_queue()
+    port = free_port()
     worker = start_worker(broker, queue, out_file("celery-worker"), concurrency=concurrency,
-                          loglevel="WARNING")
+                          loglevel="WARNING",
+                          args=("--metrics-port", str(port)) if metrics else ())
+    stop = threading.Event()
     try:
         warm = jobs(db, 2 * concurrency, prefork, "celery")
         asyncio.run(timed(CeleryExecutor(db, broker, queue), warm))  # imports, pre-fork servers
         batch = jobs(db, n, prefork, "celery")
+        if metrics:
+            threading.Thread(target=scrape_every_second, args=(port, stop), daemon=True).start()
         before = cpu_seconds(worker.proc.pid)
         rate = asyncio.run(timed(CeleryExecutor(db, broker, queue), batch))
         after = cpu_seconds(worker.proc.pid)
@@ -83,7 +98,14 @@ def celery_rate(db: Database, broker: str, n: int, concurrency: int, prefork: bo
             cpu.update({k: 1000 * (after[k] - before[k]) / n for k in after})
         return rate
     finally:
+        stop.set()
         worker.stop()
+
+
+def scrape_every_second(port: int, stop: threading.Event) -> None:
+    """Reads the worker's /metrics every second until stop, as a busy Prometheus would."""
+    while not stop.wait(1.0):
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).raise_for_status()
 
 
 def cpu_seconds(worker_pid: int) -> dict[str, float]:
@@ -131,6 +153,10 @@ def main() -> None:
     parser.add_argument("--pg", default=PG_ADMIN)
     parser.add_argument("--quick", action="store_true", help="Only celery, 2 processes, "
                         "pre-forked, with its CPU breakdown.")
+    parser.add_argument("--metrics", choices=("off", "on", "both"), default="off",
+                        help="The worker's Prometheus metrics; both: off and on alternated on "
+                        "the --quick path, with the overhead.")
+    parser.add_argument("--repeat", type=int, default=5, help="--metrics both: runs per mode")
     args = parser.parse_args()
     with postgres_database(args.pg) as url:
         db = Database(url)
@@ -142,8 +168,11 @@ def main() -> None:
 
 def measure(db: Database, args: argparse.Namespace) -> None:
     """Measures every path on db and prints the table."""
+    if args.metrics == "both":
+        metrics_overhead(db, args)
+        return
     cpu: dict[str, float] = {}
-    rate = celery_rate(db, args.broker, args.n, 2, True, cpu)
+    rate = celery_rate(db, args.broker, args.n, 2, True, cpu, metrics=args.metrics == "on")
     print(f"celery, 2 worker processes, pre-forked: {rate:.1f} evaluations/s "
           f"(load average {psutil.getloadavg()[0]:.1f}); CPU ms per evaluation:")
     for part, ms in {**cpu, "total": sum(cpu.values())}.items():
@@ -167,6 +196,23 @@ def measure(db: Database, args: argparse.Namespace) -> None:
         ratio = rate / peer if peer else float("nan")
         print(f"{name:<{width}}  {rate:13.1f}  {ratio:7.2f}x")
     write_json(out_file("celery_throughput.json"), dict(rows))
+
+
+def metrics_overhead(db: Database, args: argparse.Namespace) -> None:
+    """The --quick path with the worker's metrics off and on, alternated; prints the overhead."""
+    row: dict[str, list[float]] = {"off": [], "on": []}
+    for i in range(args.repeat):
+        for mode in modes_in_turn(i):
+            row[mode].append(celery_rate(db, args.broker, args.n, 2, True, metrics=mode == "on"))
+    case = {"case": f"celery, 2 worker processes, pre-forked, n = {args.n}", **row}
+    console = Console(width=150)
+    render_overhead("Celery throughput (evaluations/s), worker metrics off vs on", "eval/s",
+                    [case], True, console)
+    cost = worker_event_us()
+    console.print(f"the metric events of one evaluation in a worker (multiprocess mode), timed "
+                  f"directly: {cost:.1f} µs")
+    write_json(out_file("celery_throughput_metrics.json"),
+               {"args": vars(args), "rows": [case], "events_us_per_evaluation": cost})
 
 
 if __name__ == "__main__":

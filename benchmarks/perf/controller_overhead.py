@@ -13,6 +13,10 @@ The peer, OpenEvolve 0.4.1 in its own venv, runs the same sizes in the same comm
 to benchmarks/out/.
 
     .venv/bin/python -m benchmarks.perf.controller_overhead [--sizes 1000,10000,100000] [--no-peer]
+
+`--metrics both` measures every case with Prometheus metrics off and on (as `evoforge controller
+--metrics-port` counts them), alternated `--repeat` times, and prints the overhead of metrics
+(benchmarks.perf.metrics_cost); the peer is skipped then.
 """
 
 from __future__ import annotations
@@ -35,6 +39,12 @@ from benchmarks.peers.launch import controller_timings
 from benchmarks.perf.databases import PG_ADMIN, backend_url
 from benchmarks.perf.fill import populate, problem_folder
 from benchmarks.perf.instant import InstantExecutor, InstantLLM, SqlMeter
+from benchmarks.perf.metrics_cost import (
+    iteration_events_us,
+    modes_in_turn,
+    render_overhead,
+    set_metrics,
+)
 from service.config import build_run_config
 from service.db import Database
 from service.db.models import ProgramRow
@@ -73,7 +83,8 @@ def _drive(db: Database, run_id: int, problem: Any, cfg: Any, backend: str, n: i
     marks: dict[str, Any] = {}
 
     def first_request(t: float) -> None:
-        marks.update(first=t, sql=(meter.count, meter.seconds, meter.commits))
+        marks.update(first=t, sql=(meter.count, meter.seconds, meter.commits),
+                     cpu_first=time.process_time())
         if profs:
             profs[0].disable()
             profs[1].enable()
@@ -86,7 +97,7 @@ def _drive(db: Database, run_id: int, problem: Any, cfg: Any, backend: str, n: i
             profs[0].enable()
         marks["start"] = time.perf_counter()
         await engine.run()
-        marks["end"] = time.perf_counter()
+        marks["end"], marks["cpu_end"] = time.perf_counter(), time.process_time()
         if profs:
             profs[1].disable()
 
@@ -113,6 +124,7 @@ def _row(marks: dict[str, Any], llm: InstantLLM, executor: InstantExecutor,
     overhead = mean_p50_p95_ms(gaps) | {"mean": 1e3 * (loop_s - llm.spent - executor.spent) / k}
     return {"iterations": len(llm.starts), "restore_s": marks["first"] - marks["start"],
             "loop_s": loop_s, "llm_s": llm.spent, "eval_s": executor.spent,
+            "cpu_ms_per_iter": 1e3 * (marks["cpu_end"] - marks["cpu_first"]) / k,
             "overhead_ms": overhead, "sql_per_iter": sql[0] / k,
             "sql_ms_per_iter": 1e3 * sql[1] / k, "commits_per_iter": sql[2] / k}
 
@@ -185,12 +197,20 @@ def main() -> None:
                     help="candidates in flight and LLM concurrency; 1 makes each gap between "
                     "LLM requests exactly one iteration (p50/p95)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--metrics", choices=("off", "on", "both"), default="off",
+                    help="count Prometheus metrics in the engine; both: off and on alternated, "
+                    "with the overhead")
+    ap.add_argument("--repeat", type=int, default=5, help="--metrics both: runs of each mode")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if unknown := set(backends) - {"sqlite", "postgres"}:
         raise SystemExit(f"--backends: unknown {sorted(unknown)}; use sqlite and/or postgres")
     console = Console(width=150)
+    if args.metrics == "both":
+        metrics_overhead(args, sizes, backends, console)
+        return
+    set_metrics(args.metrics == "on")
     rows: list[dict[str, Any]] = []
     for n in sizes:
         for backend in backends:
@@ -207,6 +227,33 @@ def main() -> None:
             rows += measure_peer(console, sizes, args.iterations, args.peer_budget_s)
     render(rows, console)
     out = write_json(out_file("controller_overhead.json"), {"args": vars(args), "rows": rows})
+    console.print(f"written: {out}")
+
+
+def metrics_overhead(args: argparse.Namespace, sizes: list[int], backends: list[str],
+                     console: Console) -> None:
+    """Measures each case with metrics off and on, alternated; prints and stores the overhead."""
+    rows = []
+    for n in sizes:
+        for backend in backends:
+            row: dict[str, Any] = {"case": f"evoforge-{backend}, N = {n:,}", "off": [], "on": []}
+            with backend_url(backend, args.pg_url) as url:  # a warm-up run, not counted
+                measure_engine(url, backend, n, args.iterations, args.seed, False, args.in_flight)
+            for i in range(args.repeat):
+                for mode in modes_in_turn(i):
+                    set_metrics(mode == "on")
+                    with console.status(f"{row['case']}, metrics {mode} ({i + 1}/{args.repeat})"), \
+                            backend_url(backend, args.pg_url) as url:
+                        got = measure_engine(url, backend, n, args.iterations, args.seed, False,
+                                             args.in_flight)
+                    row[mode].append(got["overhead_ms"]["mean"])
+            rows.append(row)
+    render_overhead("Controller overhead per iteration (ms), Prometheus metrics off vs on", "ms",
+                    rows, False, console)
+    cost = iteration_events_us()
+    console.print(f"the metric events of one iteration, timed directly: {cost:.1f} µs")
+    out = write_json(out_file("controller_overhead_metrics.json"),
+                     {"args": vars(args), "rows": rows, "events_us_per_iteration": cost})
     console.print(f"written: {out}")
 
 

@@ -19,6 +19,7 @@ from service.api.routes import (
     events,
     lineage,
     models,
+    ops,
     problems,
     programs,
     runs,
@@ -56,6 +57,8 @@ def create_app(db: Database, settings: Settings,
     errors.install(app)
     for module in (problems, runs, programs, lineage, analytics, events, auth, models, ui_extra):
         app.include_router(module.router, prefix="/api")
+    ops.install(app, db, settings)
+    app.include_router(ops.router)  # /metrics, /api/ready, /api/fleet
 
     @app.get("/api/health", tags=["health"])
     def health() -> dict[str, Any]:

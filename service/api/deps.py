@@ -66,6 +66,7 @@ def _scoped(scope: str) -> Any:
 
 Reader = Annotated[Principal, Depends(_scoped("read"))]
 Writer = Annotated[Principal, Depends(_scoped("write"))]
+Admin = Annotated[Principal, Depends(_scoped("admin"))]
 
 
 def owns(principal: Principal, owner_token_id: int | None) -> bool:

@@ -14,12 +14,15 @@ from rich.markup import escape
 from service.cli.common import (
     DbOpt,
     JsonOpt,
+    LogFormatOpt,
     VerboseOpt,
     err,
     friendly,
+    json_logs,
     open_database,
     out,
     put,
+    say,
     setup_logging,
 )
 from service.config import build_run_config
@@ -31,6 +34,7 @@ from service.evolution.reverify import tier_label
 from service.problems.load import Problem, load_problem
 from service.runs import create_run, drive, load_run, run_config_for, update_config, write_best
 from service.settings import Settings
+from service.telemetry.logs import LogFormat
 
 
 @friendly
@@ -47,12 +51,13 @@ def run(problem: Annotated[Path, typer.Argument(help="Problem folder, or the nam
         executor: Annotated[str | None, typer.Option(help="local | celery")] = None,
         broker: Annotated[str | None, typer.Option(help="celery: broker URL.")] = None,
         json_out: JsonOpt = False,
-        verbose: VerboseOpt = False) -> None:
+        verbose: VerboseOpt = False,
+        log_format: LogFormatOpt = LogFormat.RICH) -> None:
     """Evolve PROBLEM: store every program, show progress, print the best."""
-    setup_logging(verbose)
+    setup_logging(verbose, log_format)
     prob = load_problem(problem)
     for note in prob.notes:
-        err.print(f"[yellow]note:[/] {note}")
+        say(f"[yellow]note:[/] {note}")
     overrides: dict[str, Any] = {}
     put(overrides, "budget", "iterations", iterations)
     put(overrides, "llm", "backend", llm)
@@ -67,7 +72,7 @@ def run(problem: Annotated[Path, typer.Argument(help="Problem folder, or the nam
     cfg = run_config_for(prob, config, overrides)
     database, settings = open_database(db)
     run_id = create_run(database, prob, cfg)
-    err.print(f"run [bold]{run_id}[/] on {prob.name} → {settings.database_url()}")
+    say(f"run [bold]{run_id}[/] on {prob.name} → {settings.database_url()}")
     _drive(database, run_id, settings, json_out)
 
 
@@ -79,9 +84,10 @@ def resume(run_id: int, db: DbOpt = None,
            model: Annotated[str | None, typer.Option(help="Another model name.")] = None,
            workers: Annotated[int | None, typer.Option(help="Evaluations at once.")] = None,
            json_out: JsonOpt = False,
-           verbose: VerboseOpt = False) -> None:
+           verbose: VerboseOpt = False,
+           log_format: LogFormatOpt = LogFormat.RICH) -> None:
     """Continue a stopped, paused or interrupted run from what the database holds."""
-    setup_logging(verbose)
+    setup_logging(verbose, log_format)
     database, settings = open_database(db)
     _, _, cfg = load_run(database, run_id, settings)
     changes: dict[str, Any] = {}
@@ -106,13 +112,14 @@ def _drive(database: Database, run_id: int, settings: Settings, json_out: bool) 
     from service.cli.progress import RunDisplay
 
     row, _, cfg = load_run(database, run_id, settings)
-    with RunDisplay(err, f"run {run_id}", cfg.budget.iterations, row.iterations) as display:
+    with RunDisplay(err, f"run {run_id}", cfg.budget.iterations, row.iterations,
+                    enabled=not json_logs()) as display:
         try:
             final = asyncio.run(drive(database, run_id, settings, display.update))
         except KeyboardInterrupt:
             display.progress.stop()
-            err.print(f"[yellow]interrupted[/]: run {run_id} is paused; "
-                      f"`evoforge resume {run_id}` continues it")
+            say(f"[yellow]interrupted[/]: run {run_id} is paused; "
+                f"`evoforge resume {run_id}` continues it")
             raise typer.Exit(130) from None
     best_path = settings.home / "runs" / str(run_id) / "best_program.py"
     best = write_best(database, run_id, best_path)
@@ -121,7 +128,7 @@ def _drive(database: Database, run_id: int, settings: Settings, json_out: bool) 
     _summary(final, best_path if best else None, json_out, tier_label(best) if best else None,
              reported)
     if final.status == RunStatus.PAUSED:
-        err.print(f"[yellow]paused:[/] {final.stop_reason}; fix it, then `evoforge resume {run_id}`")
+        say(f"[yellow]paused:[/] {final.stop_reason}; fix it, then `evoforge resume {run_id}`")
         raise typer.Exit(3)
 
 

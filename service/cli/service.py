@@ -15,15 +15,22 @@ from service.api.auth_tokens import SCOPES, create_token, list_tokens, revoke_to
 from service.cli.common import (
     DbOpt,
     JsonOpt,
+    LogFormatOpt,
+    MetricsPortOpt,
     VerboseOpt,
     err,
     friendly,
+    json_logs,
     open_database,
     out,
+    say,
     setup_logging,
 )
 from service.db import Database
+from service.db.session import shown
 from service.settings import Settings
+from service.telemetry import metrics
+from service.telemetry.logs import LogFormat
 
 tokens_app = typer.Typer(help="API tokens (stored hashed; the secret is shown once).",
                          no_args_is_help=True)
@@ -37,13 +44,15 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
               help="Also drive runs in this process (one embedded controller).")] = True,
           max_runs: Annotated[int, typer.Option(help="Runs the embedded controller drives at "
                                                      "once.")] = 4,
-          verbose: VerboseOpt = False) -> None:
-    """Serve the REST API (OpenAPI at /docs) and the web UI; refuses an out-of-date schema."""
+          verbose: VerboseOpt = False,
+          log_format: LogFormatOpt = LogFormat.RICH) -> None:
+    """Serve the REST API (OpenAPI at /docs), /metrics (Prometheus) and the web UI; refuses an
+    out-of-date schema."""
     import uvicorn
 
     from service.api.app import create_app
 
-    setup_logging(verbose)
+    setup_logging(verbose, log_format)
     database, settings = open_database(db)
     app = create_app(database, settings)
     stop = threading.Event()
@@ -52,10 +61,12 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         thread = threading.Thread(target=_controller_thread, name="controller", daemon=True,
                                   args=(database, settings, max_runs, stop))
         thread.start()
-    err.print(f"evoforge API on http://{host}:{port}/api (docs at /docs) → "
-              f"{settings.database_url()}" + (" with an embedded controller" if controller else ""))
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning")
+    say(f"evoforge API on http://{host}:{port}/api (docs at /docs, metrics at /metrics) → "
+        f"{shown(settings.database_url())}" + (" with an embedded controller" if controller
+                                               else ""))
+    try:  # in JSON, uvicorn's loggers go through ours (its own config would print plain lines)
+        uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning",
+                    **({"log_config": None} if json_logs() else {}))
     finally:
         stop.set()
         if thread is not None:
@@ -80,13 +91,19 @@ def controller(db: DbOpt = None,
                max_runs: Annotated[int, typer.Option(help="Runs driven at once.")] = 4,
                poll: Annotated[float, typer.Option(help="Seconds between polls for runs and "
                                                         "pause/stop requests.")] = 1.0,
-               verbose: VerboseOpt = False) -> None:
+               metrics_port: MetricsPortOpt = None,
+               verbose: VerboseOpt = False,
+               log_format: LogFormatOpt = LogFormat.RICH) -> None:
     """Drive active runs: claim queued or orphaned runs through their lease; stop on SIGTERM."""
     from service.controller import run_controller
 
-    setup_logging(verbose)
+    setup_logging(verbose, log_format)
     database, settings = open_database(db)
-    err.print(f"controller on {settings.database_url()} (up to {max_runs} runs)")
+    if metrics_port:
+        metrics.enable()
+        metrics.serve(metrics_port)
+    say(f"controller on {shown(settings.database_url())} (up to {max_runs} runs)"
+        + (f"; metrics on :{metrics_port}/metrics" if metrics_port else ""))
 
     async def main() -> None:
         stop = asyncio.Event()

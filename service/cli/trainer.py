@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from service.cli.common import err, fail, settings_for, setup_logging
+from service.cli.common import LogFormatOpt, fail, say, settings_for, setup_logging
 from service.rl.rounds import LEASE_S
+from service.telemetry.logs import LogFormat
 
 log = logging.getLogger("evoforge.trainer")
 
@@ -38,11 +39,12 @@ def trainer(
     lease: Annotated[float, typer.Option(help="Seconds a claim holds without renewal (renewed "
                                          "every quarter of it): how soon a dead trainer's "
                                          "round is given up.")] = LEASE_S,
+    log_format: LogFormatOpt = LogFormat.RICH,
 ) -> None:
     """Claim due RL rounds of external-trainer runs, train them (GRPO + LoRA), publish adapters."""
     from service.rl.external import Trainer
 
-    setup_logging(verbose=True)
+    setup_logging(True, log_format)
     for chatty in ("alembic", "httpx"):  # migrations and HTTP requests: not the trainer's news
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
@@ -59,14 +61,14 @@ def trainer(
     try:
         outcomes = worker.poll_once() if once else worker.serve(poll, threading.Event())
     except KeyboardInterrupt:
-        err.print("trainer stopped", highlight=False)
+        say("trainer stopped")
         raise typer.Exit(130) from None
     finally:
         worker.close()
     failed = [o for o in outcomes if o.status != "done"]
     if once:
-        err.print(f"trained {len(outcomes) - len(failed)} round(s), {len(failed)} failed or "
-                  f"lost" if outcomes else "no round was due", highlight=False)
+        say(f"trained {len(outcomes) - len(failed)} round(s), {len(failed)} failed or lost"
+            if outcomes else "no round was due")
     raise typer.Exit(1 if failed else 0)
 
 
@@ -138,17 +140,15 @@ def _say_where(worker: Any, poll: float, once: bool) -> None:
 
     scope = "every external-trainer run" if not worker.run_ids else \
         "runs " + ", ".join(map(str, worker.run_ids))
-    err.print(f"trainer {worker.owner} watching {scope} in {worker.db.url}"
-              f"{'' if once else f' every {poll:g} s'}; adapters under {worker.adapters_dir}",
-              highlight=False)
+    say(f"trainer {worker.owner} watching {scope} in {worker.db.url}"
+        f"{'' if once else f' every {poll:g} s'}; adapters under {worker.adapters_dir}")
     if worker.llm_url:
         try:
             httpx.get(f"{v1_url(worker.llm_url)}/models", timeout=5).raise_for_status()
-            err.print(f"new adapters are loaded into {worker.llm_url} (runtime LoRA)",
-                      highlight=False)
+            say(f"new adapters are loaded into {worker.llm_url} (runtime LoRA)")
         except httpx.HTTPError as exc:
-            err.print(f"[yellow]warning:[/] LLM server at {worker.llm_url} does not answer "
-                      f"({exc}); adapters are recorded and loaded once it does", highlight=False)
+            say(f"[yellow]warning:[/] LLM server at {worker.llm_url} does not answer "
+                f"({exc}); adapters are recorded and loaded once it does")
 
 
 def _interrupt(*_: object) -> None:

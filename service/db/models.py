@@ -162,6 +162,7 @@ class EvaluationRow(Base):
     """One evaluation attempt of a program: queued before it starts, closed with its outcome."""
 
     __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_status_queue", "status", "queue"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"), index=True)
@@ -270,3 +271,23 @@ class RLRoundRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class FleetMemberRow(Base):
+    """A worker or controller as its heartbeats describe it (service/db/fleet.py): one row per
+    process, refreshed every heartbeat; stopped_at set when it shut down cleanly."""
+
+    __tablename__ = "fleet"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # worker | controller
+    name: Mapped[str] = mapped_column(String(200), unique=True)  # Celery node name | host:pid
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[list[Any]] = mapped_column(default=list)
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)  # pool size | max runs
+    version: Mapped[str] = mapped_column(String(64), default="")
+    heartbeat_s: Mapped[float] = mapped_column(Float, default=10.0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -134,8 +134,9 @@ def unfinished_programs(s: Session, run_id: int) -> list[ProgramRow]:
 
 
 def open_evaluation(s: Session, program: ProgramRow, executor: str,
-                    new: bool = False) -> EvaluationRow:
-    """Returns a new queued evaluation row; earlier unfinished attempts are marked lost."""
+                    new: bool = False, queue: str | None = None) -> EvaluationRow:
+    """Returns a new queued evaluation row (on queue: Celery's; None: the local pool); earlier
+    unfinished attempts are marked lost."""
     attempt = 1
     if not new:
         s.execute(update(EvaluationRow).where(EvaluationRow.program_id == program.id,
@@ -145,7 +146,7 @@ def open_evaluation(s: Session, program: ProgramRow, executor: str,
         attempt += s.scalar(select(func.count()).select_from(EvaluationRow)
                             .where(EvaluationRow.program_id == program.id)) or 0
     row = EvaluationRow(program_id=program.id, run_id=program.run_id, attempt=attempt,
-                        executor=executor, status="queued")
+                        executor=executor, status="queued", queue=queue)
     s.add(row)
     s.flush()
     return row

@@ -23,6 +23,14 @@ MIGRATIONS = next((p for p in (_HERE / "migrations", _HERE.parents[1] / "migrati
 DB_DOWN = (OperationalError, DBAPIError)  # the database is unreachable or restarting: retry later
 
 
+def shown(url: str) -> str:
+    """Returns a database or broker URL with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not an SQLAlchemy-style URL: show its scheme only
+        return url.split("://", 1)[0] + "://…"
+
+
 class SchemaOutOfDate(RuntimeError):
     """The database schema is older than the code; the message says what to run."""
 

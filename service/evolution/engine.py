@@ -11,7 +11,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from evaluators.jobs import EvalResult, FailureKind
 from service.config import RunConfig
@@ -37,35 +36,20 @@ from service.db.status import (
 from service.edits.apply import choose_format, code_hash
 from service.evolution.aids.hooks import SearchAids
 from service.evolution.budget import Counters, stop_reason
-from service.evolution.ledger import Ledger, apply_result
+from service.evolution.ledger import Ledger, apply_result, queue_of
 from service.evolution.planner import Plan, Planner
 from service.evolution.population import Population
-from service.evolution.training import NoTraining, TrainingHook
+from service.evolution.report import InitialProgramFailed, Progress, RunBusy
+from service.evolution.training import NoTraining, RoundProgress, TrainingHook
 from service.execution.base import Executor, ExecutorUnavailable, make_job
 from service.llm.base import LLMBackend, LLMError, LLMUnavailable, Sampling
 from service.problems.blocks import block_text
 from service.problems.load import Problem
+from service.telemetry import metrics
+from service.telemetry.logs import log_context
 
 log = logging.getLogger("evoforge.engine")
 MAX_CONSECUTIVE_LLM_ERRORS = 3
-
-
-class RunBusy(RuntimeError):
-    """Another live controller holds the run's lease."""
-
-
-@dataclass
-class Progress:
-    """A snapshot for progress displays."""
-
-    run_id: int
-    status: str
-    counters: Counters
-    in_flight: int
-    budget_iterations: int | None
-    tokens_per_s: float
-    rejected: int = 0
-    duplicates: int = 0
 
 
 class Engine:
@@ -77,7 +61,7 @@ class Engine:
                  training: TrainingHook | None = None) -> None:
         self.db, self.run_id, self.problem, self.cfg = db, run_id, problem, cfg
         self.llm, self.executor, self.on_progress = llm, executor, on_progress
-        self.ledger = Ledger(db, run_id, cfg.evaluation.executor)
+        self.ledger = Ledger(db, run_id, cfg.evaluation.executor, queue_of(cfg))
         self.owner = controller_id()
         self.fmt = choose_format(cfg.llm.answer_format, llm.small_model)
         self.population = Population(problem, cfg, self.ledger)
@@ -184,6 +168,7 @@ class Engine:
 
     async def _loop(self) -> None:
         proposals: set[asyncio.Task] = set()
+        loop = asyncio.get_running_loop()  # RL rounds report from their thread through it
         while True:
             reason = self.pause_reason or stop_reason(self.cfg.budget, self.counters,
                                                       self.problem, self._elapsed())
@@ -194,8 +179,10 @@ class Engine:
                 proposals.add(asyncio.create_task(self._propose()))
                 continue
             if training and not proposals and not self.evals:
-                self._trained(await self.training.train(self.counters.evaluations,
-                                                  lambda: self.pause_reason))
+                self._trained(await self.training.train(
+                    self.counters.evaluations, lambda: self.pause_reason,
+                    lambda p: loop.call_soon_threadsafe(self._emit, p)))
+                self._emit()
                 continue
             if not proposals and not self.evals:
                 self._stop_reason = reason
@@ -222,17 +209,23 @@ class Engine:
         try:
             started = time.monotonic()
             batches = await self.llm.generate([p.messages for p in plans], n, sampling)
-            self._gen_seconds += time.monotonic() - started
+            took = time.monotonic() - started
+            self._gen_seconds += took
         except LLMUnavailable as exc:
+            metrics.llm_error(self.llm.model, "unavailable")
             self.request_pause(f"LLM unavailable: {exc}")
             return
         except LLMError as exc:
+            metrics.llm_error(self.llm.model, "refused")
             self._llm_error(str(exc))
             return
         finally:
             self.reserved -= len(plans) * n
         self.llm_errors = 0
         flat = [c for batch in batches for c in batch]
+        model = flat[0].model if flat else self.llm.model  # an ensemble: the member that answered
+        metrics.llm_request(model, took)
+        metrics.llm_error(model, "truncated", sum(c.truncated for c in flat))
         self.aids.annotate(flat, sampling)
         self._gen_tokens += sum(c.completion_tokens for c in flat)
         first = self.counters.iterations + 1
@@ -301,6 +294,11 @@ class Engine:
 
     async def _evaluate(self, prog: ProgramRow, evaluation_id: int,
                         result: EvalResult | None = None) -> None:
+        with log_context(program_id=prog.id, evaluation_id=evaluation_id):
+            await self._score(prog, evaluation_id, result)
+
+    async def _score(self, prog: ProgramRow, evaluation_id: int,
+                     result: EvalResult | None) -> None:
         written = result is not None or self.executor.writes_results
         if result is None:
             job = make_job(self.problem, prog.code, self.cfg.evaluation, program_id=prog.id,
@@ -318,6 +316,9 @@ class Engine:
             result = result.past_gate()  # no gate stops a run at its initial program
             log.warning("the initial program %s; children must pass the gate",
                         result.artifacts["cascade_gate"])
+        if not result.ok:
+            log.info("evaluation failed (%s): %s", result.error_kind,
+                     ((result.error or "").strip().splitlines() or [""])[-1])
         feats = self.population.features(prog.code, result) if result.ok else {}
         apply_result(prog, result, feats)
         kept, evicted, best = self.population.add(prog) if result.ok else ([], [], False)
@@ -358,18 +359,14 @@ class Engine:
         self.ledger.move_run(RunStatus.PAUSED, elapsed_s=self._elapsed(),
                              stop_reason="interrupted; `evoforge resume` continues it")
 
-    def _emit(self) -> None:
+    def _emit(self, training: RoundProgress | None = None) -> None:
         if self.on_progress is None:
             return
         rate = self._gen_tokens / self._gen_seconds if self._gen_seconds else 0.0
         self.on_progress(Progress(
             run_id=self.run_id, status=RunStatus.RUNNING, counters=self.counters, in_flight=len(self.evals),
             budget_iterations=self.cfg.budget.iterations, tokens_per_s=rate,
-            rejected=self.rejected, duplicates=self.duplicates))
-
-
-class InitialProgramFailed(RuntimeError):
-    """The problem's initial program does not evaluate; nothing can evolve from it."""
+            rejected=self.rejected, duplicates=self.duplicates, training=training))
 
 
 def unfinished_programs_of(db: Database, run_id: int) -> list[ProgramRow]:

@@ -17,13 +17,16 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from evaluators.jobs import EvalResult
+from service.config import RunConfig
 from service.db import Database, queries
+from service.db.fleet import LOCAL_QUEUE
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow, utcnow
 from service.db.queries import open_evaluation
 from service.db.status import ProgramKind, ProgramStatus, RunStatus, RunStatusError, SampleOutcome
 from service.evolution.archive import Member
 from service.evolution.budget import Counters
 from service.llm.base import Completion, Message
+from service.telemetry import metrics
 
 
 @dataclass
@@ -60,10 +63,12 @@ class Child:
 class Ledger:
     """Writes the rows of one run, and keeps its totals."""
 
-    def __init__(self, db: Database, run_id: int, executor: str) -> None:
+    def __init__(self, db: Database, run_id: int, executor: str,
+                 queue: str | None = None) -> None:
         self.db = db
         self.run_id = run_id
         self.executor = executor
+        self.queue = queue  # the Celery queue evaluations go to (None: the local pool)
         self.counters = Counters()
 
     def load_totals(self) -> RunRow:
@@ -84,7 +89,7 @@ class Ledger:
                               code_hash=code_hash, status=ProgramStatus.PENDING, island=0, generation=0, iteration=0)
             s.add(prog)
             s.flush()
-            ev = open_evaluation(s, prog, self.executor, new=True)
+            ev = open_evaluation(s, prog, self.executor, new=True, queue=self.queue)
             return prog, ev.id
 
     def add_call(self, proposals: list[Proposal], known: dict[str, int], group_id: str
@@ -109,6 +114,9 @@ class Ledger:
                     seen[p.code_hash] = child.program_id
                 children.append(child)
         self.counters.count_call(completions, len(proposals), cost)
+        metrics.llm_usage(completions[0].model if completions else "", sum(
+            c.prompt_tokens for c in completions), sum(c.completion_tokens for c in completions),
+            cost)
         return children
 
     def add_side_call(self, completion: Completion, cost: float, rows: list[Any]) -> None:
@@ -153,7 +161,7 @@ class Ledger:
         s.flush()
         if dup is not None:
             return Child(sample.id, prog.id, None, outcome, p.code_hash)
-        ev = open_evaluation(s, prog, self.executor, new=True)
+        ev = open_evaluation(s, prog, self.executor, new=True, queue=self.queue)
         return Child(sample.id, prog.id, ev.id, SampleOutcome.CHILD, p.code_hash, prog)
 
     def reopen(self, program_id: int) -> int:
@@ -161,7 +169,7 @@ class Ledger:
         with self.db.session() as s:
             prog = s.get(ProgramRow, program_id)
             prog.status = ProgramStatus.PENDING
-            return open_evaluation(s, prog, self.executor).id
+            return open_evaluation(s, prog, self.executor, queue=self.queue).id
 
     def record_result(self, prog: ProgramRow, evaluation_id: int, result: EvalResult,
                       kept: list[int], evicted: list[int], best: bool,
@@ -191,6 +199,9 @@ class Ledger:
                 s.execute(update(ProgramRow).where(ProgramRow.id.in_(evicted))
                           .values(in_archive=False))
         self.counters.count_result(result.ok)
+        if not evaluation_written:  # a Celery worker counted the evaluations it closed
+            metrics.evaluation(self.queue or LOCAL_QUEUE, result.status, result.error_kind,
+                               result.duration_s, result.layers)
         if best:
             self.note_best(prog)
 
@@ -254,6 +265,11 @@ class Ledger:
         """Returns the program rows with these ids, in one query."""
         with self.db.session() as s:
             return {p.id: p for p in s.scalars(select(ProgramRow).where(ProgramRow.id.in_(ids)))}
+
+
+def queue_of(cfg: RunConfig) -> str | None:
+    """Returns the Celery queue a run's evaluations go to (None: the local pool)."""
+    return cfg.evaluation.queue if cfg.evaluation.executor == "celery" else None
 
 
 def apply_result(prog: ProgramRow, result: EvalResult, features: dict[str, float]) -> None:

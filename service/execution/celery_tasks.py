@@ -23,6 +23,8 @@ from evaluators.jobs import EvalJob, EvalResult, FailureKind
 from service.db import Database, SchemaOutOfDate
 from service.db.models import EvaluationRow, ProblemRow, RunRow, utcnow
 from service.db.status import EvaluationStatus
+from service.telemetry import metrics
+from service.telemetry.logs import log_context
 
 log = logging.getLogger("evoforge.tasks")
 TASK_NAME = "evoforge.evaluate"
@@ -84,7 +86,8 @@ def evaluate(self: Any, evaluation_id: int, job: dict[str, Any], db_url: str) ->
     """Scores one evaluation in the sandbox and writes its result; returns what happened."""
     db_url = os.environ.get("EVOFORGE_WORKER_DB") or db_url  # `evoforge worker --db` wins
     try:
-        return _evaluate(self, evaluation_id, job, db_url)
+        with log_context(evaluation_id=evaluation_id, program_id=job.get("program_id")):
+            return _evaluate(self, evaluation_id, job, db_url)
     except (SQLAlchemyError, SchemaOutOfDate) as exc:  # the database is restarting or migrating
         log.warning("evaluation %s: database unavailable (%s); retrying in %.0f s",
                     evaluation_id, exc, DB_RETRY_S)
@@ -100,11 +103,16 @@ def _evaluate(self: Any, evaluation_id: int, job: dict[str, Any], db_url: str) -
         result = EvalResult.failure(
             FailureKind.CRASH, f"the evaluation killed its worker {deliveries - 1} times; not "
                                f"retried (EVOFORGE_MAX_DELIVERIES={MAX_DELIVERIES})")
-        return "written" if finish(db, evaluation_id, result) else "already finished"
-    eval_job = EvalJob(**job)
-    eval_job = _localise(db, db_url, evaluation_id, eval_job)
-    result = evaluate_job(eval_job)
-    return "written" if finish(db, evaluation_id, result) else "already finished"
+    else:
+        result = evaluate_job(_localise(db, db_url, evaluation_id, EvalJob(**job)))
+    if not finish(db, evaluation_id, result):
+        return "already finished"
+    if not result.ok:
+        log.info("evaluation failed (%s): %s", result.error_kind,
+                 ((result.error or "").strip().splitlines() or [""])[-1])
+    metrics.evaluation((self.request.delivery_info or {}).get("routing_key") or "unknown",
+                       result.status, result.error_kind, result.duration_s, result.layers)
+    return "written"
 
 
 def _start(db: Database, evaluation_id: int, worker: str) -> int | None:

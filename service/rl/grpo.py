@@ -22,11 +22,14 @@ from typing import Any
 from service.config import ConfigError, RLConfig, RunConfig
 from service.db import Database
 from service.db.stored import load_run
+from service.evolution.training import Report, RoundProgress, ignore
 from service.llm.factory import resolve_models
 from service.llm.models import base_model_dir, load_base_model
 from service.rl.adapters import AdapterInfo, latest_adapter, publish, save_adapter
+from service.rl.quiet import STEPS, round_log, trainer_output_to
 from service.rl.rollouts import EvolutionReward, training_prompts
 from service.settings import Settings
+from service.telemetry import metrics
 
 log = logging.getLogger("evoforge.trainer")
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -52,14 +55,17 @@ def lora_config(rl: RLConfig) -> Any:
 
 def grpo_train(model: Any, tokenizer: Any, rows: list[dict[str, Any]],
                reward_fn: Callable[..., list[float]], rl: RLConfig, steps: int, work_dir: Path,
-               seed: int = 0) -> Any:
+               seed: int = 0, on_step: Callable[[int, float | None], None] | None = None) -> Any:
     """Runs `steps` GRPO steps on rows ({"prompt": messages, ...}); returns the trained PeftModel.
 
     model is a plain model (a new LoRA adapter is added) or a PeftModel whose adapter trains on.
+    on_step(step, reward mean) is called after each step; each step's metric dict is logged to
+    quiet.STEPS (TRL's own printer of it is removed).
     """
     import torch
     from datasets import Dataset
     from peft import PeftModel
+    from transformers.trainer_callback import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
     torch.set_num_threads(rl.threads or max(1, (os.cpu_count() or 2) // 2))
@@ -76,25 +82,83 @@ def grpo_train(model: Any, tokenizer: Any, rows: list[dict[str, Any]],
         model=model, reward_funcs=[reward_fn], args=args, train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         peft_config=None if isinstance(model, PeftModel) else lora_config(rl))
+    trainer.remove_callback(PrinterCallback)  # it prints every step's raw dict on stdout
+    trainer.add_callback(_step_report(on_step))
     trainer.train()
     return trainer.model
 
 
+def _step_report(on_step: Callable[[int, float | None], None] | None) -> Any:
+    """Returns a TrainerCallback that logs each step's metrics and reports the step."""
+    from transformers import TrainerCallback
+
+    steps_log = logging.getLogger(STEPS)
+
+    class StepReport(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None,
+                   **kwargs: Any) -> None:
+            if not logs:
+                return
+            steps_log.info("step %d/%d %s", state.global_step, state.max_steps, json.dumps(
+                logs, default=str))
+            if "reward" in logs:
+                metrics.rl_step()
+                if on_step is not None:
+                    on_step(state.global_step, logs["reward"])
+
+    return StepReport()
+
+
 def train_round(db: Database, run_id: int, settings: Settings, steps: int | None = None,
                 llm: Any = None, rl: RLConfig | None = None, adapters_dir: Path | None = None,
-                guard: Callable[[], None] | None = None) -> RoundReport:
+                guard: Callable[[], None] | None = None, report: Report = ignore) -> RoundReport:
     """Trains the run's mutation model for one round, records the adapter, publishes it to llm.
 
     adapters_dir replaces $EVOFORGE_HOME/adapters; guard runs before every batch of rollouts is
-    written (an external trainer checks there that its claim on the round still holds).
+    written (an external trainer checks there that its claim on the round still holds); report
+    hears the round's phase and steps. The trainer libraries' own output goes to the run's
+    rl.log (quiet.round_log), not to the terminal.
     """
+    started = time.perf_counter()
+    log_file = round_log(settings.home, run_id)
+    try:
+        with trainer_output_to(log_file):
+            done = _train_round(db, run_id, settings, steps, llm, rl, adapters_dir, guard,
+                                _Reporter(report, started, str(log_file)))
+    except BaseException:
+        metrics.rl_round("failed", time.perf_counter() - started)
+        raise
+    metrics.rl_round("done", done.seconds)
+    return done
+
+
+class _Reporter:
+    """Tells a Report the round's phase, step and seconds so far."""
+
+    def __init__(self, report: Report, started: float, log_file: str) -> None:
+        self.report, self.started, self.log_file = report, started, log_file
+        self.steps = self.step = 0
+        self.reward: float | None = None
+
+    def __call__(self, phase: str, step: int | None = None, reward: float | None = None) -> None:
+        """Reports phase (at step, with the step's reward mean; else the last step's)."""
+        if step is not None:
+            self.step, self.reward = step, reward
+        self.report(RoundProgress(phase, self.step, self.steps, self.reward,
+                                  time.perf_counter() - self.started, self.log_file))
+
+
+def _train_round(db: Database, run_id: int, settings: Settings, steps: int | None, llm: Any,
+                 rl: RLConfig | None, adapters_dir: Path | None,
+                 guard: Callable[[], None] | None, say: _Reporter) -> RoundReport:
     from peft import PeftModel
 
-    started = time.perf_counter()
+    started = say.started
     _, problem, stored = load_run(db, run_id, settings)
     cfg = resolve_models(stored, settings)  # a model picked by name brings its base_model
     rl = rl or cfg.rl
-    steps = steps or rl.steps
+    steps = say.steps = steps or rl.steps
+    say("loading")
     base = trainable_base(cfg, settings)
     prompts = training_prompts(db, run_id, steps * rl.prompts_per_step, rl.recent_programs,
                                seed=cfg.seed + _count_adapters(db, run_id))
@@ -110,8 +174,11 @@ def train_round(db: Database, run_id: int, settings: Settings, steps: int | None
     rows = [{"prompt": p.messages, "parent_id": p.parent_id} for p in prompts]
     folder = (adapters_dir or adapters_home(settings)).resolve() / f"run{run_id}" / f"v{version}"
     scorer = reward_fn if guard is None else _Guarded(reward_fn, guard)
+    say("training")
     trained = grpo_train(model, tokenizer, rows, scorer, rl, steps, folder / "trainer",
-                         seed=cfg.seed + version)
+                         seed=cfg.seed + version,
+                         on_step=lambda step, reward: say("training", step, reward))
+    say("saving")
     info = save_adapter(db, trained, run_id=run_id, name=name, version=version, steps=steps,
                         base_model=str(base), folder=folder, reward_stats=reward_fn.stats(),
                         alpha=rl.lora_alpha, gguf=serves_gguf(cfg) or _llama(base))

@@ -22,7 +22,7 @@ from service.db.models import LLMSampleRow, ProgramRow, RunRow
 from service.db.queries import hash_index
 from service.db.status import ProgramStatus, SampleOutcome
 from service.evolution.archive import Member
-from service.evolution.ledger import Child, Ledger, apply_result
+from service.evolution.ledger import Child, Ledger, apply_result, queue_of
 from service.evolution.planner import Plan, proposal_from
 from service.evolution.prompts import asked_format
 from service.execution.base import make_job
@@ -106,7 +106,8 @@ class EvolutionReward:
     def _score_group(self, prompt: list[dict[str, str]], parent_id: int, texts: list[str],
                      cut: list[bool], group_id: str, lengths: list[int]) -> list[float]:
         """Stores one prompt's completions as children, evaluates them, returns their rewards."""
-        ledger = Ledger(self.db, self.run_id, self.cfg.evaluation.executor)
+        ledger = Ledger(self.db, self.run_id, self.cfg.evaluation.executor,
+                        queue_of(self.cfg))
         parent = ledger.programs([parent_id])[parent_id]
         with self.db.session() as s:
             known = hash_index(s, self.run_id)

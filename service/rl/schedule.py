@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from service.config import RLConfig
 from service.db import Database
 from service.db.models import ProgramRow, RunRow
+from service.evolution.training import Report, RoundProgress, ignore
 from service.llm.base import AdapterSupport, LLMBackend, LLMError, LLMUnavailable
 from service.rl.adapters import AdapterInfo, latest_adapter, publish
 from service.rl.grpo import train_round
@@ -45,9 +46,10 @@ class RLSchedule:
         return evaluations >= self._next
 
     async def train(self, evaluations: int,
-                    paused: Callable[[], str | None] = lambda: None) -> list[Any]:
-        """Runs one round (in a thread, or by an external trainer) and publishes its adapter;
-        returns the programs it added."""
+                    paused: Callable[[], str | None] = lambda: None,
+                    report: Report = ignore) -> list[Any]:
+        """Runs one round (in a thread, or by an external trainer) and publishes its adapter,
+        telling report how it goes; returns the programs it added."""
         self._next = (evaluations // self.rl.every_n_children + 1) * self.rl.every_n_children
         with self.db.session() as s:
             last = s.scalar(select(func.max(ProgramRow.id)).where(
@@ -61,15 +63,16 @@ class RLSchedule:
             log.info("run %s: RL round skipped, the budget has no room for a step", self.run_id)
             return []
         if self.rl.trainer == "external":
+            report(RoundProgress("waiting for a trainer", steps=steps))
             await self._external(create_round(self.db, self.run_id, evaluations, steps), paused)
             return self._since(last)
         try:
-            report = await asyncio.to_thread(train_round, self.db, self.run_id, self.settings,
-                                             steps)
+            done = await asyncio.to_thread(train_round, self.db, self.run_id, self.settings,
+                                           steps, report=report)
         except Exception:  # a failed round must not stop the run: it is logged and skipped
             log.exception("run %s: RL training round failed; evolution goes on", self.run_id)
         else:
-            await asyncio.to_thread(self._load, report.adapter, False)
+            await asyncio.to_thread(self._load, done.adapter, False)
         return self._since(last)
 
     def _since(self, last: int) -> list[Any]:

@@ -104,15 +104,18 @@ def new_queue() -> str:
 
 def start_worker(broker: str, queue: str, home: Path, concurrency: int = 2,
                  env: dict[str, str] | None = None, timeout: float = 60,
-                 loglevel: str = "INFO") -> Worker:
-    """Starts `evoforge worker` on queue and waits until it is ready."""
+                 loglevel: str = "INFO", args: tuple[str, ...] = (),
+                 stdout_apart: bool = False) -> Worker:
+    """Starts `evoforge worker` on queue (with more options args) and waits until it is ready;
+    its stdout goes to the log too unless stdout_apart (then to the log's .out file)."""
     home.mkdir(parents=True, exist_ok=True)
     log = home / f"worker-{uuid.uuid4().hex[:6]}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "worker", "--queues", queue, "--concurrency",
-         str(concurrency), "--broker", broker, "--loglevel", loglevel],
+         str(concurrency), "--broker", broker, "--loglevel", loglevel, *args],
         env={**os.environ, "EVOFORGE_HOME": str(home), **(env or {})},
-        stdout=log.open("w"), stderr=subprocess.STDOUT)
+        stdout=log.with_suffix(".out").open("w") if stdout_apart else log.open("w"),
+        stderr=log.open("w") if stdout_apart else subprocess.STDOUT)
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:

@@ -3,6 +3,7 @@ command with real options, and ports, hosts and variables agree with .env.exampl
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -97,3 +98,61 @@ def test_ports_hosts_and_health_agree(compose: dict[str, Any]) -> None:
             assert dep in svc, f"{name} depends on unknown service {dep}"
             if cond["condition"] == "service_healthy":
                 assert "healthcheck" in svc[dep], f"{dep} needs a healthcheck for {name}"
+
+
+def _scraped(compose: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    """Returns what Prometheus scrapes: service name -> (port, path)."""
+    prometheus = yaml.safe_load(compose["configs"]["prometheus"]["content"])
+    found = {}
+    for job in prometheus["scrape_configs"]:
+        path = job.get("metrics_path", "/metrics")
+        for static in job.get("static_configs", []):
+            for target in static["targets"]:
+                host, port = target.split(":")
+                found[host] = (int(port), path)
+        for dns in job.get("dns_sd_configs", []):  # every replica of a scaled service
+            assert dns["type"] == "A"
+            for name in dns["names"]:
+                found[name] = (int(dns["port"]), path)
+    return found
+
+
+def _serving(compose: dict[str, Any]) -> dict[str, int]:
+    """Returns the services that serve /metrics and on which port (serve: its API port)."""
+    found = {}
+    for name, svc in compose["services"].items():
+        cmd = svc.get("command") or []
+        if cmd[:2] == ["evoforge", "serve"]:
+            found[name] = int(cmd[cmd.index("--port") + 1])
+        elif cmd[:1] == ["evoforge"] and "--metrics-port" in cmd:
+            found[name] = int(cmd[cmd.index("--metrics-port") + 1])
+    return found
+
+
+def test_prometheus_scrapes_the_api_controllers_and_workers_where_they_serve(
+        compose: dict[str, Any]) -> None:
+    scraped, serving = _scraped(compose), _serving(compose)
+    assert {"api", "controller", "worker"} <= set(serving)
+    assert {name: port for name, (port, _) in scraped.items()} == serving
+    assert {path for _, path in scraped.values()} == {"/metrics"}
+    prometheus = compose["services"]["prometheus"]
+    assert prometheus["configs"] == [{"source": "prometheus",
+                                      "target": "/etc/prometheus/prometheus.yml"}]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert prometheus["ports"] == [f"{_env()['PROMETHEUS_PORT']}:9090"]
+
+
+def test_the_dashboard_asks_only_for_metrics_evoforge_serves() -> None:
+    defined = set()
+    for source in ("service/telemetry/metrics.py", "service/api/collector.py"):
+        defined |= set(re.findall(r'"(evoforge_[a-z_]+)"', (REPO / source).read_text()))
+    served = {name + suffix for name in defined
+              for suffix in ("", "_total", "_bucket", "_count", "_sum")}
+    dashboard = json.loads((REPO / "docs" / "grafana-dashboard.json").read_text())
+    asked = {name for panel in dashboard["panels"] for target in panel["targets"]
+             for name in re.findall(r"evoforge_[a-z_]+", target["expr"])}
+    assert asked and asked <= served, asked - served
+    titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
+    for topic in ("throughput", "queue depth", "queue age", "failure kinds", "tokens per run",
+                  "best score per run"):
+        assert topic in titles

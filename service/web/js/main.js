@@ -1,7 +1,9 @@
-// The router: #/runs, #/run/ID, #/lineage/ID, #/program/ID, #/compare/programs/A/B, #/compare/runs/A/B.
+// The router: #/runs, #/run/ID, #/lineage/ID, #/program/ID, #/compare/programs/A/B, #/compare/runs/A/B,
+// #/fleet.
 import { api, setToken, token } from "./api.js";
 import { esc, showError } from "./dom.js";
 import { comparePrograms, compareRuns } from "./compare.js";
+import { fleetPage } from "./fleet.js";
 import { lineagePage } from "./lineage.js";
 import { programPage } from "./program.js";
 import { runPage } from "./run.js";
@@ -14,6 +16,7 @@ const routes = [
   [/^#\/program\/(\d+)$/, (m) => programPage(+m[1])],
   [/^#\/compare\/programs(?:\/(\d+)\/(\d+))?$/, (m) => comparePrograms(m[1], m[2])],
   [/^#\/compare\/runs(?:\/(\d+)\/(\d+))?$/, (m) => compareRuns(m[1], m[2])],
+  [/^#\/fleet$/, () => fleetPage()],
 ];
 
 let cleanup = null;

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from service.db import Database
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow
-from service.evolution.engine import InitialProgramFailed
+from service.evolution.report import InitialProgramFailed
 from service.llm.base import LLMUnavailable
 from service.llm.scripted import ScriptedBackend
 from tests.service.driver import drive

@@ -94,7 +94,7 @@ class RolloutRound:
     def due(self, evaluations: int) -> bool:
         return not self.done and evaluations >= 2
 
-    async def train(self, evaluations: int, paused) -> list[ProgramRow]:
+    async def train(self, evaluations: int, paused, report=None) -> list[ProgramRow]:
         self.done = True
         prompt = training_prompts(self.db, self.run_id, count=1, recent=8)[0]
         fn = EvolutionReward(self.db, self.run_id, self.problem, self.cfg, model="m",
