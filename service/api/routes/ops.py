@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from service.api.collector import DatabaseCollector, broker_configured
 from service.api.deps import Admin, SessionDep, SettingsDep
-from service.api.errors import ApiError
+from service.api.errors import ApiError, responses
 from service.db import Database
 from service.db.fleet import snapshot
 from service.db.session import schema_state, shown
@@ -136,7 +136,7 @@ def _database(db: Database) -> tuple[str | None, str]:
     return schema_state(db.engine)
 
 
-@router.get("/api/fleet", response_model=FleetPublic)
+@router.get("/api/fleet", response_model=FleetPublic, responses=responses(401, 403))
 def fleet(s: SessionDep, settings: SettingsDep, principal: Admin) -> FleetPublic:
     """Returns the workers, the controllers with the runs they drive, and the queues with the
     evaluations waiting and the age of the oldest (admin tokens only)."""
