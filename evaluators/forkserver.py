@@ -122,7 +122,8 @@ class Server:
                 parsed = None
         sig = None
         if code is not None and code < 0:
-            sig = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+            sig = (signal.Signals(-code).name if -code in signal.valid_signals()
+                   else f"signal {-code}")
         return {"result": parsed, "returncode": code, "signal": sig, "timed_out": timed_out,
                 "stdout": out.text(), "stderr": err.text(), "stdout_dropped": out.dropped,
                 "stderr_dropped": err.dropped, "duration_s": time.monotonic() - start}

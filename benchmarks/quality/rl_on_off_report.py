@@ -77,8 +77,8 @@ def report(results: list[dict[str, Any]], title: str) -> None:
 def markdown(results: list[dict[str, Any]]) -> str:
     """Returns the per-run table as Markdown (for docs/benchmarks.md)."""
     n = max((len(r["curve"]) for r in results), default=0)
-    head = ["seed", "arm", "best", f"best @ {n // 2}", "base: valid / mean", "training: valid / mean",
-            "adapter: valid / mean", "adapters", "wall s", "load avg"]
+    head = ["seed", "arm", "best", f"best @ {n // 2}", "base: valid / mean",
+            "training: valid / mean", "adapter: valid / mean", "adapters", "wall s", "load avg"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(results, key=lambda r: (r["seed"], r["arm"])):
         half = r["curve"][len(r["curve"]) // 2 - 1] if r["curve"] else None

@@ -44,7 +44,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _improved(row: dict[str, Any], maximize: bool) -> bool:
-    """Returns True when the re-verified best beats the initial strict score by more than rounding."""
+    """Returns True when the re-verified best beats the initial strict score beyond rounding."""
     best, initial = row["best_strict"], row["initial"]
     if best is None or initial is None:
         return False

@@ -22,7 +22,7 @@ def become_subreaper() -> bool:
     """Returns True once this process is a child subreaper (set once, guarded)."""
     global _SUBREAPER, _SUBREAPER_PID
     with _SUBREAPER_LOCK:
-        if _SUBREAPER is None or _SUBREAPER_PID != os.getpid():  # fork does not inherit it
+        if _SUBREAPER is None or os.getpid() != _SUBREAPER_PID:  # fork does not inherit it
             try:
                 libc = ctypes.CDLL(None, use_errno=True)
                 _SUBREAPER = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER

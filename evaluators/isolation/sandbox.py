@@ -1,8 +1,8 @@
 """Runs an untrusted command: own process group, rlimits, minimal env, capped output, time limit.
 
 When the command ends (or its time is up) the whole process group is killed, so helpers it started
-die with it. Isolation layers (bubblewrap, seccomp: evaluators/isolation/layers.py) are argv wrappers
-(`wrap=`) that rewrite the command line; the limits here stay in force underneath them.
+die with it. Isolation layers (bubblewrap, seccomp: evaluators/isolation/layers.py) are argv
+wrappers (`wrap=`) that rewrite the command line; the limits here stay in force underneath them.
 """
 
 from __future__ import annotations

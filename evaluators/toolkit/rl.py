@@ -192,7 +192,8 @@ class LinearPolicy:
         """Returns the policy whose row i acts with parameter vector params[i] (or one for all)."""
         p = np.atleast_2d(np.asarray(params, dtype=np.float64))
         if p.shape[1] != self.n_params:
-            raise ValueError(f"a linear policy here has {self.n_params} parameters, got {p.shape[1]}")
+            raise ValueError(f"a linear policy here has {self.n_params} parameters, "
+                             f"got {p.shape[1]}")
         w = p[:, : self.obs_dim * self.act_dim].reshape(-1, self.act_dim, self.obs_dim)
         b = p[:, self.obs_dim * self.act_dim:]
 

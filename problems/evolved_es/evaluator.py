@@ -23,7 +23,7 @@ POPSIZE = 16
 
 @dataclass(frozen=True)
 class PolicyTask:
-    """Train a linear policy on env_id within `episodes` episodes; score = clip((R - lo) / (hi - lo))."""
+    """Train a linear policy on env_id in `episodes` episodes; score: clip((R - lo) / (hi - lo))."""
 
     env_id: str
     episodes: int
@@ -106,7 +106,8 @@ def evaluate(program_path: str) -> Result:
                          f"{task.evaluations} evaluations")
     except StrategyError as exc:
         return _failed(str(exc))
-    metrics["rl_score"], metrics["function_score"] = float(np.mean(rl_scores)), float(np.mean(fn_scores))
+    metrics["rl_score"] = float(np.mean(rl_scores))
+    metrics["function_score"] = float(np.mean(fn_scores))
     metrics["combined_score"] = 0.5 * metrics["rl_score"] + 0.5 * metrics["function_score"]
     metrics["validity"] = 1.0
     return Result(metrics, "; ".join(lines))

@@ -110,7 +110,7 @@ def _probs(w: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def _checked(weights_fn: Callable[..., Any], rewards: np.ndarray, log_probs: np.ndarray,
              mask: np.ndarray) -> np.ndarray:
-    """Returns step_weights()'s answer as a finite array shaped like rewards, or raises LossError."""
+    """Returns step_weights()'s answer as a finite array shaped like rewards; else LossError."""
     try:
         raw = weights_fn(rewards, log_probs, mask, GAMMA)
     except Exception as exc:  # noqa: BLE001 - the candidate's own error is the reason

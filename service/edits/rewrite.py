@@ -91,8 +91,8 @@ def _bodies(code: str, parent: str, spans: list[tuple[int, int]]) -> list[str]:
     if len(spans) > 1:
         if starts or ends:
             raise unbalanced
-        raise Rejected(f"the program has {len(spans)} EVOLVE-BLOCKs; answer with the whole program, "
-                      "keeping every EVOLVE-BLOCK-START / EVOLVE-BLOCK-END marker line")
+        raise Rejected(f"the program has {len(spans)} EVOLVE-BLOCKs; answer with the whole "
+                       "program, keeping every EVOLVE-BLOCK-START / EVOLVE-BLOCK-END marker line")
     if starts + ends > 1:
         raise unbalanced
     if starts:

@@ -1,4 +1,4 @@
-"""The Celery executor: sends evaluations to workers and reads the results they write to the database."""
+"""The Celery executor: evaluations go to workers, which write results to the database it reads."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ class CeleryExecutor:
             return [(eid, payload) for eid, payload in rows]
 
     async def aclose(self, kill: bool = False) -> None:
-        """Stops waiting; evaluations already sent finish on their workers and are read on resume."""
+        """Stops waiting; evaluations already sent finish on their workers, are read on resume."""
         if self._poller is not None:
             self._poller.cancel()
         for future in self._waiting.values():

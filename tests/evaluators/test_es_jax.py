@@ -81,7 +81,8 @@ def test_strategies_of_one_shape_share_the_compiled_algorithm_but_not_their_stat
 
 @needs_jax
 def test_evosax_cma_es_solves_cartpole_with_a_linear_policy() -> None:
-    rl = pytest.importorskip("evaluators.toolkit.rl", reason="needs gymnasium: pip install 'evoforge[gym]'")
+    rl = pytest.importorskip("evaluators.toolkit.rl",
+                             reason="needs gymnasium: pip install 'evoforge[gym]'")
     rollout = rl.VecRollout("CartPole-v1")
     trained = rl.train_linear_policy(
         lambda d: es.make_strategy("evosax:CMA_ES", np.zeros(d), sigma=0.5, popsize=16, seed=0),

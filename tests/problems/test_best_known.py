@@ -24,7 +24,8 @@ FIXTURES = ROOT / "tests" / "fixtures" / "best_known"
 REFERENCED = sorted(p.name for p in PROBLEMS.iterdir() if (p / "problem.toml").is_file()
                     and load_problem(p).best_known is not None)
 VERIFIED = [n for n in REFERENCED if load_problem(PROBLEMS / n).best_known_verified]
-HELD_UNVERIFIED = [n for n in REFERENCED if n not in VERIFIED and (FIXTURES / f"{n}.json").is_file()]
+HELD_UNVERIFIED = [n for n in REFERENCED
+                   if n not in VERIFIED and (FIXTURES / f"{n}.json").is_file()]
 
 
 def scorer(problem: Problem) -> ModuleType:
@@ -95,7 +96,8 @@ def test_reference_keys_are_checked_when_a_problem_loads(lines: str, fix: str,
     folder = tmp_path / "p"
     folder.mkdir()
     (folder / "initial_program.py").write_text("# EVOLVE-BLOCK-START\nx = 1\n# EVOLVE-BLOCK-END\n")
-    (folder / "evaluator.py").write_text("def evaluate(path):\n    return {'combined_score': 1.0}\n")
+    (folder / "evaluator.py").write_text("def evaluate(path):\n"
+                                         "    return {'combined_score': 1.0}\n")
     (folder / "problem.toml").write_text(f'[problem]\nname = "p"\n{lines}')
     with pytest.raises(ProblemError, match="problem.toml") as err:
         load_problem(folder)

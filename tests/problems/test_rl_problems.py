@@ -61,7 +61,8 @@ RUN_ANSWERS = {
                                      "def pendulum_torque(obs):\n    return 0.0"),
                        GOOD_POLICY.replace("0.85", "0.9")],
     "evolved_es": [None, ("class Strategy:\n    def __init__(self, x0, sigma, popsize, seed):\n"
-                          "        self.mean = x0\n\n    def ask(self):\n        return self.mean\n\n"
+                          "        self.mean = x0\n\n"
+                          "    def ask(self):\n        return self.mean\n\n"
                           "    def tell(self, solutions, fitness):\n        pass"),
                    "import cma\n\n\nclass Strategy(cma.CMAEvolutionStrategy):\n    pass"],
     "pg_loss": [BASELINE_LOSS, ("def step_weights(rewards, log_probs, mask, gamma):\n"
@@ -111,7 +112,8 @@ def sandboxed(name: str, code: str) -> object:
 @pytest.mark.parametrize("name", RL_PROBLEMS)
 def test_problem_folder_passes_evoforge_problems_check(name: str, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "service.cli", "problems", "check",
-                           str(PROBLEMS / name)], check=False, capture_output=True, text=True, timeout=300,
+                           str(PROBLEMS / name)], check=False, capture_output=True, text=True,
+                          timeout=300,
                           env={**os.environ, "EVOFORGE_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK: the initial program scored" in proc.stdout

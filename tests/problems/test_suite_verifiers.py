@@ -1,4 +1,4 @@
-"""The AlphaEvolve suite's trusted scorers: known constructions, exploit probes, initial programs."""
+"""AlphaEvolve suite's trusted scorers: known constructions, exploit probes, initial programs."""
 
 from __future__ import annotations
 

@@ -46,7 +46,8 @@ def _added_lines(before: str, after: str) -> list[str]:
 def recent_changes(s: Session, run_id: int, limit: int = RECENT) -> list[Change]:
     """Returns the run's latest evaluated children (newest first), each with its parent's score."""
     children = list(s.scalars(
-        select(ProgramRow).where(ProgramRow.run_id == run_id, ProgramRow.kind == ProgramKind.MUTATION,
+        select(ProgramRow).where(ProgramRow.run_id == run_id,
+                                 ProgramRow.kind == ProgramKind.MUTATION,
                                  ProgramRow.status.in_((ProgramStatus.OK, ProgramStatus.FAILED)))
         .order_by(ProgramRow.iteration.desc(), ProgramRow.id.desc()).limit(limit)))
     parent_ids = {c.parent_id for c in children if c.parent_id is not None}

@@ -1,4 +1,4 @@
-"""Runs over REST: config validation, the start/pause/resume/stop state machine, quotas, progress."""
+"""Runs over REST: config validation, start/pause/resume/stop state machine, quotas, progress."""
 
 from __future__ import annotations
 
