@@ -174,15 +174,11 @@ def _drain(sinks: dict[int, Any]) -> None:
 
 def _finish(pid: int) -> int | None:
     """Kills the child's group and every process left under this one; returns the child's status."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     status = None
-    try:
+    with contextlib.suppress(ChildProcessError):
         _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
     reaper.kill_descendants()
     return status
 
@@ -245,10 +241,8 @@ def _unlock(func: Any, path: str, _exc: Any) -> None:
 
 
 def _unlink(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass
 
 
 def _warm(modules: list[str]) -> None:

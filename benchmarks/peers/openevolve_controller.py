@@ -123,7 +123,10 @@ def measure(n: int, iterations: int, snapshot_iterations: int, budget_s: float,
             extras.append(parallel_extras(ctrl, it, parent, insp))
         if time.perf_counter() - started > budget_s:
             break
-    pick = lambda key: [e[key] for e in extras]
+
+    def pick(key: str) -> list[float]:
+        return [e[key] for e in extras]
+
     return {"n": n, "setup_s": setup_s, "iterations": len(core), "core_ms": mean_p50_p95_ms(core),
             "snapshot_ms": mean_p50_p95_ms(pick("snapshot")),
             "pickle_ms": mean_p50_p95_ms(pick("pickle")),

@@ -75,16 +75,12 @@ def kill_descendants() -> int:
         if not kids:
             break
         for child in kids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
                 killed += 1
-            except ProcessLookupError:
-                pass
         for child in kids:
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(child, 0)
-            except ChildProcessError:
-                pass
     while True:  # zombies already dead when listed
         try:
             if os.waitpid(-1, os.WNOHANG)[0] == 0:

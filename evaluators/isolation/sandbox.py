@@ -7,6 +7,7 @@ wrappers (`wrap=`) that rewrite the command line; the limits here stay in force 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -371,10 +372,8 @@ def _exited(pid: int) -> bool:
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _reap(proc: subprocess.Popen) -> int | None:

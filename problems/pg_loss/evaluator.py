@@ -133,7 +133,7 @@ def _loss(program_path: str) -> Callable[..., Any]:
         spec = importlib.util.spec_from_file_location("candidate_program", program_path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure at import is the candidate's
         raise LossError(f"the program does not import: {type(exc).__name__}: {exc}") from None
     fn = getattr(module, "step_weights", None)
     if not callable(fn):

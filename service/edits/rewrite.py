@@ -23,7 +23,7 @@ def rewrite(parent: str, answer: str, allow_plain: bool) -> tuple[str, int]:
     spans = regions(parent)
     bodies = _bodies(code, parent, spans)
     child = parent
-    for (start, end), body in reversed(list(zip(spans, bodies))):
+    for (start, end), body in reversed(list(zip(spans, bodies, strict=True))):
         child = child[:start] + _fit(body, _block_indent(parent, start, end)) + child[end:]
     return child, len(spans)
 

@@ -231,7 +231,7 @@ class Engine:
         self._gen_tokens += sum(c.completion_tokens for c in flat)
         first = self.counters.iterations + 1
         proposals = [self.planner.proposal(first + i, plan, c) for i, (plan, c) in enumerate(
-            (plan, c) for plan, batch in zip(plans, batches) for c in batch)]
+            (plan, c) for plan, batch in zip(plans, batches, strict=True) for c in batch)]
         self.reserved += len(proposals)  # screening awaits: keep their places in the budget
         try:
             await self.aids.screen(proposals, self.hashes, self.archive, self.planner.codes,
@@ -242,7 +242,7 @@ class Engine:
             proposal.iteration = self.counters.iterations + 1 + i
         children = self.ledger.add_call(proposals, self.hashes, uuid.uuid4().hex[:12])
         self.aids.after_call(proposals, children)
-        for proposal, child in zip(proposals, children):
+        for proposal, child in zip(proposals, children, strict=True):
             if child.outcome in NO_PROGRAM:
                 self.rejected += 1
             elif child.outcome in NOT_NEW:

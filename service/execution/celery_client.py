@@ -66,7 +66,7 @@ class CeleryExecutor:
     def _workers_on_queue(self) -> bool:
         try:
             replies = self.app.control.inspect(timeout=1.0).active_queues() or {}
-        except Exception:  # noqa: BLE001 (inspecting is best effort)
+        except Exception:  # noqa: BLE001 - inspecting is best effort
             return True
         return any(q.get("name") == self.queue for qs in replies.values() for q in qs)
 
@@ -85,7 +85,7 @@ class CeleryExecutor:
             ids = list(self._waiting)
             try:
                 done = await asyncio.to_thread(self._finished, ids)
-            except Exception as exc:  # noqa: BLE001 (the database may be restarting)
+            except Exception as exc:  # noqa: BLE001 - the database may be restarting
                 log.warning("reading evaluation results failed (%s); retrying", exc)
                 await asyncio.sleep(1.0)
                 continue

@@ -72,10 +72,10 @@ def digest(s: Session, run_id: int, direction: str, limit: int = RECENT) -> str:
             f"{sum(c.status == ProgramStatus.FAILED for c in changes)} failed, "
             f"{sum(1 for g, _ in gains if g < 0)} scored worse.")
     lines = [head]
-    for gain, c in better[:SHOWN]:
+    for _, c in better[:SHOWN]:
         lines.append(f"- Improved {c.parent_score:.6g} -> {c.score:.6g}; added: "
                      + ("; ".join(c.added) or "(only removals)"))
-    for gain, c in [g for g in gains if g[0] < 0][-2:]:
+    for _, c in [g for g in gains if g[0] < 0][-2:]:
         lines.append(f"- Worse {c.parent_score:.6g} -> {c.score:.6g}; added: "
                      + ("; ".join(c.added) or "(only removals)"))
     failures = Counter((c.failure or "unknown").splitlines()[0][:LINE_CHARS]
