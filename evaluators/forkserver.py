@@ -122,7 +122,8 @@ class Server:
                 parsed = None
         sig = None
         if code is not None and code < 0:
-            sig = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+            sig = (signal.Signals(-code).name if -code in signal.valid_signals()
+                   else f"signal {-code}")
         return {"result": parsed, "returncode": code, "signal": sig, "timed_out": timed_out,
                 "stdout": out.text(), "stderr": err.text(), "stdout_dropped": out.dropped,
                 "stderr_dropped": err.dropped, "duration_s": time.monotonic() - start}
@@ -173,15 +174,11 @@ def _drain(sinks: dict[int, Any]) -> None:
 
 def _finish(pid: int) -> int | None:
     """Kills the child's group and every process left under this one; returns the child's status."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     status = None
-    try:
+    with contextlib.suppress(ChildProcessError):
         _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
     reaper.kill_descendants()
     return status
 
@@ -244,10 +241,8 @@ def _unlock(func: Any, path: str, _exc: Any) -> None:
 
 
 def _unlink(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass
 
 
 def _warm(modules: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""What an evaluation is asked to do and what it answers: the contract between dispatch and evaluators."""
+"""What an evaluation is asked to do and what it answers: dispatch's contract with evaluators."""
 
 from __future__ import annotations
 
@@ -114,7 +114,9 @@ class EvalResult:
             value = arts.get(key)
             if isinstance(value, str) and value.strip():
                 kind = arts.get("error_type") if key == "error_message" else None
-                return f"{kind}: {value.strip()}" if isinstance(kind, str) and kind else value.strip()
+                if isinstance(kind, str) and kind:
+                    return f"{kind}: {value.strip()}"
+                return value.strip()
         return None
 
     def past_gate(self) -> EvalResult | None:

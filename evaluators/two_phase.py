@@ -101,7 +101,7 @@ def _read_or_empty(path: Path) -> bytes:
 
 def _phase(job: EvalJob, python: str, mode: list[str], files: dict[str, bytes], scorer_name: str,
            *, keep: str | None = None) -> EvalResult:
-    """Returns the result of one sandboxed phase; with keep, its data bytes in artifacts["_data"]."""
+    """Returns one sandboxed phase's result; with keep, its data bytes in artifacts["_data"]."""
     with fresh.scratch_dir() as root:
         for name, content in files.items():
             target = root / SNAPSHOT_DIR / scorer_name if name == "scorer" else root / name
@@ -120,7 +120,7 @@ def _phase(job: EvalJob, python: str, mode: list[str], files: dict[str, bytes], 
 
 
 def _trusted_part(result: EvalResult) -> EvalResult:
-    """Returns what may be kept of a result the candidate's process wrote: ok, or a clipped error."""
+    """Returns what may be kept of a result the candidate's process wrote: ok or a clipped error."""
     if result.ok:
         return EvalResult(status="ok", layers=result.layers)  # layers: written by the host
     kind = FailureKind.parse(result.error_kind) or FailureKind.CRASH

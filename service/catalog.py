@@ -26,7 +26,8 @@ class ServedModel(BaseModel):
     url: str | None = Field(default=None, description="openai: the server's base URL.")
     model: str | None = Field(default=None, description="Model name (openai), GGUF path "
                               "(llamacpp; default: $EVOFORGE_MODEL_PATH, else the embedded "
-                              "SmolLM2), HF folder or GGUF (transformers), answers JSON (scripted).")
+                              "SmolLM2), HF folder or GGUF (transformers), answers JSON "
+                              "(scripted).")
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the API key.")
     price_per_1k_tokens: float = Field(default=0.0, ge=0, description="Cost of 1000 tokens.")
     context_window: int | None = Field(default=None, ge=64, description="Tokens; default: the "

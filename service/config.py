@@ -30,12 +30,12 @@ class NoveltyConfig(Strict):
     enabled: bool = Field(default=False, description="Embed each child and reject near-copies.")
     threshold: float = Field(default=0.995, gt=0, le=1, description="Cosine similarity at or above "
                              "which a child counts as a near-copy of a program of its island.")
-    judge: bool = Field(default=False, description="Ask the LLM whether a near-copy is meaningfully "
-                        "different before rejecting it.")
+    judge: bool = Field(default=False, description="Ask the LLM whether a near-copy is "
+                        "meaningfully different before rejecting it.")
 
 
 class ScratchpadConfig(Strict):
-    """Meta-scratchpad: the LLM turns a digest of recent results into insights later prompts show."""
+    """Meta-scratchpad: the LLM turns a digest of recent results into insights for later prompts."""
 
     enabled: bool = Field(default=False, description="Write a scratchpad of insights periodically.")
     every: int = Field(default=10, ge=1, description="Iterations between scratchpad versions.")
@@ -45,18 +45,25 @@ class ScratchpadConfig(Strict):
 class SearchConfig(Strict):
     """The population: islands, MAP-Elites grid, parent and inspiration sampling."""
 
-    num_islands: int = Field(default=2, ge=1, description="Islands evolving apart, joined by ring migration.")
+    num_islands: int = Field(default=2, ge=1,
+                             description="Islands evolving apart, joined by ring migration.")
     population_size: int = Field(default=60, ge=2, description="Programs kept per island.")
     migration_interval: int = Field(default=20, ge=1, description="Iterations between migrations.")
-    migration_rate: float = Field(default=0.1, ge=0, le=1, description="Share of an island's best sent on.")
+    migration_rate: float = Field(default=0.1, ge=0, le=1,
+                                  description="Share of an island's best sent on.")
     selection: Literal["mixed", "fitness", "power_law", "uniform"] = Field(
         default="mixed", description="Parent selection strategy.")
-    exploit_ratio: float = Field(default=0.6, ge=0, le=1, description="mixed: parent from the elites.")
-    explore_ratio: float = Field(default=0.3, ge=0, le=1, description="mixed: parent uniformly at random.")
-    power_law_alpha: float = Field(default=1.0, gt=0, description="power_law: p(rank) ~ rank^-alpha.")
-    fitness_temperature: float = Field(default=1.0, gt=0, description="fitness: softmax temperature.")
+    exploit_ratio: float = Field(default=0.6, ge=0, le=1,
+                                 description="mixed: parent from the elites.")
+    explore_ratio: float = Field(default=0.3, ge=0, le=1,
+                                 description="mixed: parent uniformly at random.")
+    power_law_alpha: float = Field(default=1.0, gt=0,
+                                   description="power_law: p(rank) ~ rank^-alpha.")
+    fitness_temperature: float = Field(default=1.0, gt=0,
+                                       description="fitness: softmax temperature.")
     elite_size: int = Field(default=10, ge=1, description="Global elite archive size.")
-    num_top_inspirations: int = Field(default=2, ge=0, description="Best programs shown as inspiration.")
+    num_top_inspirations: int = Field(default=2, ge=0,
+                                      description="Best programs shown as inspiration.")
     num_diverse_inspirations: int = Field(default=1, ge=0, description="Diverse programs shown.")
     feature_dimensions: list[str] = Field(
         default_factory=lambda: ["complexity", "diversity"],
@@ -114,8 +121,10 @@ class LLMConfig(Strict):
                                   "price and context window. Runs created through the API pick "
                                   "their model this way; the CLI may describe one with those.")
     backend: Literal["llamacpp", "openai", "transformers", "scripted"] = "llamacpp"
-    url: str | None = Field(default=None, description="openai: base URL, e.g. http://127.0.0.1:8000/v1.")
-    model: str | None = Field(default=None, description="Model name (openai) or GGUF path (llamacpp).")
+    url: str | None = Field(default=None,
+                            description="openai: base URL, e.g. http://127.0.0.1:8000/v1.")
+    model: str | None = Field(default=None,
+                              description="Model name (openai) or GGUF path (llamacpp).")
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the API key.")
     temperature: float = Field(default=0.8, ge=0, le=2)
     top_p: float = Field(default=0.95, gt=0, le=1)
@@ -123,12 +132,15 @@ class LLMConfig(Strict):
     n: int = Field(default=1, ge=1, description="Completions per prompt.")
     prompts_per_call: int = Field(default=1, ge=1, description="Prompts sampled per LLM batch.")
     answer_format: Literal["auto", "diff", "rewrite"] = Field(
-        default="auto", description="auto: full rewrite for small models, SEARCH/REPLACE diffs otherwise.")
-    system_message: str | None = Field(default=None, description="Overrides the default system prompt.")
+        default="auto",
+        description="auto: full rewrite for small models, SEARCH/REPLACE diffs otherwise.")
+    system_message: str | None = Field(default=None,
+                                       description="Overrides the default system prompt.")
     context_window: int | None = Field(default=None, description="Tokens; default: the backend's.")
     timeout_s: float = Field(default=120.0, gt=0)
     retries: int = Field(default=3, ge=0)
-    concurrency: int | None = Field(default=None, ge=1, description="Requests at once; default: backend's.")
+    concurrency: int | None = Field(default=None, ge=1,
+                                    description="Requests at once; default: backend's.")
     models: list[ModelConfig] = Field(default_factory=list, description="An ensemble; empty: the "
                                       "single model above. Each request goes to one member.")
     selector: Literal["ucb1", "thompson", "weighted"] = Field(
@@ -142,7 +154,8 @@ class LLMConfig(Strict):
     temperature_schedule: Literal["constant", "linear", "cosine"] = Field(
         default="constant", description="Temperature over the iteration budget: constant, linear "
         "from temperature to temperature_end, or cosine cycles between them.")
-    temperature_end: float = Field(default=0.3, ge=0, le=2, description="Other end of the schedule.")
+    temperature_end: float = Field(default=0.3, ge=0, le=2,
+                                   description="Other end of the schedule.")
     temperature_period: int = Field(default=20, ge=2, description="cosine: iterations per cycle.")
 
     @model_validator(mode="after")
@@ -168,9 +181,10 @@ class BudgetConfig(Strict):
     llm_calls: int | None = Field(default=None, ge=0)
     tokens: int | None = Field(default=None, ge=0, description="Prompt + completion tokens.")
     wall_seconds: float | None = Field(default=None, gt=0)
-    target_score: float | None = Field(default=None, description="Stop once the best score reaches it.")
-    stagnation_iterations: int | None = Field(default=None, ge=1, description="Stop after this many "
-                                              "iterations without improvement.")
+    target_score: float | None = Field(default=None,
+                                       description="Stop once the best score reaches it.")
+    stagnation_iterations: int | None = Field(default=None, ge=1, description="Stop after this "
+                                              "many iterations without improvement.")
     cost: float | None = Field(default=None, ge=0, description="Stop once LLM cost (prices per "
                                "1k tokens) reaches this.")
 
@@ -179,13 +193,15 @@ class EvaluationConfig(Strict):
     """How candidates are scored: workers, limits, cascade thresholds."""
 
     executor: Literal["local", "celery"] = Field(
-        default="local", description="local: a sandboxed pool here; celery: workers via the broker.")
+        default="local",
+        description="local: a sandboxed pool here; celery: workers via the broker.")
     broker: str | None = Field(default=None, description="celery: broker URL (default: "
                                "$EVOFORGE_BROKER, else amqp://guest:guest@127.0.0.1:5672//).")
     queue: str = Field(default="cpu", description="Capability this problem needs (Celery queue), "
                        "e.g. cpu or gpu; workers list the queues they serve.")
     workers: int = Field(default=2, ge=1, description="Evaluations running at once.")
-    in_flight: int | None = Field(default=None, ge=1, description="Candidates in flight; default 2*workers.")
+    in_flight: int | None = Field(default=None, ge=1,
+                                  description="Candidates in flight; default 2*workers.")
     timeout_s: float = Field(default=30.0, gt=0, description="Wall-clock limit per evaluation.")
     memory_mb: int = Field(default=1024, ge=64, description="Address-space limit per evaluation.")
     cascade_thresholds: list[float] = Field(
@@ -253,7 +269,7 @@ class PenaltyConfig(Strict):
 
 
 class RLConfig(Strict):
-    """Test-time RL of the mutation model: GRPO + LoRA on the run's own prompts (service/rl/grpo.py)."""
+    """Test-time RL of the mutation model: GRPO + LoRA on the run's prompts (service/rl/grpo.py)."""
 
     enabled: bool = Field(default=False, description="Train during the run every_n_children.")
     every_n_children: int = Field(default=50, ge=1, description="Evaluated children between "
@@ -353,7 +369,7 @@ def build_run_config(*layers: dict[str, Any], source: str = "run config",
 
 
 def describe_errors(exc: ValidationError) -> str:
-    """Returns pydantic's validation errors as one line: where, what, and for unknown keys the fix."""
+    """Returns pydantic's validation errors as one line: where, what, for unknown keys the fix."""
     problems = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"

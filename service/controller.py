@@ -9,6 +9,7 @@ Pause and stop requests arrive through `runs.control`, which this loop polls for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -60,10 +61,8 @@ class Controller:
                     claimed = []
                 for run_id in claimed:
                     self.active[run_id] = asyncio.create_task(self._drive(run_id))
-                try:
+                with contextlib.suppress(TimeoutError):  # no stop: poll again
                     await asyncio.wait_for(stop.wait(), self.poll_s)
-                except TimeoutError:
-                    pass
         finally:
             for task in list(self.active.values()):
                 task.cancel()
@@ -120,7 +119,7 @@ class Controller:
         except asyncio.CancelledError:
             await asyncio.to_thread(self._hand_back, run_id)
             raise
-        except Exception as exc:
+        except Exception as exc:  # one crashed run is failed; the others go on
             log.exception("run %s crashed", run_id)
             await asyncio.to_thread(self._fail, run_id, f"controller error: {exc!r}")
         finally:

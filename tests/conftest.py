@@ -39,7 +39,8 @@ def fresh_pg_database() -> Iterator[str]:
         admin = psycopg.connect(_pg_admin_dsn(), autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN} ({exc}); start it with "
-                    "`pg_ctlcluster --skip-systemctl-redirect 15 main start` or set EVOFORGE_TEST_PG")
+                    "`pg_ctlcluster --skip-systemctl-redirect 15 main start` "
+                    "or set EVOFORGE_TEST_PG")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_code_is_ruff_clean() -> None:
-    targets = ["service", "evaluators", "tests", "problems", "benchmarks"]
+    targets = ["service", "evaluators", "tests", "problems", "benchmarks", "migrations"]
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise",
                            *targets], cwd=ROOT, capture_output=True, text=True, check=False,
                           timeout=120)

@@ -164,7 +164,8 @@ def _browse(url: str, secret: str, run_id: int, child: int) -> list[str]:
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
                 if r.status >= 400 else None)
-        page.context.add_init_script(f"localStorage.setItem('evoforge.token', {json.dumps(secret)})")
+        page.context.add_init_script(
+            f"localStorage.setItem('evoforge.token', {json.dumps(secret)})")
         page.goto(f"{url}/#/run/{run_id}")
         expect(page.locator("[data-testid=chart] circle.point").first).to_be_attached()
         assert page.evaluate("[typeof d3, typeof hljs, typeof Diff2Html]") == ["object"] * 3

@@ -2,8 +2,9 @@
 
 Every benchmark that needs a best-so-far curve gets it here, from the run's own SQLite file:
 `run_cli` / `run_in_process` return a FinishedRun, whose curves (by iteration, by LLM sample,
-over time) follow the direction stored with the run's problem (its problem.toml's `direction`). `strict_score` re-scores a program with
-`evoforge eval` (our sandbox and the problem's strict verifier).
+over time) follow the direction stored with the run's problem (its problem.toml's `direction`).
+`strict_score` re-scores a program with `evoforge eval` (our sandbox and the problem's strict
+verifier).
 """
 
 from __future__ import annotations

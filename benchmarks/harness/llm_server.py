@@ -27,13 +27,14 @@ def free_port() -> int:
 @contextlib.contextmanager
 def llama_server(n_ctx: int = 4096, threads: int | None = None, log: Path | None = None,
                  alias: str = "SmolLM2-135M-Instruct") -> Iterator[str]:
-    """Serves the embedded SmolLM2 GGUF with llama-cpp-python's OpenAI server; yields its /v1 URL."""
+    """Serves the embedded SmolLM2 GGUF with llama-cpp-python's OpenAI server; yields /v1's URL."""
     from service.llm.models import default_model_path
 
     port = free_port()
     log = log or Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
-           "--model_alias", alias, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx)]
+           "--model_alias", alias, "--host", "127.0.0.1", "--port", str(port),
+           "--n_ctx", str(n_ctx)]
     if threads:
         cmd += ["--n_threads", str(threads)]
     with log.open("w") as sink:
@@ -50,7 +51,8 @@ def llama_server(n_ctx: int = 4096, threads: int | None = None, log: Path | None
                 if httpx.get(f"{url}/models", timeout=2).is_success:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"llama_cpp.server did not answer {url}/models in 120 s; see {log}")
+                raise RuntimeError(f"llama_cpp.server did not answer {url}/models in 120 s; "
+                                   f"see {log}")
             time.sleep(0.3)
         yield url
     finally:

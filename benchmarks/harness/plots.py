@@ -7,7 +7,7 @@ from typing import Any
 
 
 def pyplot() -> Any | None:
-    """Returns matplotlib.pyplot on the Agg backend, or None without matplotlib (the bench extra)."""
+    """Returns matplotlib.pyplot on the Agg backend, or None without matplotlib (bench extra)."""
     try:
         import matplotlib
 

@@ -1,4 +1,4 @@
-"""Child processes of a benchmark: run in their own group, stopped on timeout, interrupt or SIGTERM."""
+"""Child processes of a benchmark: own process group, stopped on timeout, interrupt or SIGTERM."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _raise)
 
 
-def run_group(cmd: list[str], timeout_s: float | None, **kwargs: Any) -> subprocess.CompletedProcess:
+def run_group(cmd: list[str], timeout_s: float | None,
+              **kwargs: Any) -> subprocess.CompletedProcess:
     """Runs cmd in its own process group; on timeout or interrupt stops the whole group.
 
     A run's own children (OpenEvolve's worker pool, evoforge's evaluations) must not outlive it.

@@ -151,7 +151,7 @@ def _read_back(problem: Problem, work: Path, trace: Path, log: str, t0: float,
     return {
         "curve": best_curve([(0, initial), *points], last, maximize),
         "time_curve": time_curve([(0.0, initial)] + [
-            (r["timestamp"] - t0, s) for r, (_, s) in zip(rows, points)], maximize),
+            (r["timestamp"] - t0, s) for r, (_, s) in zip(rows, points, strict=True)], maximize),
         "initial_score": initial, "iterations": last,
         "eval_s_mean": fmean(evals) if evals else None, "evals_timed": len(evals),
         "programs": len(rows), "scored": sum(s is not None for _, s in points),

@@ -1,4 +1,4 @@
-"""Peer side of perf.controller_overhead: OpenEvolve 0.4.1 bookkeeping per iteration, no LLM or eval.
+"""Peer side of perf.controller_overhead: OpenEvolve 0.4.1 bookkeeping per iteration, no LLM/eval.
 
 Runs with the python of benchmarks/.venv-openevolve (openevolve==0.4.1 installed there, nothing
 of it in this repository), from the repository root, and prints one JSON object per size:
@@ -123,9 +123,13 @@ def measure(n: int, iterations: int, snapshot_iterations: int, budget_s: float,
             extras.append(parallel_extras(ctrl, it, parent, insp))
         if time.perf_counter() - started > budget_s:
             break
-    pick = lambda key: [e[key] for e in extras]
+
+    def pick(key: str) -> list[float]:
+        return [e[key] for e in extras]
+
     return {"n": n, "setup_s": setup_s, "iterations": len(core), "core_ms": mean_p50_p95_ms(core),
-            "snapshot_ms": mean_p50_p95_ms(pick("snapshot")), "pickle_ms": mean_p50_p95_ms(pick("pickle")),
+            "snapshot_ms": mean_p50_p95_ms(pick("snapshot")),
+            "pickle_ms": mean_p50_p95_ms(pick("pickle")),
             "worker_rebuild_ms": mean_p50_p95_ms(pick("worker_rebuild")),
             "snapshot_mb": statistics.fmean(pick("snapshot_mb")) if extras else 0.0,
             "snapshot_iterations": len(extras), "programs_in_memory": len(db.programs),

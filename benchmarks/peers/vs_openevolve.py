@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     print_tables(rows, summ, console)
     write_json(args.out / f"{args.name}.json", {"runs": rows, "summary": summ})
     (args.out / f"{args.name}.md").write_text(markdown(rows, summ))
-    console.print(f"json: {args.out / f'{args.name}.json'}  markdown: {args.out / f'{args.name}.md'}")
+    console.print(f"json: {args.out / f'{args.name}.json'}  "
+                  f"markdown: {args.out / f'{args.name}.md'}")
     if plot_curves(rows, args.out / f"{args.name}.png"):
         console.print(f"plot: {args.out / f'{args.name}.png'}")
 

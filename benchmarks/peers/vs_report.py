@@ -129,7 +129,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> bool:
         return False
     problems = list(dict.fromkeys(r["problem"] for r in rows))
     fig, axes = plt.subplots(len(problems), 2, figsize=(11, 3.6 * len(problems)), squeeze=False)
-    for (ax_calls, ax_time), problem in zip(axes, problems):
+    for (ax_calls, ax_time), problem in zip(axes, problems, strict=True):
         for system, colour in COLOURS.items():
             runs = [r for r in rows if r["problem"] == problem and r["system"] == system]
             for r in runs:

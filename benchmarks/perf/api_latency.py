@@ -130,7 +130,7 @@ def _ingest(url: str, run_id: int, count: int) -> float:
     ledger = Ledger(db, run_id, "local")
     result = EvalResult(status="ok", score=0.5, metrics={"combined_score": 0.5}, duration_s=0.1)
     t = time.perf_counter()
-    for prog, eid in zip(sorted(progs, key=lambda p: p.id), eids):
+    for prog, eid in zip(sorted(progs, key=lambda p: p.id), eids, strict=True):
         apply_result(prog, result, {"complexity": 1.0, "diversity": 0.2})
         ledger.record_result(prog, eid, result, [prog.id], [], False)
     rate = count / (time.perf_counter() - t)

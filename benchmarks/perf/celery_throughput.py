@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -117,18 +118,14 @@ def cpu_seconds(worker_pid: int) -> dict[str, float]:
 
     tree = 0.0
     for pid in [worker_pid, *descendants(worker_pid)]:
-        try:
+        with contextlib.suppress(psutil.Error):  # gone meanwhile
             tree += used(psutil.Process(pid), True)
-        except psutil.Error:
-            pass
     servers = {"postgres": 0.0, "rabbitmq": 0.0}
     for proc in psutil.process_iter(["name"]):
         part = {"postgres": "postgres", "beam.smp": "rabbitmq"}.get(proc.info["name"] or "")
         if part:
-            try:
+            with contextlib.suppress(psutil.Error):
                 servers[part] += used(proc, False)
-            except psutil.Error:
-                pass
     return {"controller": used(psutil.Process(), False), "worker tree": tree, **servers}
 
 

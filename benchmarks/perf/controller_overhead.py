@@ -102,14 +102,14 @@ def _drive(db: Database, run_id: int, problem: Any, cfg: Any, backend: str, n: i
             profs[1].disable()
 
     asyncio.run(go())
-    for prof, phase in zip(profs, ("restore", "loop")):
+    for prof, phase in zip(profs, ("restore", "loop"), strict=False):  # profs: [] unprofiled
         prof.dump_stats(out_file(f"profile-{backend}-{n}-{phase}.pstats"))
     with db.session() as s:
         new = s.scalar(select(func.count()).select_from(ProgramRow).where(
             ProgramRow.run_id == run_id, ProgramRow.iteration >= n, ProgramRow.kind == "mutation",
             ProgramRow.status == "ok"))
     sql = [now - then for now, then in zip((meter.count, meter.seconds, meter.commits),
-                                           marks["sql"])]
+                                           marks["sql"], strict=True)]
     return _row(marks, llm, executor, sql) | {
         "backend": f"evoforge-{backend}", "n": n, "new_scored_children": new,
         "rejected": engine.rejected, "duplicates": engine.duplicates, "profiled": profile,
@@ -120,7 +120,7 @@ def _row(marks: dict[str, Any], llm: InstantLLM, executor: InstantExecutor,
          sql: list[float]) -> dict[str, Any]:
     k = max(1, len(llm.starts))
     loop_s = marks["end"] - marks["first"]
-    gaps = [b - a for a, b in zip(llm.starts, llm.starts[1:])]
+    gaps = [b - a for a, b in zip(llm.starts, llm.starts[1:], strict=False)]
     overhead = mean_p50_p95_ms(gaps) | {"mean": 1e3 * (loop_s - llm.spent - executor.spent) / k}
     return {"iterations": len(llm.starts), "restore_s": marks["first"] - marks["start"],
             "loop_s": loop_s, "llm_s": llm.spent, "eval_s": executor.spent,

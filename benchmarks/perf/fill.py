@@ -96,14 +96,14 @@ def populate(db: Database, run_id: int, n: int, islands: int, seed: int) -> floa
             samples = [_sample_row(run_id, p) for p in progs if p["kind"] == "mutation"]
             ids = conn.scalars(insert(LLMSampleRow).returning(
                 LLMSampleRow.id, sort_by_parameter_order=True), samples).all()
-            for p, sid in zip((p for p in progs if p["kind"] == "mutation"), ids):
+            for p, sid in zip((p for p in progs if p["kind"] == "mutation"), ids, strict=True):
                 p["sample_id"] = sid
             pids = conn.scalars(insert(ProgramRow).returning(
                 ProgramRow.id, sort_by_parameter_order=True), progs).all()
             if pids[0] != first_id + lo or pids[-1] != first_id + lo + len(progs) - 1:
                 raise RuntimeError("program ids are not contiguous; fill a fresh database")
             conn.execute(insert(EvaluationRow), [_evaluation_row(run_id, p, pid)
-                                                 for p, pid in zip(progs, pids)
+                                                 for p, pid in zip(progs, pids, strict=True)
                                                  if p["status"] != "duplicate"])
             evaluations += sum(p["status"] != "duplicate" for p in progs)
             failed += sum(p["status"] == "failed" for p in progs)

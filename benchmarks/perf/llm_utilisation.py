@@ -4,7 +4,8 @@ Runs the real engine on a problem with the embedded llama.cpp backend for N iter
 replays the very same prompts (same messages, same sampling, same seeds) straight on a fresh
 backend in the same command, and prints both rates and their ratio. Target: ratio >= 0.9.
 
-    .venv/bin/python -m benchmarks.perf.llm_utilisation [--problem problems/quickstart] [--iterations 12]
+    .venv/bin/python -m benchmarks.perf.llm_utilisation [--problem problems/quickstart] \
+        [--iterations 12]
 """
 
 from __future__ import annotations

@@ -92,8 +92,10 @@ def render_overhead(title: str, unit: str, rows: list[dict[str, Any]], higher_is
         med = statistics.median(r["off"]), statistics.median(r["on"])
         top = best(r["off"]), best(r["on"])
         table.add_row(r["case"], f"{len(r['off'])} + {len(r['on'])}",
-                      f"{med[0]:.2f}", f"{med[1]:.2f}", f"{overhead(*med, higher_is_better):+.1f} %",
-                      f"{top[0]:.2f}", f"{top[1]:.2f}", f"{overhead(*top, higher_is_better):+.1f} %")
+                      f"{med[0]:.2f}", f"{med[1]:.2f}",
+                      f"{overhead(*med, higher_is_better):+.1f} %",
+                      f"{top[0]:.2f}", f"{top[1]:.2f}",
+                      f"{overhead(*top, higher_is_better):+.1f} %")
     console.print(table)
 
 

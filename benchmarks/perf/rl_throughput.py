@@ -1,4 +1,4 @@
-"""Environment steps per second inside the evaluation sandbox vs outside it, same code, same command.
+"""Environment steps per second inside the evaluation sandbox vs outside it, same code and command.
 
 The measuring code is one evaluator file: outside, this process imports it and calls it; inside,
 `evaluators.evaluate.evaluate_job` runs it in the real sandbox (bubblewrap + seccomp + rlimits)

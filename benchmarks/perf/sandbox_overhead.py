@@ -113,7 +113,7 @@ def python_pass(n: int) -> dict[str, float]:
 
 
 def main() -> None:
-    """Measures every combination and prints the table; writes benchmarks/out/sandbox_overhead.json."""
+    """Measures every combination, prints the table, writes benchmarks/out/sandbox_overhead.json."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fresh", type=int, default=40, help="timed fresh-process evaluations")
     parser.add_argument("--forked", type=int, default=300, help="timed pre-forked evaluations")

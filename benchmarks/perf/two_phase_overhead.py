@@ -1,6 +1,7 @@
-"""Cost of trusted scoring: two-phase evaluation vs the same scorer run inside the candidate's sandbox.
+"""Cost of trusted scoring: two-phase evaluation vs the same scorer inside the candidate's sandbox.
 
-    .venv/bin/python -m benchmarks.perf.two_phase_overhead [--problems circle_packing,...] [--repeats 10]
+    .venv/bin/python -m benchmarks.perf.two_phase_overhead [--problems circle_packing,...] \
+        [--repeats 10]
 
 For each suite problem the initial program is scored `--repeats` times each way, in the same
 command on the same machine: one-phase (the exported OpenEvolve entry imports the program and

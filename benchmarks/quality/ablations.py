@@ -11,7 +11,7 @@ seeds (every config, every problem) for the report.
 
     nice -n 10 .venv/bin/python -m benchmarks.quality.ablations --problems quickstart,bin_packing \
         --seeds 0,1,2,3,4 --iterations 20 [--configs baseline,novelty,...] [--force]
-    .venv/bin/python -m benchmarks.quality.ablations --report [--markdown]   # tables + plots from the JSON
+    .venv/bin/python -m benchmarks.quality.ablations --report [--markdown]  # JSON -> tables + plots
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def summarise(results: list[dict]) -> list[dict]:
         half = max(1, min(len(r["by_call"]) for r in rs) // 2)
         stats = paired_stats(diffs) if name != "baseline" else paired_stats([])
         rows.append({
-            "config": name, "seeds": len(rs), "llm_calls": statistics.mean(r["llm_calls"] for r in rs),
+            "config": name, "seeds": len(rs),
+            "llm_calls": statistics.mean(r["llm_calls"] for r in rs),
             "mean_best": statistics.mean(r["best"] for r in rs),
             "sd_best": statistics.stdev(r["best"] for r in rs) if len(rs) > 1 else 0.0,
             "paired_diff": stats["mean"], "ci": stats["ci"], "sign_p": stats["sign_p"],

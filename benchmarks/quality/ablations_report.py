@@ -102,8 +102,9 @@ def plot(problem: str, results: list[dict], configs: Sequence[str], path: Path) 
 
 def _band(ax: Any, xs: list[float], values: list[list[float]], label: str,
           like: Any = None) -> Any:
-    """Draws the mean of each point's values as a step line with a ±1 s.e. band; returns the line."""
-    xs, values = [*xs, xs[-1] + 0.25 * (xs[-1] - xs[0]) / max(1, len(xs) - 1)], [*values, values[-1]]
+    """Draws the mean of each point's values as a step line, with a ±1 s.e. band; returns it."""
+    xs = [*xs, xs[-1] + 0.25 * (xs[-1] - xs[0]) / max(1, len(xs) - 1)]
+    values = [*values, values[-1]]
     mean = [statistics.mean(v) for v in values]  # (the last point repeated: its step shows)
     se = [statistics.stdev(v) / math.sqrt(len(v)) if len(v) > 1 else 0.0 for v in values]
     kw = {"color": like.get_color()} if like is not None else {}

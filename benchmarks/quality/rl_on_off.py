@@ -8,9 +8,9 @@ are also set against the RL-off run's children at the same sample positions. Res
 are appended to benchmarks/out/rl_on_off.json after every run, and a (seed, arm) already there
 with the same settings is not run again. Prints a table and draws docs/rl_on_off.png.
 
-    nice -n 10 .venv/bin/python -m benchmarks.quality.rl_on_off [--seeds 0,1,2,3,4] [--iterations 30]
-        [--every 8] [--steps 1] [--lr 3e-4] [--threads 1]
-    .venv/bin/python -m benchmarks.quality.rl_on_off --report      # table and plot from the JSON only
+    nice -n 10 .venv/bin/python -m benchmarks.quality.rl_on_off [--seeds 0,1,2,3,4] \
+        [--iterations 30] [--every 8] [--steps 1] [--lr 3e-4] [--threads 1]
+    .venv/bin/python -m benchmarks.quality.rl_on_off --report   # table and plot from the JSON only
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def report(results: list[dict[str, Any]], title: str) -> None:
         init = [by[s, arm].get("initial_score") or 0.0 for s in seeds]
         summary.add_row(arm, str(len(seeds)), f"{statistics.fmean(best):.4f} ± "
                         f"{statistics.stdev(best) if len(best) > 1 else 0:.4f}",
-                        f"{sum(b > i for b, i in zip(best, init))}/{len(seeds)}",
+                        f"{sum(b > i for b, i in zip(best, init, strict=True))}/{len(seeds)}",
                         f"{statistics.fmean(by[s, arm]['wall_s'] for s in seeds):.0f}")
     console.print(summary)
     wins = sum(d > 0 for d in diffs), sum(d == 0 for d in diffs), sum(d < 0 for d in diffs)
@@ -77,8 +77,8 @@ def report(results: list[dict[str, Any]], title: str) -> None:
 def markdown(results: list[dict[str, Any]]) -> str:
     """Returns the per-run table as Markdown (for docs/benchmarks.md)."""
     n = max((len(r["curve"]) for r in results), default=0)
-    head = ["seed", "arm", "best", f"best @ {n // 2}", "base: valid / mean", "training: valid / mean",
-            "adapter: valid / mean", "adapters", "wall s", "load avg"]
+    head = ["seed", "arm", "best", f"best @ {n // 2}", "base: valid / mean",
+            "training: valid / mean", "adapter: valid / mean", "adapters", "wall s", "load avg"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(results, key=lambda r: (r["seed"], r["arm"])):
         half = r["curve"][len(r["curve"]) // 2 - 1] if r["curve"] else None
@@ -105,7 +105,7 @@ def plot(results: list[dict[str, Any]], path: Path, title: str) -> bool:
             continue
         curves = padded(runs)
         xs = range(1, len(curves[0]) + 1)
-        cols = list(zip(*curves))
+        cols = list(zip(*curves, strict=True))  # padded: one length
         for c in curves:
             ax.step(xs, c, where="post", color=colour, alpha=0.25, lw=0.8)
         ax.fill_between(xs, [min(v) for v in cols], [max(v) for v in cols], step="post",

@@ -1,4 +1,4 @@
-"""evoforge on every problem of the suite for a fixed budget: best strict score and gap to best known.
+"""evoforge on every problem of the suite, fixed budget: best strict score and gap to best known.
 
 Each problem x seed is a real `evoforge run --llm openai` against one OpenAI-compatible server (by
 default a llama-cpp-python server on the embedded SmolLM2-135M, started here). The best program

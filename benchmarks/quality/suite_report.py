@@ -44,7 +44,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _improved(row: dict[str, Any], maximize: bool) -> bool:
-    """Returns True when the re-verified best beats the initial strict score by more than rounding."""
+    """Returns True when the re-verified best beats the initial strict score beyond rounding."""
     best, initial = row["best_strict"], row["initial"]
     if best is None or initial is None:
         return False
@@ -140,7 +140,7 @@ def plot_suite(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
         counts = [fates[n][fate] for n in names]
         bars.barh(names, counts, left=left, color=("tab:red", "tab:grey", "tab:orange",
                                                    "tab:green")[k], label=fate)
-        left = [a + b for a, b in zip(left, counts)]
+        left = [a + b for a, b in zip(left, counts, strict=True)]
     bars.invert_yaxis()
     bars.set_xlabel("LLM answers, all seeds")
     bars.set_title("what became of the answers", fontsize=10)

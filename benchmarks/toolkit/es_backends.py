@@ -58,7 +58,8 @@ def main() -> None:
     except es_jax.MissingExtraError as exc:
         print(f"note: evosax rows left out: {exc}")
         names = [n for n in names if not n.startswith(es_jax.PREFIX)]
-    print("| strategy | function | best (median) | cold start s | warm start s | per generation ms |")
+    print("| strategy | function | best (median) | cold start s | warm start s "
+          "| per generation ms |")
     print("|---|---|---:|---:|---:|---:|")
     for name in names:
         for f in ("sphere", "rosenbrock"):

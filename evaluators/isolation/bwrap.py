@@ -86,7 +86,7 @@ def interpreter_dirs(python: str) -> list[str]:
 
 @functools.cache
 def seccomp_bpf() -> bytes:
-    """Returns the seccomp filter as BPF bytes (built once); raises ImportError without pyseccomp."""
+    """Returns the seccomp filter as BPF bytes (built once); ImportError without pyseccomp."""
     import pyseccomp as sc
 
     deny = sc.ERRNO(errno.EPERM)

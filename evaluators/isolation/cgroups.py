@@ -126,7 +126,7 @@ class Cgroup:
         return [int(p) for p in _read(self.path / "cgroup.procs").split()]
 
     def peak(self) -> int | None:
-        """Returns the most processes and threads inside at once (None: the kernel keeps no peak)."""
+        """Returns the most processes and threads inside at once (None: kernel keeps no peak)."""
         text = _read(self.path / "pids.peak").strip()
         return int(text) if text.isdigit() else None
 

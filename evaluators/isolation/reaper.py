@@ -22,7 +22,7 @@ def become_subreaper() -> bool:
     """Returns True once this process is a child subreaper (set once, guarded)."""
     global _SUBREAPER, _SUBREAPER_PID
     with _SUBREAPER_LOCK:
-        if _SUBREAPER is None or _SUBREAPER_PID != os.getpid():  # fork does not inherit it
+        if _SUBREAPER is None or os.getpid() != _SUBREAPER_PID:  # fork does not inherit it
             try:
                 libc = ctypes.CDLL(None, use_errno=True)
                 _SUBREAPER = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
@@ -75,16 +75,12 @@ def kill_descendants() -> int:
         if not kids:
             break
         for child in kids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
                 killed += 1
-            except ProcessLookupError:
-                pass
         for child in kids:
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(child, 0)
-            except ChildProcessError:
-                pass
     while True:  # zombies already dead when listed
         try:
             if os.waitpid(-1, os.WNOHANG)[0] == 0:

@@ -1,12 +1,13 @@
 """Runs an untrusted command: own process group, rlimits, minimal env, capped output, time limit.
 
 When the command ends (or its time is up) the whole process group is killed, so helpers it started
-die with it. Isolation layers (bubblewrap, seccomp: evaluators/isolation/layers.py) are argv wrappers
-(`wrap=`) that rewrite the command line; the limits here stay in force underneath them.
+die with it. Isolation layers (bubblewrap, seccomp: evaluators/isolation/layers.py) are argv
+wrappers (`wrap=`) that rewrite the command line; the limits here stay in force underneath them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -371,10 +372,8 @@ def _exited(pid: int) -> bool:
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _reap(proc: subprocess.Popen) -> int | None:

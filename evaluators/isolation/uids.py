@@ -61,7 +61,8 @@ def uid_range(spec: str | None = None) -> range:
     try:
         first, last = (int(part) for part in text.split("-", 1))
     except ValueError:
-        raise ValueError(f"{RANGE_VAR}={text!r}: expected FIRST-LAST, e.g. {DEFAULT_RANGE}") from None
+        raise ValueError(f"{RANGE_VAR}={text!r}: expected FIRST-LAST, "
+                         f"e.g. {DEFAULT_RANGE}") from None
     if first < 1000 or last < first or last > 4_000_000_000:
         raise ValueError(f"{RANGE_VAR}={text!r}: use a range of unused ids from 1000 up with "
                          f"FIRST <= LAST, e.g. {DEFAULT_RANGE}")

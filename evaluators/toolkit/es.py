@@ -100,7 +100,8 @@ class CMAES:
 
     def tell(self, solutions: np.ndarray, fitness: np.ndarray) -> None:
         """Updates mean, step size and covariance (pycma minimises, so fitness is negated)."""
-        self._es.tell(list(np.asarray(solutions)), (-np.asarray(fitness, dtype=np.float64)).tolist())
+        self._es.tell(list(np.asarray(solutions)),
+                      (-np.asarray(fitness, dtype=np.float64)).tolist())
 
 
 STRATEGIES: dict[str, Callable[..., Any]] = {"openai_es": OpenAIES, "cma_es": CMAES}
@@ -159,7 +160,8 @@ class Minimisation:
     curve: list[tuple[int, float]] = field(default_factory=list)
 
 
-def minimise(strategy: Any, f: Callable[[np.ndarray], np.ndarray], evaluations: int) -> Minimisation:
+def minimise(strategy: Any, f: Callable[[np.ndarray], np.ndarray],
+             evaluations: int) -> Minimisation:
     """Returns the best f found by a maximising ask/tell strategy within an evaluation budget."""
     used, best, curve = 0, np.inf, []
     while used < evaluations:

@@ -131,7 +131,8 @@ class VecRollout:
             lengths += active
             steps += int(active.sum())
             active &= ~(terminated | truncated)
-        trajectory = Trajectory(*(np.stack(part) for part in zip(*log))) if log else None
+        trajectory = (Trajectory(*(np.stack(part) for part in zip(*log, strict=True)))
+                      if log else None)
         return Returns(total, lengths, steps, time.monotonic() - started, not active.any(),
                        trajectory)
 
@@ -141,7 +142,8 @@ class VecRollout:
         try:
             actions = np.asarray(raw, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise RolloutError(f"the policy returned {type(raw).__name__}, not numbers ({exc})")
+            raise RolloutError(f"the policy returned {type(raw).__name__}, "
+                               f"not numbers ({exc})") from exc
         if isinstance(space, gym.spaces.Discrete):
             actions = actions.reshape(-1) if actions.size == n else actions
             if actions.shape != (n,):
@@ -192,7 +194,8 @@ class LinearPolicy:
         """Returns the policy whose row i acts with parameter vector params[i] (or one for all)."""
         p = np.atleast_2d(np.asarray(params, dtype=np.float64))
         if p.shape[1] != self.n_params:
-            raise ValueError(f"a linear policy here has {self.n_params} parameters, got {p.shape[1]}")
+            raise ValueError(f"a linear policy here has {self.n_params} parameters, "
+                             f"got {p.shape[1]}")
         w = p[:, : self.obs_dim * self.act_dim].reshape(-1, self.act_dim, self.obs_dim)
         b = p[:, self.obs_dim * self.act_dim:]
 

@@ -1,11 +1,11 @@
-"""First autocorrelation inequality: a nonnegative step function whose autoconvolution peak is low."""
+"""First autocorrelation inequality: a nonnegative step function with a low autoconvolution peak."""
 
 import numpy as np
 
 
 # EVOLVE-BLOCK-START
 def step_heights():
-    """Returns the heights of f on equal steps covering [-1/4, 1/4]: a list or 1-D array, all >= 0."""
+    """Returns f's heights on equal steps covering [-1/4, 1/4]: a list or 1-D array, all >= 0."""
     n = 50
     return np.ones(n)  # the constant function: the bound is exactly 2.0
 # EVOLVE-BLOCK-END

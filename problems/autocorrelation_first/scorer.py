@@ -19,7 +19,7 @@ LIMIT = 1e9  # heights are scale-free; larger magnitudes only invite overflow
 
 
 def score(data: Any) -> dict[str, Any]:
-    """Returns the bound a list of nonnegative step heights certifies; raises ValueError if invalid."""
+    """Returns the bound a list of nonnegative step heights certifies; ValueError if invalid."""
     heights = steps(data, "heights", nonnegative=True)
     total = math.fsum(heights)
     if total**2 <= 0:

@@ -20,7 +20,7 @@ LIMIT = 1e9  # heights are scale-free; larger magnitudes only invite overflow
 
 
 def score(data: Any) -> dict[str, Any]:
-    """Returns the bound a list of nonnegative step heights certifies; raises ValueError if invalid."""
+    """Returns the bound a list of nonnegative step heights certifies; ValueError if invalid."""
     heights = steps(data, "heights")
     a = np.asarray(heights, dtype=np.float64)
     c = np.convolve(a, a)
@@ -36,7 +36,7 @@ def score(data: Any) -> dict[str, Any]:
 
 
 def steps(data: Any, name: str) -> list[float]:
-    """Returns data as nonnegative finite floats (1..MAX_STEPS of them); raises ValueError if not."""
+    """Returns data as nonnegative finite floats (1..MAX_STEPS of them); else ValueError."""
     if isinstance(data, dict):
         data = data.get(name)
     if not isinstance(data, list) or not 1 <= len(data) <= MAX_STEPS:

@@ -5,7 +5,7 @@ import numpy as np
 
 # EVOLVE-BLOCK-START
 def step_heights():
-    """Returns the heights of f on equal steps covering [-1/4, 1/4]: a list or 1-D array, any sign."""
+    """Returns f's heights on equal steps covering [-1/4, 1/4]: a list or 1-D array, any sign."""
     n = 50
     return np.ones(n)  # the constant function: the bound is exactly 2.0
 # EVOLVE-BLOCK-END

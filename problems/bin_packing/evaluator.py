@@ -72,8 +72,9 @@ def _call(priority: Callable[[float, np.ndarray], Any], item: float, bins: np.nd
         return priority(item, bins)
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the candidate's own error is the reason it failed
-        raise PriorityError(f"priority(item={item:.3f}, bins) raised {type(exc).__name__}: {exc}")
+    except Exception as exc:  # the candidate's own error is the reason it failed
+        raise PriorityError(f"priority(item={item:.3f}, bins) raised "
+                            f"{type(exc).__name__}: {exc}") from exc
 
 
 def _checked(scores: Any, size: int, item: float) -> np.ndarray:
@@ -84,7 +85,8 @@ def _checked(scores: Any, size: int, item: float) -> np.ndarray:
     try:
         array = np.asarray(scores, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise PriorityError(f"priority() returned {type(scores).__name__}, not numbers ({exc})")
+        raise PriorityError(f"priority() returned {type(scores).__name__}, "
+                            f"not numbers ({exc})") from exc
     if array.shape != (size,):
         raise PriorityError(f"priority(item={item:.3f}, bins) returned shape {array.shape}; "
                             f"it must return one number per bin, shape ({size},)")

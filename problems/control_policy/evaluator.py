@@ -56,7 +56,8 @@ def _score(program_path: str, episodes: int, max_steps: int | None, base_seed: i
         rollout = rl.VecRollout(env_id, max_episode_steps=max_steps)
         steps = rollout.horizon or 1
         try:
-            out = rollout.run(rl.per_observation(_guarded(act, name)), rl.seeds(episodes, base_seed))
+            out = rollout.run(rl.per_observation(_guarded(act, name)),
+                              rl.seeds(episodes, base_seed))
         except (rl.RolloutError, _PolicyError) as exc:
             return _failed(f"{name}: {exc}")
         finally:

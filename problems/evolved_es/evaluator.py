@@ -23,7 +23,7 @@ POPSIZE = 16
 
 @dataclass(frozen=True)
 class PolicyTask:
-    """Train a linear policy on env_id within `episodes` episodes; score = clip((R - lo) / (hi - lo))."""
+    """Train a linear policy on env_id in `episodes` episodes; score: clip((R - lo) / (hi - lo))."""
 
     env_id: str
     episodes: int
@@ -106,7 +106,8 @@ def evaluate(program_path: str) -> Result:
                          f"{task.evaluations} evaluations")
     except StrategyError as exc:
         return _failed(str(exc))
-    metrics["rl_score"], metrics["function_score"] = float(np.mean(rl_scores)), float(np.mean(fn_scores))
+    metrics["rl_score"] = float(np.mean(rl_scores))
+    metrics["function_score"] = float(np.mean(fn_scores))
     metrics["combined_score"] = 0.5 * metrics["rl_score"] + 0.5 * metrics["function_score"]
     metrics["validity"] = 1.0
     return Result(metrics, "; ".join(lines))
@@ -136,7 +137,7 @@ def function_score(cls: Any, task: FunctionTask, seed: int) -> tuple[float, floa
     strategy = _build(cls, x0, task.sigma, seed)
     try:
         best = es.minimise(strategy, f, task.evaluations).best
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a failing ask/tell is the candidate's error
         raise StrategyError(f"{task.name}: {type(exc).__name__}: {exc}") from None
     mean = np.asarray(getattr(strategy, "mean", x0), dtype=np.float64).reshape(-1)
     if mean.shape == x0.shape and np.all(np.isfinite(mean)):
@@ -162,7 +163,7 @@ def shifted(task: FunctionTask, seed: int) -> tuple[Any, np.ndarray]:
 def _build(cls: Any, x0: np.ndarray, sigma: float, seed: int) -> Any:
     try:
         return cls(x0.copy(), sigma, POPSIZE, seed)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a failing constructor is the candidate's error
         raise StrategyError(f"Strategy(x0, sigma={sigma}, popsize={POPSIZE}, seed={seed}) raised "
                             f"{type(exc).__name__}: {exc}") from None
 
@@ -176,7 +177,7 @@ def _strategy_class(program_path: str) -> Any:
         spec = importlib.util.spec_from_file_location("candidate_program", program_path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure at import is the candidate's
         raise StrategyError(f"the program does not import: {type(exc).__name__}: {exc}") from None
     cls = getattr(module, "Strategy", None)
     if not callable(cls):
@@ -197,7 +198,7 @@ def _borrowed_imports(program_path: str) -> list[str]:
 
 
 def _short(env_id: str) -> str:
-    return env_id.split("-")[0].lower()
+    return env_id.split("-", 1)[0].lower()
 
 
 def _failed(reason: str) -> Result:

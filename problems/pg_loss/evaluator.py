@@ -110,7 +110,7 @@ def _probs(w: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def _checked(weights_fn: Callable[..., Any], rewards: np.ndarray, log_probs: np.ndarray,
              mask: np.ndarray) -> np.ndarray:
-    """Returns step_weights()'s answer as a finite array shaped like rewards, or raises LossError."""
+    """Returns step_weights()'s answer as a finite array shaped like rewards; else LossError."""
     try:
         raw = weights_fn(rewards, log_probs, mask, GAMMA)
     except Exception as exc:  # noqa: BLE001 - the candidate's own error is the reason
@@ -133,7 +133,7 @@ def _loss(program_path: str) -> Callable[..., Any]:
         spec = importlib.util.spec_from_file_location("candidate_program", program_path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure at import is the candidate's
         raise LossError(f"the program does not import: {type(exc).__name__}: {exc}") from None
     fn = getattr(module, "step_weights", None)
     if not callable(fn):

@@ -1,4 +1,4 @@
-"""The FastAPI app: routers under /api, OpenAPI at /docs, one error body, the web UI at / if built."""
+"""FastAPI app: routers under /api, OpenAPI at /docs, one error body, the web UI at / if built."""
 
 from __future__ import annotations
 

@@ -86,7 +86,8 @@ def revoke_token(s: Session, token_id: int) -> ApiTokenRow:
 
 def authenticate(s: Session, secret: str) -> Principal | None:
     """Returns the principal for a presented secret, or None when unknown or revoked."""
-    row = s.scalars(select(ApiTokenRow).where(ApiTokenRow.token_hash == hash_secret(secret))).first()
+    row = s.scalars(select(ApiTokenRow)
+                    .where(ApiTokenRow.token_hash == hash_secret(secret))).first()
     if row is None or row.revoked_at is not None:
         return None
     now, last = utcnow(), row.last_used_at

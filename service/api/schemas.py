@@ -69,7 +69,7 @@ class ProblemPublic(BaseModel):
 
 
 class RunCreate(JsonBody):
-    """A new run: its problem, config sections (search, llm, budget, evaluation, seed), autostart."""
+    """A new run: problem, config sections (search, llm, budget, evaluation, seed), autostart."""
 
     problem_id: int = Field(ge=1, le=2**62)
     config: dict[str, Any] = Field(default_factory=dict, description="RunConfig sections, e.g. "

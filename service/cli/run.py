@@ -195,7 +195,8 @@ def reference_lines(problem: Problem, score: float) -> list[str]:
         verdict = f"is {-gain:.6g}{share} short of the reference"
     else:
         verdict = "equals the reference"
-    return [f"reference {ref!r} ({how}{holds}) from {problem.best_known_source or 'an unnamed source'}",
+    source = problem.best_known_source or "an unnamed source"
+    return [f"reference {ref!r} ({how}{holds}) from {source}",
             f"gap: score {score!r} {verdict} ({problem.direction.phrase})"]
 
 

@@ -1,4 +1,5 @@
-"""Service commands: `evoforge serve`, `evoforge controller`, `evoforge tokens create|list|revoke`."""
+"""Service commands: `evoforge serve`, `evoforge controller` and the API tokens' commands,
+`evoforge tokens create|list|revoke`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`evoforge train RUN_ID --steps N` (a GRPO + LoRA round by hand) and `evoforge adapters RUN_ID`."""
+"""`evoforge train RUN_ID --steps N` (a GRPO + LoRA round by hand), `evoforge adapters RUN_ID`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def train(run_id: Annotated[int, typer.Argument(help="Run id (see `evoforge runs
           max_tokens: Annotated[int | None, typer.Option(help="Tokens per completion.")] = None,
           db: DbOpt = None,
           json_out: JsonOpt = False) -> None:
-    """Fine-tune the run's mutation model with GRPO + LoRA on its own prompts; record the adapter."""
+    """Fine-tune the run's mutation model (GRPO + LoRA) on its own prompts; record the adapter."""
     from service.db.stored import load_run
     from service.rl.grpo import train_round
 

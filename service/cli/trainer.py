@@ -1,4 +1,4 @@
-"""`evoforge trainer`: the out-of-process GRPO + LoRA trainer for runs with rl.trainer = "external"."""
+"""`evoforge trainer`: the out-of-process GRPO + LoRA trainer of runs with rl.trainer "external"."""
 
 from __future__ import annotations
 

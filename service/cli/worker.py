@@ -1,4 +1,4 @@
-"""`evoforge worker`: a Celery worker that scores candidates in the sandbox and writes the results."""
+"""`evoforge worker`: a Celery worker that scores candidates in the sandbox, writes the results."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Evaluations at once (worker processes).")] = 2,
     broker: Annotated[str | None, typer.Option(help="Broker URL (default $EVOFORGE_BROKER, "
                                                "else RabbitMQ on 127.0.0.1).")] = None,
-    db: Annotated[str | None, typer.Option(help="How this worker reaches the database (default: the "
-                                           "URL each task carries from its controller). Its "
+    db: Annotated[str | None, typer.Option(help="How this worker reaches the database (default: "
+                                           "the URL each task carries from its controller). Its "
                                            "heartbeats go there, else to $EVOFORGE_DB.")] = None,
     name: Annotated[str | None, typer.Option(help="Worker node name (default evoforge-PID@host).")]
     = None,

@@ -1,4 +1,7 @@
-"""SQLAlchemy 2.0 tables: problems, runs, programs, llm_samples, evaluations. The single source of truth."""
+"""SQLAlchemy 2.0 tables: problems, runs, programs, llm_samples, evaluations.
+
+The single source of truth.
+"""
 
 from __future__ import annotations
 
@@ -52,12 +55,13 @@ class ProblemRow(Base):
 
 
 class RunRow(Base):
-    """One evolutionary run: its config, status, counters and the lease of the controller driving it."""
+    """One evolutionary run: its config, status, counters and its driving controller's lease."""
 
     __tablename__ = "runs"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id", ondelete="CASCADE"), index=True)
+    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id", ondelete="CASCADE"),
+                                            index=True)
     status: Mapped[str] = mapped_column(String(16), default="created")
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     seed: Mapped[int] = mapped_column(Integer, default=0)
@@ -75,7 +79,8 @@ class RunRow(Base):
     elapsed_s: Mapped[float] = mapped_column(Float, default=0.0)
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                              nullable=True)
     owner_token_id: Mapped[int | None] = mapped_column(Id, nullable=True, index=True)
     control: Mapped[str | None] = mapped_column(String(16), nullable=True)  # pause | stop request
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -127,7 +132,7 @@ class ProgramRow(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     parent_id: Mapped[int | None] = mapped_column(Id, nullable=True, index=True)
     sample_id: Mapped[int | None] = mapped_column(Id, nullable=True)
-    kind: Mapped[str] = mapped_column(String(16), default="mutation")  # initial | mutation | migrant
+    kind: Mapped[str] = mapped_column(String(16), default="mutation")  # initial|mutation|migrant
     inspiration_ids: Mapped[list[Any]] = mapped_column(default=list)
     island: Mapped[int] = mapped_column(Integer, default=0)
     generation: Mapped[int] = mapped_column(Integer, default=0)
@@ -165,10 +170,12 @@ class EvaluationRow(Base):
     __table_args__ = (Index("ix_evaluations_status_queue", "status", "queue"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"), index=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"),
+                                            index=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|ok|failed|lost
+    # queued | running | ok | failed | lost
+    status: Mapped[str] = mapped_column(String(16), default="queued")
     executor: Mapped[str] = mapped_column(String(32), default="local")
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     stage: Mapped[int] = mapped_column(Integer, default=0)
@@ -264,7 +271,8 @@ class RLRoundRow(Base):
     evaluations: Mapped[int] = mapped_column(Integer, default=0)  # the run's count when due
     steps: Mapped[int] = mapped_column(Integer, default=1)  # GRPO steps that fit the budget
     trainer: Mapped[str | None] = mapped_column(String(200), nullable=True)  # host:pid
-    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                              nullable=True)
     adapter_id: Mapped[int | None] = mapped_column(Id, nullable=True)
     served_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -142,7 +142,8 @@ def open_evaluation(s: Session, program: ProgramRow, executor: str,
         s.execute(update(EvaluationRow).where(EvaluationRow.program_id == program.id,
                                               EvaluationRow.status.in_((EvaluationStatus.QUEUED,
                                                                       EvaluationStatus.RUNNING)))
-                  .values(status=EvaluationStatus.LOST, error="controller stopped before the result arrived"))
+                  .values(status=EvaluationStatus.LOST,
+                          error="controller stopped before the result arrived"))
         attempt += s.scalar(select(func.count()).select_from(EvaluationRow)
                             .where(EvaluationRow.program_id == program.id)) or 0
     row = EvaluationRow(program_id=program.id, run_id=program.run_id, attempt=attempt,

@@ -23,7 +23,7 @@ def rewrite(parent: str, answer: str, allow_plain: bool) -> tuple[str, int]:
     spans = regions(parent)
     bodies = _bodies(code, parent, spans)
     child = parent
-    for (start, end), body in reversed(list(zip(spans, bodies))):
+    for (start, end), body in reversed(list(zip(spans, bodies, strict=True))):
         child = child[:start] + _fit(body, _block_indent(parent, start, end)) + child[end:]
     return child, len(spans)
 
@@ -91,8 +91,8 @@ def _bodies(code: str, parent: str, spans: list[tuple[int, int]]) -> list[str]:
     if len(spans) > 1:
         if starts or ends:
             raise unbalanced
-        raise Rejected(f"the program has {len(spans)} EVOLVE-BLOCKs; answer with the whole program, "
-                      "keeping every EVOLVE-BLOCK-START / EVOLVE-BLOCK-END marker line")
+        raise Rejected(f"the program has {len(spans)} EVOLVE-BLOCKs; answer with the whole "
+                       "program, keeping every EVOLVE-BLOCK-START / EVOLVE-BLOCK-END marker line")
     if starts + ends > 1:
         raise unbalanced
     if starts:

@@ -18,7 +18,7 @@ Cell = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Member:
-    """A scored program as the archive sees it; fitness is the score oriented so larger is better."""
+    """A scored program as the archive sees it; fitness: the score oriented so larger is better."""
 
     id: int
     island: int
@@ -65,7 +65,7 @@ def code_features(code: str, reference: str) -> dict[str, float]:
 
 
 def feature_cell(features: dict[str, float], cfg: SearchConfig) -> Cell:
-    """Returns the MAP-Elites cell of a feature vector (unknown or non-finite values go to bin 0)."""
+    """Returns the MAP-Elites cell of a feature vector (unknown or non-finite values: bin 0)."""
     cell = []
     for dim in cfg.feature_dimensions:
         lo, hi = cfg.feature_ranges.get(dim, _DEFAULT_RANGES.get(dim, (0.0, 1.0)))
@@ -105,7 +105,8 @@ class Archive:
         evicted = self._evict(isl)
         self.size = sum(len(i.members) for i in self.islands)
         new_best = prior_best is None or _beats(member, prior_best)
-        return AddOutcome(kept=member.id in isl.members, evicted=evicted, new_best=new_best, cell=cell)
+        return AddOutcome(kept=member.id in isl.members, evicted=evicted, new_best=new_best,
+                          cell=cell)
 
     def best(self) -> Member | None:
         """Returns the fittest member over all islands."""
@@ -128,7 +129,8 @@ class Archive:
         moves: list[tuple[Member, int]] = []
         for idx, isl in enumerate(self.islands):
             dest = (idx + 1) % len(self.islands)
-            count = max(1, math.ceil(self.cfg.migration_rate * len(isl.members))) if isl.members else 0
+            count = (max(1, math.ceil(self.cfg.migration_rate * len(isl.members)))
+                     if isl.members else 0)
             present = {m.code_hash for m in self.islands[dest].members.values()}
             for member in isl.ranked()[:count]:
                 if member.code_hash not in present:

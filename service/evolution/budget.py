@@ -1,4 +1,5 @@
-"""Run counters and the budgets that stop a run: iterations, LLM calls, tokens, time, target, stagnation."""
+"""Run counters and the budgets that stop a run: iterations, LLM calls, tokens, time, target,
+stagnation."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ class Counters:
             self.initial_score = prog.score
 
 
-def stop_reason(budget: BudgetConfig, c: Counters, problem: Problem, elapsed_s: float) -> str | None:
+def stop_reason(budget: BudgetConfig, c: Counters, problem: Problem,
+                elapsed_s: float) -> str | None:
     """Returns why the run must stop proposing now, or None to go on."""
     if budget.target_score is not None and c.best_score is not None and \
             not problem.direction.better(budget.target_score, c.best_score):

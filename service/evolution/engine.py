@@ -142,7 +142,8 @@ class Engine:
     async def _ensure_initial(self) -> None:
         """Scores the initial program (and whatever a stopped controller left) before evolving."""
         with self.db.session() as s:
-            initial = s.query(ProgramRow).filter_by(run_id=self.run_id, kind=ProgramKind.INITIAL).first()
+            initial = s.query(ProgramRow).filter_by(run_id=self.run_id,
+                                                    kind=ProgramKind.INITIAL).first()
         if initial is None:
             code = self.problem.initial_code
             initial, eid = self.ledger.add_initial(code, code_hash(code))
@@ -230,7 +231,7 @@ class Engine:
         self._gen_tokens += sum(c.completion_tokens for c in flat)
         first = self.counters.iterations + 1
         proposals = [self.planner.proposal(first + i, plan, c) for i, (plan, c) in enumerate(
-            (plan, c) for plan, batch in zip(plans, batches) for c in batch)]
+            (plan, c) for plan, batch in zip(plans, batches, strict=True) for c in batch)]
         self.reserved += len(proposals)  # screening awaits: keep their places in the budget
         try:
             await self.aids.screen(proposals, self.hashes, self.archive, self.planner.codes,
@@ -241,7 +242,7 @@ class Engine:
             proposal.iteration = self.counters.iterations + 1 + i
         children = self.ledger.add_call(proposals, self.hashes, uuid.uuid4().hex[:12])
         self.aids.after_call(proposals, children)
-        for proposal, child in zip(proposals, children):
+        for proposal, child in zip(proposals, children, strict=True):
             if child.outcome in NO_PROGRAM:
                 self.rejected += 1
             elif child.outcome in NOT_NEW:
@@ -281,8 +282,9 @@ class Engine:
             if ev is not None and ev.status in (EvaluationStatus.OK, EvaluationStatus.FAILED) and \
                     ev.result is not None:
                 self._schedule(prog, ev.id, EvalResult.from_dict(ev.result))
-            elif ev is not None and ev.status in (EvaluationStatus.QUEUED, EvaluationStatus.RUNNING) \
-                    and self.executor.writes_results:
+            elif ev is not None and \
+                    ev.status in (EvaluationStatus.QUEUED, EvaluationStatus.RUNNING) and \
+                    self.executor.writes_results:
                 self._schedule(prog, ev.id)
             else:
                 self._schedule(prog, self.ledger.reopen(prog.id))
@@ -364,7 +366,8 @@ class Engine:
             return
         rate = self._gen_tokens / self._gen_seconds if self._gen_seconds else 0.0
         self.on_progress(Progress(
-            run_id=self.run_id, status=RunStatus.RUNNING, counters=self.counters, in_flight=len(self.evals),
+            run_id=self.run_id, status=RunStatus.RUNNING, counters=self.counters,
+            in_flight=len(self.evals),
             budget_iterations=self.cfg.budget.iterations, tokens_per_s=rate,
             rejected=self.rejected, duplicates=self.duplicates, training=training))
 

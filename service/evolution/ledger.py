@@ -1,4 +1,4 @@
-"""The engine's bookkeeping: every sample, candidate and evaluation becomes a row before work starts.
+"""The engine's bookkeeping: each sample, candidate and evaluation becomes a row before work starts.
 
 The ledger is the one writer of a run's totals (calls, iterations, tokens, cost, evaluations,
 failures, best): each write updates the run row in SQL and the in-memory Counters the budgets
@@ -83,10 +83,11 @@ class Ledger:
         self.counters.improve(prog, initial=prog.kind == ProgramKind.INITIAL)
 
     def add_initial(self, code: str, code_hash: str) -> tuple[ProgramRow, int]:
-        """Stores the initial program and its queued evaluation; returns (program, evaluation id)."""
+        """Adds the initial program and its queued evaluation; returns (program, evaluation id)."""
         with self.db.session() as s:
             prog = ProgramRow(run_id=self.run_id, kind=ProgramKind.INITIAL, code=code,
-                              code_hash=code_hash, status=ProgramStatus.PENDING, island=0, generation=0, iteration=0)
+                              code_hash=code_hash, status=ProgramStatus.PENDING, island=0,
+                              generation=0, iteration=0)
             s.add(prog)
             s.flush()
             ev = open_evaluation(s, prog, self.executor, new=True, queue=self.queue)
@@ -152,10 +153,12 @@ class Ledger:
         s.add(sample)
         s.flush()
         prog = ProgramRow(
-            run_id=self.run_id, parent_id=p.parent.id, sample_id=sample.id, kind=ProgramKind.MUTATION,
+            run_id=self.run_id, parent_id=p.parent.id, sample_id=sample.id,
+            kind=ProgramKind.MUTATION,
             inspiration_ids=[m.id for m in p.inspirations], island=p.island,
             generation=p.parent_generation + 1, iteration=p.iteration, code=p.code,
-            code_hash=p.code_hash or "", status=ProgramStatus.PENDING if dup is None else ProgramStatus.DUPLICATE,
+            code_hash=p.code_hash or "",
+            status=ProgramStatus.PENDING if dup is None else ProgramStatus.DUPLICATE,
             duplicate_of=dup, model=c.model, adapter=c.adapter)
         s.add(prog)
         s.flush()

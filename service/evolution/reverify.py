@@ -73,7 +73,8 @@ def top_programs(s: Session, run_id: int, direction: str, k: int) -> list[Progra
     """Returns the run's k best scored programs, best first, one per distinct code."""
     order = best_first(ProgramRow.score, direction)
     rows = s.scalars(select(ProgramRow).where(
-        ProgramRow.run_id == run_id, ProgramRow.status == ProgramStatus.OK, ProgramRow.score.is_not(None),
+        ProgramRow.run_id == run_id, ProgramRow.status == ProgramStatus.OK,
+        ProgramRow.score.is_not(None),
         ProgramRow.kind != ProgramKind.MIGRANT).order_by(order, ProgramRow.id))
     picked: list[ProgramRow] = []
     seen: set[str] = set()
@@ -165,7 +166,7 @@ def reseed_code(problem: Problem, cfg: RunConfig, program_id: int, code: str,
 
 def reverify_run(db: Database, run_id: int, problem: Problem, cfg: RunConfig,
                  top_k: int | None = None, python: str = sys.executable) -> list[Verification]:
-    """Re-verifies the run's top-k programs (default evaluation.reverify_top_k); stores the tiers."""
+    """Re-verifies the run's top-k programs (default: evaluation.reverify_top_k); stores tiers."""
     k = cfg.evaluation.reverify_top_k if top_k is None else top_k
     if k < 0:
         raise ValueError(f"top_k = {k}; give 0 or more programs to re-verify")

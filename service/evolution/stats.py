@@ -90,7 +90,8 @@ def run_stats(s: Session, run_id: int) -> RunStats:
                "best_score": run.best_score, "initial_score": run.initial_score,
                "best_program_id": run.best_program_id,
                "stop_reason": run.stop_reason,
-               "too_similar": sum(g.outcomes.get(SampleOutcome.TOO_SIMILAR, 0) for g in models.values())}
+               "too_similar": sum(g.outcomes.get(SampleOutcome.TOO_SIMILAR, 0)
+                                  for g in models.values())}
     return RunStats(summary, sorted(models.values(), key=lambda g: g.key),
                     sorted(islands.values(), key=lambda g: (len(g.key), g.key)), pads, last, resets)
 

@@ -48,7 +48,7 @@ class TrainingHook(Protocol):
         ...
 
     async def settle(self, paused: Paused) -> None:
-        """Before the engine reads the run: waits for a round left open, loads the newest adapter."""
+        """Before the engine reads the run: awaits a round left open, loads the newest adapter."""
         ...
 
 

@@ -1,4 +1,4 @@
-"""What the engine sees of an executor (the Executor Protocol), and the job that scores a program."""
+"""What the engine sees of an executor (the Executor Protocol) and the job that scores a program."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Celery executor: sends evaluations to workers and reads the results they write to the database."""
+"""The Celery executor: evaluations go to workers, which write results to the database it reads."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class CeleryExecutor:
     def _workers_on_queue(self) -> bool:
         try:
             replies = self.app.control.inspect(timeout=1.0).active_queues() or {}
-        except Exception:  # noqa: BLE001 (inspecting is best effort)
+        except Exception:  # noqa: BLE001 - inspecting is best effort
             return True
         return any(q.get("name") == self.queue for qs in replies.values() for q in qs)
 
@@ -85,7 +85,7 @@ class CeleryExecutor:
             ids = list(self._waiting)
             try:
                 done = await asyncio.to_thread(self._finished, ids)
-            except Exception as exc:  # noqa: BLE001 (the database may be restarting)
+            except Exception as exc:  # noqa: BLE001 - the database may be restarting
                 log.warning("reading evaluation results failed (%s); retrying", exc)
                 await asyncio.sleep(1.0)
                 continue
@@ -103,7 +103,7 @@ class CeleryExecutor:
             return [(eid, payload) for eid, payload in rows]
 
     async def aclose(self, kill: bool = False) -> None:
-        """Stops waiting; evaluations already sent finish on their workers and are read on resume."""
+        """Stops waiting; evaluations already sent finish on their workers, are read on resume."""
         if self._poller is not None:
             self._poller.cancel()
         for future in self._waiting.values():

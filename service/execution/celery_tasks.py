@@ -2,8 +2,9 @@
 
 The message carries the evaluation id, the job and the database URL. The worker commits an attempt
 counter before it starts (so a candidate that keeps killing its worker is failed, not redelivered
-forever) and writes the result with a conditional update keyed by the evaluation id, so a redelivered
-or duplicated message can never finish an evaluation twice. The controller only reads results.
+forever) and writes the result with a conditional update keyed by the evaluation id, so a
+redelivered or duplicated message can never finish an evaluation twice. The controller only reads
+results.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ REDIS_VISIBILITY_S = int(os.environ.get("EVOFORGE_REDIS_VISIBILITY_TIMEOUT", "36
 
 CONF: dict[str, Any] = {
     "task_acks_late": True,               # a task is acknowledged only once its result is written
-    "task_reject_on_worker_lost": True,   # ... and goes back to the queue if its worker process dies
+    "task_reject_on_worker_lost": True,   # ... and goes back to the queue if its worker dies
     "worker_prefetch_multiplier": 1,      # a worker holds no more tasks than it runs
     "task_ignore_result": True,           # results go to the database, not to a result backend
     "task_serializer": "json", "accept_content": ["json"],
@@ -61,7 +62,7 @@ def configure(broker: str) -> Celery:
 
 
 def client_app(broker: str) -> Celery:
-    """Returns a sending-side Celery app for a broker (one per URL: connection pools are per app)."""
+    """Returns a sending-side Celery app for a broker (one per URL: each app has its own pools)."""
     if broker not in _clients:
         client = Celery("evoforge-client", broker=broker, set_as_current=False)
         client.conf.update(CONF)
@@ -130,8 +131,10 @@ def _start(db: Database, evaluation_id: int, worker: str) -> int | None:
 def finish(db: Database, evaluation_id: int, result: EvalResult) -> bool:
     """Writes a result once; returns False when another delivery already wrote one."""
     done = _execute(db, update(EvaluationRow)
-                    .where(EvaluationRow.id == evaluation_id, EvaluationRow.status == EvaluationStatus.RUNNING)
-                    .values(status=EvaluationStatus.OK if result.ok else EvaluationStatus.FAILED, result=result.to_dict(),
+                    .where(EvaluationRow.id == evaluation_id,
+                           EvaluationRow.status == EvaluationStatus.RUNNING)
+                    .values(status=EvaluationStatus.OK if result.ok else EvaluationStatus.FAILED,
+                            result=result.to_dict(),
                             stage=result.stage, error_kind=result.error_kind, error=result.error,
                             duration_s=result.duration_s, layers=result.layers or None,
                             finished_at=utcnow()))

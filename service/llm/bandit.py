@@ -1,5 +1,6 @@
 """Chooses the ensemble member for each LLM request: UCB1 or Thompson sampling on the improvement
-its children bring (optionally per 1k tokens or per unit of cost), or fixed weights. Pure; no I/O."""
+its children bring (optionally per 1k tokens or per unit of cost), or fixed weights. Pure; no
+I/O."""
 
 from __future__ import annotations
 

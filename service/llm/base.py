@@ -11,7 +11,7 @@ from service.llm.bandit import ModelBandit
 
 
 class LLMError(RuntimeError):
-    """A request failed in a way that retrying the same request will not fix (bad request, too long)."""
+    """A request failed in a way that retrying it will not fix (bad request, too long)."""
 
 
 class LLMUnavailable(RuntimeError):
@@ -83,7 +83,7 @@ class LLMBackend(Protocol):
         ...
 
     def count_tokens(self, text: str) -> int:
-        """Returns the number of tokens text takes in this model (an estimate where exactness is dear)."""
+        """Returns the token count of text in this model (an estimate where exactness is dear)."""
         ...
 
     async def generate(self, prompts: list[list[Message]], n: int,

@@ -1,4 +1,4 @@
-"""In-process transformers + PEFT: the trainer's own model as a backend (slow on CPU, exact LoRA)."""
+"""In-process transformers + PEFT: the trainer's own model as backend (slow on CPU, exact LoRA)."""
 
 from __future__ import annotations
 

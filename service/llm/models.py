@@ -63,7 +63,7 @@ def models_dir() -> Path:
 
 
 def base_model_dir(gguf: Path | None = None) -> Path:
-    """Returns the HF folder converted from gguf (the embedded SmolLM2 by default), converting once."""
+    """Returns the HF folder converted once from gguf (default: the embedded SmolLM2)."""
     gguf = Path(gguf) if gguf is not None else default_model_path()
     if not gguf.is_file():
         raise ConfigError(f"base model: GGUF file '{gguf}' not found; give an existing .gguf file")

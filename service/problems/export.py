@@ -2,9 +2,10 @@
 
 A two-phase problem (scorer + entry in problem.toml) keeps no evaluator.py of its own: evoforge
 does not need one. The export copies the folder and writes the one shared OpenEvolve entry
-(evaluators/compat/openevolve_entry.py) as evaluator.py, which reads entry and scorer from the copied
-problem.toml; a problem with its own evaluator.py keeps it. config.yaml carries what the problem
-itself sets (prompt, iterations, evaluation timeout, answer length); the LLM endpoint is the user's.
+(evaluators/compat/openevolve_entry.py) as evaluator.py, which reads entry and scorer from the
+copied problem.toml; a problem with its own evaluator.py keeps it. config.yaml carries what the
+problem itself sets (prompt, iterations, evaluation timeout, answer length); the LLM endpoint is
+the user's.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Loads a problem folder: problem.toml (evoforge) or config.yaml (OpenEvolve), initial program, evaluator."""
+"""Loads a problem folder: problem.toml (evoforge) or config.yaml (OpenEvolve), initial program,
+evaluator."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from service.problems.direction import Direction
 from service.problems.shipped import shipped
 
 OPENEVOLVE_THRESHOLDS = (0.5, 0.75, 0.9)  # its evaluator.cascade_thresholds when a config has none
-_PROBLEM_KEYS = {"name", "description", "score_metric", "direction", "best_known", "best_known_source",
-                 "best_known_tolerance", "best_known_verified", "best_known_check",
-                 "best_known_note", "initial_program", "evaluator", "language", "scorer", "entry"}
+_PROBLEM_KEYS = {"name", "description", "score_metric", "direction", "best_known",
+                 "best_known_source", "best_known_tolerance", "best_known_verified",
+                 "best_known_check", "best_known_note", "initial_program", "evaluator", "language",
+                 "scorer", "entry"}
 
 
 class ProblemError(ValueError):
@@ -81,14 +83,16 @@ def load_problem(folder: str | Path) -> Problem:
     scorer, entry = _two_phase(meta, path, toml_path)
     if scorer is not None and "evaluator" not in meta and not evaluator.is_file():
         evaluator = scorer  # a two-phase problem needs no OpenEvolve-style evaluator
-    for f, what in ((program, "the program to evolve"), (evaluator, "evaluate(program_path) -> dict")):
+    for f, what in ((program, "the program to evolve"),
+                    (evaluator, "evaluate(program_path) -> dict")):
         if not f.is_file():
             raise ProblemError(f"{f}: missing; a problem folder needs {f.name} with {what}")
     code = program.read_text()
     try:
         blocks = evolve_blocks(code)
     except MarkerError as exc:
-        raise ProblemError(f"{program}: {exc}; close every block with a '{BLOCK_END}' line") from None
+        raise ProblemError(f"{program}: {exc}; close every block with a '{BLOCK_END}' "
+                           "line") from None
     if not blocks:
         raise ProblemError(f"{program}: no '{BLOCK_START}' / '{BLOCK_END}' markers; put the lines "
                            "to evolve between the two comment lines")
@@ -146,8 +150,8 @@ def _two_phase(meta: dict[str, Any], folder: Path, toml: Path) -> tuple[Path | N
                            "function of the program that returns the data, e.g. \"construct\"")
     path = (folder / str(scorer)).resolve()
     if not path.is_file() or folder not in path.parents:
-        raise ProblemError(f"{toml}: scorer = {scorer!r}: no such file in {folder}; put the trusted "
-                           "scorer (def score(data) -> dict) in the problem folder")
+        raise ProblemError(f"{toml}: scorer = {scorer!r}: no such file in {folder}; put the "
+                           "trusted scorer (def score(data) -> dict) in the problem folder")
     return path, entry
 
 
@@ -155,7 +159,8 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[str], b
     data = _read(path)
     unknown = set(data) - {"problem", "run"}
     if unknown:
-        raise ProblemError(f"{path}: unknown table(s) {sorted(unknown)}; only [problem] and [run] exist")
+        raise ProblemError(f"{path}: unknown table(s) {sorted(unknown)}; "
+                           "only [problem] and [run] exist")
     meta = data.get("problem", {})
     bad = set(meta) - _PROBLEM_KEYS
     if bad:
@@ -220,7 +225,8 @@ def _from_openevolve(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[s
         put("evaluation", "cascade_thresholds",
             list(OPENEVOLVE_THRESHOLDS) if thresholds is None else thresholds)
     if llm.get("api_base") or llm.get("models"):
-        notes.append(f"{path.name}: llm endpoint/models ignored; choose them with --llm/--llm-url/--model")
+        notes.append(f"{path.name}: llm endpoint/models ignored; "
+                     "choose them with --llm/--llm-url/--model")
     return {}, run, notes, advisory
 
 

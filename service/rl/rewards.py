@@ -36,7 +36,8 @@ class ChildOutcome:
 
 def shaped_score(score: float, low: float, high: float, alpha: float = 1.0,
                  scale: float = 1.0, direction: Direction = Direction.MAXIMIZE) -> float:
-    """Returns ((clip(score, low, high) - low) / (high - low))^alpha * scale (1 - that, minimising)."""
+    """Returns u**alpha * scale with u = (clip(score, low, high) - low) / (high - low), or 1 - u
+    when minimising."""
     if high <= low:
         raise ValueError(f"shaped_score needs low < high, got low={low}, high={high}")
     unit = (min(max(score, low), high) - low) / (high - low)
@@ -47,7 +48,7 @@ def shaped_score(score: float, low: float, high: float, alpha: float = 1.0,
 
 def improvement(score: float, parent_score: float | None, scale: float = 1.0,
                 direction: Direction = Direction.MAXIMIZE) -> float:
-    """Returns how much better score is than parent_score (0 without a parent score), times scale."""
+    """Returns how much better score is than parent_score (0 without parent_score), times scale."""
     if parent_score is None:
         return 0.0
     return direction.gain(score, parent_score) * scale

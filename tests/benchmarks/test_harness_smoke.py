@@ -37,8 +37,8 @@ def _script(name: str, *args: str, timeout: float = 600) -> subprocess.Completed
 
 
 def test_vs_openevolve_runs_both_systems_on_one_meter(tmp_path: Path) -> None:
-    proc = _script("benchmarks.peers.vs_openevolve", "--problems", "quickstart", "--seeds", "0", "--calls", "2",
-                   "--out", str(tmp_path), "--name", "smoke")
+    proc = _script("benchmarks.peers.vs_openevolve", "--problems", "quickstart", "--seeds", "0",
+                   "--calls", "2", "--out", str(tmp_path), "--name", "smoke")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = json.loads((tmp_path / "smoke.json").read_text())
     runs = {r["system"]: r for r in out["runs"]}
@@ -62,8 +62,8 @@ def test_vs_openevolve_runs_both_systems_on_one_meter(tmp_path: Path) -> None:
 
 
 def test_suite_reports_strict_score_and_budget(tmp_path: Path) -> None:
-    proc = _script("benchmarks.quality.suite", "--problems", "quickstart", "--calls", "2", "--out", str(tmp_path),
-                   "--name", "suite")
+    proc = _script("benchmarks.quality.suite", "--problems", "quickstart", "--calls", "2",
+                   "--out", str(tmp_path), "--name", "suite")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [row] = json.loads((tmp_path / "suite.json").read_text())
     assert row["problem"] == "quickstart" and row["tier"] == "re-verified strict"
@@ -74,10 +74,12 @@ def test_suite_reports_strict_score_and_budget(tmp_path: Path) -> None:
 
 
 def test_unknown_problem_is_refused_with_its_name(tmp_path: Path) -> None:
-    proc = _script("benchmarks.peers.vs_openevolve", "--problems", "no_such_problem", "--out", str(tmp_path))
+    proc = _script("benchmarks.peers.vs_openevolve", "--problems", "no_such_problem",
+                   "--out", str(tmp_path))
     assert proc.returncode == 2
     assert "no_such_problem" in proc.stderr and "problems/" in proc.stderr
-    proc = _script("benchmarks.quality.suite", "--problems", "no_such_problem", "--out", str(tmp_path))
+    proc = _script("benchmarks.quality.suite", "--problems", "no_such_problem",
+                   "--out", str(tmp_path))
     assert proc.returncode != 0 and "no_such_problem" in proc.stderr
 
 
@@ -98,7 +100,8 @@ def test_gap_to_best_known_follows_the_direction() -> None:
 
 
 def test_llm_busy_time_counts_overlapping_calls_once() -> None:
-    calls = [Call("t", 0.0, 2.0, 200, 10, 5, "stop", "a"), Call("t", 1.0, 3.0, 200, 10, 5, "length", "a"),
+    calls = [Call("t", 0.0, 2.0, 200, 10, 5, "stop", "a"),
+             Call("t", 1.0, 3.0, 200, 10, 5, "length", "a"),
              Call("t", 5.0, 6.0, 500)]
     assert busy_seconds(calls) == pytest.approx(4.0)
     s = summarise(calls)

@@ -20,7 +20,8 @@ def _result(seed: int, arm: str, rows: list[tuple[str | None, str, float | None]
             settings: dict[str, float] = SETTINGS) -> dict:
     return {"seed": seed, "arm": arm, "settings": settings, "load_avg": [1.0, 1.0, 1.0],
             "run_id": 1, "best_score": max(s for _, _, s in rows if s is not None),
-            "initial_score": 0.25, "wall_s": 10.0, "adapters": [], **trace(rows, 0.25, maximize=True)}
+            "initial_score": 0.25, "wall_s": 10.0, "adapters": [],
+            **trace(rows, 0.25, maximize=True)}
 
 
 def test_trace_counts_each_writer_and_keeps_the_best_so_far() -> None:

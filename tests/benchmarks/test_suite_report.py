@@ -1,4 +1,4 @@
-"""quality.suite: per-problem summary over seeds, gap curves, the figure, and resuming saved runs."""
+"""quality.suite: per-problem summary over seeds, gap curves, the figure, resuming saved runs."""
 
 from __future__ import annotations
 
@@ -91,8 +91,9 @@ def test_a_saved_run_is_not_run_again_and_other_rows_are_kept(tmp_path: Path) ->
              {**_row("autocorrelation_third", 0, 1.9, "minimize", initial=2.0, known=1.4557),
               "calls": 1}]
     (tmp_path / "suite.json").write_text(json.dumps(saved))
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.quality.suite", "--problems", "quickstart",
-                           "--calls", "1", "--seeds", "0,1", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.quality.suite",
+                           "--problems", "quickstart", "--calls", "1", "--seeds", "0,1",
+                           "--out", str(tmp_path)],
                           capture_output=True, text=True, cwd=REPO, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "quickstart seed 0: saved, skipped" in proc.stdout

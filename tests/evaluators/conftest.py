@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -83,15 +84,11 @@ def _remove(user: User, userdel: str) -> None:
     for _ in range(50):
         left = user.processes()
         for pid in left:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for pid in left:  # those this (subreaper) process adopted would stay zombies
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
         done = subprocess.run([userdel, user.name], check=False, capture_output=True, text=True)
         if done.returncode == 0:
             break

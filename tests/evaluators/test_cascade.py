@@ -80,7 +80,8 @@ def test_a_stage_without_a_threshold_ends_the_cascade() -> None:
 
 def test_without_thresholds_or_stage_functions_evaluate_scores_the_program(tmp_path: Path) -> None:
     assert score(level(0), cascade_thresholds=[]).score == 100.0
-    (tmp_path / "evaluator.py").write_text("def evaluate(path):\n    return {'combined_score': 4}\n")
+    (tmp_path / "evaluator.py").write_text("def evaluate(path):\n"
+                                           "    return {'combined_score': 4}\n")
     assert score(level(0), tmp_path).score == 4.0
 
 

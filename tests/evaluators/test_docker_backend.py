@@ -59,7 +59,7 @@ def test_docker_is_opt_in_and_a_typo_names_it_among_the_choices(
     monkeypatch.setenv(layers.ENV_VAR, "rlimits,dokcer")
     layers.reset()
     try:
-        with pytest.raises(ValueError, match="choose from .*seccomp, docker"):
+        with pytest.raises(ValueError, match=r"choose from .*seccomp, docker"):
             layers.available_layers()
     finally:
         monkeypatch.undo()

@@ -69,7 +69,7 @@ def test_cma_es_is_repeatable_for_a_seed_and_differs_across_seeds() -> None:
 
 
 def test_bad_strategy_arguments_are_refused_with_the_fix() -> None:
-    with pytest.raises(ValueError, match="unknown strategy 'adam'.*cma_es"):
+    with pytest.raises(ValueError, match=r"unknown strategy 'adam'.*cma_es"):
         es.make_strategy("adam", np.zeros(2))
     with pytest.raises(ValueError, match="even"):
         es.OpenAIES(np.zeros(2), popsize=7)

@@ -37,9 +37,9 @@ def test_without_jax_the_error_names_the_extra_to_install(monkeypatch: pytest.Mo
 
 @needs_jax
 def test_unknown_evosax_strategy_is_refused_with_the_names() -> None:
-    with pytest.raises(ValueError, match="unknown evosax strategy 'CMA'.*'CMA_ES'.*'SNES'"):
+    with pytest.raises(ValueError, match=r"unknown evosax strategy 'CMA'.*'CMA_ES'.*'SNES'"):
         es.make_strategy("evosax:CMA", np.zeros(3))
-    with pytest.raises(ValueError, match="evosax SV_CMA_ES: .*num_populations"):
+    with pytest.raises(ValueError, match=r"evosax SV_CMA_ES: .*num_populations"):
         es.make_strategy("evosax:SV_CMA_ES", np.zeros(3))
 
 
@@ -81,7 +81,8 @@ def test_strategies_of_one_shape_share_the_compiled_algorithm_but_not_their_stat
 
 @needs_jax
 def test_evosax_cma_es_solves_cartpole_with_a_linear_policy() -> None:
-    rl = pytest.importorskip("evaluators.toolkit.rl", reason="needs gymnasium: pip install 'evoforge[gym]'")
+    rl = pytest.importorskip("evaluators.toolkit.rl",
+                             reason="needs gymnasium: pip install 'evoforge[gym]'")
     rollout = rl.VecRollout("CartPole-v1")
     trained = rl.train_linear_policy(
         lambda d: es.make_strategy("evosax:CMA_ES", np.zeros(d), sigma=0.5, popsize=16, seed=0),

@@ -1,5 +1,6 @@
 """The evaluation harness (the child side) in real processes: results, cascade gates, validation,
-errors, check mode, and its command line (OpenEvolve's cascade: tests/evaluators/test_cascade.py)."""
+errors, check mode, and its command line (OpenEvolve's cascade:
+tests/evaluators/test_cascade.py)."""
 
 from __future__ import annotations
 

@@ -63,7 +63,8 @@ def evaluate(code: str, problem: Path = GOOD, **limits: float) -> EvalResult:
 
 def marked_processes(tag: bytes = f"{layers.RUN_VAR}={os.getpid()}-".encode()) -> list[int]:
     """Returns host processes whose environment or command line holds tag (by default: marked as
-    an evaluation of this test process) after a short grace, leaving out the idle pre-forked servers themselves (not the candidates they ran)."""
+    an evaluation of this test process) after a short grace, leaving out the idle pre-forked
+    servers themselves (not the candidates they ran)."""
     deadline, found = time.monotonic() + 2.0, []
     while True:
         found, servers = [], prefork.idle_server_pids()

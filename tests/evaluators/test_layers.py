@@ -103,7 +103,8 @@ def test_a_layer_left_out_of_the_switch_is_off_with_the_reason(layer_env) -> Non
 
 def test_an_unknown_layer_name_is_rejected_naming_the_choices(layer_env) -> None:
     layer_env.setenv(layers.ENV_VAR, "rlimits,bwarp")
-    with pytest.raises(ValueError, match="unknown layer.*bwarp.*choose from rlimits, reaper, pids, uid, bwrap"):
+    with pytest.raises(ValueError, match=r"unknown layer.*bwarp.*"
+                                         r"choose from rlimits, reaper, pids, uid, bwrap"):
         layers.available_layers()
 
 

@@ -1,4 +1,4 @@
-"""Pre-forked evaluation: one warm sandboxed server per problem, forking a clean child per candidate."""
+"""Pre-forked evaluation: a warm sandboxed server per problem forks a clean child per candidate."""
 
 from __future__ import annotations
 

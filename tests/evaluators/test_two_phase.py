@@ -1,4 +1,4 @@
-"""Two-phase evaluation in the real sandbox: the program returns data, a separate process scores it."""
+"""Two-phase evaluation in the real sandbox: the program returns data, another process scores it."""
 
 from __future__ import annotations
 

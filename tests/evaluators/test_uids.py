@@ -105,7 +105,7 @@ def test_leases_are_exclusive_across_processes_and_freed_when_the_owner_dies() -
         held = int(holder.stdout.readline())
         mine = uids.acquire(ids)
         assert mine.uid != held
-        with pytest.raises(RuntimeError, match="all 2 sandbox uids .* are in use; widen"):
+        with pytest.raises(RuntimeError, match=r"all 2 sandbox uids .* are in use; widen"):
             uids.acquire(ids)
         mine.release()
     finally:

@@ -24,7 +24,8 @@ FIXTURES = ROOT / "tests" / "fixtures" / "best_known"
 REFERENCED = sorted(p.name for p in PROBLEMS.iterdir() if (p / "problem.toml").is_file()
                     and load_problem(p).best_known is not None)
 VERIFIED = [n for n in REFERENCED if load_problem(PROBLEMS / n).best_known_verified]
-HELD_UNVERIFIED = [n for n in REFERENCED if n not in VERIFIED and (FIXTURES / f"{n}.json").is_file()]
+HELD_UNVERIFIED = [n for n in REFERENCED
+                   if n not in VERIFIED and (FIXTURES / f"{n}.json").is_file()]
 
 
 def scorer(problem: Problem) -> ModuleType:
@@ -70,7 +71,7 @@ def test_verified_reference_rescores_to_its_recorded_value(name: str) -> None:
 def test_unverified_construction_is_rejected_by_the_strict_scorer(name: str) -> None:
     problem = load_problem(PROBLEMS / name)
     assert problem.best_known_tolerance > 0, "a construction that fails holds only with slack"
-    with pytest.raises(ValueError, match="outside|sticks out|overlap"):
+    with pytest.raises(ValueError, match=r"outside|sticks out|overlap"):
         scorer(problem).score(construction(name))
 
 
@@ -95,9 +96,10 @@ def test_reference_keys_are_checked_when_a_problem_loads(lines: str, fix: str,
     folder = tmp_path / "p"
     folder.mkdir()
     (folder / "initial_program.py").write_text("# EVOLVE-BLOCK-START\nx = 1\n# EVOLVE-BLOCK-END\n")
-    (folder / "evaluator.py").write_text("def evaluate(path):\n    return {'combined_score': 1.0}\n")
+    (folder / "evaluator.py").write_text("def evaluate(path):\n"
+                                         "    return {'combined_score': 1.0}\n")
     (folder / "problem.toml").write_text(f'[problem]\nname = "p"\n{lines}')
-    with pytest.raises(ProblemError, match="problem.toml") as err:
+    with pytest.raises(ProblemError, match=r"problem\.toml") as err:
         load_problem(folder)
     assert fix in str(err.value)
 

@@ -28,7 +28,7 @@ _EXPORTS = tempfile.TemporaryDirectory(prefix="evoforge-exported-")  # removed a
 
 @functools.cache
 def exported(name: str) -> Path:
-    """Returns the problem exported for OpenEvolve (a two-phase problem's evaluator.py is made so)."""
+    """Returns the problem exported for OpenEvolve (a two-phase problem gets its evaluator.py)."""
     return export_openevolve(PROBLEMS / name, Path(_EXPORTS.name) / name)
 
 

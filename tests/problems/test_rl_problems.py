@@ -61,7 +61,8 @@ RUN_ANSWERS = {
                                      "def pendulum_torque(obs):\n    return 0.0"),
                        GOOD_POLICY.replace("0.85", "0.9")],
     "evolved_es": [None, ("class Strategy:\n    def __init__(self, x0, sigma, popsize, seed):\n"
-                          "        self.mean = x0\n\n    def ask(self):\n        return self.mean\n\n"
+                          "        self.mean = x0\n\n"
+                          "    def ask(self):\n        return self.mean\n\n"
                           "    def tell(self, solutions, fitness):\n        pass"),
                    "import cma\n\n\nclass Strategy(cma.CMAEvolutionStrategy):\n    pass"],
     "pg_loss": [BASELINE_LOSS, ("def step_weights(rewards, log_probs, mask, gamma):\n"
@@ -111,7 +112,8 @@ def sandboxed(name: str, code: str) -> object:
 @pytest.mark.parametrize("name", RL_PROBLEMS)
 def test_problem_folder_passes_evoforge_problems_check(name: str, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "service.cli", "problems", "check",
-                           str(PROBLEMS / name)], check=False, capture_output=True, text=True, timeout=300,
+                           str(PROBLEMS / name)], check=False, capture_output=True, text=True,
+                          timeout=300,
                           env={**os.environ, "EVOFORGE_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK: the initial program scored" in proc.stdout
@@ -213,8 +215,7 @@ def test_es_cma_beats_the_initial_rule_on_the_functions() -> None:
     initial.loader.exec_module(program)
     task = es_eval.FunctionTask("ellipsoid", 10, 1600, 9.5, 1.0)
     mine, _ = es_eval.function_score(program.Strategy, task, seed=0)
-    cma_score, best = es_eval.function_score(
-        lambda x0, sigma, pop, seed: es.CMAES(x0, sigma, pop, seed), task, seed=0)
+    cma_score, best = es_eval.function_score(es.CMAES, task, seed=0)
     f, x0 = es_eval.shifted(task, 0)
     assert 0 <= mine < cma_score <= 1 and best < 1e-3 * f(x0)[0]
 

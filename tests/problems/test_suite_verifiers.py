@@ -1,4 +1,4 @@
-"""The AlphaEvolve suite's trusted scorers: known constructions, exploit probes, initial programs."""
+"""AlphaEvolve suite's trusted scorers: known constructions, exploit probes, initial programs."""
 
 from __future__ import annotations
 
@@ -277,7 +277,7 @@ def test_heilbronn_rejects_a_point_one_ulp_outside_the_triangle() -> None:
     while in_triangle(x, y):
         y = math.nextafter(y, 1.0)
     points[0] = [x, y]
-    with pytest.raises(ValueError, match="point 0 .* lies outside"):
+    with pytest.raises(ValueError, match=r"point 0 .* lies outside"):
         scored("heilbronn_triangle_11", points)
     points[0] = [0.5, -5e-324]
     with pytest.raises(ValueError, match="outside"):

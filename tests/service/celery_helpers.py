@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -37,10 +38,8 @@ class Worker:
         """SIGKILLs the whole worker: main process and pool (as a machine crash would)."""
         tree = descendants(self.proc.pid)  # pool processes and the evaluations they run
         for pid in [*tree, self.proc.pid]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.proc.wait(timeout=10)
         reap(tree)  # this test process is a subreaper: the orphans come to it
 

@@ -74,7 +74,8 @@ def scripted_run(url: str, folder: Path, cfg: RunConfig | None = None,
                  answers: list[str] | None = None, small_model: bool = True
                  ) -> tuple[Database, int]:
     """Returns (db, run id) of a tiny-problem run (written into folder) driven to its budget by a
-    scripted LLM (small_model=False: a large model, which the loop asks for SEARCH/REPLACE diffs)."""
+    scripted LLM (small_model=False: a large model, which the loop asks for SEARCH/REPLACE
+    diffs)."""
     llm = ScriptedBackend(answers or [returns(3), returns(5), returns(2)], small_model=small_model)
     db, run, _ = drive(url, tiny_problem(folder), cfg or config(budget__iterations=3), llm)
     return db, run.id

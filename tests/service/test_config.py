@@ -41,7 +41,7 @@ def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
 def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "RUN.toml"
     bad.write_text("[budget\niterations = 3")
-    with pytest.raises(ConfigError, match="RUN.toml: invalid TOML"):
+    with pytest.raises(ConfigError, match=r"RUN\.toml: invalid TOML"):
         read_toml(bad)
 
 

@@ -119,7 +119,7 @@ def test_a_celery_worker_records_the_layers_with_the_result(pg_url: str, tmp_pat
 def test_the_isolation_policy_is_strict_by_default_validated_and_stored_with_the_run(
         tmp_path: Path) -> None:
     assert config().evaluation.isolation == "strict"
-    with pytest.raises(ConfigError, match="evaluation.isolation"):
+    with pytest.raises(ConfigError, match=r"evaluation\.isolation"):
         config(evaluation__isolation="lenient")
     cfg = config(evaluation__isolation="best-effort")
     problem = load_problem(tiny_problem(tmp_path / "tiny"))

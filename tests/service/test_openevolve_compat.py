@@ -36,7 +36,8 @@ def evoforge(*args: str, home: Path, ok: bool = True, timeout: float = 600
     env = {**os.environ, "EVOFORGE_HOME": str(home), "COLUMNS": "200"}
     proc = subprocess.run([*EVOFORGE, *args], capture_output=True, text=True, env=env,
                           timeout=timeout, check=False)
-    assert (proc.returncode == 0) == ok, f"{args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert (proc.returncode == 0) == ok, \
+        f"{args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
 
 

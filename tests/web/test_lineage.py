@@ -33,7 +33,8 @@ def test_clicking_a_node_opens_its_program_with_the_right_diff(site: Site, page:
     page.locator(f"g.node[data-program='{best}'] circle").click()
     expect(page.locator("[data-testid=program-title]")).to_contain_text(f"Program {best}")
     ins = " ".join(page.locator("[data-testid=diff] .d2h-ins .d2h-code-line-ctn").all_inner_texts())
-    dels = " ".join(page.locator("[data-testid=diff] .d2h-del .d2h-code-line-ctn").all_inner_texts())
+    dels = " ".join(page.locator("[data-testid=diff] .d2h-del .d2h-code-line-ctn")
+                    .all_inner_texts())
     assert all(line in ins for line in added), (added, ins)
     assert all(line in dels for line in removed), (removed, dels)
 

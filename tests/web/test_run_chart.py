@@ -53,7 +53,8 @@ def test_every_evaluated_program_is_a_dot_and_every_failed_one_a_tick(
     page.goto(f"{site.url}/#/run/{run_id}")
     expect(page.locator("[data-testid=dot-count]")).to_have_text(str(len(scored) + len(failed)))
     drawn = _drawn(page)
-    per_island = {str(i): sum(p["island"] == i for p in scored) for i in {p["island"] for p in scored}}
+    per_island = {str(i): sum(p["island"] == i for p in scored)
+                  for i in {p["island"] for p in scored}}
     assert drawn == {"dots": per_island, "failed": len(failed)}
 
 

@@ -41,7 +41,8 @@ def timeline(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any]
     run = run_for(s, principal, run_id)
     sign = Direction(s.get(ProblemRow, run.problem_id).direction).sign
     p = ProgramRow
-    rows = s.execute(select(p.id, p.iteration, island_of(island_count(run)), p.score, p.evaluated_at)
+    rows = s.execute(select(p.id, p.iteration, island_of(island_count(run)), p.score,
+                            p.evaluated_at)
                      .where(p.run_id == run_id, p.status == ProgramStatus.OK, p.score.is_not(None))
                      .order_by(p.id).execution_options(yield_per=5000))
     overall: list[dict[str, Any]] = []
@@ -140,7 +141,8 @@ def failures(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any]
     run_for(s, principal, run_id)
     p, e = ProgramRow, EvaluationRow
     kinds = s.execute(select(p.failure_kind, func.count(), func.min(p.failure_reason))
-                      .where(p.run_id == run_id, p.status == ProgramStatus.FAILED).group_by(p.failure_kind))
+                      .where(p.run_id == run_id, p.status == ProgramStatus.FAILED)
+                      .group_by(p.failure_kind))
     evals = s.execute(select(e.status, func.count()).where(e.run_id == run_id).group_by(e.status))
     reported, example = reported_errors(s, run_id)
     return {"run_id": run_id,

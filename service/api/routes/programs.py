@@ -94,7 +94,7 @@ def _by_score(s: Session, where: list[Any], descending: bool, limit: int,
 
 @router.get("/programs/{program_id}", response_model=ProgramDetail)
 def get_program(program_id: IdPath, s: SessionDep, principal: Reader) -> ProgramDetail:
-    """Returns a program: code, diff against its parent, metrics, artifacts, failure, LLM exchange."""
+    """Returns a program: code, diff to its parent, metrics, artifacts, failure, LLM exchange."""
     prog = program_for(s, principal, program_id)
     parent = s.get(ProgramRow, prog.parent_id) if prog.parent_id else None
     sample = s.get(LLMSampleRow, prog.sample_id) if prog.sample_id else None

@@ -81,8 +81,9 @@ def _reference_facts(prow: ProblemRow) -> dict[str, Any]:
 @router.get("/runs/{run_id}/top-lineages")
 def top_lineages(run_id: IdPath, s: SessionDep, principal: Reader,
                  k: Annotated[int, Query(ge=1, le=5000)] = 20) -> dict[str, Any]:
-    """Returns the k best programs (unscored last) with all their ancestors (evicted ones included), the path from
-    the initial program to the best, and how many programs the run has in all."""
+    """Returns the k best programs (unscored last) with all their ancestors (evicted ones
+    included), the path from the initial program to the best, and how many programs the run has
+    in all."""
     run = run_for(s, principal, run_id)
     p = ProgramRow
     order = best_first(p.score, s.get(ProblemRow, run.problem_id).direction)

@@ -43,7 +43,8 @@ class SearchAids:
         self.scratch: str | None = None
         self.last_reset = 0
         self.resets = 0
-        self._pending: dict[int, tuple[str, int, float, float]] = {}  # id -> model, tokens, cost, parent fitness
+        # program id -> model, tokens, cost, parent fitness
+        self._pending: dict[int, tuple[str, int, float, float]] = {}
         self._vectors: dict[int, Any] = {}  # id(proposal) -> child vector, until stored
         self._next_scratch: int | None = None
         self._rng = random.Random(f"search:{cfg.seed}")
@@ -70,8 +71,8 @@ class SearchAids:
             if prog is not None and prog.status in UNFINISHED:
                 self._pending[prog.id] = (sample.model, tokens, cost, parent_fit)
                 continue
-            child_fit = fitness(prog.score) if prog is not None and prog.status == ProgramStatus.OK \
-                else None
+            child_fit = (fitness(prog.score) if prog is not None and prog.status == ProgramStatus.OK
+                         else None)
             self.bandit.update(sample.model, improvement(child_fit, parent_fit), tokens, cost)
 
     def restored_program(self, prog: ProgramRow) -> None:
@@ -124,14 +125,16 @@ class SearchAids:
             if verdict.novel:
                 self._vectors[id(p)] = vector
             else:
-                p.similar_to, p.rejection = (verdict.nearest_id, verdict.similarity), verdict.reason()
+                p.similar_to = (verdict.nearest_id, verdict.similarity)
+                p.rejection = verdict.reason()
 
     def after_call(self, proposals: list[Proposal], children: list[Child]) -> None:
         """Stores new children's embeddings; gives the bandit a zero reward for answers that
         produced no child to evaluate; remembers the others until their results arrive."""
         for p, child in zip(proposals, children, strict=True):
             vector = self._vectors.pop(id(p), None)
-            if vector is not None and child.outcome == SampleOutcome.CHILD and self.novelty is not None:
+            if (vector is not None and child.outcome == SampleOutcome.CHILD
+                    and self.novelty is not None):
                 self.novelty.store(child.program_id, vector)
             c = p.completion
             tokens, cost = c.prompt_tokens + c.completion_tokens, float(c.extra.get("cost") or 0)

@@ -72,7 +72,7 @@ class Verdict:
 
 
 def nearest(vector: np.ndarray, pool: dict[int, np.ndarray]) -> tuple[int | None, float]:
-    """Returns the id of the most similar pool vector and the cosine similarity (None, 0 if empty)."""
+    """Returns the id of the most similar pool vector and its cosine similarity (None, 0: empty)."""
     if not pool:
         return None, 0.0
     ids = sorted(pool)

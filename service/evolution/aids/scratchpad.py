@@ -46,7 +46,8 @@ def _added_lines(before: str, after: str) -> list[str]:
 def recent_changes(s: Session, run_id: int, limit: int = RECENT) -> list[Change]:
     """Returns the run's latest evaluated children (newest first), each with its parent's score."""
     children = list(s.scalars(
-        select(ProgramRow).where(ProgramRow.run_id == run_id, ProgramRow.kind == ProgramKind.MUTATION,
+        select(ProgramRow).where(ProgramRow.run_id == run_id,
+                                 ProgramRow.kind == ProgramKind.MUTATION,
                                  ProgramRow.status.in_((ProgramStatus.OK, ProgramStatus.FAILED)))
         .order_by(ProgramRow.iteration.desc(), ProgramRow.id.desc()).limit(limit)))
     parent_ids = {c.parent_id for c in children if c.parent_id is not None}
@@ -71,10 +72,10 @@ def digest(s: Session, run_id: int, direction: str, limit: int = RECENT) -> str:
             f"{sum(c.status == ProgramStatus.FAILED for c in changes)} failed, "
             f"{sum(1 for g, _ in gains if g < 0)} scored worse.")
     lines = [head]
-    for gain, c in better[:SHOWN]:
+    for _, c in better[:SHOWN]:
         lines.append(f"- Improved {c.parent_score:.6g} -> {c.score:.6g}; added: "
                      + ("; ".join(c.added) or "(only removals)"))
-    for gain, c in [g for g in gains if g[0] < 0][-2:]:
+    for _, c in [g for g in gains if g[0] < 0][-2:]:
         lines.append(f"- Worse {c.parent_score:.6g} -> {c.score:.6g}; added: "
                      + ("; ".join(c.added) or "(only removals)"))
     failures = Counter((c.failure or "unknown").splitlines()[0][:LINE_CHARS]

@@ -74,7 +74,7 @@ def test_a_bad_models_file_is_an_error_naming_the_file_and_the_key(
 
 
 def test_a_missing_models_file_is_an_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="models.toml: file not found"):
+    with pytest.raises(ValidationError, match=r"models\.toml: file not found"):
         Settings(models_file=tmp_path / "models.toml")
 
 
@@ -110,7 +110,7 @@ def test_the_cli_still_describes_its_own_model_but_never_both_ways_at_once() -> 
     with pytest.raises(ConfigError, match=r"llm.use picks the named model 'smollm'.*remove "
                                           r"llm.url"):
         build_run_config({"llm": {"use": "smollm", "url": "http://127.0.0.1:8000/v1"}})
-    with pytest.raises(ConfigError, match="llm.use and llm.models exclude each other"):
+    with pytest.raises(ConfigError, match=r"llm\.use and llm\.models exclude each other"):
         build_run_config({"llm": {"use": "smollm", "models": [{"use": "smollm"}]}})
     with pytest.raises(ConfigError, match="remove its model"):
         build_run_config({"llm": {"models": [{"use": "smollm", "model": "/x.gguf"}]}})

@@ -4,6 +4,7 @@ say; the fleet is for admins."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -55,18 +56,14 @@ class Forwarder:
             pass
         finally:
             for s in (a, b):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         """Closes the port and every connection through it."""
         for s in (self.listener, *self.open):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)  # wakes the threads blocked in accept and recv
-            except OSError:
-                pass
             s.close()
 
 

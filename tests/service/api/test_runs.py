@@ -1,4 +1,4 @@
-"""Runs over REST: config validation, the start/pause/resume/stop state machine, quotas, progress."""
+"""Runs over REST: config validation, start/pause/resume/stop state machine, quotas, progress."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_concurrent_quota_checks_of_one_owner_take_turns(api: Api) -> None:
 
     from service.api.auth_tokens import authenticate
     from service.api.errors import ApiError
-    from service.api.routes.runs import _check_quota
+    from service.api.routes.runs import _check_quota  # noqa: PLC2701 - two checks, interleaved
     from service.db.models import RunRow
     from service.db.queries import add_run
 

@@ -1,4 +1,5 @@
-"""`evoforge problems check` as a user runs it: a good folder passes, a broken one names the file and the fix."""
+"""`evoforge problems check` as a user runs it: a good folder passes, a broken one names the file
+and the fix."""
 
 from __future__ import annotations
 

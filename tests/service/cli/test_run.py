@@ -140,7 +140,8 @@ def test_killed_run_resumes_with_nothing_lost_or_duplicated(tmp_path: Path) -> N
 
 def test_eval_prints_metrics_and_failure(tmp_path: Path) -> None:
     folder = tiny_problem(tmp_path / "tiny")
-    good = evoforge("eval", str(folder), str(folder / "initial_program.py"), "--json", home=tmp_path)
+    good = evoforge("eval", str(folder), str(folder / "initial_program.py"), "--json",
+                    home=tmp_path)
     assert last_json(good.stdout)["score"] == -9.0
     bad = tmp_path / "bad.py"
     bad.write_text("def value():\n    while True:\n        pass\n")

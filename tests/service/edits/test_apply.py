@@ -1,4 +1,4 @@
-"""service.edits.apply: LLM answers (diffs, rewrites) become child programs or reasoned rejections."""
+"""service.edits.apply: LLM answers (diffs, rewrites) become child programs or argued rejections."""
 
 from __future__ import annotations
 

@@ -45,7 +45,8 @@ def test_population_cap_evicts_the_worst_non_elite() -> None:
 
 
 def test_eviction_never_removes_the_island_best() -> None:
-    arch = Archive(SearchConfig(num_islands=1, population_size=2, feature_bins=10), random.Random(0))
+    arch = Archive(SearchConfig(num_islands=1, population_size=2, feature_bins=10),
+                   random.Random(0))
     arch.add(member(1, 1.0, diversity=0.05))
     arch.add(member(2, 0.1, diversity=0.55))
     arch.add(member(3, 0.2, diversity=0.95))

@@ -1,4 +1,4 @@
-"""Tokens and cost per model, island and run; budgets stop a run at the first call that reaches them."""
+"""Tokens and cost per model, island and run; budgets stop a run at the first call reaching them."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_llm_call_budget_is_exact_and_counters_survive_resume(
     first_cost = run.cost
     assert first_cost == pytest.approx((run.prompt_tokens + run.completion_tokens) * 2 / 1000)
     cfg.budget.llm_calls = 5
-    _, run2, engine = drive(sqlite_url, folder, cfg, ScriptedBackend([returns(6)], max_concurrency=1),
-                            run_id=run.id)
+    _, run2, engine = drive(sqlite_url, folder, cfg,
+                            ScriptedBackend([returns(6)], max_concurrency=1), run_id=run.id)
     assert run2.llm_calls == 5 and run2.cost > first_cost
     assert engine.counters.cost == pytest.approx(run2.cost)

@@ -126,7 +126,7 @@ def test_initial_program_failure_is_explained(sqlite_url: str, tmp_path: Path) -
     folder = tiny_problem(tmp_path / "p")
     (folder / "initial_program.py").write_text(
         "# EVOLVE-BLOCK-START\ndef value():\n    return 1 / 0\n# EVOLVE-BLOCK-END\n")
-    with pytest.raises(InitialProgramFailed, match="ZeroDivisionError.*problems check"):
+    with pytest.raises(InitialProgramFailed, match=r"ZeroDivisionError.*problems check"):
         drive(sqlite_url, folder, config(budget__iterations=2), ScriptedBackend([returns(1)]))
 
 

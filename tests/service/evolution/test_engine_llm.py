@@ -1,4 +1,4 @@
-"""Short runs with the real small model: in-process llama.cpp, and over a real OpenAI-compatible server."""
+"""Short real small-model runs: in-process llama.cpp, and over a real OpenAI-compatible server."""
 
 from __future__ import annotations
 

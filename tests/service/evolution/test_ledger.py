@@ -167,7 +167,8 @@ def test_results_update_program_evaluation_run_and_best_together(ledger: Ledger)
     assert (evs[good.program_id].status, evs[good.program_id].duration_s) == ("ok", 0.5)
     assert (evs[bad.program_id].status, evs[bad.program_id].error_kind) == ("failed", "exception")
     assert progs[good.program_id].in_archive and not progs[parent.id].in_archive  # evicted
-    assert progs[good.program_id].features == {"length": 3.0} and progs[bad.program_id].score is None
+    assert progs[good.program_id].features == {"length": 3.0} and \
+        progs[bad.program_id].score is None
 
 
 def test_a_result_a_worker_already_wrote_leaves_its_evaluation_row_alone(ledger: Ledger) -> None:

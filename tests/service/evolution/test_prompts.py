@@ -1,4 +1,5 @@
-"""service.evolution.prompts: mutation prompts hold what the model needs and always fit the token budget."""
+"""service.evolution.prompts: mutation prompts hold what the model needs, always within the token
+budget."""
 
 from __future__ import annotations
 

@@ -63,7 +63,8 @@ def evoforge(*args: str, home: Path, ok: bool = True) -> subprocess.CompletedPro
     env = {**os.environ, "EVOFORGE_HOME": str(home), "COLUMNS": "200"}
     proc = subprocess.run([*EVOFORGE, *args], capture_output=True, text=True, env=env,
                           timeout=300, check=False)
-    assert (proc.returncode == 0) == ok, f"{args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert (proc.returncode == 0) == ok, \
+        f"{args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
 
 

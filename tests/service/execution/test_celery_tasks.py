@@ -1,4 +1,4 @@
-"""The worker's database writes (service/execution/celery_tasks.py) against real PostgreSQL, without a broker."""
+"""The worker's database writes (service/execution/celery_tasks.py): real PostgreSQL, no broker."""
 
 from __future__ import annotations
 

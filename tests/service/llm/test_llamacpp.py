@@ -66,14 +66,14 @@ def test_missing_model_package_names_the_install_command(monkeypatch):
 
 
 def test_missing_gguf_file_is_a_config_error_naming_it(tmp_path):
-    with pytest.raises(ConfigError, match="nowhere.gguf' not found"):
+    with pytest.raises(ConfigError, match=r"nowhere\.gguf' not found"):
         make_backend(LLMConfig(model=str(tmp_path / "nowhere.gguf")), Settings())
 
 
 def test_file_that_is_not_a_gguf_model_is_a_config_error_naming_it(tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)
-    with pytest.raises(ConfigError, match="cannot load .*broken.gguf"):
+    with pytest.raises(ConfigError, match=r"cannot load .*broken\.gguf"):
         make_backend(LLMConfig(model=str(bad)), Settings())
 
 

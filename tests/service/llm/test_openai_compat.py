@@ -183,7 +183,7 @@ def test_vllm_max_tokens_refusal_is_resent_once_with_what_fits():
 
 
 def test_missing_url_is_a_config_error_naming_the_setting():
-    with pytest.raises(ConfigError, match="llm.url is required"):
+    with pytest.raises(ConfigError, match=r"llm\.url is required"):
         make_backend(LLMConfig(backend="openai"), Settings())
 
 

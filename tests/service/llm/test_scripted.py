@@ -67,5 +67,5 @@ def test_make_backend_scripted_reads_answers_from_a_json_file(tmp_path):
 def test_bad_answers_file_is_a_config_error_naming_it(tmp_path, content):
     path = tmp_path / "answers.json"
     path.write_text(content)
-    with pytest.raises(ConfigError, match="answers.json"):
+    with pytest.raises(ConfigError, match=r"answers\.json"):
         make_backend(LLMConfig(backend="scripted", model=str(path)), Settings())

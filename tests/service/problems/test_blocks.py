@@ -12,7 +12,8 @@ from service.problems.blocks import (
     lenient_blocks,
 )
 
-TWO = "a\n# EVOLVE-BLOCK-START\nb\n# EVOLVE-BLOCK-END\nc\n# EVOLVE-BLOCK-START\nd\n# EVOLVE-BLOCK-END\n"
+TWO = ("a\n# EVOLVE-BLOCK-START\nb\n# EVOLVE-BLOCK-END\n"
+       "c\n# EVOLVE-BLOCK-START\nd\n# EVOLVE-BLOCK-END\n")
 UNCLOSED = "a\n# EVOLVE-BLOCK-START\nb\n"
 PLAIN = "def f():\n    return 1\n"
 

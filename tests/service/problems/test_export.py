@@ -83,5 +83,6 @@ def test_cli_exports_and_prints_the_openevolve_command(tmp_path: Path) -> None:
                            check=False, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and "not an empty folder" in again.stderr
     other = subprocess.run([*cli, "--format", "shinka", str(PROBLEMS / "quickstart"),
-                            str(tmp_path / "x")], check=False, capture_output=True, text=True, timeout=120)
+                            str(tmp_path / "x")], check=False, capture_output=True, text=True,
+                           timeout=120)
     assert other.returncode == 2 and "openevolve" in other.stderr

@@ -80,7 +80,7 @@ def test_bad_direction_is_rejected(tmp_path: Path) -> None:
 
 
 def test_not_a_folder(tmp_path: Path) -> None:
-    with pytest.raises(ProblemError, match="not a folder.*evoforge problems list"):
+    with pytest.raises(ProblemError, match=r"not a folder.*evoforge problems list"):
         load_problem(tmp_path / "nope")
 
 

@@ -60,7 +60,7 @@ def test_check_names_initial_data_the_scorer_rejects(tmp_path: Path) -> None:
     report = check_problem(folder)
     assert not report.ok and report.defects[0].file == str(program)
     assert "construct() must return [a number]" in report.defects[0].message
-    assert "make construct() return data that scorer.py accepts" == report.defects[0].fix
+    assert report.defects[0].fix == "make construct() return data that scorer.py accepts"
 
 
 def test_check_names_cascade_thresholds_a_two_phase_problem_cannot_use(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ def test_a_named_base_model_folder_is_used_as_it_is(tmp_path: Path) -> None:
 
 def test_a_base_model_that_is_not_a_model_folder_is_refused_naming_it(tmp_path: Path) -> None:
     cfg = build_run_config({"rl": {"base_model": str(tmp_path / "nowhere")}})
-    with pytest.raises(ConfigError, match="nowhere' is not a Hugging Face model folder .* nor a"):
+    with pytest.raises(ConfigError, match=r"nowhere' is not a Hugging Face model folder .* nor a"):
         trainable_base(cfg, Settings(home=tmp_path / "home"))
 
 
@@ -30,7 +30,8 @@ def test_a_hub_id_that_is_not_cached_offline_is_refused_with_the_fix(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     cfg = build_run_config({"rl": {"base_model": "nobody/not-a-model"}})
-    with pytest.raises(ConfigError, match="not in the Hugging Face cache.*huggingface-cli download"):
+    with pytest.raises(ConfigError,
+                       match=r"not in the Hugging Face cache.*huggingface-cli download"):
         trainable_base(cfg, Settings(home=tmp_path / "home"))
 
 

@@ -56,9 +56,9 @@ def test_reward_uses_the_configured_function() -> None:
 
 
 def test_run_config_rejects_a_shaped_reward_without_a_range() -> None:
-    with pytest.raises(ConfigError, match="rl.reward.low < rl.reward.high"):
+    with pytest.raises(ConfigError, match=r"rl\.reward\.low < rl\.reward\.high"):
         build_run_config({"rl": {"reward": {"name": "shaped_score", "low": 1.0}}})
-    with pytest.raises(ConfigError, match="unknown key 'rl.every_n'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'rl\.every_n'"):
         build_run_config({"rl": {"every_n": 3}})
     cfg = build_run_config({"rl": {"enabled": True, "penalties": {"no_edit": -2.0}}})
     assert cfg.rl.enabled and cfg.rl.penalties.no_edit == -2.0

@@ -89,7 +89,8 @@ def test_filter_rejects_a_near_copy_unless_the_judge_says_it_differs(
         judge = ScriptedBackend([judge_says or "NO"])
         f = NoveltyFilter(cfg, db, run_id, shared_embedder(), judge)
         vec = await f.embed(BEST_FIT_COMMENTED)
-        verdict = await f.screen(vec, [1], BEST_FIT_COMMENTED, lambda ids: {i: codes[i] for i in ids})
+        verdict = await f.screen(vec, [1], BEST_FIT_COMMENTED,
+                                 lambda ids: {i: codes[i] for i in ids})
         assert verdict.nearest_id == 1
         if judge_says is not None:
             assert "Program B" in judge.prompts[0][-1].content
@@ -117,7 +118,8 @@ def test_engine_never_evaluates_a_near_copy_and_records_why(
     counting = CountingEmbedder()
     monkeypatch.setattr(novelty, "shared_embedder", lambda: counting)
     folder = tiny_problem(tmp_path / "p")
-    db, run, _ = drive(db_url, folder, cfg, ScriptedBackend([loop, *near_copies], max_concurrency=1))
+    db, run, _ = drive(db_url, folder, cfg,
+                       ScriptedBackend([loop, *near_copies], max_concurrency=1))
     assert run.status == "completed" and run.iterations == 3
     with db.session() as s:
         samples = list(s.scalars(select(LLMSampleRow).where(LLMSampleRow.run_id == run.id)

@@ -1,4 +1,4 @@
-"""Meta-scratchpad: the digest of a real run's rows, versions stored with the run, prompts show it."""
+"""Meta-scratchpad: the digest of a real run's rows, versions kept with the run, prompts show it."""
 
 from __future__ import annotations
 
