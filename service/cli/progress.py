@@ -89,4 +89,5 @@ class RunDisplay:
         self.progress.update(
             self.task, completed=c.iterations, best=_fmt(c.best_score), init=_fmt(c.initial_score),
             ok=c.evaluations - c.failed, failed=c.failed, rejected=p.rejected, dups=p.duplicates,
-            rate=p.tokens_per_s)
+            rate=p.tokens_per_s, refresh=p.training is not None)  # a round reports once a step:
+        # drawn at once, so a short phase is seen even when the refresh thread is starved
