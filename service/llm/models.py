@@ -8,8 +8,10 @@ reloaded in ~2 s) removes that, and vLLM serves the same folder.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import importlib.util
+import io
 import os
 import re
 import shutil
@@ -85,9 +87,12 @@ def _convert(gguf: Path, target: Path) -> None:
 
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
-                                                     dtype=torch.float32)
+        # transformers draws its GGUF dequantising bar with a bare tqdm on stderr, deaf to its
+        # own progress-bar switch: kept off the terminal, where a run's display is drawn
+        with contextlib.redirect_stderr(io.StringIO()):
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                         dtype=torch.float32)
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.hf_quantizer = None
