@@ -22,10 +22,6 @@ SERVER_CTX = 2048
 PG_ADMIN = os.environ.get("EVOFORGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _pg_admin_dsn() -> str:
-    return PG_ADMIN
-
-
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """Returns the URL of a fresh SQLite file."""
@@ -36,7 +32,7 @@ def fresh_pg_database() -> Iterator[str]:
     """Yields the URL of a new PostgreSQL database and drops it afterwards."""
     name = f"evoforge_test_{uuid.uuid4().hex[:10]}"
     try:
-        admin = psycopg.connect(_pg_admin_dsn(), autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN} ({exc}); start it with "
                     "`pg_ctlcluster --skip-systemctl-redirect 15 main start` "
@@ -45,7 +41,7 @@ def fresh_pg_database() -> Iterator[str]:
         admin.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
     yield f"{base}/{name}"
-    with psycopg.connect(_pg_admin_dsn(), autocommit=True) as admin:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -6,7 +6,11 @@ hook, settings, a run to resume or an executor."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from service.config import RunConfig
 from service.db import Database, upgrade
@@ -79,3 +83,22 @@ def scripted_run(url: str, folder: Path, cfg: RunConfig | None = None,
     llm = ScriptedBackend(answers or [returns(3), returns(5), returns(2)], small_model=small_model)
     db, run, _ = drive(url, tiny_problem(folder), cfg or config(budget__iterations=3), llm)
     return db, run.id
+
+
+def in_thread(engine: Engine) -> tuple[threading.Thread, list]:
+    """Runs the engine to its stop in a daemon thread; the list gets the run row."""
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(run_to_stop(engine)), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Returns predicate's first truthy value, polled every 0.1 s; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -24,40 +21,8 @@ from service.api.auth_tokens import create_token
 from service.controller import Controller, run_controller
 from service.db import Database, upgrade
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow, utcnow
-from service.db.queries import add_problem, add_run
-from service.problems.load import load_problem
 from service.settings import Settings
-from tests.service.engine_helpers import config, returns, tiny_problem
-
-REPO = Path(__file__).resolve().parents[2]
-EVOFORGE = str(Path(sys.executable).parent / "evoforge")
-
-
-def _queued_run(db: Database, tmp: Path, iterations: int, **over: object) -> int:
-    tmp.mkdir(parents=True, exist_ok=True)
-    answers = tmp / "answers.json"
-    answers.write_text(json.dumps([returns(round(1 + i * 0.37, 2)) for i in range(60)]))
-    cfg = config(budget__iterations=iterations, llm={"backend": "scripted", "model": str(answers)},
-                 **over)
-    with db.session() as s:
-        prob = add_problem(s, load_problem(tiny_problem(tmp / "p")))
-        run = add_run(s, prob.id, cfg.model_dump(mode="json"), cfg.seed)
-        run.status = "queued"
-        return run.id
-
-
-def _run(db: Database, run_id: int) -> RunRow:
-    with db.session() as s:
-        return s.get(RunRow, run_id)
-
-
-def wait_for(what: Callable[[], bool], timeout: float, message: str,
-             log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not what():
-        if time.monotonic() > deadline:
-            pytest.fail(message + (f"; its log:\n{log.read_text()[-3000:]}" if log else ""))
-        time.sleep(0.2)
+from tests.service.controller_helpers import queued_run, run_row, start_controller, wait_for
 
 
 @contextmanager
@@ -89,29 +54,30 @@ def test_controller_drives_queued_runs_and_honours_pause_resume_stop_from_the_ap
     # the runs are made as the CLI makes them (an answers path in llm.model): through the API
     # only an admin of a server that allows raw configs may resume such a run
     settings = Settings(home=tmp_path / "home", db=pg.url, admin_raw_config=True)
-    quick = _queued_run(pg, tmp_path / "a", 3)
-    long = _queued_run(pg, tmp_path / "b", 200)
+    quick = queued_run(pg, tmp_path / "a", 3)
+    long = queued_run(pg, tmp_path / "b", 200)
     with pg.session() as s:
         token, secret = create_token(s, "owner", "admin")
         s.get(RunRow, long).owner_token_id = token.id
     client = TestClient(create_app(pg, settings))
     h = {"Authorization": f"Bearer {secret}"}
     with controller_thread(pg, settings):
-        wait_for(lambda: _run(pg, quick).status == "completed", 60, "quick run not completed")
-        wait_for(lambda: _run(pg, long).iterations >= 4, 60, "long run did not start")
+        wait_for(lambda: run_row(pg, quick).status == "completed", 60, "quick run not completed")
+        wait_for(lambda: run_row(pg, long).iterations >= 4, 60, "long run did not start")
         assert client.post(f"/api/runs/{long}/pause", headers=h).json()["control"] == "pause"
-        wait_for(lambda: (_run(pg, long).status, _run(pg, long).control) == ("paused", None), 30,
-                 "pause did not reach the engine")  # control is cleared once the pause settled
-        paused = _run(pg, long)
+        # control is cleared once the pause settled
+        wait_for(lambda: (run_row(pg, long).status, run_row(pg, long).control)
+                 == ("paused", None), 30, "pause did not reach the engine")
+        paused = run_row(pg, long)
         assert paused.stop_reason == "paused by request" and paused.control is None
         assert paused.lease_owner is None and paused.iterations < 200
         time.sleep(1)
-        assert _run(pg, long).iterations == paused.iterations  # nothing moves while paused
+        assert run_row(pg, long).iterations == paused.iterations  # nothing moves while paused
         assert client.post(f"/api/runs/{long}/resume", headers=h).json()["status"] == "queued"
-        wait_for(lambda: _run(pg, long).iterations > paused.iterations, 30, "resume failed")
+        wait_for(lambda: run_row(pg, long).iterations > paused.iterations, 30, "resume failed")
         assert client.post(f"/api/runs/{long}/stop", headers=h).json()["control"] == "stop"
-        wait_for(lambda: _run(pg, long).status == "stopped", 30, "stop did not reach the engine")
-    final = _run(pg, long)
+        wait_for(lambda: run_row(pg, long).status == "stopped", 30, "stop did not reach the engine")
+    final = run_row(pg, long)
     assert final.finished_at is not None and final.iterations < 200
     with pg.session() as s:
         unfinished = s.scalar(select(func.count()).select_from(ProgramRow).where(
@@ -121,7 +87,7 @@ def test_controller_drives_queued_runs_and_honours_pause_resume_stop_from_the_ap
 
 def test_a_live_lease_is_respected_and_an_expired_one_taken(pg: Database, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", db=pg.url)
-    run_id = _queued_run(pg, tmp_path, 2)
+    run_id = queued_run(pg, tmp_path, 2)
     with pg.session() as s:
         run = s.get(RunRow, run_id)
         run.status, run.lease_owner = "running", "another-host:4242"
@@ -131,38 +97,31 @@ def test_a_live_lease_is_respected_and_an_expired_one_taken(pg: Database, tmp_pa
     with pg.session() as s:
         s.get(RunRow, run_id).lease_expires_at = utcnow() - timedelta(seconds=1)
     assert ctl._claim_some(4) == [run_id]
-    assert _run(pg, run_id).lease_owner == ctl.owner
-
-
-def _controller(url: str, home: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [EVOFORGE, "controller", "--db", url, "--poll", "0.2", "-v"],
-        cwd=REPO, env={**os.environ, "EVOFORGE_HOME": str(home)}, start_new_session=True,
-        stdout=log.open("w"), stderr=subprocess.STDOUT)
+    assert run_row(pg, run_id).lease_owner == ctl.owner
 
 
 def test_sigkilled_controller_is_taken_over_with_nothing_lost_or_duplicated(
         pg: Database, tmp_path: Path) -> None:
     iterations = 30
-    run_id = _queued_run(pg, tmp_path, iterations)
-    first = _controller(pg.url, tmp_path / "home1", tmp_path / "c1.log")
+    run_id = queued_run(pg, tmp_path, iterations)
+    first = start_controller(pg.url, tmp_path / "home1", tmp_path / "c1.log")
     second = None
     try:
-        wait_for(lambda: _run(pg, run_id).iterations >= 8, 90, "first controller made no "
+        wait_for(lambda: run_row(pg, run_id).iterations >= 8, 90, "first controller made no "
                  "progress", tmp_path / "c1.log")
         os.killpg(first.pid, signal.SIGKILL)  # the controller and its evaluation processes
         first.wait()
-        killed_at = _run(pg, run_id)
+        killed_at = run_row(pg, run_id)
         assert killed_at.status == "running" and killed_at.iterations < iterations
-        second = _controller(pg.url, tmp_path / "home2", tmp_path / "c2.log")
-        wait_for(lambda: _run(pg, run_id).status == "completed", 120,
+        second = start_controller(pg.url, tmp_path / "home2", tmp_path / "c2.log")
+        wait_for(lambda: run_row(pg, run_id).status == "completed", 120,
                  "second controller did not finish", tmp_path / "c2.log")
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=30)
-    run = _run(pg, run_id)
+    run = run_row(pg, run_id)
     assert run.iterations == iterations and run.lease_owner is None
     with pg.session() as s:
         progs = list(s.scalars(select(ProgramRow).where(ProgramRow.run_id == run_id)))
@@ -181,15 +140,15 @@ def test_sigkilled_controller_is_taken_over_with_nothing_lost_or_duplicated(
 
 
 def test_sigterm_hands_runs_back_for_another_controller(pg: Database, tmp_path: Path) -> None:
-    run_id = _queued_run(pg, tmp_path, 200)
-    proc = _controller(pg.url, tmp_path / "home", tmp_path / "c.log")
+    run_id = queued_run(pg, tmp_path, 200)
+    proc = start_controller(pg.url, tmp_path / "home", tmp_path / "c.log")
     try:
-        wait_for(lambda: _run(pg, run_id).iterations >= 3, 90, "no progress", tmp_path / "c.log")
+        wait_for(lambda: run_row(pg, run_id).iterations >= 3, 90, "no progress", tmp_path / "c.log")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    run = _run(pg, run_id)
+    run = run_row(pg, run_id)
     assert (run.status, run.lease_owner, run.control) == ("queued", None, None)

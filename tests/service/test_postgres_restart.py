@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from service.db import Database, upgrade
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow
 from tests.conftest import PG_ADMIN
-from tests.service.test_controller import _controller, _queued_run, _run, wait_for
+from tests.service.controller_helpers import queued_run, run_row, start_controller, wait_for
 
 pytestmark = [pytest.mark.runs_last, pytest.mark.postgres]
 
@@ -50,19 +50,20 @@ def pg(pg_url: str) -> Iterator[Database]:
 
 def _safe_run(db: Database, run_id: int) -> RunRow | None:
     try:
-        return _run(db, run_id)
+        return run_row(db, run_id)
     except DBAPIError:  # the server is restarting
         return None
 
 
 def test_run_continues_after_postgres_restarts(pg: Database, tmp_path: Path) -> None:
     iterations = 40
-    run_id = _queued_run(pg, tmp_path, iterations)
+    run_id = queued_run(pg, tmp_path, iterations)
     log = tmp_path / "controller.log"
-    proc = _controller(pg.url, tmp_path / "home", log)
+    proc = start_controller(pg.url, tmp_path / "home", log)
     try:
-        wait_for(lambda: _run(pg, run_id).iterations >= 6, 90, "controller made no progress", log)
-        before = _run(pg, run_id).iterations
+        wait_for(lambda: run_row(pg, run_id).iterations >= 6, 90, "controller made no progress",
+                 log)
+        before = run_row(pg, run_id).iterations
         _restart_postgres()
         wait_for(lambda: (r := _safe_run(pg, run_id)) is not None and r.status == "completed",
                  180, "run did not complete after the restart", log)
@@ -72,7 +73,7 @@ def test_run_continues_after_postgres_restarts(pg: Database, tmp_path: Path) -> 
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
     assert before < iterations
-    run = _run(pg, run_id)
+    run = run_row(pg, run_id)
     assert run.iterations == iterations
     with pg.session() as s:
         progs = list(s.scalars(select(ProgramRow).where(ProgramRow.run_id == run_id)))

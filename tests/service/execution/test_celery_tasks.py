@@ -18,7 +18,7 @@ from service.evolution.ledger import Ledger
 from service.execution import celery_tasks as tasks
 from service.problems.load import load_problem
 from service.runs import create_run
-from tests.conftest import _pg_admin_dsn
+from tests.conftest import PG_ADMIN
 from tests.service.engine_helpers import config, tiny_problem
 
 
@@ -70,7 +70,7 @@ def test_a_connection_the_server_dropped_is_replaced_without_losing_the_write(
         db: Database, tmp_path: Path) -> None:
     eid = queued(db, tmp_path)
     before = server_pid(db)
-    with psycopg.connect(_pg_admin_dsn(), autocommit=True) as admin:  # as a server restart would
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:  # as a server restart would
         admin.execute("SELECT pg_terminate_backend(%s)", (before,))
     assert tasks._start(db, eid, "w1") == 1
     assert server_pid(db) != before

@@ -29,10 +29,9 @@ from service.rl.external import Trainer
 from service.rl.rounds import claim, create_round, finish, get_round
 from service.settings import Settings
 from tests.conftest import free_port
-from tests.service.driver import build, drive, scripted_run
+from tests.service.driver import build, drive, in_thread, scripted_run, wait_until
 from tests.service.engine_helpers import config, returns, tiny_problem
 from tests.service.rl.test_schedule import TINY_RL, AdapterScripted
-from tests.service.rl.test_schedule_external import _in_thread, _wait_for
 
 EVOFORGE = str(Path(sys.executable).parent / "evoforge")
 EXTERNAL = {**TINY_RL, "enabled": True, "trainer": "external", "every_n_children": 3}
@@ -87,8 +86,8 @@ def test_the_trainer_process_trains_a_due_round_and_the_waiting_run_uses_its_ada
     db, engine = build(pg_url, tiny_problem(tmp_path / "tiny"), cfg, llm)
     run_id = engine.run_id
     engine.training.poll_s = 0.2
-    thread, out = _in_thread(engine)
-    _wait_for(lambda: _round_status(db) == "due")
+    thread, out = in_thread(engine)
+    wait_until(lambda: _round_status(db) == "due")
     adapters = tmp_path / "adapters"
     done = _trainer(pg_url, tmp_path / "home", "--runs", str(run_id), "--adapters",
                     str(adapters), "--llm-url", f"{vllm}/v1")
@@ -210,14 +209,14 @@ def test_a_trainer_killed_mid_round_never_wedges_the_run(pg_url: str, tmp_path: 
     db, engine = build(pg_url, tiny_problem(tmp_path / "tiny"), cfg, llm)
     run_id = engine.run_id
     engine.training.poll_s = 0.2
-    thread, out = _in_thread(engine)
-    _wait_for(lambda: _round_status(db) == "due")
+    thread, out = in_thread(engine)
+    wait_until(lambda: _round_status(db) == "due")
     env = {**os.environ, "EVOFORGE_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen([EVOFORGE, "trainer", "--db", pg_url, "--runs", str(run_id),
                              "--lease", "2", "--poll", "0.2"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: _round_status(db) == "training")
+        wait_until(lambda: _round_status(db) == "training")
     finally:
         proc.send_signal(sig)
         proc.wait(60)

@@ -3,11 +3,8 @@ skips a round no trainer claims, expires a claim whose trainer died and scores w
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select
 
@@ -20,7 +17,7 @@ from service.evolution.ledger import Ledger, Proposal
 from service.llm.base import Completion, Message
 from service.llm.scripted import ScriptedBackend
 from service.rl.rounds import claim, create_round, due_rounds, finish, get_round, open_round
-from tests.service.driver import build, run_to_stop
+from tests.service.driver import build, in_thread, run_to_stop, wait_until
 from tests.service.engine_helpers import PROGRAM, config, returns, tiny_problem
 
 EXTERNAL = {"enabled": True, "trainer": "external", "every_n_children": 3, "steps": 1,
@@ -37,23 +34,6 @@ def _engine(target: str | Database, folder: Path, budget: int, run_id: int | Non
                        run_id=run_id)
     engine.training.poll_s = 0.1
     return db, engine
-
-
-def _in_thread(engine: Engine) -> tuple[threading.Thread, list]:
-    out: list = []
-    thread = threading.Thread(target=lambda: out.append(run_to_stop(engine)), daemon=True)
-    thread.start()
-    return thread, out
-
-
-def _wait_for(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def _iterations(db: Database, run_id: int) -> list[int]:
@@ -76,7 +56,7 @@ def test_a_round_no_trainer_claims_is_skipped_and_the_run_completes(db_url: str,
 
 def _dead_trainer_writes_one_child(db: Database, run_id: int) -> int:
     """Claims the due round with a 1 s lease, stores one child (pending), and never comes back."""
-    rnd = _wait_for(lambda: next(iter(due_rounds(db, [run_id])), None))
+    rnd = wait_until(lambda: next(iter(due_rounds(db, [run_id])), None))
     assert claim(db, rnd.id, "gpu-host:4242", lease_s=1.0)
     ledger = Ledger(db, run_id, "local")
     with db.session() as s:
@@ -98,7 +78,7 @@ def test_the_controller_waits_for_a_claimed_round_and_scores_what_a_dead_trainer
         pg_url: str, tmp_path: Path) -> None:
     db, engine = _engine(pg_url, tiny_problem(tmp_path / "tiny"), 6)
     run_id = engine.run_id
-    thread, out = _in_thread(engine)
+    thread, out = in_thread(engine)
     orphan = _dead_trainer_writes_one_child(db, run_id)
     time.sleep(0.5)  # within the lease: the controller must neither propose nor evaluate
     with db.session() as s:
@@ -125,7 +105,7 @@ def test_a_controller_starting_on_a_run_with_an_open_round_waits_before_touching
     run_id = first.run_id
     rnd = create_round(db, run_id, evaluations=3, steps=1)
     assert claim(db, rnd.id, "gpu-host:7", lease_s=60)
-    thread, out = _in_thread(_engine(db, folder, 4, run_id, every_n_children=50)[1])
+    thread, out = in_thread(_engine(db, folder, 4, run_id, every_n_children=50)[1])
     time.sleep(1.5)
     assert _iterations(db, run_id) == [1, 2] and not out  # waiting on the trainer
     assert finish(db, rnd.id, "gpu-host:7", error="CUDA out of memory")
