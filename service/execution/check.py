@@ -14,7 +14,8 @@ from service.config import ConfigError, build_run_config, read_toml
 from service.execution.base import make_job
 from service.problems.load import Problem, ProblemError, load_problem
 
-_RUN_TABLE = "the [run.evaluation] table of problem.toml"
+_RUN_TABLE = ("the [run.evaluation] table of problem.toml (or the [evaluation] table of a RUN.toml "
+              "given with --config)")
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,9 @@ def _result_defect(result: EvalResult, problem: Problem) -> Defect:
         return Defect(program, f"evaluating the initial program {error}",
                       f"make the program and evaluator faster, or raise timeout_s in {_RUN_TABLE}")
     if kind == FailureKind.MEMORY:
-        return Defect(program, error, f"use less memory, or raise memory_mb in {_RUN_TABLE}")
+        return Defect(program, error, f"use less memory, or raise memory_mb in {_RUN_TABLE}; "
+                      "JAX/XLA and other runtimes reserve gigabytes of address space at start: "
+                      "8192 fits them")
     where = program if f"{Path(program).name}:" in error else evaluator
     return Defect(where, f"the initial program failed: {error}",
                   "fix the error shown so the initial program scores; it is the seed of every run")

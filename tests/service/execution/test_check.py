@@ -28,6 +28,8 @@ CASES = {
                                                "initial_program.py:5"], ["fix the error shown"]),
     "slow_program": ("initial_program.py", ["exceeded 1.5 s wall clock"],
                      ["raise timeout_s in the [run.evaluation] table of problem.toml"]),
+    "hungry_program": ("initial_program.py", ["ran out of memory", "256 MiB"],
+                       ["raise memory_mb", "RUN.toml given with --config", "8192"]),
 }
 
 
