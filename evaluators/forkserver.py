@@ -5,7 +5,8 @@ request per line on stdin and answers one JSON line on stdout. Per candidate it 
 area, forks a child in a new session with the candidate's rlimits and its own output pipes, waits
 for it up to the wall-clock limit, kills the child's process group and then every process left
 under it (this process is a child subreaper, so orphans and setsid daemons become its children),
-and answers with the child's result and how it ended. The child never returns into this loop.
+and answers with the child's result, how it ended and what each step cost ("steps", ms). The
+child never returns into this loop.
 
 A server has one role (spec "role"): "evaluate" imports the problem's evaluator and scores each
 candidate in its child; the two phases of a two-phase problem get a server each, never the same
@@ -49,6 +50,7 @@ class Server:
         self.work_base = Path(spec.get("work_base") or spec["root"])  # tmpfs where possible
         self.private = [Path(p) for p in spec.get("private_dirs", [])]  # wiped between candidates
         self.count = 0
+        self.cleaned_s = 0.0  # the file sweep before this candidate (its "clean" step)
         self.role = spec.get("role", "evaluate")
         job = EvalJob(**spec["job"])
         self.module, self.load_failure = None, None
@@ -65,7 +67,7 @@ class Server:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """Returns the answer to one request: the candidate's result and how its process ended."""
         job = EvalJob(**request["job"])
-        self._clean()
+        self.clean()
         if self.load_failure is not None:
             return {"nonce": request["nonce"], "result": self.load_failure.to_dict()}
         self.count += 1
@@ -82,7 +84,9 @@ class Server:
         answer["nonce"] = request["nonce"]
         return answer
 
-    def _clean(self) -> None:
+    def clean(self) -> None:
+        """Removes what the last candidate left in the work area and the private dirs."""
+        started = time.monotonic()
         for folder in (self.root, *self.private):
             for entry in _entries(folder):
                 path = Path(entry.path)
@@ -92,6 +96,7 @@ class Server:
                     shutil.rmtree(entry.path, onerror=_unlock)
                 else:
                     _unlink(entry.path)
+        self.cleaned_s = time.monotonic() - started
 
     def _fork(self, job: EvalJob, work: Path) -> dict[str, Any]:
         limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
@@ -109,24 +114,45 @@ class Server:
         out, err = sandbox.Capture(limits.output_bytes), sandbox.Capture(limits.output_bytes)
         result = bytearray()
         timed_out = _pump(pid, start + limits.timeout_s, {out_r: out, err_r: err, res_r: result})
-        status = _finish(pid)
+        ended = time.monotonic()
+        status, usage = _finish(pid)
         _drain({out_r: out, err_r: err, res_r: result})
         for fd in (out_r, err_r, res_r):
             os.close(fd)
         code = os.waitstatus_to_exitcode(status) if status is not None else None
-        parsed = None
+        parsed, marks = None, None
         if not timed_out and result:
-            try:
+            with contextlib.suppress(ValueError):
                 parsed = json.loads(result)
-            except ValueError:
-                parsed = None
+            if isinstance(parsed, dict) and "marks" in parsed:  # else written by the candidate
+                parsed, marks = parsed.get("result"), _marks(parsed["marks"])
         sig = None
         if code is not None and code < 0:
             sig = (signal.Signals(-code).name if -code in signal.valid_signals()
                    else f"signal {-code}")
         return {"result": parsed, "returncode": code, "signal": sig, "timed_out": timed_out,
                 "stdout": out.text(), "stderr": err.text(), "stdout_dropped": out.dropped,
-                "stderr_dropped": err.dropped, "duration_s": time.monotonic() - start}
+                "stderr_dropped": err.dropped, "duration_s": time.monotonic() - start,
+                "steps": {**self._steps(start, marks, ended), **_usage(usage)}}
+
+    def _steps(self, start: float, marks: list[float] | None, ended: float) -> dict[str, float]:
+        """Returns the ms of each step of one candidate: the file sweep before it, fork (to the
+        child's first line), setup (session, pipes, rlimits), run (the evaluation), result (the
+        child's write and exit, until this process sees it end), sweep (kill, reap, drain)."""
+        ms = {"clean": self.cleaned_s}
+        if marks is not None and start <= marks[0] <= marks[1] <= marks[2]:
+            entered, ready, done = marks
+            ms |= {"fork": entered - start, "setup": ready - entered, "run": done - ready,
+                   "result": ended - done}
+        ms["sweep"] = time.monotonic() - ended
+        return {name: round(seconds * 1000, 3) for name, seconds in ms.items()}
+
+
+def _marks(raw: Any) -> list[float] | None:
+    """Returns the child's three time marks, or None when they are not three numbers."""
+    if isinstance(raw, list) and len(raw) == 3 and all(isinstance(t, int | float) for t in raw):
+        return [float(t) for t in raw]
+    return None
 
 
 def _pump(pid: int, deadline: float, sinks: dict[int, Any]) -> bool:
@@ -172,21 +198,32 @@ def _drain(sinks: dict[int, Any]) -> None:
             pass
 
 
-def _finish(pid: int) -> int | None:
-    """Kills the child's group and every process left under this one; returns the child's status."""
+def _finish(pid: int) -> tuple[int | None, Any]:
+    """Kills the child's group and every process left under this one; returns the child's status
+    and resource usage (None, None when it was reaped elsewhere)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    status = None
+    status = usage = None
     with contextlib.suppress(ChildProcessError):
-        _, status = os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
     reaper.kill_descendants()
-    return status
+    return status, usage
+
+
+def _usage(usage: Any) -> dict[str, float]:
+    """Returns the child's CPU ms and page faults (its process only), figures load moves little."""
+    if usage is None:
+        return {}
+    return {"child_cpu": round((usage.ru_utime + usage.ru_stime) * 1000, 3),
+            "child_faults": float(usage.ru_minflt)}
 
 
 def _child(job: EvalJob, work: Path, limits: sandbox.Limits, module: Any,
            fds: tuple[int, int, int], role: str = "evaluate") -> None:
-    """Runs one candidate in the forked child; never returns."""
+    """Runs one candidate in the forked child; never returns. Writes {"result", "marks"} on the
+    result pipe; marks: when the child began, when its setup ended, when the evaluation ended."""
     try:
+        entered = time.monotonic()
         out_w, err_w, res_w = fds
         os.setsid()
         null = os.open(os.devnull, os.O_RDONLY)
@@ -204,13 +241,15 @@ def _child(job: EvalJob, work: Path, limits: sandbox.Limits, module: Any,
         numpy = sys.modules.get("numpy")
         if numpy is not None:
             numpy.random.seed()
+        ready = time.monotonic()
         if role == "produce":
             result = phases.produce(job, work / "program.py", work / phases.DATA_FILE)
         elif role == "score":
             result = phases.score_loaded(job, module, work / phases.DATA_FILE)
         else:
             result = harness.score(job, work / "program.py", module)
-        data = json.dumps(result.to_dict(), default=repr).encode()
+        data = json.dumps({"result": result.to_dict(), "marks": [entered, ready, time.monotonic()]},
+                          default=repr).encode()
         sys.stdout.flush()
         sys.stderr.flush()
         view = memoryview(data)

@@ -63,6 +63,7 @@ class ForkServer:
         self.moved: dict[str, str] = {}
         self._stack = contextlib.ExitStack()
         self._buffer = b""
+        self.steps: dict[str, float] = {}  # the last evaluation's step costs, ms (steps_of)
         try:
             self._start(job, python, scorer)
         except BaseException:
@@ -107,6 +108,7 @@ class ForkServer:
     def evaluate(self, job: EvalJob, data: bytes | None = None) -> EvalResult:
         """Returns the job's result (a produce server's data in artifacts["_data"]); raises
         ServerDied when the server broke (it is then closed)."""
+        started = time.monotonic()
         nonce = secrets.token_hex(8)
         message: dict[str, Any] = {"nonce": nonce, "job": fresh.placed(job, self.moved).to_dict()}
         if data is not None:
@@ -120,7 +122,9 @@ class ForkServer:
             while True:  # lines with another nonce were written by a candidate: ignored
                 answer = self._read_line(deadline)
                 if answer.get("nonce") == nonce:
-                    return to_result(answer, job, self.applied, self.moved)
+                    result = to_result(answer, job, self.applied, self.moved)
+                    self.steps = steps_of(answer, time.monotonic() - started)
+                    return result
         except (OSError, ValueError, TypeError) as exc:
             raise ServerDied(f"the control pipe broke ({exc})") from None
         finally:
@@ -201,6 +205,18 @@ def server_key(job: EvalJob, python: str, role: str = "evaluate",
         what = (str(path), mtime)
     return (os.path.realpath(job.problem_dir), role, *what, python, layers.active_names(),
             job.isolation)
+
+
+def steps_of(answer: dict[str, Any], seconds: float) -> dict[str, float]:
+    """Returns the ms of each step of one evaluation: the server's (forkserver.Server._steps) and
+    "channel", the rest of the host's seconds (both ends' JSON, the pipe hops, the work dir)."""
+    steps = answer.get("steps")
+    if not isinstance(steps, dict):
+        return {}
+    ms = {name: float(value) for name, value in steps.items() if isinstance(value, int | float)}
+    server = sum(ms.get(k, 0.0) for k in ("fork", "setup", "run", "result", "sweep"))
+    ms["channel"] = round(seconds * 1000 - server, 3)
+    return ms
 
 
 def to_result(answer: dict[str, Any], job: EvalJob, applied: tuple[str, ...] = (),

@@ -140,6 +140,24 @@ def test_each_answer_carries_the_candidates_result_and_how_its_process_ended(
     assert "evaluator imported" in server.log.read_text()  # the server's own output: its log
 
 
+def test_each_answer_says_what_each_step_of_the_candidate_cost(server: Server) -> None:
+    slow = "import time\n\ndef solve():\n    time.sleep(0.3)\n    return 1.0\n"
+    steps = server.ask(slow)["steps"]
+    assert set(steps) >= {"clean", "fork", "setup", "run", "result", "sweep", "child_cpu",
+                          "child_faults"}
+    assert all(value >= 0 for value in steps.values())
+    assert steps["run"] >= 300 > steps["fork"] + steps["setup"]  # the sleep is in "run"
+    assert steps["child_faults"] > 0
+
+
+def test_a_result_the_candidate_forges_carries_no_step_marks(server: Server) -> None:
+    forged = ("import os\n\ndef solve():\n    os.write(3, b'{\"status\": \"ok\"}')\n"
+              "    os._exit(0)\n")
+    answer = server.ask(forged)
+    assert answer["result"] == {"status": "ok"}  # taken as before: the candidate's own process
+    assert "run" not in answer["steps"] and "sweep" in answer["steps"]
+
+
 def test_the_evaluator_is_imported_once_and_each_candidate_runs_in_its_own_fork(
         server: Server) -> None:
     results = [result_of(server.ask(f"def solve():\n    return {k}.0\n")) for k in range(3)]
