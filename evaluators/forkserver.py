@@ -1,12 +1,13 @@
 """The pre-forked evaluator, inside the sandbox: imports the evaluator once, forks per candidate.
 
 `python -s -P -m evaluators.forkserver SPEC_JSON` (started by evaluators/prefork.py) reads one JSON
-request per line on stdin and answers one JSON line on stdout. Per candidate it cleans the work
-area, forks a child in a new session with the candidate's rlimits and its own output pipes, waits
-for it up to the wall-clock limit, kills the child's process group and then every process left
-under it (this process is a child subreaper, so orphans and setsid daemons become its children),
-and answers with the child's result, how it ended and what each step cost ("steps", ms). The
-child never returns into this loop.
+request per line on stdin and answers one JSON line on stdout. Per candidate it forks a child in a
+new session with the candidate's rlimits and its own output pipes, waits for it up to the
+wall-clock limit, kills the child's process group and then every process left under it (this
+process is a child subreaper, so orphans and setsid daemons become its children), answers with the
+child's result, how it ended and what each step cost ("steps", ms), and only then cleans the work
+area, before it reads the next request: the answer does not wait for the file sweep, the next
+candidate still starts in a clean one. The child never returns into this loop.
 
 A server has one role (spec "role"): "evaluate" imports the problem's evaluator and scores each
 candidate in its child; the two phases of a two-phase problem get a server each, never the same
@@ -23,7 +24,6 @@ import gc
 import importlib
 import json
 import os
-import random
 import resource
 import select
 import shutil
@@ -67,7 +67,6 @@ class Server:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """Returns the answer to one request: the candidate's result and how its process ended."""
         job = EvalJob(**request["job"])
-        self.clean()
         if self.load_failure is not None:
             return {"nonce": request["nonce"], "result": self.load_failure.to_dict()}
         self.count += 1
@@ -237,7 +236,7 @@ def _child(job: EvalJob, work: Path, limits: sandbox.Limits, module: Any,
         os.chdir(work)
         os.environ.update({"HOME": str(work), "TMPDIR": str(work),
                            harness.SEED_VAR: str(int(job.seed))})
-        random.seed()
+        # random reseeds itself in a forked child (os.register_at_fork); numpy does not
         numpy = sys.modules.get("numpy")
         if numpy is not None:
             numpy.random.seed()
@@ -320,6 +319,7 @@ def main(argv: list[str] | None = None) -> None:
                                         f"the pre-forked evaluator failed: {exc!r}")
             answer = {"nonce": json.loads(line).get("nonce"), "result": failure.to_dict()}
         control.write(json.dumps(answer, default=repr).encode() + b"\n")
+        server.clean()  # after the answer, before the next request is read
     reaper.kill_descendants()
     os._exit(0)
 

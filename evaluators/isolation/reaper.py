@@ -93,8 +93,14 @@ def kill_descendants() -> int:
 def children() -> list[int]:
     """Returns the pids of this process's children (adopted orphans included)."""
     pid = os.getpid()
-    with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
-        return [int(p) for p in f.read().split()]
+    fd = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY)  # fewer syscalls than open()
+    try:
+        chunks = [os.read(fd, 1 << 16)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 16))
+    finally:
+        os.close(fd)
+    return [int(p) for p in b"".join(chunks).split()]
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:
