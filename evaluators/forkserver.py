@@ -1,13 +1,15 @@
 """The pre-forked evaluator, inside the sandbox: imports the evaluator once, forks per candidate.
 
 `python -s -P -m evaluators.forkserver SPEC_JSON` (started by evaluators/prefork.py) reads one JSON
-request per line on stdin and answers one JSON line on stdout. Per candidate it forks a child in a
-new session with the candidate's rlimits and its own output pipes, waits for it up to the
+request per line on stdin and answers one JSON line on stdout. Per candidate it hands the job to
+a child it forked ahead of the request (a spare, waiting on a pipe in its own session with its own
+output pipes), which applies the candidate's rlimits and runs it; it waits for the child up to the
 wall-clock limit, kills the child's process group and then every process left under it (this
 process is a child subreaper, so orphans and setsid daemons become its children), answers with the
-child's result, how it ended and what each step cost ("steps", ms), and only then cleans the work
-area, before it reads the next request: the answer does not wait for the file sweep, the next
-candidate still starts in a clean one. The child never returns into this loop.
+child's result, how it ended, what each step cost ("steps", ms) and the pid of the next spare,
+forked once the last candidate was gone; only then it cleans the work area and reads the next
+request: the answer waits for no file sweep, the spare's own start runs beside it, and the next
+candidate still starts clean. The child never returns into this loop.
 
 A server has one role (spec "role"): "evaluate" imports the problem's evaluator and scores each
 candidate in its child; the two phases of a two-phase problem get a server each, never the same
@@ -31,7 +33,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from evaluators import harness, phases
 from evaluators.isolation import reaper, sandbox
@@ -40,6 +42,16 @@ from evaluators.jobs import EvalJob, EvalResult, FailureKind
 LOG = "forkserver.log"         # this process's stderr, in its root (read by the host if it dies)
 RESULT_CAP = 16 * sandbox.MiB  # bytes of result JSON read from a child; the rest is dropped
 _PR_SET_CHILD_SUBREAPER, _PR_SET_DUMPABLE = 36, 4
+
+
+class Spare(NamedTuple):
+    """A child forked ahead of its job: its pid and this side of its pipes."""
+
+    pid: int
+    job_w: int  # the job goes here (then closed)
+    out_r: int
+    err_r: int
+    res_r: int
 
 
 class Server:
@@ -51,6 +63,7 @@ class Server:
         self.private = [Path(p) for p in spec.get("private_dirs", [])]  # wiped between candidates
         self.count = 0
         self.cleaned_s = 0.0  # the file sweep before this candidate (its "clean" step)
+        self.spare: Spare | None = None
         self.role = spec.get("role", "evaluate")
         job = EvalJob(**spec["job"])
         self.module, self.load_failure = None, None
@@ -97,19 +110,48 @@ class Server:
                     _unlink(entry.path)
         self.cleaned_s = time.monotonic() - started
 
-    def _fork(self, job: EvalJob, work: Path) -> dict[str, Any]:
-        limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+    def fork_spare(self) -> None:
+        """Forks the next candidate's process ahead of its request (once the last one is gone and
+        its files swept): it waits for its job, so the fork is off the next answer's path."""
+        if self.spare is not None or self.load_failure is not None:
+            return
+        job_r, job_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         res_r, res_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
-        start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _child(job, work, limits, self.module, (out_w, err_w, res_w), self.role)
-        for fd in (out_w, err_w, res_w):
+            _child(self.module, (job_r, out_w, err_w, res_w), self.role)
+        for fd in (job_r, out_w, err_w, res_w):
             os.close(fd)
+        self.spare = Spare(pid, job_w, out_r, err_r, res_r)
+
+    def _start(self, job: EvalJob, work: Path) -> Spare:
+        """Returns the child now running job in work: the spare, or a new one if it is gone."""
+        message = json.dumps({"job": job.to_dict(), "work": str(work)}).encode()
+        for _ in range(2):
+            self.fork_spare()
+            child, self.spare = self.spare, None
+            try:
+                view = memoryview(message)
+                while view:
+                    view = view[os.write(child.job_w, view):]
+                return child
+            except OSError:  # it died waiting: reap it, fork another
+                _finish(child.pid)
+                for fd in (child.out_r, child.err_r, child.res_r):
+                    os.close(fd)
+            finally:
+                os.close(child.job_w)
+        raise OSError("no child could be started for the candidate")
+
+    def _fork(self, job: EvalJob, work: Path) -> dict[str, Any]:
+        limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+        start = time.monotonic()
+        child = self._start(job, work)
+        pid, out_r, err_r, res_r = child.pid, child.out_r, child.err_r, child.res_r
         out, err = sandbox.Capture(limits.output_bytes), sandbox.Capture(limits.output_bytes)
         result = bytearray()
         timed_out = _pump(pid, start + limits.timeout_s, {out_r: out, err_r: err, res_r: result})
@@ -135,13 +177,14 @@ class Server:
                 "steps": {**self._steps(start, marks, ended), **_usage(usage)}}
 
     def _steps(self, start: float, marks: list[float] | None, ended: float) -> dict[str, float]:
-        """Returns the ms of each step of one candidate: the file sweep before it, fork (to the
-        child's first line), setup (session, pipes, rlimits), run (the evaluation), result (the
-        child's write and exit, until this process sees it end), sweep (kill, reap, drain)."""
+        """Returns the ms of each step of one candidate: the file sweep before it (off the answer's
+        path), start (the job handed over until the child has read it), setup (rlimits, folder,
+        environment), run (the evaluation), result (the child's write and exit, until this
+        process sees it end), sweep (kill, reap, drain)."""
         ms = {"clean": self.cleaned_s}
         if marks is not None and start <= marks[0] <= marks[1] <= marks[2]:
             entered, ready, done = marks
-            ms |= {"fork": entered - start, "setup": ready - entered, "run": done - ready,
+            ms |= {"start": entered - start, "setup": ready - entered, "run": done - ready,
                    "result": ended - done}
         ms["sweep"] = time.monotonic() - ended
         return {name: round(seconds * 1000, 3) for name, seconds in ms.items()}
@@ -217,20 +260,29 @@ def _usage(usage: Any) -> dict[str, float]:
             "child_faults": float(usage.ru_minflt)}
 
 
-def _child(job: EvalJob, work: Path, limits: sandbox.Limits, module: Any,
-           fds: tuple[int, int, int], role: str = "evaluate") -> None:
-    """Runs one candidate in the forked child; never returns. Writes {"result", "marks"} on the
-    result pipe; marks: when the child began, when its setup ended, when the evaluation ended."""
+def _child(module: Any, fds: tuple[int, int, int, int], role: str = "evaluate") -> None:
+    """Runs one candidate in the forked child; never returns. Before its job arrives it takes its
+    own session and pipes and drops every other descriptor; then it reads the job, applies the
+    job's limits and runs it. Writes {"result", "marks"} on the result pipe; marks: when the job
+    was read, when the setup ended, when the evaluation ended."""
     try:
-        entered = time.monotonic()
-        out_w, err_w, res_w = fds
+        job_r, out_w, err_w, res_w = fds
         os.setsid()
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         keep = os.dup2(res_w, 3, inheritable=False)
-        os.closerange(4, 65536)
+        jobs = os.dup2(job_r, 4, inheritable=False)
+        os.closerange(5, 65536)
+        message = _read_all(jobs)  # empty: the server went away
+        entered = time.monotonic()
+        os.close(jobs)
+        if not message:
+            return
+        sent = json.loads(message)
+        job, work = EvalJob(**sent["job"]), Path(sent["work"])
+        limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
         for res, soft, hard in limits.rlimits():
             resource.setrlimit(res, (soft, hard))
         os.chdir(work)
@@ -256,6 +308,14 @@ def _child(job: EvalJob, work: Path, limits: sandbox.Limits, module: Any,
             view = view[os.write(keep, view):]
     finally:
         os._exit(0)
+
+
+def _read_all(fd: int) -> bytes:
+    """Returns what fd gives until its end of file."""
+    chunks = [os.read(fd, 1 << 16)]
+    while chunks[-1]:
+        chunks.append(os.read(fd, 1 << 16))
+    return b"".join(chunks)
 
 
 def _entries(folder: Path) -> list[os.DirEntry]:
@@ -310,7 +370,9 @@ def main(argv: list[str] | None = None) -> None:
     harness.hold_memory_reserve()  # each child's memory-error reserve, shared, not copied
     gc.collect()
     gc.freeze()  # keeps the forked children from copying the heap on their first collection
-    control.write(json.dumps({"ready": True}).encode() + b"\n")
+    server.fork_spare()
+    ready = {"ready": True, "spare": server.spare.pid if server.spare else None}
+    control.write(json.dumps(ready).encode() + b"\n")
     for line in requests:
         try:
             answer = server.handle(json.loads(line))
@@ -318,6 +380,8 @@ def main(argv: list[str] | None = None) -> None:
             failure = EvalResult.failure(FailureKind.CRASH,
                                         f"the pre-forked evaluator failed: {exc!r}")
             answer = {"nonce": json.loads(line).get("nonce"), "result": failure.to_dict()}
+        server.fork_spare()  # the candidate is gone; its files are swept before the next job
+        answer["spare"] = server.spare.pid if server.spare else None  # the host's sweep spares it
         control.write(json.dumps(answer, default=repr).encode() + b"\n")
         server.clean()  # after the answer, before the next request is read
     reaper.kill_descendants()

@@ -64,6 +64,7 @@ class ForkServer:
         self._stack = contextlib.ExitStack()
         self._buffer = b""
         self.steps: dict[str, float] = {}  # the last evaluation's step costs, ms (steps_of)
+        self.spare: int | None = None  # the server's waiting child (its pid in the sandbox)
         try:
             self._start(job, python, scorer)
         except BaseException:
@@ -99,6 +100,7 @@ class ForkServer:
         hello = self._read_line(time.monotonic() + START_TIMEOUT_S)
         if hello.get("ready") is not True:
             raise ServerDied(f"the fork server did not start: {hello}")
+        self.spare = hello.get("spare")
 
     @property
     def alive(self) -> bool:
@@ -124,6 +126,7 @@ class ForkServer:
                 if answer.get("nonce") == nonce:
                     result = to_result(answer, job, self.applied, self.moved)
                     self.steps = steps_of(answer, time.monotonic() - started)
+                    self.spare = answer.get("spare")
                     return result
         except (OSError, ValueError, TypeError) as exc:
             raise ServerDied(f"the control pipe broke ({exc})") from None
@@ -158,7 +161,8 @@ class ForkServer:
                 + (f"; its last log line: {last}" if last else ""))
 
     def pids(self) -> list[int]:
-        """Returns the host pids of the server itself: its wrappers down to the fork server."""
+        """Returns the host pids of the server itself: its wrappers down to the fork server, and
+        the spare child it forked for its next candidate."""
         found, pid = [], self.proc.pid if self.alive else None
         while pid is not None:
             found.append(pid)
@@ -168,7 +172,8 @@ class ForkServer:
             except OSError:
                 break
             if os.path.basename(cmdline.split(b"\0", 1)[0]) not in (b"bwrap", b"prlimit"):
-                break  # the fork server: its children are candidates
+                found += [kid for kid in map(int, kids) if _inner_pid(kid) == self.spare]
+                break  # the fork server: its other children are candidates
             pid = int(kids[0]) if len(kids) == 1 else None
         return found
 
@@ -186,6 +191,16 @@ class ForkServer:
         layers.sweep(self.run_id, group=self.proc.pid if self.proc else None)
         shutil.rmtree(self.root, ignore_errors=True)
         self.proc = None
+
+
+def _inner_pid(pid: int) -> int | None:
+    """Returns pid's pid in its innermost pid namespace (the sandbox's), or None if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    line = next((ln for ln in status.splitlines() if ln.startswith("NSpid:")), "")
+    return int(line.split()[-1]) if line.split()[1:] else None
 
 
 def server_key(job: EvalJob, python: str, role: str = "evaluate",

@@ -13,11 +13,12 @@ without it). Medians and 10th percentiles in ms; the load average is printed bec
 users of this machine move the numbers.
 
 Then, for the last combination, the per-step cost of a pre-forked evaluation (medians over
---steps evaluations by one warm server, from the server's answer): the file sweep (after the
-previous answer, off the critical path), fork (to the
-child's first line), setup (session, pipes, rlimits), run, result (the child's write and exit
-until the server sees it end), sweep (kill, reap), channel (the host's JSON and the pipe hops),
-and the child's CPU ms and page faults: counts that the load moves much less than wall time.
+--steps evaluations by one warm server, from the server's answer): clean (the file sweep, after
+the previous answer, off the critical path, as is the fork of the waiting child), start (the job
+handed over until the child has read it), setup (rlimits, folder, environment), run, result (the
+child's write and exit until the server sees it end), sweep (kill, reap), channel (the host's
+JSON and the pipe hops), and the child's CPU ms and page faults: counts that the load moves much
+less than wall time.
 
     .venv/bin/python -m benchmarks.perf.sandbox_overhead [--fresh 40] [--forked 300] [--no-peer]
                                                          [--steps 300]
@@ -111,7 +112,7 @@ def in_process(n: int) -> list[float]:
     return times
 
 
-STEPS = ["clean", "fork", "setup", "run", "result", "sweep", "channel", "child_cpu",
+STEPS = ["clean", "start", "setup", "run", "result", "sweep", "channel", "child_cpu",
          "child_faults"]
 
 
@@ -206,7 +207,7 @@ def steps_table(steps: dict[str, float], active: str, n: int) -> Table:
     for step in STEPS:
         table.add_column(step, justify="right")
     table.add_column("critical path", justify="right")
-    path = sum(steps[s] for s in ("fork", "setup", "run", "result", "sweep", "channel"))
+    path = sum(steps[s] for s in ("start", "setup", "run", "result", "sweep", "channel"))
     table.add_row(*(f"{steps[s]:.0f}" if s == "child_faults" else f"{steps[s]:.2f}"
                     for s in STEPS), f"{path:.2f}")
     return table

@@ -119,7 +119,7 @@ def server(tmp_path: Path, problem: Path) -> Iterator[Server]:
     """Yields a started fork server that has said it is ready."""
     started = Server(tmp_path / "server", problem)
     try:
-        assert started.line() == {"ready": True}
+        assert started.line()["ready"] is True
         yield started
     finally:
         started.close()
@@ -143,11 +143,26 @@ def test_each_answer_carries_the_candidates_result_and_how_its_process_ended(
 def test_each_answer_says_what_each_step_of_the_candidate_cost(server: Server) -> None:
     slow = "import time\n\ndef solve():\n    time.sleep(0.3)\n    return 1.0\n"
     steps = server.ask(slow)["steps"]
-    assert set(steps) >= {"clean", "fork", "setup", "run", "result", "sweep", "child_cpu",
+    assert set(steps) >= {"clean", "start", "setup", "run", "result", "sweep", "child_cpu",
                           "child_faults"}
     assert all(value >= 0 for value in steps.values())
-    assert steps["run"] >= 300 > steps["fork"] + steps["setup"]  # the sleep is in "run"
+    assert steps["run"] >= 300 > steps["start"] + steps["setup"]  # the sleep is in "run"
     assert steps["child_faults"] > 0
+
+
+def test_each_candidate_runs_in_a_spare_forked_after_the_last_one_was_gone(
+        server: Server) -> None:
+    first = server.ask(ONE)
+    spare = first["spare"]
+    assert spare != result_of(first).metrics["scored_by"]
+    assert Path(f"/proc/{spare}").exists()  # waiting for the next job
+    assert result_of(server.ask(ONE)).metrics["scored_by"] == float(spare)
+
+
+def test_a_spare_that_dies_before_its_job_is_replaced(server: Server) -> None:
+    os.kill(server.ask(ONE)["spare"], signal.SIGKILL)
+    answer = server.ask(ONE)
+    assert result_of(answer).score == 1.0 and answer["spare"] is not None
 
 
 def test_a_result_the_candidate_forges_carries_no_step_marks(server: Server) -> None:
@@ -216,7 +231,7 @@ def test_an_evaluator_that_fails_to_import_fails_every_request_with_the_reason(
     (problem / "evaluator.py").write_text("import no_such_module_for_the_fork_server\n")
     broken = Server(tmp_path / "server", problem)
     try:
-        assert broken.line() == {"ready": True}
+        assert broken.line() == {"ready": True, "spare": None}  # no evaluator: nothing to fork
         for _ in range(2):
             failure = result_of(broken.ask(ONE))
             assert failure.error_kind is FailureKind.EVALUATOR
@@ -227,7 +242,7 @@ def test_an_evaluator_that_fails_to_import_fails_every_request_with_the_reason(
 
 def test_the_server_exits_cleanly_when_its_requests_end(tmp_path: Path, problem: Path) -> None:
     started = Server(tmp_path / "server", problem)
-    assert started.line() == {"ready": True}
+    assert started.line()["ready"] is True
     assert result_of(started.ask(ONE)).ok
     assert started.close() == 0
 
