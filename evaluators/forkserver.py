@@ -6,10 +6,11 @@ a child it forked ahead of the request (a spare, waiting on a pipe in its own se
 output pipes), which applies the candidate's rlimits and runs it; it waits for the child up to the
 wall-clock limit, kills the child's process group and then every process left under it (this
 process is a child subreaper, so orphans and setsid daemons become its children), answers with the
-child's result, how it ended, what each step cost ("steps", ms) and the pid of the next spare,
-forked once the last candidate was gone; only then it cleans the work area and reads the next
-request: the answer waits for no file sweep, the spare's own start runs beside it, and the next
-candidate still starts clean. The child never returns into this loop.
+child's result, how it ended and what each step cost ("steps", ms); only then it cleans the work
+area, forks the next spare and names it on a line of its own ({"spare": pid}), before it reads the
+next request: the answer waits for neither the file sweep nor a fork, and the next candidate
+still starts clean, in a process forked after the last one was gone. The child never returns
+into this loop.
 
 A server has one role (spec "role"): "evaluate" imports the problem's evaluator and scores each
 candidate in its child; the two phases of a two-phase problem get a server each, never the same
@@ -380,10 +381,11 @@ def main(argv: list[str] | None = None) -> None:
             failure = EvalResult.failure(FailureKind.CRASH,
                                         f"the pre-forked evaluator failed: {exc!r}")
             answer = {"nonce": json.loads(line).get("nonce"), "result": failure.to_dict()}
-        server.fork_spare()  # the candidate is gone; its files are swept before the next job
-        answer["spare"] = server.spare.pid if server.spare else None  # the host's sweep spares it
         control.write(json.dumps(answer, default=repr).encode() + b"\n")
         server.clean()  # after the answer, before the next request is read
+        server.fork_spare()
+        if server.spare is not None:  # a line of its own: the host counts it as the server's
+            control.write(json.dumps({"spare": server.spare.pid}).encode() + b"\n")
     reaper.kill_descendants()
     os._exit(0)
 

@@ -123,15 +123,20 @@ class ForkServer:
             deadline = time.monotonic() + job.timeout_s + GRACE_S
             while True:  # lines with another nonce were written by a candidate: ignored
                 answer = self._read_line(deadline)
+                self._note_spare(answer)
                 if answer.get("nonce") == nonce:
                     result = to_result(answer, job, self.applied, self.moved)
                     self.steps = steps_of(answer, time.monotonic() - started)
-                    self.spare = answer.get("spare")
                     return result
         except (OSError, ValueError, TypeError) as exc:
             raise ServerDied(f"the control pipe broke ({exc})") from None
         finally:
             sandbox.untrack(self.proc.pid)
+
+    def _note_spare(self, line: dict[str, Any]) -> None:
+        """Keeps the pid a {"spare": pid} line names: the server's child for its next candidate."""
+        if "spare" in line and "nonce" not in line:
+            self.spare = line["spare"]
 
     def _read_line(self, deadline: float) -> dict[str, Any]:
         fd = self.proc.stdout.fileno()
@@ -163,6 +168,10 @@ class ForkServer:
     def pids(self) -> list[int]:
         """Returns the host pids of the server itself: its wrappers down to the fork server, and
         the spare child it forked for its next candidate."""
+        with contextlib.suppress(OSError, ValueError, TypeError, TimeoutError, ServerDied):
+            while self.alive and (b"\n" in self._buffer
+                                  or select.select([self.proc.stdout], [], [], 0)[0]):
+                self._note_spare(self._read_line(time.monotonic() + 1))  # lines sent while idle
         found, pid = [], self.proc.pid if self.alive else None
         while pid is not None:
             found.append(pid)

@@ -18,10 +18,10 @@ the previous answer, off the critical path, as is the fork of the waiting child)
 handed over until the child has read it), setup (rlimits, folder, environment), run, result (the
 child's write and exit until the server sees it end), sweep (kill, reap), channel (the host's
 JSON and the pipe hops), and the child's CPU ms and page faults: counts that the load moves much
-less than wall time.
+less than wall time. Once back to back, once --gap-ms apart (as a run's LLM call spaces them).
 
     .venv/bin/python -m benchmarks.perf.sandbox_overhead [--fresh 40] [--forked 300] [--no-peer]
-                                                         [--steps 300]
+                                                         [--steps 300] [--gap-ms 20]
 """
 
 from __future__ import annotations
@@ -116,14 +116,15 @@ STEPS = ["clean", "start", "setup", "run", "result", "sweep", "channel", "child_
          "child_faults"]
 
 
-def step_costs(n: int) -> dict[str, float]:
+def step_costs(n: int, gap_s: float = 0.0) -> dict[str, float]:
     """Returns the median of each step (ms; child_faults: a count) over n evaluations by one warm
-    server under the active layers, after one warm-up."""
+    server under the active layers, after one warm-up, gap_s apart (0: back to back)."""
     the_job = job(True)
     server = prefork.ForkServer(the_job, sys.executable)
     rows = []
     try:
         for _ in range(n + 1):
+            time.sleep(gap_s)
             result = server.evaluate(the_job)
             assert result.ok and result.score == 1.0, result.error
             rows.append(server.steps)
@@ -153,6 +154,9 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true", help="skip OpenEvolve")
     parser.add_argument("--steps", type=int, default=300,
                         help="evaluations for the per-step costs (0: skip)")
+    parser.add_argument("--gap-ms", type=float, default=20, help="the per-step costs again with "
+                        "this pause between evaluations (a run's LLM call): the server's work "
+                        "after an answer is then off the next evaluation's path")
     args = parser.parse_args()
     logging.getLogger("evoforge.sandbox").setLevel(logging.ERROR)  # the switches are on purpose
     base = median_p10_ms(in_process(200))
@@ -167,7 +171,8 @@ def main() -> None:
             row[mode] = {**median_p10_ms(times), "cpu_ms": cpu * 1000}
         prefork.shutdown()
         rows.append(row)
-    steps = step_costs(args.steps) if args.steps else None  # under the last combination
+    steps = {gap: step_costs(args.steps, gap / 1000) for gap in (0, args.gap_ms)} \
+        if args.steps else None  # under the last combination
     os.environ.pop(layers.ENV_VAR, None)
     bare = python_pass(20)
     peer_stats = None if args.no_peer else eval_timings(GOOD / "evaluator.py", CODE, 300)
@@ -200,18 +205,16 @@ def main() -> None:
         "steps": steps, "loadavg": load}, indent=2)
 
 
-def steps_table(steps: dict[str, float], active: str, n: int) -> Table:
-    """Returns the per-step table: one column per step."""
+def steps_table(steps: dict[float, dict[str, float]], active: str, n: int) -> Table:
+    """Returns the per-step table: a row per pause between evaluations, a column per step."""
     table = Table(title=f"one pre-forked evaluation, per step (median of {n}; layers {active}; "
                         "ms, faults: a count; clean runs after the answer)")
+    table.add_column("pause between evaluations", justify="right")
     for step in STEPS:
         table.add_column(step, justify="right")
     table.add_column("critical path", justify="right")
-    path = sum(steps[s] for s in ("start", "setup", "run", "result", "sweep", "channel"))
-    table.add_row(*(f"{steps[s]:.0f}" if s == "child_faults" else f"{steps[s]:.2f}"
-                    for s in STEPS), f"{path:.2f}")
+    for gap, row in steps.items():
+        path = sum(row[s] for s in ("start", "setup", "run", "result", "sweep", "channel"))
+        table.add_row(f"{gap:g} ms", *(f"{row[s]:.0f}" if s == "child_faults" else f"{row[s]:.2f}"
+                                       for s in STEPS), f"{path:.2f}")
     return table
-
-
-if __name__ == "__main__":
-    main()
