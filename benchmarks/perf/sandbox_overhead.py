@@ -218,3 +218,7 @@ def steps_table(steps: dict[float, dict[str, float]], active: str, n: int) -> Ta
         table.add_row(f"{gap:g} ms", *(f"{row[s]:.0f}" if s == "child_faults" else f"{row[s]:.2f}"
                                        for s in STEPS), f"{path:.2f}")
     return table
+
+
+if __name__ == "__main__":
+    main()
