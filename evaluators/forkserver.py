@@ -88,7 +88,7 @@ class Server:
         work.mkdir(parents=True)
         if self.role == "score":
             (work / phases.DATA_FILE).write_text(str(request.get("data", "")))
-        answer = self._fork(job, work)
+        answer = self._fork(job, work, request["job"])
         if self.role == "produce" and isinstance(answer["result"], dict) \
                 and answer["result"].get("status") == "ok":
             data, why = phases.read_capped(work / phases.DATA_FILE, job.data_max_bytes)
@@ -129,9 +129,10 @@ class Server:
             os.close(fd)
         self.spare = Spare(pid, job_w, out_r, err_r, res_r)
 
-    def _start(self, job: EvalJob, work: Path) -> Spare:
-        """Returns the child now running job in work: the spare, or a new one if it is gone."""
-        message = json.dumps({"job": job.to_dict(), "work": str(work)}).encode()
+    def _start(self, fields: dict[str, Any], work: Path) -> Spare:
+        """Returns the child now running the job (its fields as requested) in work: the spare, or
+        a new one if it is gone."""
+        message = json.dumps({"job": fields, "work": str(work)}).encode()
         for _ in range(2):
             self.fork_spare()
             child, self.spare = self.spare, None
@@ -148,10 +149,10 @@ class Server:
                 os.close(child.job_w)
         raise OSError("no child could be started for the candidate")
 
-    def _fork(self, job: EvalJob, work: Path) -> dict[str, Any]:
+    def _fork(self, job: EvalJob, work: Path, fields: dict[str, Any]) -> dict[str, Any]:
         limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
         start = time.monotonic()
-        child = self._start(job, work)
+        child = self._start(fields, work)
         pid, out_r, err_r, res_r = child.pid, child.out_r, child.err_r, child.res_r
         out, err = sandbox.Capture(limits.output_bytes), sandbox.Capture(limits.output_bytes)
         result = bytearray()

@@ -238,7 +238,7 @@ def steps_of(answer: dict[str, Any], seconds: float) -> dict[str, float]:
     if not isinstance(steps, dict):
         return {}
     ms = {name: float(value) for name, value in steps.items() if isinstance(value, int | float)}
-    server = sum(ms.get(k, 0.0) for k in ("fork", "setup", "run", "result", "sweep"))
+    server = sum(ms.get(k, 0.0) for k in ("start", "setup", "run", "result", "sweep"))
     ms["channel"] = round(seconds * 1000 - server, 3)
     return ms
 
