@@ -29,7 +29,6 @@ import json
 import os
 import resource
 import select
-import shutil
 import signal
 import sys
 import time
@@ -100,15 +99,9 @@ class Server:
     def clean(self) -> None:
         """Removes what the last candidate left in the work area and the private dirs."""
         started = time.monotonic()
+        keep = {self.root / LOG, self.root, *self.root.parents}  # the log, our mount points
         for folder in (self.root, *self.private):
-            for entry in _entries(folder):
-                path = Path(entry.path)
-                if path == self.root / LOG or path == self.root or path in self.root.parents:
-                    continue  # the log, and the folders our own work area is mounted in
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, onerror=_unlock)
-                else:
-                    _unlink(entry.path)
+            reaper.remove_entries(folder, keep)
         self.cleaned_s = time.monotonic() - started
 
     def fork_spare(self) -> None:
@@ -318,31 +311,6 @@ def _read_all(fd: int) -> bytes:
     while chunks[-1]:
         chunks.append(os.read(fd, 1 << 16))
     return b"".join(chunks)
-
-
-def _entries(folder: Path) -> list[os.DirEntry]:
-    try:
-        return list(os.scandir(folder))
-    except OSError:
-        return []
-
-
-def _unlock(func: Any, path: str, _exc: Any) -> None:
-    """Retries a removal after opening up the folder a candidate locked (chmod 000)."""
-    try:
-        os.chmod(os.path.dirname(path), 0o700)
-        if os.path.isdir(path) and not os.path.islink(path):
-            os.chmod(path, 0o700)
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            func(path)
-    except OSError:
-        pass
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
 
 
 def _warm(modules: list[str]) -> None:
