@@ -1,11 +1,16 @@
 """The pre-forked evaluator, inside the sandbox: imports the evaluator once, forks per candidate.
 
 `python -s -P -m evaluators.forkserver SPEC_JSON` (started by evaluators/prefork.py) reads one JSON
-request per line on stdin and answers one JSON line on stdout. Per candidate it cleans the work
-area, forks a child in a new session with the candidate's rlimits and its own output pipes, waits
-for it up to the wall-clock limit, kills the child's process group and then every process left
-under it (this process is a child subreaper, so orphans and setsid daemons become its children),
-and answers with the child's result and how it ended. The child never returns into this loop.
+request per line on stdin and answers one JSON line on stdout. Per candidate it hands the job to
+a child it forked ahead of the request (a spare, waiting on a pipe in its own session with its own
+output pipes), which applies the candidate's rlimits and runs it; it waits for the child up to the
+wall-clock limit, kills the child's process group and then every process left under it (this
+process is a child subreaper, so orphans and setsid daemons become its children), answers with the
+child's result, how it ended and what each step cost ("steps", ms); only then it cleans the work
+area, forks the next spare and names it on a line of its own ({"spare": pid}), before it reads the
+next request: the answer waits for neither the file sweep nor a fork, and the next candidate
+still starts clean, in a process forked after the last one was gone. The child never returns
+into this loop.
 
 A server has one role (spec "role"): "evaluate" imports the problem's evaluator and scores each
 candidate in its child; the two phases of a two-phase problem get a server each, never the same
@@ -22,15 +27,13 @@ import gc
 import importlib
 import json
 import os
-import random
 import resource
 import select
-import shutil
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from evaluators import harness, phases
 from evaluators.isolation import reaper, sandbox
@@ -41,6 +44,16 @@ RESULT_CAP = 16 * sandbox.MiB  # bytes of result JSON read from a child; the res
 _PR_SET_CHILD_SUBREAPER, _PR_SET_DUMPABLE = 36, 4
 
 
+class Spare(NamedTuple):
+    """A child forked ahead of its job: its pid and this side of its pipes."""
+
+    pid: int
+    job_w: int  # the job goes here (then closed)
+    out_r: int
+    err_r: int
+    res_r: int
+
+
 class Server:
     """The loop: one evaluator module, one candidate at a time."""
 
@@ -49,6 +62,8 @@ class Server:
         self.work_base = Path(spec.get("work_base") or spec["root"])  # tmpfs where possible
         self.private = [Path(p) for p in spec.get("private_dirs", [])]  # wiped between candidates
         self.count = 0
+        self.cleaned_s = 0.0  # the file sweep before this candidate (its "clean" step)
+        self.spare: Spare | None = None
         self.role = spec.get("role", "evaluate")
         job = EvalJob(**spec["job"])
         self.module, self.load_failure = None, None
@@ -65,7 +80,6 @@ class Server:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """Returns the answer to one request: the candidate's result and how its process ended."""
         job = EvalJob(**request["job"])
-        self._clean()
         if self.load_failure is not None:
             return {"nonce": request["nonce"], "result": self.load_failure.to_dict()}
         self.count += 1
@@ -73,7 +87,7 @@ class Server:
         work.mkdir(parents=True)
         if self.role == "score":
             (work / phases.DATA_FILE).write_text(str(request.get("data", "")))
-        answer = self._fork(job, work)
+        answer = self._fork(job, work, request["job"])
         if self.role == "produce" and isinstance(answer["result"], dict) \
                 and answer["result"].get("status") == "ok":
             data, why = phases.read_capped(work / phases.DATA_FILE, job.data_max_bytes)
@@ -82,51 +96,100 @@ class Server:
         answer["nonce"] = request["nonce"]
         return answer
 
-    def _clean(self) -> None:
+    def clean(self) -> None:
+        """Removes what the last candidate left in the work area and the private dirs."""
+        started = time.monotonic()
+        keep = {self.root / LOG, self.root, *self.root.parents}  # the log, our mount points
         for folder in (self.root, *self.private):
-            for entry in _entries(folder):
-                path = Path(entry.path)
-                if path == self.root / LOG or path == self.root or path in self.root.parents:
-                    continue  # the log, and the folders our own work area is mounted in
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, onerror=_unlock)
-                else:
-                    _unlink(entry.path)
+            reaper.remove_entries(folder, keep)
+        self.cleaned_s = time.monotonic() - started
 
-    def _fork(self, job: EvalJob, work: Path) -> dict[str, Any]:
-        limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+    def fork_spare(self) -> None:
+        """Forks the next candidate's process ahead of its request (once the last one is gone and
+        its files swept): it waits for its job, so the fork is off the next answer's path."""
+        if self.spare is not None or self.load_failure is not None:
+            return
+        job_r, job_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         res_r, res_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
-        start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _child(job, work, limits, self.module, (out_w, err_w, res_w), self.role)
-        for fd in (out_w, err_w, res_w):
+            _child(self.module, (job_r, out_w, err_w, res_w), self.role)
+        for fd in (job_r, out_w, err_w, res_w):
             os.close(fd)
+        self.spare = Spare(pid, job_w, out_r, err_r, res_r)
+
+    def _start(self, fields: dict[str, Any], work: Path) -> Spare:
+        """Returns the child now running the job (its fields as requested) in work: the spare, or
+        a new one if it is gone."""
+        message = json.dumps({"job": fields, "work": str(work)}).encode()
+        for _ in range(2):
+            self.fork_spare()
+            child, self.spare = self.spare, None
+            try:
+                view = memoryview(message)
+                while view:
+                    view = view[os.write(child.job_w, view):]
+                return child
+            except OSError:  # it died waiting: reap it, fork another
+                _finish(child.pid)
+                for fd in (child.out_r, child.err_r, child.res_r):
+                    os.close(fd)
+            finally:
+                os.close(child.job_w)
+        raise OSError("no child could be started for the candidate")
+
+    def _fork(self, job: EvalJob, work: Path, fields: dict[str, Any]) -> dict[str, Any]:
+        limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+        start = time.monotonic()
+        child = self._start(fields, work)
+        pid, out_r, err_r, res_r = child.pid, child.out_r, child.err_r, child.res_r
         out, err = sandbox.Capture(limits.output_bytes), sandbox.Capture(limits.output_bytes)
         result = bytearray()
         timed_out = _pump(pid, start + limits.timeout_s, {out_r: out, err_r: err, res_r: result})
-        status = _finish(pid)
+        ended = time.monotonic()
+        status, usage = _finish(pid)
         _drain({out_r: out, err_r: err, res_r: result})
         for fd in (out_r, err_r, res_r):
             os.close(fd)
         code = os.waitstatus_to_exitcode(status) if status is not None else None
-        parsed = None
+        parsed, marks = None, None
         if not timed_out and result:
-            try:
+            with contextlib.suppress(ValueError):
                 parsed = json.loads(result)
-            except ValueError:
-                parsed = None
+            if isinstance(parsed, dict) and "marks" in parsed:  # else written by the candidate
+                parsed, marks = parsed.get("result"), _marks(parsed["marks"])
         sig = None
         if code is not None and code < 0:
             sig = (signal.Signals(-code).name if -code in signal.valid_signals()
                    else f"signal {-code}")
         return {"result": parsed, "returncode": code, "signal": sig, "timed_out": timed_out,
                 "stdout": out.text(), "stderr": err.text(), "stdout_dropped": out.dropped,
-                "stderr_dropped": err.dropped, "duration_s": time.monotonic() - start}
+                "stderr_dropped": err.dropped, "duration_s": time.monotonic() - start,
+                "steps": {**self._steps(start, marks, ended), **_usage(usage)}}
+
+    def _steps(self, start: float, marks: list[float] | None, ended: float) -> dict[str, float]:
+        """Returns the ms of each step of one candidate: the file sweep before it (off the answer's
+        path), start (the job handed over until the child has read it), setup (rlimits, folder,
+        environment), run (the evaluation), result (the child's write and exit, until this
+        process sees it end), sweep (kill, reap, drain)."""
+        ms = {"clean": self.cleaned_s}
+        if marks is not None and start <= marks[0] <= marks[1] <= marks[2]:
+            entered, ready, done = marks
+            ms |= {"start": entered - start, "setup": ready - entered, "run": done - ready,
+                   "result": ended - done}
+        ms["sweep"] = time.monotonic() - ended
+        return {name: round(seconds * 1000, 3) for name, seconds in ms.items()}
+
+
+def _marks(raw: Any) -> list[float] | None:
+    """Returns the child's three time marks, or None when they are not three numbers."""
+    if isinstance(raw, list) and len(raw) == 3 and all(isinstance(t, int | float) for t in raw):
+        return [float(t) for t in raw]
+    return None
 
 
 def _pump(pid: int, deadline: float, sinks: dict[int, Any]) -> bool:
@@ -172,45 +235,67 @@ def _drain(sinks: dict[int, Any]) -> None:
             pass
 
 
-def _finish(pid: int) -> int | None:
-    """Kills the child's group and every process left under this one; returns the child's status."""
+def _finish(pid: int) -> tuple[int | None, Any]:
+    """Kills the child's group and every process left under this one; returns the child's status
+    and resource usage (None, None when it was reaped elsewhere)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    status = None
+    status = usage = None
     with contextlib.suppress(ChildProcessError):
-        _, status = os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
     reaper.kill_descendants()
-    return status
+    return status, usage
 
 
-def _child(job: EvalJob, work: Path, limits: sandbox.Limits, module: Any,
-           fds: tuple[int, int, int], role: str = "evaluate") -> None:
-    """Runs one candidate in the forked child; never returns."""
+def _usage(usage: Any) -> dict[str, float]:
+    """Returns the child's CPU ms and page faults (its process only), figures load moves little."""
+    if usage is None:
+        return {}
+    return {"child_cpu": round((usage.ru_utime + usage.ru_stime) * 1000, 3),
+            "child_faults": float(usage.ru_minflt)}
+
+
+def _child(module: Any, fds: tuple[int, int, int, int], role: str = "evaluate") -> None:
+    """Runs one candidate in the forked child; never returns. Before its job arrives it takes its
+    own session and pipes and drops every other descriptor; then it reads the job, applies the
+    job's limits and runs it. Writes {"result", "marks"} on the result pipe; marks: when the job
+    was read, when the setup ended, when the evaluation ended."""
     try:
-        out_w, err_w, res_w = fds
+        job_r, out_w, err_w, res_w = fds
         os.setsid()
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         keep = os.dup2(res_w, 3, inheritable=False)
-        os.closerange(4, 65536)
+        jobs = os.dup2(job_r, 4, inheritable=False)
+        os.closerange(5, 65536)
+        message = _read_all(jobs)  # empty: the server went away
+        entered = time.monotonic()
+        os.close(jobs)
+        if not message:
+            return
+        sent = json.loads(message)
+        job, work = EvalJob(**sent["job"]), Path(sent["work"])
+        limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
         for res, soft, hard in limits.rlimits():
             resource.setrlimit(res, (soft, hard))
         os.chdir(work)
         os.environ.update({"HOME": str(work), "TMPDIR": str(work),
                            harness.SEED_VAR: str(int(job.seed))})
-        random.seed()
+        # random reseeds itself in a forked child (os.register_at_fork); numpy does not
         numpy = sys.modules.get("numpy")
         if numpy is not None:
             numpy.random.seed()
+        ready = time.monotonic()
         if role == "produce":
             result = phases.produce(job, work / "program.py", work / phases.DATA_FILE)
         elif role == "score":
             result = phases.score_loaded(job, module, work / phases.DATA_FILE)
         else:
             result = harness.score(job, work / "program.py", module)
-        data = json.dumps(result.to_dict(), default=repr).encode()
+        data = json.dumps({"result": result.to_dict(), "marks": [entered, ready, time.monotonic()]},
+                          default=repr).encode()
         sys.stdout.flush()
         sys.stderr.flush()
         view = memoryview(data)
@@ -220,29 +305,12 @@ def _child(job: EvalJob, work: Path, limits: sandbox.Limits, module: Any,
         os._exit(0)
 
 
-def _entries(folder: Path) -> list[os.DirEntry]:
-    try:
-        return list(os.scandir(folder))
-    except OSError:
-        return []
-
-
-def _unlock(func: Any, path: str, _exc: Any) -> None:
-    """Retries a removal after opening up the folder a candidate locked (chmod 000)."""
-    try:
-        os.chmod(os.path.dirname(path), 0o700)
-        if os.path.isdir(path) and not os.path.islink(path):
-            os.chmod(path, 0o700)
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            func(path)
-    except OSError:
-        pass
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
+def _read_all(fd: int) -> bytes:
+    """Returns what fd gives until its end of file."""
+    chunks = [os.read(fd, 1 << 16)]
+    while chunks[-1]:
+        chunks.append(os.read(fd, 1 << 16))
+    return b"".join(chunks)
 
 
 def _warm(modules: list[str]) -> None:
@@ -272,7 +340,9 @@ def main(argv: list[str] | None = None) -> None:
     harness.hold_memory_reserve()  # each child's memory-error reserve, shared, not copied
     gc.collect()
     gc.freeze()  # keeps the forked children from copying the heap on their first collection
-    control.write(json.dumps({"ready": True}).encode() + b"\n")
+    server.fork_spare()
+    ready = {"ready": True, "spare": server.spare.pid if server.spare else None}
+    control.write(json.dumps(ready).encode() + b"\n")
     for line in requests:
         try:
             answer = server.handle(json.loads(line))
@@ -281,6 +351,10 @@ def main(argv: list[str] | None = None) -> None:
                                         f"the pre-forked evaluator failed: {exc!r}")
             answer = {"nonce": json.loads(line).get("nonce"), "result": failure.to_dict()}
         control.write(json.dumps(answer, default=repr).encode() + b"\n")
+        server.clean()  # after the answer, before the next request is read
+        server.fork_spare()
+        if server.spare is not None:  # a line of its own: the host counts it as the server's
+            control.write(json.dumps({"spare": server.spare.pid}).encode() + b"\n")
     reaper.kill_descendants()
     os._exit(0)
 

@@ -63,6 +63,8 @@ class ForkServer:
         self.moved: dict[str, str] = {}
         self._stack = contextlib.ExitStack()
         self._buffer = b""
+        self.steps: dict[str, float] = {}  # the last evaluation's step costs, ms (steps_of)
+        self.spare: int | None = None  # the server's waiting child (its pid in the sandbox)
         try:
             self._start(job, python, scorer)
         except BaseException:
@@ -98,6 +100,7 @@ class ForkServer:
         hello = self._read_line(time.monotonic() + START_TIMEOUT_S)
         if hello.get("ready") is not True:
             raise ServerDied(f"the fork server did not start: {hello}")
+        self.spare = hello.get("spare")
 
     @property
     def alive(self) -> bool:
@@ -107,6 +110,7 @@ class ForkServer:
     def evaluate(self, job: EvalJob, data: bytes | None = None) -> EvalResult:
         """Returns the job's result (a produce server's data in artifacts["_data"]); raises
         ServerDied when the server broke (it is then closed)."""
+        started = time.monotonic()
         nonce = secrets.token_hex(8)
         message: dict[str, Any] = {"nonce": nonce, "job": fresh.placed(job, self.moved).to_dict()}
         if data is not None:
@@ -119,12 +123,20 @@ class ForkServer:
             deadline = time.monotonic() + job.timeout_s + GRACE_S
             while True:  # lines with another nonce were written by a candidate: ignored
                 answer = self._read_line(deadline)
+                self._note_spare(answer)
                 if answer.get("nonce") == nonce:
-                    return to_result(answer, job, self.applied, self.moved)
+                    result = to_result(answer, job, self.applied, self.moved)
+                    self.steps = steps_of(answer, time.monotonic() - started)
+                    return result
         except (OSError, ValueError, TypeError) as exc:
             raise ServerDied(f"the control pipe broke ({exc})") from None
         finally:
             sandbox.untrack(self.proc.pid)
+
+    def _note_spare(self, line: dict[str, Any]) -> None:
+        """Keeps the pid a {"spare": pid} line names: the server's child for its next candidate."""
+        if "spare" in line and "nonce" not in line:
+            self.spare = line["spare"]
 
     def _read_line(self, deadline: float) -> dict[str, Any]:
         fd = self.proc.stdout.fileno()
@@ -154,7 +166,12 @@ class ForkServer:
                 + (f"; its last log line: {last}" if last else ""))
 
     def pids(self) -> list[int]:
-        """Returns the host pids of the server itself: its wrappers down to the fork server."""
+        """Returns the host pids of the server itself: its wrappers down to the fork server, and
+        the spare child it forked for its next candidate."""
+        with contextlib.suppress(OSError, ValueError, TypeError, TimeoutError, ServerDied):
+            while self.alive and (b"\n" in self._buffer
+                                  or select.select([self.proc.stdout], [], [], 0)[0]):
+                self._note_spare(self._read_line(time.monotonic() + 1))  # lines sent while idle
         found, pid = [], self.proc.pid if self.alive else None
         while pid is not None:
             found.append(pid)
@@ -164,7 +181,8 @@ class ForkServer:
             except OSError:
                 break
             if os.path.basename(cmdline.split(b"\0", 1)[0]) not in (b"bwrap", b"prlimit"):
-                break  # the fork server: its children are candidates
+                found += [kid for kid in map(int, kids) if _inner_pid(kid) == self.spare]
+                break  # the fork server: its other children are candidates
             pid = int(kids[0]) if len(kids) == 1 else None
         return found
 
@@ -184,6 +202,16 @@ class ForkServer:
         self.proc = None
 
 
+def _inner_pid(pid: int) -> int | None:
+    """Returns pid's pid in its innermost pid namespace (the sandbox's), or None if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    line = next((ln for ln in status.splitlines() if ln.startswith("NSpid:")), "")
+    return int(line.split()[-1]) if line.split()[1:] else None
+
+
 def server_key(job: EvalJob, python: str, role: str = "evaluate",
                scorer: bytes | None = None) -> tuple:
     """Returns what a server is specific to: problem, role, evaluator (and its mtime) or scorer
@@ -201,6 +229,18 @@ def server_key(job: EvalJob, python: str, role: str = "evaluate",
         what = (str(path), mtime)
     return (os.path.realpath(job.problem_dir), role, *what, python, layers.active_names(),
             job.isolation)
+
+
+def steps_of(answer: dict[str, Any], seconds: float) -> dict[str, float]:
+    """Returns the ms of each step of one evaluation: the server's (forkserver.Server._steps) and
+    "channel", the rest of the host's seconds (both ends' JSON, the pipe hops, the work dir)."""
+    steps = answer.get("steps")
+    if not isinstance(steps, dict):
+        return {}
+    ms = {name: float(value) for name, value in steps.items() if isinstance(value, int | float)}
+    server = sum(ms.get(k, 0.0) for k in ("start", "setup", "run", "result", "sweep"))
+    ms["channel"] = round(seconds * 1000 - server, 3)
+    return ms
 
 
 def to_result(answer: dict[str, Any], job: EvalJob, applied: tuple[str, ...] = (),

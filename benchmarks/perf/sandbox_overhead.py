@@ -12,7 +12,16 @@ evaluation path (an in-process thread, no isolation), runs in the same command f
 without it). Medians and 10th percentiles in ms; the load average is printed because the other
 users of this machine move the numbers.
 
+Then, for the last combination, the per-step cost of a pre-forked evaluation (medians over
+--steps evaluations by one warm server, from the server's answer): clean (the file sweep, after
+the previous answer, off the critical path, as is the fork of the waiting child), start (the job
+handed over until the child has read it), setup (rlimits, folder, environment), run, result (the
+child's write and exit until the server sees it end), sweep (kill, reap), channel (the host's
+JSON and the pipe hops), and the child's CPU ms and page faults: counts that the load moves much
+less than wall time. Once back to back, once --gap-ms apart (as a run's LLM call spaces them).
+
     .venv/bin/python -m benchmarks.perf.sandbox_overhead [--fresh 40] [--forked 300] [--no-peer]
+                                                         [--steps 300] [--gap-ms 20]
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import logging
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -102,6 +112,28 @@ def in_process(n: int) -> list[float]:
     return times
 
 
+STEPS = ["clean", "start", "setup", "run", "result", "sweep", "channel", "child_cpu",
+         "child_faults"]
+
+
+def step_costs(n: int, gap_s: float = 0.0) -> dict[str, float]:
+    """Returns the median of each step (ms; child_faults: a count) over n evaluations by one warm
+    server under the active layers, after one warm-up, gap_s apart (0: back to back)."""
+    the_job = job(True)
+    server = prefork.ForkServer(the_job, sys.executable)
+    rows = []
+    try:
+        for _ in range(n + 1):
+            time.sleep(gap_s)
+            result = server.evaluate(the_job)
+            assert result.ok and result.score == 1.0, result.error
+            rows.append(server.steps)
+    finally:
+        server.close()
+    return {step: statistics.median(row.get(step, float("nan")) for row in rows[1:])
+            for step in STEPS}
+
+
 def python_pass(n: int) -> dict[str, float]:
     """Returns the time of a bare `python -c pass` (a floor for any fresh process)."""
     times = []
@@ -120,6 +152,11 @@ def main() -> None:
     parser.add_argument("--combos", default=";".join(COMBOS),
                         help="layer combinations, separated by ';'")
     parser.add_argument("--no-peer", action="store_true", help="skip OpenEvolve")
+    parser.add_argument("--steps", type=int, default=300,
+                        help="evaluations for the per-step costs (0: skip)")
+    parser.add_argument("--gap-ms", type=float, default=20, help="the per-step costs again with "
+                        "this pause between evaluations (a run's LLM call): the server's work "
+                        "after an answer is then off the next evaluation's path")
     args = parser.parse_args()
     logging.getLogger("evoforge.sandbox").setLevel(logging.ERROR)  # the switches are on purpose
     base = median_p10_ms(in_process(200))
@@ -134,6 +171,8 @@ def main() -> None:
             row[mode] = {**median_p10_ms(times), "cpu_ms": cpu * 1000}
         prefork.shutdown()
         rows.append(row)
+    steps = {gap: step_costs(args.steps, gap / 1000) for gap in (0, args.gap_ms)} \
+        if args.steps else None  # under the last combination
     os.environ.pop(layers.ENV_VAR, None)
     bare = python_pass(20)
     peer_stats = None if args.no_peer else eval_timings(GOOD / "evaluator.py", CODE, 300)
@@ -156,12 +195,29 @@ def main() -> None:
     console = Console(width=160)
     console.print(table)
     console.print(f"python -c pass: {bare['median_ms']:.1f} ms median")
+    if steps:
+        console.print(steps_table(steps, rows[-1]["active"], args.steps))
     if peer_stats:
         console.print(f"peer OpenEvolve 0.4.1 (in-process thread, no isolation): "
                       f"{peer_stats['median_ms']:.2f} ms median, {peer_stats['p10_ms']:.2f} p10")
     write_json(out_file("sandbox_overhead.json"), {
         "rows": rows, "in_process": base, "python_pass": bare, "peer": peer_stats,
-        "loadavg": load}, indent=2)
+        "steps": steps, "loadavg": load}, indent=2)
+
+
+def steps_table(steps: dict[float, dict[str, float]], active: str, n: int) -> Table:
+    """Returns the per-step table: a row per pause between evaluations, a column per step."""
+    table = Table(title=f"one pre-forked evaluation, per step (median of {n}; layers {active}; "
+                        "ms, faults: a count; clean runs after the answer)")
+    table.add_column("pause between evaluations", justify="right")
+    for step in STEPS:
+        table.add_column(step, justify="right")
+    table.add_column("critical path", justify="right")
+    for gap, row in steps.items():
+        path = sum(row[s] for s in ("start", "setup", "run", "result", "sweep", "channel"))
+        table.add_row(f"{gap:g} ms", *(f"{row[s]:.0f}" if s == "child_faults" else f"{row[s]:.2f}"
+                                       for s in STEPS), f"{path:.2f}")
+    return table
 
 
 if __name__ == "__main__":

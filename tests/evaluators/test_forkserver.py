@@ -90,6 +90,8 @@ class Server:
         nonce = uuid.uuid4().hex
         self.send({"nonce": nonce, "job": self.job(code, **fields).to_dict()})
         answer = self.line()
+        while set(answer) == {"spare"}:  # the server's next child, named after each answer
+            answer = self.line()
         assert answer["nonce"] == nonce
         return answer
 
@@ -119,7 +121,7 @@ def server(tmp_path: Path, problem: Path) -> Iterator[Server]:
     """Yields a started fork server that has said it is ready."""
     started = Server(tmp_path / "server", problem)
     try:
-        assert started.line() == {"ready": True}
+        assert started.line()["ready"] is True
         yield started
     finally:
         started.close()
@@ -138,6 +140,40 @@ def test_each_answer_carries_the_candidates_result_and_how_its_process_ended(
     result = result_of(answer)
     assert result.ok and result.score == 1.0 and result.metrics["seed"] == 5.0
     assert "evaluator imported" in server.log.read_text()  # the server's own output: its log
+
+
+def test_each_answer_says_what_each_step_of_the_candidate_cost(server: Server) -> None:
+    slow = "import time\n\ndef solve():\n    time.sleep(0.3)\n    return 1.0\n"
+    steps = server.ask(slow)["steps"]
+    assert set(steps) >= {"clean", "start", "setup", "run", "result", "sweep", "child_cpu",
+                          "child_faults"}
+    assert all(value >= 0 for value in steps.values())
+    assert steps["run"] >= 300 > steps["start"] + steps["setup"]  # the sleep is in "run"
+    assert steps["child_faults"] > 0
+
+
+def test_each_candidate_runs_in_a_spare_forked_after_the_last_one_was_gone(
+        server: Server) -> None:
+    first = result_of(server.ask(ONE))
+    spare = server.line()["spare"]  # named once the answer is out
+    assert spare != first.metrics["scored_by"]
+    assert Path(f"/proc/{spare}").exists()  # waiting for the next job
+    assert result_of(server.ask(ONE)).metrics["scored_by"] == float(spare)
+
+
+def test_a_spare_that_dies_before_its_job_is_replaced(server: Server) -> None:
+    server.ask(ONE)
+    os.kill(server.line()["spare"], signal.SIGKILL)
+    assert result_of(server.ask(ONE)).score == 1.0
+    assert server.line()["spare"] > 0
+
+
+def test_a_result_the_candidate_forges_carries_no_step_marks(server: Server) -> None:
+    forged = ("import os\n\ndef solve():\n    os.write(3, b'{\"status\": \"ok\"}')\n"
+              "    os._exit(0)\n")
+    answer = server.ask(forged)
+    assert answer["result"] == {"status": "ok"}  # taken as before: the candidate's own process
+    assert "run" not in answer["steps"] and "sweep" in answer["steps"]
 
 
 def test_the_evaluator_is_imported_once_and_each_candidate_runs_in_its_own_fork(
@@ -198,7 +234,7 @@ def test_an_evaluator_that_fails_to_import_fails_every_request_with_the_reason(
     (problem / "evaluator.py").write_text("import no_such_module_for_the_fork_server\n")
     broken = Server(tmp_path / "server", problem)
     try:
-        assert broken.line() == {"ready": True}
+        assert broken.line() == {"ready": True, "spare": None}  # no evaluator: nothing to fork
         for _ in range(2):
             failure = result_of(broken.ask(ONE))
             assert failure.error_kind is FailureKind.EVALUATOR
@@ -209,7 +245,7 @@ def test_an_evaluator_that_fails_to_import_fails_every_request_with_the_reason(
 
 def test_the_server_exits_cleanly_when_its_requests_end(tmp_path: Path, problem: Path) -> None:
     started = Server(tmp_path / "server", problem)
-    assert started.line() == {"ready": True}
+    assert started.line()["ready"] is True
     assert result_of(started.ask(ONE)).ok
     assert started.close() == 0
 
