@@ -96,7 +96,7 @@ def code_blocks(answer: str) -> list[_Block]:
     if not any(FENCE.match(line) for line in lines):
         code = strip_prose(answer)  # no fence at all: the code is what is not prose
         fixes = ("fence",) + (("strip_prose",) if code != answer.strip("\n") else ())
-        return [_Block(code.split("\n"), fixes)] if code.strip() else []
+        return [_Block(code.split("\n"), fixes, open_at_end=True)] if code.strip() else []
     blocks: list[_Block] = []
     head = _missing_opener(lines)
     if head:

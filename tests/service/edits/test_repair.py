@@ -68,6 +68,13 @@ def test_an_answer_cut_at_max_tokens_loses_its_unfinished_last_statement() -> No
     assert new == "def curve(x):\n    y = 0.35 * x * x\n    return y - 0.7 * x\n"
 
 
+def test_an_unfenced_answer_cut_at_max_tokens_loses_its_last_line_too() -> None:
+    answer = ("def curve(x):\n    return 0.3 * x * x - 0.7 * x + 0.25\n"
+              "def helper(y):\n    return y_sc")
+    new = repaired(answer, "fence+drop_cut_line", truncated=True)
+    assert new == "def curve(x):\n    return 0.3 * x * x - 0.7 * x + 0.25\n"
+
+
 def test_the_cut_last_line_is_dropped_even_when_it_compiles() -> None:
     cut = "def curve(x):\n    a = 0.3\n    return a * x * x - 0.7"  # "- 0.7 * x + 0.1" was cut
     assert next(cut_prefixes(cut)) == "def curve(x):\n    a = 0.3"
