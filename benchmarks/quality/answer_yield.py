@@ -14,7 +14,7 @@ children per repair. With --runs DB, also the share of repaired children among
 the improvements (children that beat their run's best so far) of the runs in DB.
 
     .venv/bin/python -m benchmarks.quality.answer_yield [--corpus answer_corpus]
-        [--old-rev merge-base] [--runs sqlite:///path/evoforge.db]
+        [--old-rev merge-base] [--problems all | a,b] [--runs sqlite:///path/evoforge.db]
 """
 
 from __future__ import annotations
@@ -164,7 +164,8 @@ def repaired_improvements(url: str) -> dict[str, Any]:
     (in id order) and how many of them came from a repaired answer, per repair."""
     db = Database(url)
     found: dict[str, Any] = {"runs": 0, "children": 0, "repaired children": 0,
-                             "improvements": 0, "repaired improvements": 0, "repairs": Counter()}
+                             "failed children": 0, "repaired failed": 0, "improvements": 0,
+                             "repaired improvements": 0, "repairs": Counter()}
     with db.session() as s:
         for run, direction in s.execute(select(RunRow, ProblemRow.direction).join(
                 ProblemRow, ProblemRow.id == RunRow.problem_id)).all():
@@ -174,9 +175,10 @@ def repaired_improvements(url: str) -> dict[str, Any]:
                 LLMSampleRow, LLMSampleRow.id == ProgramRow.sample_id).where(
                 ProgramRow.run_id == run.id).order_by(ProgramRow.id)).all()
             for prog, repair in rows:
-                if prog.kind == "mutation" and prog.status == "ok":
-                    found["children"] += 1
-                    found["repaired children"] += repair is not None
+                if prog.kind == "mutation" and prog.status in ("ok", "failed"):
+                    ok = prog.status == "ok"
+                    found["children" if ok else "failed children"] += 1
+                    found["repaired children" if ok else "repaired failed"] += repair is not None
                 if prog.status != "ok" or not Direction(direction).better(prog.score, best):
                     continue
                 if best is not None and prog.kind == "mutation":
@@ -196,13 +198,15 @@ def main() -> None:
     parser.add_argument("--corpus", default="answer_corpus", help="name under benchmarks/out/")
     parser.add_argument("--old-rev", default="merge-base",
                         help="git revision of the old parser (merge-base: where HEAD left main)")
+    parser.add_argument("--problems", default="all", help="comma-separated problem names")
     parser.add_argument("--runs", help="database URL of finished runs: the share of repaired "
                         "children among their improvements")
     args = parser.parse_args()
     if args.old_rev == "merge-base":
         args.old_rev = subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"],
                                       capture_output=True, text=True, check=True).stdout.strip()
-    records = read_corpus(corpus_path(args.corpus))
+    records = [r for r in read_corpus(corpus_path(args.corpus))
+               if args.problems == "all" or r["problem"] in args.problems.split(",")]
     if not records:
         raise SystemExit(f"no corpus at {corpus_path(args.corpus)}: run "
                          "`python -m benchmarks.quality.answer_corpus` first")
