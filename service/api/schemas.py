@@ -149,6 +149,7 @@ class ProgramDetail(ProgramSummary):
     prompt: list[Any] | None
     completion: str | None
     finish_reason: str | None
+    repair: str | None  # how the answer's form was repaired before it was read; None: as written
     tokens: int | None
     evaluations: list[dict[str, Any]]
 

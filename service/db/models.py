@@ -108,6 +108,9 @@ class LLMSampleRow(Base):
     latency_s: Mapped[float] = mapped_column(Float, default=0.0)
     outcome: Mapped[str] = mapped_column(String(16), default="pending")
     rejection: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # how the answer's form was repaired before it was read ("dedent", "strip_prose+fence", ...);
+    # NULL: read as written (service/edits/repair.py)
+    repair: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reward: Mapped[float | None] = mapped_column(Float, nullable=True)
     kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # mutation | crossover
     island: Mapped[int | None] = mapped_column(Integer, nullable=True)

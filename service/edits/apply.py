@@ -6,15 +6,16 @@ import ast
 import functools
 import hashlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from service.edits.common import Rejected, regions
-from service.edits.diff import apply_diff, diff_blocks
+from service.edits.diff import REPLACE_LINE, apply_diff, diff_blocks
+from service.edits.repair import readings
 from service.edits.rewrite import closed_prefix, fenced_code, rewrite
 
 Format = Literal["diff", "rewrite"]
-
+_COMPILER = ("SyntaxError", "the child does not compile")
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,9 @@ class EditResult:
     format_used is how the answer was read (a diff answer holding only a code block is read as a
     rewrite); None when it was not read at all (cut off). changed is False when the child is the
     parent up to comments and formatting (same code_hash). blocks_applied counts SEARCH/REPLACE
-    blocks (diff) or EVOLVE-BLOCKs rewritten (rewrite); 0 on rejection.
+    blocks (diff) or EVOLVE-BLOCKs rewritten (rewrite); 0 on rejection. repair names the repairs
+    of the answer's form the child took, joined with "+" (service/edits/repair.py); None when the
+    answer was read as written.
     """
 
     code: str | None
@@ -32,6 +35,7 @@ class EditResult:
     format_used: Format | None
     changed: bool = False
     blocks_applied: int = 0
+    repair: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -60,19 +64,55 @@ def code_hash(code: str) -> str:
     return hashlib.sha256(norm.encode()).hexdigest()
 
 
-def apply_answer(parent_code: str, answer: str, fmt: Format, truncated: bool = False) -> EditResult:
-    """Returns the child the answer makes of parent_code, or a rejection naming the reason."""
+def apply_answer(parent_code: str, answer: str, fmt: Format, truncated: bool = False,
+                 repair: bool = True) -> EditResult:
+    """Returns the child the answer makes of parent_code, or a rejection naming the reason.
+
+    When the answer as written gives no child and repair is True, its repaired readings are tried
+    in order (service/edits/repair.py) and the first child one gives is kept, naming its repairs;
+    when none gives a child the answer is rejected as written, or (an answer not cut off) with
+    the compiler's message on a repaired reading when as written it never reached the compiler."""
     if fmt not in ("diff", "rewrite"):
         raise ValueError(f"fmt {fmt!r} is unknown; use 'diff' or 'rewrite'")
+    answer = answer.replace("\r\n", "\n")
+    written = read_answer(parent_code, answer, fmt, truncated)
+    if not repair:
+        return written
+    if written.ok:
+        return written
+    if fmt == "diff" and truncated and (cut := _closed_diff(answer)) is not None:
+        result = read_answer(parent_code, cut, fmt)
+        if result.ok:
+            return replace(result, repair="drop_cut_line")
+    if fmt == "diff" and _has_diff_blocks(answer):
+        return written  # a SEARCH/REPLACE answer: its blocks are what it says, as written
+    compiler = None
+    for reading in readings(answer, truncated):
+        result = read_answer(parent_code, reading.fenced(), "rewrite")
+        if result.ok:
+            whole = result.repair is not None or fmt == "diff"  # a diff asked, code given
+            names = reading.repairs + (("whole_file",) if whole else ())
+            return replace(result, repair="+".join(names) or "fence")
+        if compiler is None and result.rejection.startswith(_COMPILER):
+            compiler = f"{result.rejection} (read after repairs: {'+'.join(reading.repairs)})"
+    if compiler is not None and not truncated and not written.rejection.startswith(_COMPILER):
+        return replace(written, rejection=compiler)
+    return written
+
+
+def read_answer(parent_code: str, answer: str, fmt: Format, truncated: bool = False
+                ) -> EditResult:
+    """Returns the child the answer makes as written, or why it makes none. Its one repair: the
+    block's body taken out of a whole file (repair "whole_file"), as since the first release."""
+    answer = answer.replace("\r\n", "\n")
     if truncated:
         # A rewrite whose code fence closed before the cut is complete code; anything else is not.
-        kept = closed_prefix(answer.replace("\r\n", "\n")) if fmt == "rewrite" else None
+        kept = closed_prefix(answer) if fmt == "rewrite" else None
         if kept is None:
             return EditResult(None, "answer cut off at max_tokens (finish_reason 'length'); raise "
                               "llm.max_tokens or ask for shorter answers", None)
         answer = kept
     used: Format = fmt
-    answer = answer.replace("\r\n", "\n")
     try:
         if not answer.strip():
             raise Rejected("empty answer")
@@ -85,11 +125,27 @@ def apply_answer(parent_code: str, answer: str, fmt: Format, truncated: bool = F
                           "lines, '=======', the new lines, '>>>>>>> REPLACE'")
         else:
             used = "rewrite"
-            child, count = rewrite(parent_code, answer, allow_plain=fmt == "rewrite")
+            child, count, whole = rewrite(parent_code, answer, allow_plain=fmt == "rewrite")
         _check_child(parent_code, child)
     except Rejected as reason:
         return EditResult(None, str(reason), used)
-    return EditResult(child, None, used, code_hash(child) != code_hash(parent_code), count)
+    return EditResult(child, None, used, code_hash(child) != code_hash(parent_code), count,
+                      "whole_file" if used == "rewrite" and (whole or fmt == "diff") else None)
+
+
+def _has_diff_blocks(answer: str) -> bool:
+    """Returns True when the answer holds SEARCH/REPLACE blocks (well formed or not)."""
+    try:
+        return bool(diff_blocks(answer))
+    except Rejected:
+        return True
+
+
+def _closed_diff(answer: str) -> str | None:
+    """Returns a cut diff answer up to its last closed SEARCH/REPLACE block, else None."""
+    lines = answer.split("\n")
+    last = max((i for i, line in enumerate(lines) if REPLACE_LINE.match(line)), default=None)
+    return None if last is None else "\n".join(lines[:last + 1])
 
 
 # --- checks -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from service.problems.blocks import BLOCK_END, BLOCK_START
 
 _SEARCH = re.compile(r"^\s*<{5,9}\s*SEARCH\s*$")
 _DIVIDER = re.compile(r"^\s*={5,9}\s*$")
-_REPLACE = re.compile(r"^\s*>{5,9}\s*REPLACE\s*$")
+REPLACE_LINE = re.compile(r"^\s*>{5,9}\s*REPLACE\s*$")
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,12 @@ def diff_blocks(answer: str) -> list[Block]:
         elif state == "search":
             if _DIVIDER.match(line):
                 state = "replace"
-            elif _SEARCH.match(line) or _REPLACE.match(line):
+            elif _SEARCH.match(line) or REPLACE_LINE.match(line):
                 raise Rejected(f"diff block at answer line {start} has no '=======' line between "
                               "its SEARCH and REPLACE parts")
             else:
                 search.append(line)
-        elif _REPLACE.match(line):
+        elif REPLACE_LINE.match(line):
             blocks.append(Block("\n".join(_unfence(search)), "\n".join(_unfence(replace))))
             state = None
         else:

@@ -11,8 +11,10 @@ from service.edits.common import FENCE, PYTHON_TAGS, Rejected, common_prefix, re
 from service.problems.blocks import BLOCK_END, BLOCK_START, MarkerError, evolve_blocks
 
 
-def rewrite(parent: str, answer: str, allow_plain: bool) -> tuple[str, int]:
-    """Returns the child made by replacing the parent's EVOLVE-BLOCK bodies, and their count."""
+def rewrite(parent: str, answer: str, allow_plain: bool) -> tuple[str, int, bool]:
+    """Returns the child made by replacing the parent's EVOLVE-BLOCK bodies, their count, and
+    whether the answer was more than the one block asked for (the whole file, or its markers),
+    so that only the block's body was taken from it."""
     code = fenced_code(answer)
     if code is None:
         code = _plain_code(answer) if allow_plain else None
@@ -22,10 +24,11 @@ def rewrite(parent: str, answer: str, allow_plain: bool) -> tuple[str, int]:
         raise Rejected("the code block is empty")
     spans = regions(parent)
     bodies = _bodies(code, parent, spans)
+    whole = len(spans) == 1 and _significant(bodies[0]) != _significant(code)
     child = parent
     for (start, end), body in reversed(list(zip(spans, bodies, strict=True))):
         child = child[:start] + _fit(body, _block_indent(parent, start, end)) + child[end:]
-    return child, len(spans)
+    return child, len(spans), whole
 
 
 def fenced_code(answer: str) -> str | None:
@@ -113,6 +116,11 @@ def _frame_around(parent: str, start: int, end: int) -> tuple[list[str], list[st
     before = parent[:parent.rfind("\n", 0, start - 1) + 1].splitlines()
     after = parent[newline + 1:].splitlines() if newline >= 0 else []
     return [x for x in before if _is_significant(x)], [x for x in after if _is_significant(x)]
+
+
+def _significant(code: str) -> list[str]:
+    """Returns the stripped code lines of code (no blank or comment lines)."""
+    return [line.strip() for line in code.split("\n") if _is_significant(line)]
 
 
 def _is_significant(line: str) -> bool:

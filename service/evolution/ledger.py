@@ -46,6 +46,7 @@ class Proposal:
     unchanged: bool
     kind: str = "mutation"  # mutation | crossover
     similar_to: tuple[int, float] | None = None  # novelty rejection: (nearest program, similarity)
+    repair: str | None = None  # the repairs of the answer's form the code took (EditResult.repair)
 
 
 @dataclass
@@ -137,7 +138,7 @@ class Ledger:
             completion=c.text, finish_reason=c.finish_reason, model=c.model, adapter=c.adapter,
             prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
             latency_s=c.latency_s, kind=p.kind, island=p.island,
-            temperature=c.extra.get("temperature"), cost=c.extra.get("cost"))
+            temperature=c.extra.get("temperature"), cost=c.extra.get("cost"), repair=p.repair)
         if p.code is None or p.similar_to is not None:
             sample.outcome = (SampleOutcome.REJECTED if p.code is None
                               else SampleOutcome.TOO_SIMILAR)

@@ -100,7 +100,7 @@ def proposal_from(plan: Plan, completion: Completion, fmt: Format, iteration: in
         completion=completion, code=edit.code,
         code_hash=code_hash(edit.code) if edit.code is not None else None,
         rejection=edit.rejection, unchanged=edit.code is not None and not edit.changed,
-        kind=plan.kind)
+        kind=plan.kind, repair=edit.repair)
 
 
 def view(prog: ProgramRow, label: str) -> ProgramView:

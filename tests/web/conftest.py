@@ -46,12 +46,13 @@ class Site:
     problem_id: int = 0
 
     def new_run(self, iterations: int = 8, start: bool = True, answers: tuple = ANSWERS,
-                islands: int = 2, problem_id: int | None = None) -> int:
+                islands: int = 2, problem_id: int | None = None,
+                texts: list[str] | None = None) -> int:
         """Creates a run of the tiny problem whose scripted LLM answers value() returning each of
-        answers in turn (an expression such as "1/0" fails); returns its id."""
+        answers in turn (an expression such as "1/0" fails), or the raw texts; returns its id."""
         name = f"answers-{uuid.uuid4().hex[:8]}"  # a model the operator names, one per run
         path = self.tmp / f"{name}.json"
-        path.write_text(json.dumps([returns(v) for v in answers]))
+        path.write_text(json.dumps(texts or [returns(v) for v in answers]))
         self.settings.models[name] = ServedModel(backend="scripted", model=str(path))
         r = self.client.post("/api/runs", json={"problem_id": problem_id or self.problem_id,
                                                 "start": start,

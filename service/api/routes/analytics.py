@@ -118,7 +118,8 @@ def _grid(s: Session, run_id: int, count: int, direction: Direction,
 
 @router.get("/llm-usage")
 def llm_usage(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any]:
-    """Returns LLM calls, tokens and latency per model/adapter, and what became of completions."""
+    """Returns LLM calls, tokens and latency per model/adapter, what became of completions, and
+    how many answers took each repair of their form (service/edits/repair.py)."""
     run = run_for(s, principal, run_id)
     q = LLMSampleRow
     groups = s.execute(select(q.model, q.adapter, func.count(), func.sum(q.prompt_tokens),
@@ -126,12 +127,16 @@ def llm_usage(run_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any
                        .where(q.run_id == run_id).group_by(q.model, q.adapter))
     outcomes = s.execute(select(q.outcome, func.count()).where(q.run_id == run_id)
                          .group_by(q.outcome))
+    repairs = s.execute(select(q.repair, func.count()).where(q.run_id == run_id,
+                                                             q.repair.is_not(None))
+                        .group_by(q.repair))
     return {"run_id": run_id, "llm_calls": run.llm_calls, "prompt_tokens": run.prompt_tokens,
             "completion_tokens": run.completion_tokens,
             "models": [{"model": m, "adapter": a, "completions": n, "prompt_tokens": pt or 0,
                         "completion_tokens": ct or 0, "mean_latency_s": lat or 0.0}
                        for m, a, n, pt, ct, lat in groups],
-            "outcomes": {o: n for o, n in outcomes}}
+            "outcomes": {o: n for o, n in outcomes},
+            "repairs": {r: n for r, n in repairs}}
 
 
 @router.get("/failures")

@@ -114,6 +114,7 @@ def get_program(program_id: IdPath, s: SessionDep, principal: Reader) -> Program
         inspiration_ids=prog.inspiration_ids or [],
         prompt=sample.prompt if sample else None, completion=sample.completion if sample else None,
         finish_reason=sample.finish_reason if sample else None,
+        repair=sample.repair if sample else None,
         tokens=(sample.prompt_tokens + sample.completion_tokens) if sample else None,
         evaluations=[{"attempt": e.attempt, "status": e.status, "executor": e.executor,
                       "worker": e.worker, "stage": e.stage, "error_kind": e.error_kind,

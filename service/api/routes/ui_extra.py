@@ -132,7 +132,7 @@ def sample(program_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, An
     return {"model": row.model, "adapter": row.adapter, "prompt_tokens": row.prompt_tokens,
             "completion_tokens": row.completion_tokens, "latency_s": row.latency_s,
             "finish_reason": row.finish_reason, "outcome": row.outcome,
-            "rejection": row.rejection, "reward": row.reward}
+            "rejection": row.rejection, "repair": row.repair, "reward": row.reward}
 
 
 @router.get("/programs/{a}/compare/{b}")

@@ -26,12 +26,19 @@ function pathTable(ancestors) {
   }).join("")}</tbody></table>`;
 }
 
+// The answer parser's repairs of the completion's form (service/edits/repair.py): never silent.
+function repaired(sample) {
+  if (!sample.repair) return "";
+  return `<p data-testid="llm-repair" class="warn">answer repaired before it was read:
+    <b>${esc(sample.repair.split("+").join(", "))}</b> (the completion below is as the model wrote it)</p>`;
+}
+
 function exchange(prog, sample) {
   if (!prog.prompt && !prog.completion) return '<p class="muted">No LLM call (initial program or migrant).</p>';
   const meta = sample ? `<p data-testid="llm-meta">model <b>${esc(sample.model)}</b>, adapter
     <b>${esc(sample.adapter || "none")}</b>, ${sample.prompt_tokens} prompt + ${sample.completion_tokens}
     completion tokens, ${num(sample.latency_s, 3)} s, finish ${esc(sample.finish_reason)}, outcome
-    ${esc(sample.outcome)}${sample.rejection ? `: ${esc(sample.rejection)}` : ""}</p>` : "";
+    ${esc(sample.outcome)}${sample.rejection ? `: ${esc(sample.rejection)}` : ""}</p>${repaired(sample)}` : "";
   const prompt = (prog.prompt || []).map((m) =>
     `<h4>${esc(m.role || "message")}</h4><pre class="wrap">${esc(m.content ?? JSON.stringify(m))}</pre>`).join("");
   return `${meta}<details><summary>Prompt</summary>${prompt}</details>

@@ -80,7 +80,9 @@ function outcomes(fail, usage) {
     <span class="muted" title="${esc(k.example)}">${esc((k.example || "").slice(0, 80))}</span></li>`).join("")
     + (reported.count ? `<li data-testid="reported-errors">scored, but the evaluator reported an error:
     <b>${reported.count}</b> <span class="muted" title="${esc(reported.example)}">${esc((reported.example || "").slice(0, 80))}</span></li>` : "");
-  return `<div class="cols"><div><h3>Completions</h3><ul data-testid="outcomes">${li(usage.outcomes)}</ul></div>
+  const repairs = Object.keys(usage.repairs || {}).length
+    ? `<h4>Answers repaired</h4><ul data-testid="repairs">${li(usage.repairs)}</ul>` : "";
+  return `<div class="cols"><div><h3>Completions</h3><ul data-testid="outcomes">${li(usage.outcomes)}</ul>${repairs}</div>
     <div><h3>Evaluations</h3><ul>${li(fail.evaluations)}</ul></div>
     <div><h3>Failures by reason</h3><ul>${kinds || "<li>none</li>"}</ul></div></div>`;
 }

@@ -145,3 +145,22 @@ def test_events_stream_programs_and_progress_then_end(api: Api, done: int) -> No
     assert r.status_code == 404
     r = api.client.get(f"/api/runs/{done}/events?access_token=nope")
     assert r.status_code == 401
+
+
+def test_a_repaired_answer_says_which_repair_in_the_program_the_sample_and_the_usage(
+        api: Api) -> None:
+    answers = api.tmp / "repairs.json"
+    answers.write_text(json.dumps([
+        returns(4),  # read as written
+        "Sure! Here is the code:\ndef value():\n    return 9\nIt is closer to 10.",  # no fence
+        "```python\ndef value():\n    return (7\n```\n"]))  # does not compile: rejected
+    run_id = api.run(iterations=3, llm={"use": api.scripted(answers)})
+    api.drive(run_id)
+    programs = _get(api, f"/api/runs/{run_id}/programs?kind=mutation&limit=10")["items"]
+    details = {p["id"]: _get(api, f"/api/programs/{p['id']}") for p in programs}
+    repairs = {d["code"].count("return 9"): d["repair"] for d in details.values()}
+    assert repairs == {0: None, 1: "fence+strip_prose"}
+    fixed = next(i for i, d in details.items() if d["repair"])
+    assert _get(api, f"/api/ui/programs/{fixed}/sample")["repair"] == "fence+strip_prose"
+    usage = _get(api, f"/api/runs/{run_id}/llm-usage")
+    assert usage["repairs"] == {"fence+strip_prose": 1} and usage["outcomes"]["rejected"] == 1

@@ -23,7 +23,9 @@ def test_truncated_rewrite_keeps_a_code_block_that_closed_before_the_cut() -> No
     assert result.code is not None and "n * (n - 1) // 2" in result.code
     cut_in_second = answer + "\n```python\ntotal = 0\n"
     assert "n * (n - 1)" in apply_answer(PARENT, cut_in_second, "rewrite", truncated=True).code
-    assert apply_answer(PARENT, answer, "diff", truncated=True).code is None
+    assert apply_answer(PARENT, answer, "diff", truncated=True, repair=False).code is None
+    as_rewrite = apply_answer(PARENT, answer, "diff", truncated=True)  # asked for a diff
+    assert "n * (n - 1)" in as_rewrite.code and as_rewrite.repair == "whole_file"
 
 
 @pytest.mark.parametrize("fmt,answer", [

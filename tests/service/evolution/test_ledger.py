@@ -270,3 +270,13 @@ def test_the_run_status_moves_only_where_the_table_allows(ledger: Ledger) -> Non
         ledger.move_run(RunStatus.PAUSED)
     run = ledger.run()
     assert (run.status, run.stop_reason) == ("completed", "budget of 3 iterations reached")
+
+
+def test_the_repair_an_answer_took_is_stored_on_its_sample(ledger: Ledger) -> None:
+    parent = scored_initial(ledger)
+    repaired = proposal(parent, code(4), 1)
+    repaired.repair = "strip_prose+drop_cut_line"
+    ledger.add_call([repaired, proposal(parent, code(6), 2)], {}, "call")
+    with ledger.db.session() as s:
+        stored = s.scalars(select(LLMSampleRow.repair).order_by(LLMSampleRow.id)).all()
+    assert stored == ["strip_prose+drop_cut_line", None]
