@@ -48,7 +48,7 @@ CONF: dict[str, Any] = {
 app = Celery("evoforge")  # the worker's app; controllers send through client_app(broker)
 app.conf.update(CONF)
 _databases: dict[str, Database] = {}
-_connections: dict[str, Connection] = {}  # one kept connection per database per process
+_connections: dict[str, KeptConnection] = {}  # one kept connection per database per process
 _problem_dirs: dict[tuple[str, int], Path] = {}
 _clients: dict[str, Celery] = {}
 DB_RETRY_S = 5.0
@@ -142,22 +142,50 @@ def finish(db: Database, evaluation_id: int, result: EvalResult) -> bool:
 
 
 def _execute(db: Database, statement: Executable) -> CursorResult[Any]:
-    """Runs one statement in its own transaction on this process's kept connection: one round
-    trip, no pool checkout or ping per write. A connection the server dropped (a restart) is
-    replaced once; other errors go to the task's retry."""
-    for attempt in (0, 1):
-        conn = _connections.get(db.url)
-        if conn is None or conn.closed:
-            conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            _connections[db.url] = conn
-        try:
-            return conn.execute(statement)
-        except DBAPIError as exc:
-            _connections.pop(db.url, None)
-            conn.invalidate()
-            if not exc.connection_invalidated or attempt:
-                raise
-    raise AssertionError("unreachable")
+    """Runs one statement in its own transaction on this process's kept connection (one per
+    database): one round trip, no pool checkout or ping per write."""
+    kept = _connections.get(db.url) or KeptConnection(db)
+    result = kept.execute(statement)
+    _connections[db.url] = kept  # kept once it has worked
+    return result
+
+
+class KeptConnection:
+    """A connection kept open in autocommit mode: each statement is one round trip, committed on
+    its own. A connection the server dropped (a restart) is replaced once; other errors go to
+    the caller. Not for concurrent use."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.conn: Connection | None = None
+
+    def execute(self, statement: Executable,
+                params: dict[str, Any] | None = None) -> CursorResult[Any]:
+        """Runs statement (with params) and returns its result."""
+        for attempt in (0, 1):
+            if self.conn is None or self.conn.closed:
+                self.conn = self.db.engine.connect().execution_options(
+                    isolation_level="AUTOCOMMIT")
+            try:
+                return self.conn.execute(statement, params)
+            except DBAPIError as exc:
+                self.conn.invalidate()
+                self.conn = None
+                if not exc.connection_invalidated or attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Gives the connection back to the pool."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def invalidate(self) -> None:
+        """Drops the connection (the pool does not take it back)."""
+        if self.conn is not None:
+            self.conn.invalidate()
+            self.conn = None
 
 
 def _localise(db: Database, db_url: str, evaluation_id: int, job: EvalJob) -> EvalJob:
