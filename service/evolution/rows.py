@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, Update, bindparam, insert, update
+from sqlalchemy import JSON, Connection, Table, Update, bindparam, insert, update
 
 from service.db.models import EvaluationRow, ProgramRow, RunRow
 from service.db.status import NO_PROGRAM, ProgramKind, ProgramStatus, SampleOutcome
@@ -142,8 +142,14 @@ def token_params(completions: list[Completion], cost: float) -> dict[str, Any]:
 
 def _set(table: Table, columns: tuple[str, ...], **exprs: Any) -> Update:
     """Returns UPDATE table SET column = :v_column ... (and exprs) WHERE id = :v_key."""
-    values = {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in columns}
+    values = {name: bindparam(f"v_{name}", type_=null_is_null(table.c[name].type))
+              for name in columns}
     return update(table).where(table.c.id == bindparam("v_key")).values(**values, **exprs)
+
+
+def null_is_null(kind: Any) -> Any:
+    """Returns the column type, a JSON one storing None as SQL NULL (as a literal None does)."""
+    return JSON(none_as_null=True) if isinstance(kind, JSON) else kind
 
 
 def _plus(table: Table, *names: str) -> dict[str, Any]:
