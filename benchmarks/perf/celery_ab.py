@@ -42,7 +42,8 @@ def quick(tree: Path, n: int) -> dict[str, float]:
         raise SystemExit(f"{tree}: {done.stdout[-2000:]}\n{done.stderr[-3000:]}")
     row = {"rate": float(rate.group(1))}
     for part in PARTS:
-        row[part] = float(re.search(rf"^\s+{part}\s+([\d.]+)$", done.stdout, re.MULTILINE).group(1))
+        found = re.search(rf"^\s+{part}\s+(-?[\d.]+)$", done.stdout, re.MULTILINE)
+        row[part] = float(found.group(1)) if found else float("nan")
     return row
 
 
