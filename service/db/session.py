@@ -4,6 +4,7 @@ checkout, service/db/migrations in a wheel: setup.py packs the one folder)."""
 from __future__ import annotations
 
 import fcntl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,15 +13,16 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 _HERE = Path(__file__).resolve().parent
 MIGRATIONS = next((p for p in (_HERE / "migrations", _HERE.parents[1] / "migrations")
                    if (p / "env.py").is_file()), _HERE / "migrations")  # a wheel, else a checkout
 DB_DOWN = (OperationalError, DBAPIError)  # the database is unreachable or restarting: retry later
+PING_AFTER_IDLE_S = 1.0  # a pooled connection idle this long is pinged before it is handed out
 
 
 def shown(url: str) -> str:
@@ -52,7 +54,33 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = create_engine(url, pool_size=5, max_overflow=5)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Pings a pooled connection before it is handed out only when it has been idle for
+    PING_AFTER_IDLE_S: a connection the server or a proxy dropped while idle is replaced before
+    use (as pool_pre_ping does), while a busy loop does not pay a round trip per transaction (a
+    controller iteration is two). A connection that breaks while in use raises DB_DOWN, and
+    SQLAlchemy then replaces every connection of the pool."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_conn, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn, record, _proxy) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return  # just connected, or used a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"pooled connection is dead: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("pooled connection is dead")
 
 
 def alembic_config(url: str) -> Config:
@@ -125,6 +153,13 @@ class Database:
             except BaseException:
                 s.rollback()
                 raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Yields a connection in a transaction that commits on success and rolls back on error:
+        for Core statements that need no ORM session (no identity map, no flush)."""
+        with self.engine.begin() as conn:
+            yield conn
 
     def close(self) -> None:
         """Disposes of the engine's connections."""

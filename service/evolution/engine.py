@@ -138,6 +138,7 @@ class Engine:
                 self.aids.restored_program(prog)
         self.aids.restore(lambda score: None if score is None else
                           self.problem.direction.fitness(score))
+        self.population.warm()
 
     async def _ensure_initial(self) -> None:
         """Scores the initial program (and whatever a stopped controller left) before evolving."""

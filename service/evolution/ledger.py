@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select, update
 
 from evaluators.jobs import EvalResult
 from service.config import RunConfig
@@ -22,31 +21,20 @@ from service.db import Database, queries
 from service.db.fleet import LOCAL_QUEUE
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow, utcnow
 from service.db.queries import open_evaluation
-from service.db.status import ProgramKind, ProgramStatus, RunStatus, RunStatusError, SampleOutcome
-from service.evolution.archive import Member
+from service.db.status import (
+    NO_PROGRAM,
+    EvaluationStatus,
+    ProgramKind,
+    ProgramStatus,
+    RunStatus,
+    RunStatusError,
+    SampleOutcome,
+)
+from service.evolution import rows
 from service.evolution.budget import Counters
-from service.llm.base import Completion, Message
+from service.evolution.rows import Proposal
+from service.llm.base import Completion
 from service.telemetry import metrics
-
-
-@dataclass
-class Proposal:
-    """One completion and what the edit made of it, before it is stored."""
-
-    iteration: int
-    parent: Member
-    parent_generation: int
-    inspirations: list[Member]
-    island: int
-    prompt: list[Message]
-    completion: Completion
-    code: str | None
-    code_hash: str | None
-    rejection: str | None
-    unchanged: bool
-    kind: str = "mutation"  # mutation | crossover
-    similar_to: tuple[int, float] | None = None  # novelty rejection: (nearest program, similarity)
-    repair: str | None = None  # the repairs of the answer's form the code took (EditResult.repair)
 
 
 @dataclass
@@ -97,76 +85,61 @@ class Ledger:
     def add_call(self, proposals: list[Proposal], known: dict[str, int], group_id: str
                  ) -> list[Child]:
         """Stores one LLM call: its counters, every completion, the children and their queued
-        evaluations, in one transaction. known maps code hashes to programs already stored."""
+        evaluations, in one transaction of one statement per table (executemany with RETURNING).
+        known maps code hashes to programs already stored."""
         completions = [p.completion for p in proposals]
         cost = sum(float(c.extra.get("cost") or 0.0) for c in completions)
-        seen: dict[str, int] = {}
-        with self.db.session() as s:
-            s.execute(update(RunRow).where(RunRow.id == self.run_id).values(
-                llm_calls=RunRow.llm_calls + 1, iterations=RunRow.iterations + len(proposals),
-                **_token_values(completions, cost)))
-            children = []
-            for p in proposals:
-                dup = None
-                if p.code is not None:
-                    dup = p.parent.id if p.unchanged else known.get(p.code_hash) or seen.get(
-                        p.code_hash)
-                child = self._add_one(s, p, dup, group_id)
-                if child.outcome == SampleOutcome.CHILD:
-                    seen[p.code_hash] = child.program_id
-                children.append(child)
+        plan = rows.fates(proposals, known)
+        now = utcnow()
+        with self.db.transaction() as conn:
+            conn.execute(rows.COUNT_CALL, {"v_key": self.run_id, "v_iterations": len(proposals),
+                                           **rows.token_params(completions, cost)})
+            sample_ids = rows.insert_rows(conn, LLMSampleRow, [
+                rows.sample_values(self.run_id, p, fate, group_id, now)
+                for p, fate in zip(proposals, plan, strict=True)])
+            programs = self._add_programs(conn, proposals, plan, sample_ids, now)
+            children = [i for i, fate in enumerate(plan) if fate.outcome == SampleOutcome.CHILD]
+            evaluation_ids = dict(zip(children, rows.insert_rows(conn, EvaluationRow, [
+                {"program_id": programs[i].id, "run_id": self.run_id, "attempt": 1,
+                 "executor": self.executor, "status": EvaluationStatus.QUEUED,
+                 "queue": self.queue, "created_at": now} for i in children]), strict=True))
         self.counters.count_call(completions, len(proposals), cost)
         metrics.llm_usage(completions[0].model if completions else "", sum(
             c.prompt_tokens for c in completions), sum(c.completion_tokens for c in completions),
             cost)
-        return children
+        return [Child(sid, programs[i].id if i in programs else None, evaluation_ids.get(i),
+                      fate.outcome, proposals[i].code_hash if i in programs else None,
+                      programs.get(i) if i in evaluation_ids else None)
+                for i, (sid, fate) in enumerate(zip(sample_ids, plan, strict=True))]
 
-    def add_side_call(self, completion: Completion, cost: float, rows: list[Any]) -> None:
+    def _add_programs(self, conn: Connection, proposals: list[Proposal], plan: list[rows.Fate],
+                      sample_ids: list[int], now: datetime) -> dict[int, ProgramRow]:
+        """Inserts the program rows of a call's proposals, in their order; a duplicate of a child
+        of the same call goes in a second statement, once its twin has an id. Returns the rows
+        (transient, with their ids) by proposal index."""
+        programs: dict[int, ProgramRow] = {}
+        stored = [i for i, fate in enumerate(plan) if fate.outcome not in NO_PROGRAM]
+        for wave in ([i for i in stored if plan[i].twin is None],
+                     [i for i in stored if plan[i].twin is not None]):
+            values = []
+            for i in wave:
+                twin = plan[i].twin
+                dup = programs[twin].id if twin is not None else plan[i].duplicate_of
+                values.append(rows.program_values(self.run_id, proposals[i], sample_ids[i], dup,
+                                                  now))
+            for i, row, pid in zip(wave, values, rows.insert_rows(conn, ProgramRow, values),
+                                   strict=True):
+                programs[i] = ProgramRow(id=pid, **row)
+        return programs
+
+    def add_side_call(self, completion: Completion, cost: float, stored: list[Any]) -> None:
         """Stores the rows an LLM call made beside the proposals wrote (the scratchpad's) and adds
         its tokens and cost to the run, in one transaction; counted in memory once committed."""
         with self.db.session() as s:
-            s.add_all(rows)
+            s.add_all(stored)
             s.execute(update(RunRow).where(RunRow.id == self.run_id)
-                      .values(**_token_values([completion], cost)))
+                      .values(**rows.token_values([completion], cost)))
         self.counters.count_tokens([completion], cost)
-
-    def _add_one(self, s: Session, p: Proposal, dup: int | None, group_id: str) -> Child:
-        c = p.completion
-        sample = LLMSampleRow(
-            run_id=self.run_id, parent_id=p.parent.id, iteration=p.iteration, group_id=group_id,
-            prompt=[{"role": m.role, "content": m.content} for m in p.prompt],
-            completion=c.text, finish_reason=c.finish_reason, model=c.model, adapter=c.adapter,
-            prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
-            latency_s=c.latency_s, kind=p.kind, island=p.island,
-            temperature=c.extra.get("temperature"), cost=c.extra.get("cost"), repair=p.repair)
-        if p.code is None or p.similar_to is not None:
-            sample.outcome = (SampleOutcome.REJECTED if p.code is None
-                              else SampleOutcome.TOO_SIMILAR)
-            sample.rejection = p.rejection
-            if p.similar_to is not None:
-                sample.nearest_program_id, sample.similarity = p.similar_to
-            s.add(sample)
-            s.flush()
-            return Child(sample.id, None, None, sample.outcome)
-        outcome = SampleOutcome.CHILD if dup is None else (
-            SampleOutcome.UNCHANGED if p.unchanged else SampleOutcome.DUPLICATE)
-        sample.outcome = outcome
-        s.add(sample)
-        s.flush()
-        prog = ProgramRow(
-            run_id=self.run_id, parent_id=p.parent.id, sample_id=sample.id,
-            kind=ProgramKind.MUTATION,
-            inspiration_ids=[m.id for m in p.inspirations], island=p.island,
-            generation=p.parent_generation + 1, iteration=p.iteration, code=p.code,
-            code_hash=p.code_hash or "",
-            status=ProgramStatus.PENDING if dup is None else ProgramStatus.DUPLICATE,
-            duplicate_of=dup, model=c.model, adapter=c.adapter)
-        s.add(prog)
-        s.flush()
-        if dup is not None:
-            return Child(sample.id, prog.id, None, outcome, p.code_hash)
-        ev = open_evaluation(s, prog, self.executor, new=True, queue=self.queue)
-        return Child(sample.id, prog.id, ev.id, SampleOutcome.CHILD, p.code_hash, prog)
 
     def reopen(self, program_id: int) -> int:
         """Opens a new evaluation attempt for a program whose result never arrived."""
@@ -182,26 +155,24 @@ class Ledger:
         new best) in one transaction; prog already holds the result (apply_result). When a worker
         already closed the evaluation row (evaluation_written), that row is left as it is."""
         now = utcnow()
-        with self.db.session() as s:
-            s.execute(update(ProgramRow).where(ProgramRow.id == prog.id).values(
-                status=prog.status, metrics=prog.metrics, score=prog.score,
-                artifacts=prog.artifacts, failure_kind=prog.failure_kind,
-                failure_reason=prog.failure_reason, features=prog.features,
-                evaluated_at=prog.evaluated_at, in_archive=bool(kept)))
+        with self.db.transaction() as conn:
+            conn.execute(rows.PROGRAM_RESULT, rows.result_params(prog, bool(kept)))
             if not evaluation_written:
-                s.execute(update(EvaluationRow).where(EvaluationRow.id == evaluation_id).values(
-                    status=prog.status, stage=result.stage, error_kind=result.error_kind,
-                    error=result.error, duration_s=result.duration_s, finished_at=now,
-                    started_at=now - timedelta(seconds=result.duration_s), worker=self.executor,
-                    layers=result.layers or None))
-            run_values: dict[str, Any] = {"evaluations": RunRow.evaluations + 1,
-                                          "failed": RunRow.failed + (0 if result.ok else 1)}
+                conn.execute(rows.EVALUATION_RESULT, {
+                    "v_key": evaluation_id, "v_status": prog.status, "v_stage": result.stage,
+                    "v_error_kind": result.error_kind, "v_error": result.error,
+                    "v_duration_s": result.duration_s, "v_finished_at": now,
+                    "v_started_at": now - timedelta(seconds=result.duration_s),
+                    "v_worker": self.executor, "v_layers": result.layers or None})
             if best:
-                run_values.update(_best_values(prog))
-            s.execute(update(RunRow).where(RunRow.id == self.run_id).values(**run_values))
+                conn.execute(update(RunRow).where(RunRow.id == self.run_id).values(
+                    evaluations=RunRow.evaluations + 1,
+                    failed=RunRow.failed + (0 if result.ok else 1), **_best_values(prog)))
+            else:
+                conn.execute(rows.COUNT_RESULT, {"v_key": self.run_id,
+                                                 "v_failed": 0 if result.ok else 1})
             if evicted:
-                s.execute(update(ProgramRow).where(ProgramRow.id.in_(evicted))
-                          .values(in_archive=False))
+                conn.execute(rows.LEAVE_ARCHIVE, {"v_ids": evicted})
         self.counters.count_result(result.ok)
         if not evaluation_written:  # a Celery worker counted the evaluations it closed
             metrics.evaluation(self.queue or LOCAL_QUEUE, result.status, result.error_kind,
@@ -211,32 +182,31 @@ class Ledger:
 
     def archive_changed(self, kept: list[int], evicted: list[int], best: ProgramRow | None) -> None:
         """Records which programs are in the archive now, and a new best program."""
-        with self.db.session() as s:
+        with self.db.transaction() as conn:
             if kept:
-                s.execute(update(ProgramRow).where(ProgramRow.id.in_(kept)).values(in_archive=True))
+                conn.execute(update(ProgramRow).where(ProgramRow.id.in_(kept)).values(in_archive=True))
             if evicted:
-                s.execute(update(ProgramRow).where(ProgramRow.id.in_(evicted))
+                conn.execute(update(ProgramRow).where(ProgramRow.id.in_(evicted))
                           .values(in_archive=False))
             if best is not None:
-                s.execute(update(RunRow).where(RunRow.id == self.run_id)
+                conn.execute(update(RunRow).where(RunRow.id == self.run_id)
                           .values(**_best_values(best)))
         if best is not None:
             self.note_best(best)
 
-    def add_migrant(self, source: ProgramRow, island: int, iteration: int,
-                    kind: ProgramKind = ProgramKind.MIGRANT) -> ProgramRow:
-        """Copies a scored program to another island (no new evaluation: same code, same score);
-        kind "reseed" marks the program an island reset starts the island from."""
-        with self.db.session() as s:
-            prog = ProgramRow(
-                run_id=self.run_id, parent_id=source.id, kind=kind, island=island,
-                generation=source.generation, iteration=iteration, code=source.code,
-                code_hash=source.code_hash, status=ProgramStatus.OK, metrics=source.metrics,
-                score=source.score, features=source.features, artifacts={},
-                model=source.model, adapter=source.adapter, evaluated_at=utcnow())
-            s.add(prog)
-            s.flush()
-            return prog
+    def add_migrants(self, copies: list[tuple[ProgramRow, int]], iteration: int,
+                     kind: ProgramKind = ProgramKind.MIGRANT) -> list[ProgramRow]:
+        """Copies scored programs to other islands, (source, island) each, in one statement (no
+        new evaluation: same code, same score); kind "reseed" marks the program an island reset
+        starts the island from. Returns the new rows."""
+        now = utcnow()
+        values = [rows.copy_values(self.run_id, src, island, iteration, kind, now)
+                  for src, island in copies]
+        if not values:
+            return []
+        with self.db.transaction() as conn:
+            ids = rows.insert_rows(conn, ProgramRow, values)
+        return [ProgramRow(id=pid, **row) for pid, row in zip(ids, values, strict=True)]
 
     def move_run(self, status: RunStatus, **values: Any) -> None:
         """Moves the run to status (with values); raises RunStatusError when its status may not
@@ -286,14 +256,6 @@ def apply_result(prog: ProgramRow, result: EvalResult, features: dict[str, float
     prog.failure_reason = result.error if not result.ok else result.reported_error
     prog.features = features if result.ok else {}
     prog.evaluated_at = utcnow()
-
-
-def _token_values(completions: list[Completion], cost: float) -> dict[str, Any]:
-    """Returns the run-row increments for the tokens and cost of completions."""
-    return {"prompt_tokens": RunRow.prompt_tokens + sum(c.prompt_tokens for c in completions),
-            "completion_tokens": RunRow.completion_tokens + sum(c.completion_tokens
-                                                                for c in completions),
-            "cost": RunRow.cost + cost}
 
 
 def _best_values(prog: ProgramRow) -> dict[str, Any]:

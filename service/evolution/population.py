@@ -38,14 +38,16 @@ class Population:
                 feats[dim] = float(result.metrics[dim])
         return feats
 
-    def add(self, prog: Any) -> Membership:
-        """Adds a scored program to the archive (no writes); returns what changed."""
+    def add(self, prog: Any, than: float | None = None) -> Membership:
+        """Adds a scored program to the archive (no writes); returns what changed: a new best
+        beats the run's best and than (a score not recorded yet)."""
         member = Member(id=prog.id, island=prog.island,
                         fitness=self.problem.direction.fitness(prog.score), score=prog.score,
                         code_hash=prog.code_hash, features=prog.features or {},
                         generation=prog.generation)
         outcome = self.archive.add(member)
-        best = self.problem.direction.better(prog.score, self.ledger.counters.best_score)
+        best = self.problem.direction.better(prog.score, self.ledger.counters.best_score) and (
+            than is None or self.problem.direction.better(prog.score, than))
         for evicted in outcome.evicted:
             self.rows.drop(evicted)
         return ([prog.id] if outcome.kept else []), outcome.evicted, best
@@ -57,18 +59,38 @@ class Population:
         if self.add(prog)[2]:
             self.ledger.note_best(prog)
 
+    def warm(self) -> None:
+        """Reads the rows of the archive's members in one query (on restore): the prompts of
+        the next iterations need them, and a miss would cost a query each."""
+        ids = {m for isl in self.archive.islands for m in isl.members}
+        ids.update(e.id for e in self.archive.elites)
+        self.rows.get(sorted(ids)[-self.rows.size:])
+
     def take_in(self, prog: ProgramRow) -> None:
         """Adds a program another writer stored and scored (an RL round's), and records it."""
         kept, evicted, best = self.add(prog)
         self.ledger.archive_changed(kept, evicted, prog if best else None)
 
     def migrate(self, iteration: int) -> None:
-        """Copies the archive's migrants to their islands (rows without a new evaluation)."""
-        for member, dest in self.archive.migrants():
-            source = self.rows.get([member.id])[member.id]
-            migrant = self.ledger.add_migrant(source, dest, iteration)
+        """Copies the archive's migrants to their islands: their rows (no new evaluation) in one
+        statement, then the archive membership they change in one transaction."""
+        moves = self.archive.migrants()
+        if not moves:
+            return
+        sources = self.rows.get([member.id for member, _ in moves])
+        copies = self.ledger.add_migrants([(sources[m.id], dest) for m, dest in moves], iteration)
+        kept: list[int] = []
+        evicted: list[int] = []
+        best: ProgramRow | None = None
+        for migrant in copies:
             self.rows.put(migrant)
-            self.take_in(migrant)
+            k, e, better = self.add(migrant, than=best.score if best is not None else None)
+            kept, evicted = kept + k, evicted + e
+            best = migrant if better else best
+        new = {m.id for m in copies}
+        gone = set(evicted)
+        self.ledger.archive_changed([k for k in kept if k not in gone],
+                                    [e for e in evicted if e not in new], best)
 
     def reset_islands(self, resets: list[tuple[int, Member]], iteration: int) -> None:
         """FunSearch-style: restarts each island from a better island's best program (a `reseed`
@@ -76,7 +98,7 @@ class Population:
         for island, member in resets:
             removed = self.archive.reset_island(island)
             source = self.rows.get([member.id])[member.id]
-            seed = self.ledger.add_migrant(source, island, iteration, kind=ProgramKind.RESEED)
+            seed, = self.ledger.add_migrants([(source, island)], iteration, ProgramKind.RESEED)
             self.rows.put(seed)
             kept, evicted, best = self.add(seed)
             self.ledger.archive_changed(kept, removed + evicted, seed if best else None)

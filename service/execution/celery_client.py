@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from kombu.exceptions import OperationalError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from evaluators.jobs import EvalJob, EvalResult
 from service.db import Database
@@ -16,6 +16,9 @@ from service.execution import celery_tasks as tasks
 from service.execution.base import ExecutorUnavailable
 
 log = logging.getLogger("evoforge.celery")
+FINISHED = select(EvaluationRow.id, EvaluationRow.result).where(
+    EvaluationRow.id.in_(bindparam("ids", expanding=True)),
+    EvaluationRow.status.in_(("ok", "failed")), EvaluationRow.result.is_not(None))
 RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3}
 
 
@@ -31,6 +34,7 @@ class CeleryExecutor:
         self._poller: asyncio.Task[None] | None = None
         self._checked = False
         self._check_lock = asyncio.Lock()
+        self._reader = tasks.KeptConnection(db)  # the poller's; polls never overlap
 
     async def evaluate(self, job: EvalJob) -> EvalResult:
         """Sends job and returns the result its worker writes (waits across worker restarts)."""
@@ -76,7 +80,10 @@ class CeleryExecutor:
             self.app.send_task(tasks.TASK_NAME, args=[job.evaluation_id, job.to_dict(),
                                                       str(self.db.url)],
                                queue=self.queue, time_limit=limit, retry=True,
-                               retry_policy=RETRY_POLICY)
+                               retry_policy=RETRY_POLICY,
+                               # what logs and `celery inspect` show of the task; given, Celery
+                               # does not render the job (code and all) and the database URL
+                               argsrepr=f"(evaluation {job.evaluation_id})", kwargsrepr="{}")
         except OperationalError as exc:
             raise ExecutorUnavailable(f"cannot send to the broker {self.broker}: {exc}") from None
 
@@ -96,11 +103,10 @@ class CeleryExecutor:
             await asyncio.sleep(self.poll_s)
 
     def _finished(self, ids: list[int]) -> list[tuple[int, dict[str, Any]]]:
-        with self.db.session() as s:
-            rows = s.execute(select(EvaluationRow.id, EvaluationRow.result).where(
-                EvaluationRow.id.in_(ids), EvaluationRow.status.in_(("ok", "failed")),
-                EvaluationRow.result.is_not(None)))
-            return [(eid, payload) for eid, payload in rows]
+        """Returns the results workers wrote for these evaluations: one autocommitted SELECT on
+        a connection the poller keeps (no pool checkout, BEGIN or COMMIT per poll)."""
+        rows = self._reader.execute(FINISHED, {"ids": ids})
+        return [(eid, payload) for eid, payload in rows]
 
     async def aclose(self, kill: bool = False) -> None:
         """Stops waiting; evaluations already sent finish on their workers, are read on resume."""
@@ -109,3 +115,4 @@ class CeleryExecutor:
         for future in self._waiting.values():
             future.cancel()
         self._waiting.clear()
+        self._reader.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import Connection, CursorResult, Executable, select, update
+from sqlalchemy import JSON, Connection, CursorResult, Executable, bindparam, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from evaluators.evaluate import evaluate_job
@@ -48,7 +48,7 @@ CONF: dict[str, Any] = {
 app = Celery("evoforge")  # the worker's app; controllers send through client_app(broker)
 app.conf.update(CONF)
 _databases: dict[str, Database] = {}
-_connections: dict[str, Connection] = {}  # one kept connection per database per process
+_connections: dict[str, KeptConnection] = {}  # one kept connection per database per process
 _problem_dirs: dict[tuple[str, int], Path] = {}
 _clients: dict[str, Celery] = {}
 DB_RETRY_S = 5.0
@@ -116,48 +116,94 @@ def _evaluate(self: Any, evaluation_id: int, job: dict[str, Any], db_url: str) -
     return "written"
 
 
+def _bound(*names: str) -> dict[str, Any]:
+    """Returns SET column = :v_column for each name (typed as the column, JSON included)."""
+    table = EvaluationRow.__table__
+    return {n: bindparam(f"v_{n}", type_=_null_is_null(table.c[n].type)) for n in names}
+
+
+def _null_is_null(kind: Any) -> Any:
+    """Returns the column type, a JSON one storing None as SQL NULL (as a literal None does)."""
+    return JSON(none_as_null=True) if isinstance(kind, JSON) else kind
+
+
+# Built once with bound parameters: SQLAlchemy builds and keys them once, not at every write.
+_EV = EvaluationRow.__table__
+START = (update(_EV).where(_EV.c.id == bindparam("v_key"),
+                           _EV.c.status.in_((EvaluationStatus.QUEUED, EvaluationStatus.RUNNING)))
+         .values(deliveries=_EV.c.deliveries + 1, status=EvaluationStatus.RUNNING,
+                 **_bound("worker", "started_at"))
+         .returning(_EV.c.deliveries))
+FINISH = (update(_EV).where(_EV.c.id == bindparam("v_key"),
+                            _EV.c.status == EvaluationStatus.RUNNING)
+          .values(**_bound("status", "result", "stage", "error_kind", "error", "duration_s",
+                           "layers", "finished_at")))
+
+
 def _start(db: Database, evaluation_id: int, worker: str) -> int | None:
     """Commits the delivery counter; returns it, or None when the evaluation is already final."""
-    row = _execute(db, update(EvaluationRow)
-                   .where(EvaluationRow.id == evaluation_id,
-                          EvaluationRow.status.in_((EvaluationStatus.QUEUED,
-                                                    EvaluationStatus.RUNNING)))
-                   .values(deliveries=EvaluationRow.deliveries + 1, status=EvaluationStatus.RUNNING,
-                           worker=worker, started_at=utcnow())
-                   .returning(EvaluationRow.deliveries)).first()
+    row = _execute(db, START, {"v_key": evaluation_id, "v_worker": worker,
+                               "v_started_at": utcnow()}).first()
     return None if row is None else int(row[0])
 
 
 def finish(db: Database, evaluation_id: int, result: EvalResult) -> bool:
     """Writes a result once; returns False when another delivery already wrote one."""
-    done = _execute(db, update(EvaluationRow)
-                    .where(EvaluationRow.id == evaluation_id,
-                           EvaluationRow.status == EvaluationStatus.RUNNING)
-                    .values(status=EvaluationStatus.OK if result.ok else EvaluationStatus.FAILED,
-                            result=result.to_dict(),
-                            stage=result.stage, error_kind=result.error_kind, error=result.error,
-                            duration_s=result.duration_s, layers=result.layers or None,
-                            finished_at=utcnow()))
+    done = _execute(db, FINISH, {
+        "v_key": evaluation_id,
+        "v_status": EvaluationStatus.OK if result.ok else EvaluationStatus.FAILED,
+        "v_result": result.to_dict(), "v_stage": result.stage, "v_error_kind": result.error_kind,
+        "v_error": result.error, "v_duration_s": result.duration_s,
+        "v_layers": result.layers or None, "v_finished_at": utcnow()})
     return done.rowcount == 1
 
 
-def _execute(db: Database, statement: Executable) -> CursorResult[Any]:
-    """Runs one statement in its own transaction on this process's kept connection: one round
-    trip, no pool checkout or ping per write. A connection the server dropped (a restart) is
-    replaced once; other errors go to the task's retry."""
-    for attempt in (0, 1):
-        conn = _connections.get(db.url)
-        if conn is None or conn.closed:
-            conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            _connections[db.url] = conn
-        try:
-            return conn.execute(statement)
-        except DBAPIError as exc:
-            _connections.pop(db.url, None)
-            conn.invalidate()
-            if not exc.connection_invalidated or attempt:
-                raise
-    raise AssertionError("unreachable")
+def _execute(db: Database, statement: Executable,
+             params: dict[str, Any] | None = None) -> CursorResult[Any]:
+    """Runs one statement in its own transaction on this process's kept connection (one per
+    database): one round trip, no pool checkout or ping per write."""
+    kept = _connections.get(db.url) or KeptConnection(db)
+    result = kept.execute(statement, params)
+    _connections[db.url] = kept  # kept once it has worked
+    return result
+
+
+class KeptConnection:
+    """A connection kept open in autocommit mode: each statement is one round trip, committed on
+    its own. A connection the server dropped (a restart) is replaced once; other errors go to
+    the caller. Not for concurrent use."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.conn: Connection | None = None
+
+    def execute(self, statement: Executable,
+                params: dict[str, Any] | None = None) -> CursorResult[Any]:
+        """Runs statement (with params) and returns its result."""
+        for attempt in (0, 1):
+            if self.conn is None or self.conn.closed:
+                self.conn = self.db.engine.connect().execution_options(
+                    isolation_level="AUTOCOMMIT")
+            try:
+                return self.conn.execute(statement, params)
+            except DBAPIError as exc:
+                self.conn.invalidate()
+                self.conn = None
+                if not exc.connection_invalidated or attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Gives the connection back to the pool."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def invalidate(self) -> None:
+        """Drops the connection (the pool does not take it back)."""
+        if self.conn is not None:
+            self.conn.invalidate()
+            self.conn = None
 
 
 def _localise(db: Database, db_url: str, evaluation_id: int, job: EvalJob) -> EvalJob:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
-from service.db import Database, SchemaOutOfDate, upgrade
+from service.db import Database, SchemaOutOfDate, session, upgrade
 from service.db.models import ProgramRow
 from service.db.queries import (
     acquire_lease,
@@ -21,9 +22,9 @@ from service.db.queries import (
     renew_lease,
     unfinished_programs,
 )
-from service.db.session import schema_state
+from service.db.session import DB_DOWN, schema_state
 from service.problems.load import load_problem
-from tests.conftest import REPO
+from tests.conftest import PG_ADMIN, REPO
 
 QUICKSTART = REPO / "problems" / "quickstart"
 
@@ -127,3 +128,32 @@ def test_upgrade_is_idempotent(pg_url: str) -> None:
         current = MigrationContext.configure(conn).get_current_revision()
     db.close()
     assert head is not None and current == head
+
+
+def _backend_pid(db: Database) -> int:
+    with db.session() as s:
+        return s.scalar(text("SELECT pg_backend_pid()"))
+
+
+def _drop_connection(pid: int) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:  # as a server restart would
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+@pytest.mark.parametrize("idle_s", [0.0, 3600.0])
+def test_a_pooled_connection_is_pinged_only_after_it_was_idle(
+        pg_url: str, idle_s: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session, "PING_AFTER_IDLE_S", idle_s)
+    upgrade(pg_url)
+    db = Database(pg_url)
+    try:
+        before = _backend_pid(db)
+        _drop_connection(before)
+        if idle_s == 0.0:  # idle long enough: the ping finds it dead and a new one serves
+            assert _backend_pid(db) != before
+        else:  # used a moment ago: no round trip spent on a ping; its loss reaches the caller
+            with pytest.raises(DB_DOWN):
+                _backend_pid(db)
+            assert _backend_pid(db) != before  # ... and the pool replaced it
+    finally:
+        db.close()

@@ -187,8 +187,8 @@ def test_a_result_a_worker_already_wrote_leaves_its_evaluation_row_alone(ledger:
 
 def test_archive_changes_set_membership_and_a_new_best(ledger: Ledger) -> None:
     parent = scored_initial(ledger)
-    migrant = ledger.add_migrant(parent, island=1, iteration=4)
-    better = ledger.add_migrant(parent, island=1, iteration=5)
+    migrant, = ledger.add_migrants([(parent, 1)], iteration=4)
+    better, = ledger.add_migrants([(parent, 1)], iteration=5)
     better.score = -1.0
     ledger.archive_changed([migrant.id, better.id], [parent.id], better)
     run = in_step(ledger)
