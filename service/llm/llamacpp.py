@@ -52,9 +52,9 @@ class LlamaCppBackend:
 
     Prompt cache: the KV state of the last request stays, and the next prompt evaluates only
     what follows the prefix it shares with it (the system prompt, the problem, often the whole
-    parent). On this CPU backend a token's logits do not depend on how the prompt was split into
-    batches, so the same prompt and seed give the same text with a warm or a cold cache (a test
-    holds this); prompt_cache False clears it before every prompt.
+    parent). The reused prefix is cut so that the rest is evaluated in batches as a cold prompt
+    would be (_keep_prefix), so the same prompt and seed give the same text with a warm or a
+    cold cache (a test holds this); prompt_cache False clears it before every prompt.
     """
 
     name = "llamacpp"
