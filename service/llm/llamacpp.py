@@ -47,6 +47,22 @@ def derive_seeds(seed: int, n: int) -> list[int]:
     return [(seed + j * _SEED_STRIDE) % 2**31 for j in range(n)]
 
 
+def thread_split(given: int | None, cores: int) -> tuple[int, int]:
+    """Returns llama.cpp's (generation, prompt) threads: `given` for both, else half the cores
+    for generation and all of them for prompts.
+
+    Generating one token is a chain of small steps that wait for every thread of the team; on a
+    small machine where the evaluations (and anything else) take cores, a team of one loses no
+    time waiting and leaves a core to the evaluations: on 2 shared cores, quickstart took
+    0.80-0.94 of the CPU of a 2-thread team (wall 0.85-1.16, noisy), texts unchanged
+    (docs/benchmarks.md). Prompts are batches, worth the whole machine. llama-cpp-python's own
+    server splits alike.
+    """
+    if given:
+        return given, given
+    return max(cores // 2, 1), cores
+
+
 class LlamaCppBackend:
     """llama-cpp-python in this process; one request at a time, on one worker thread.
 
@@ -66,11 +82,11 @@ class LlamaCppBackend:
                  prompt_cache: bool = True) -> None:
         self.prompt_cache = prompt_cache
         self.path = resolve_model_path(cfg, settings)
-        threads = settings.llm_threads or os.cpu_count() or 1
+        threads, batch_threads = thread_split(settings.llm_threads, os.cpu_count() or 1)
         try:
             self._llama: llama_cpp.Llama | None = llama_cpp.Llama(
                 model_path=str(self.path), n_ctx=cfg.context_window or DEFAULT_CONTEXT,
-                n_threads=threads, n_threads_batch=threads, verbose=False, seed=seed)
+                n_threads=threads, n_threads_batch=batch_threads, verbose=False, seed=seed)
         except (ValueError, RuntimeError) as exc:
             raise ConfigError(f"llm.model: llama.cpp cannot load '{self.path}' ({exc}); "
                               "check that it is a complete GGUF model file") from exc

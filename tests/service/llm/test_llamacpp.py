@@ -12,7 +12,7 @@ import service.llm.models
 from service.config import ConfigError, LLMConfig
 from service.llm.base import LLMError, LLMUnavailable, Message, Sampling
 from service.llm.factory import make_backend
-from service.llm.llamacpp import LlamaCppBackend
+from service.llm.llamacpp import LlamaCppBackend, thread_split
 from service.llm.models import default_model_path
 from service.settings import Settings
 
@@ -191,3 +191,9 @@ def test_generation_ends_where_stop_when_says_the_answer_is_done(backend):
     assert "\n" in full.text.strip() and full.text.startswith(cut.text)
     assert cut.finish_reason == "stop" and cut.completion_tokens < full.completion_tokens
     assert len(asked) == 1 and asked[0].endswith("\n") and cut.text.startswith(asked[0])
+
+
+def test_threads_default_to_half_the_cores_for_generation_and_all_for_prompts():
+    assert thread_split(None, 2) == (1, 2) and thread_split(None, 16) == (8, 16)
+    assert thread_split(None, 1) == (1, 1)
+    assert thread_split(3, 16) == (3, 3)  # EVOFORGE's llm_threads setting: both
