@@ -10,7 +10,8 @@ variant.
 
 Variants: `before` is the loop as it was (the KV cache cleared before every prompt, generation
 to the end-of-turn token or max_tokens), `after` is the code as it is (prompt cache kept,
-generation stopped where the answer's code block closes).
+generation stopped where the answer's code block closes); a suffix `:tN` runs a variant with N
+llama.cpp threads (default: one per core), e.g. `after,after:t1`.
 
     .venv/bin/python -m benchmarks.perf.embedded_loop [--problem problems/quickstart] \
         [--iterations 40] [--seeds 0,1] [--variants before,after]
@@ -78,6 +79,7 @@ class Meter:
 def instrument(engine: Engine, variant: str, meter: Meter) -> None:
     """Times the engine's parts; `before` also restores the old LLM behaviour."""
     llm = engine.llm
+    variant = variant.partition(":t")[0]
     llm.prompt_cache = variant != "before"
     generate = llm.generate
 
@@ -112,7 +114,9 @@ def one_run(problem_dir: Path, variant: str, seed: int, iterations: int) -> dict
         db = Database(f"sqlite:///{Path(tmp) / DB_FILE}")
         try:
             run_id = create_run(db, problem, cfg)
-            row = asyncio.run(drive(db, run_id, Settings(home=Path(tmp)), on_engine=on_engine))
+            threads = variant.partition(":t")[2]
+            settings = Settings(home=Path(tmp), llm_threads=int(threads) if threads else None)
+            row = asyncio.run(drive(db, run_id, settings, on_engine=on_engine))
         finally:
             db.close()
     wall, cpu = time.perf_counter() - started["wall"], _cpu() - started["cpu"]
@@ -189,7 +193,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=0,
                     help="iterations per run; 0: the problem's own budget (40 for quickstart)")
     ap.add_argument("--seeds", default="0", help="comma-separated")
-    ap.add_argument("--variants", default=",".join(VARIANTS), help="before,after or one")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="before,after or one; NAME:tN runs it with N llama.cpp threads")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     variants = args.variants.split(",")
