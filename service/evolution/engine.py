@@ -39,6 +39,7 @@ from service.evolution.budget import Counters, stop_reason
 from service.evolution.ledger import Ledger, apply_result, queue_of
 from service.evolution.planner import Plan, Planner
 from service.evolution.population import Population
+from service.evolution.prompts import block_closed
 from service.evolution.report import InitialProgramFailed, Progress, RunBusy
 from service.evolution.training import NoTraining, RoundProgress, TrainingHook
 from service.execution.base import Executor, ExecutorUnavailable, make_job
@@ -207,7 +208,8 @@ class Engine:
         sampling = Sampling(temperature=self.aids.temperature(self.counters.iterations),
                             top_p=self.cfg.llm.top_p,
                             max_tokens=self.cfg.llm.max_tokens,
-                            seed=self.cfg.seed * 1_000_003 + call)
+                            seed=self.cfg.seed * 1_000_003 + call,
+                            stop_when=block_closed if self.fmt == "rewrite" else None)
         try:
             started = time.monotonic()
             batches = await self.llm.generate([p.messages for p in plans], n, sampling)

@@ -12,6 +12,7 @@ from string import Template
 from typing import Any
 
 from service.edits.apply import Format
+from service.edits.rewrite import closed_prefix
 from service.llm.base import Message
 from service.problems.blocks import block_text, lenient_blocks
 from service.problems.direction import Direction
@@ -101,6 +102,12 @@ def asked_format(messages: list[Message]) -> Format:
     user = next((m.content for m in reversed(messages) if m.role == "user"), "")
     ending = _template("answer_diff.txt").template.strip().splitlines()[-1]
     return "diff" if user.rstrip().endswith(ending) else "rewrite"
+
+
+def block_closed(answer: str) -> bool:
+    """Returns True once a rewrite answer has closed its ```python block: what follows is prose
+    the parser drops (the embedded model adds 50-200 tokens of it), so generation can stop."""
+    return closed_prefix(answer) is not None
 
 
 def _layouts(ctx: PromptContext) -> Iterator[_Layout]:

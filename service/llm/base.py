@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -34,6 +35,10 @@ class Sampling:
     top_p: float = 0.95
     max_tokens: int = 512
     seed: int | None = None
+    # Ends the answer early once it returns True on the text so far, cut at its last line end
+    # (e.g. "the code block closed"): the finish_reason is then 'stop'. Backends that stream
+    # tokens in this process honour it; the others generate to their own end.
+    stop_when: Callable[[str], bool] | None = None
 
 
 @dataclass

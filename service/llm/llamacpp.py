@@ -27,6 +27,7 @@ from service.settings import Settings
 DEFAULT_CONTEXT = 4096
 MIN_COMPLETION_TOKENS = 32  # a prompt that leaves less room than this is refused, not sent
 _SEED_STRIDE = 1_000_003  # completion j of a request gets seed (seed + j * stride) mod 2^31
+TOP_K, MIN_P = 40, 0.05  # llama-cpp-python's create_chat_completion defaults, kept
 
 
 def resolve_model_path(cfg: LLMConfig, settings: Settings) -> Path:
@@ -46,11 +47,30 @@ def derive_seeds(seed: int, n: int) -> list[int]:
     return [(seed + j * _SEED_STRIDE) % 2**31 for j in range(n)]
 
 
+def thread_split(given: int | None, cores: int) -> tuple[int, int]:
+    """Returns llama.cpp's (generation, prompt) threads: `given` for both, else half the cores
+    for generation and all of them for prompts.
+
+    Generating one token is a chain of small steps that wait for every thread of the team; on a
+    small machine where the evaluations (and anything else) take cores, a team of one loses no
+    time waiting and leaves a core to the evaluations: on 2 shared cores, quickstart took
+    0.80-0.94 of the CPU of a 2-thread team (wall 0.85-1.16, noisy), texts unchanged
+    (docs/benchmarks.md). Prompts are batches, worth the whole machine. llama-cpp-python's own
+    server splits alike.
+    """
+    if given:
+        return given, given
+    return max(cores // 2, 1), cores
+
+
 class LlamaCppBackend:
     """llama-cpp-python in this process; one request at a time, on one worker thread.
 
-    Reproducibility: with Sampling.seed set, the KV cache is cleared before each prompt, so the
-    same prompt and seed give the same texts; without a seed the cache is reused (faster).
+    Prompt cache: the KV state of the last request stays, and the next prompt evaluates only
+    what follows the prefix it shares with it (the system prompt, the problem, often the whole
+    parent). The reused prefix is cut so that the rest is evaluated in batches as a cold prompt
+    would be (_keep_prefix), so the same prompt and seed give the same text with a warm or a
+    cold cache (a test holds this); prompt_cache False clears it before every prompt.
     """
 
     name = "llamacpp"
@@ -58,13 +78,15 @@ class LlamaCppBackend:
     adapters = AdapterSupport.LOCAL  # GGUF LoRA files, applied in this process
     bandit = None
 
-    def __init__(self, cfg: LLMConfig, settings: Settings, seed: int = 0) -> None:
+    def __init__(self, cfg: LLMConfig, settings: Settings, seed: int = 0,
+                 prompt_cache: bool = True) -> None:
+        self.prompt_cache = prompt_cache
         self.path = resolve_model_path(cfg, settings)
-        threads = settings.llm_threads or os.cpu_count() or 1
+        threads, batch_threads = thread_split(settings.llm_threads, os.cpu_count() or 1)
         try:
             self._llama: llama_cpp.Llama | None = llama_cpp.Llama(
                 model_path=str(self.path), n_ctx=cfg.context_window or DEFAULT_CONTEXT,
-                n_threads=threads, n_threads_batch=threads, verbose=False, seed=seed)
+                n_threads=threads, n_threads_batch=batch_threads, verbose=False, seed=seed)
         except (ValueError, RuntimeError) as exc:
             raise ConfigError(f"llm.model: llama.cpp cannot load '{self.path}' ({exc}); "
                               "check that it is a complete GGUF model file") from exc
@@ -73,6 +95,7 @@ class LlamaCppBackend:
         n_params = llama_cpp.llama_model_n_params(self._llama.model)
         self.small_model = n_params < SMALL_MODEL_PARAMS or small_model_from_name(self.model)
         self._formatter = self._chat_formatter(self._llama)
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llama.model)
         # llama.cpp contexts are not thread-safe: all model work runs on this one thread, in
         # order (which also keeps one OpenMP thread team for ggml instead of one per caller).
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
@@ -131,13 +154,86 @@ class LlamaCppBackend:
                          sampling: Sampling) -> list[Completion]:
         """Returns one completion per seed for one prompt (blocking; on the worker thread)."""
         llama = self._loaded()
-        if sampling.seed is not None:
-            llama.reset()  # same seed, same text: no dependence on what was cached before
-        return [self._complete_one(llama, messages, max_tokens, s, sampling) for s in seeds]
+        if self._formatter is None:  # no chat template in the GGUF: llama-cpp-python's own
+            if sampling.seed is not None:
+                llama.reset()  # same seed, same text: no dependence on what was cached before
+            return [self._chat_one(llama, messages, max_tokens, s, sampling) for s in seeds]
+        chat = self._formatter(messages=_as_dicts(messages))
+        tokens = llama.tokenize(chat.prompt.encode("utf-8"), add_bos=not chat.added_special,
+                                special=True)
+        return [self._complete_one(llama, tokens, max_tokens, s, sampling) for s in seeds]
 
-    def _complete_one(self, llama: llama_cpp.Llama, messages: list[Message], max_tokens: int,
+    def _complete_one(self, llama: llama_cpp.Llama, prompt: list[int], max_tokens: int,
                       seed: int, sampling: Sampling) -> Completion:
-        """Returns one completion from llama.cpp (blocking)."""
+        """Returns one completion of the prompt's tokens, sampled as create_completion samples,
+        ended by an end-of-generation token, max_tokens or sampling.stop_when (blocking)."""
+        start = time.perf_counter()
+        cached = self._keep_prefix(llama, prompt)
+        llama.set_seed(seed)
+        out: list[int] = []
+        answer = bytearray()  # the answer's bytes so far, for stop_when
+        finish, first = "length", None
+        tokens = llama.generate(prompt, top_k=TOP_K, top_p=sampling.top_p, min_p=MIN_P,
+                                temp=sampling.temperature, repeat_penalty=1.0)
+        try:
+            for token in tokens:
+                first = first or time.perf_counter()
+                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                    finish = "stop"
+                    break
+                out.append(token)
+                if sampling.stop_when is not None and self._stops(llama, token, answer, sampling):
+                    finish = "stop"
+                    break
+                if len(out) >= max_tokens:
+                    break
+        except (ValueError, RuntimeError) as exc:
+            raise LLMError(f"llama.cpp failed on {self.model}: {exc}") from exc
+        finally:
+            tokens.close()
+        end = time.perf_counter()
+        first = first or end
+        return Completion(
+            text=llama.detokenize(out, prev_tokens=prompt).decode("utf-8", errors="ignore"),
+            finish_reason=finish, prompt_tokens=len(prompt), completion_tokens=len(out),
+            latency_s=end - start, model=self.model, adapter=self.adapter,
+            extra={"seed": seed, "max_tokens": max_tokens, "cached_tokens": cached,
+                   "prompt_s": first - start, "decode_s": end - first})
+
+    def _keep_prefix(self, llama: llama_cpp.Llama, prompt: list[int]) -> int:
+        """Cuts the cached state to the prefix this prompt may reuse; returns its length.
+
+        llama.cpp computes a token evaluated alone (a batch of one) slightly differently from
+        one evaluated with others: up to 1.0 apart in the logits, enough to change a sampled
+        text. A cold prompt is evaluated in batches of n_batch, so its last token is alone only
+        when len % n_batch == 1; the reused prefix is cut so that the rest is evaluated alike,
+        and then the logits are bit for bit those of a cold cache.
+        """
+        n, batch = len(prompt), llama.n_batch
+        keep = 0
+        if self.prompt_cache:
+            keep = min(_shared_prefix(llama.input_ids[:llama.n_tokens].tolist(), prompt), n - 1)
+            while keep > 0 and ((n - keep) % batch == 1) != (n % batch == 1):
+                keep -= 1
+        if keep == 0:
+            llama.reset()
+        llama.n_tokens = keep  # generate() reuses exactly this prefix and evaluates the rest
+        return keep
+
+    @staticmethod
+    def _stops(llama: llama_cpp.Llama, token: int, answer: bytearray, sampling: Sampling) -> bool:
+        """Adds the token's text to answer; returns True when stop_when says the answer is done
+        (asked only when a line ended, on the text up to that line end)."""
+        piece = llama.detokenize([token])
+        answer += piece
+        if b"\n" not in piece or sampling.stop_when is None:
+            return False
+        done = answer[:answer.rfind(b"\n") + 1]
+        return sampling.stop_when(done.decode("utf-8", errors="ignore"))
+
+    def _chat_one(self, llama: llama_cpp.Llama, messages: list[Message], max_tokens: int,
+                  seed: int, sampling: Sampling) -> Completion:
+        """Returns one completion from llama-cpp-python's chat handler (blocking)."""
         start = time.perf_counter()
         try:
             out = llama.create_chat_completion(
@@ -197,6 +293,16 @@ class LlamaCppBackend:
         if self._llama is not None:
             self._llama.close()
             self._llama = None
+
+
+def _shared_prefix(a: list[int], b: list[int]) -> int:
+    """Returns how many leading tokens a and b share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _as_dicts(messages: list[Message]) -> list[dict[str, str]]:

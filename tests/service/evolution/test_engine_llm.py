@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from service.db import Database
 from service.db.models import LLMSampleRow, ProgramRow
+from service.edits.rewrite import closed_prefix
 from tests.service.cli.test_run import evoforge, last_json
 from tests.service.engine_helpers import tiny_problem
 
@@ -37,6 +38,9 @@ def test_embedded_model_runs_the_loop_end_to_end(tmp_path: Path) -> None:
     assert all(r.model.startswith("SmolLM2") for r in rows)
     assert all(r.outcome in ("child", "rejected", "duplicate", "unchanged") for r in rows)
     assert all(r.rejection for r in rows if r.outcome == "rejected")
+    closed = [r.completion for r in rows if closed_prefix(r.completion) is not None]
+    # generation stopped where the code block closed: no prose after it was paid for
+    assert all(not c[len(closed_prefix(c)):].strip() for c in closed)
     db = Database(f"sqlite:///{home / 'evoforge.db'}")
     with db.session() as s:
         children = s.scalars(select(ProgramRow).where(ProgramRow.kind == "mutation")).all()

@@ -15,6 +15,7 @@ from service.evolution.prompts import (
     PromptContext,
     PromptTooLong,
     asked_format,
+    block_closed,
     blocks_excerpt,
     build_prompt,
     format_feedback,
@@ -291,3 +292,10 @@ def test_asked_format_of_a_rewrite_prompt_whose_feedback_quotes_the_search_marke
     parent = ProgramView(PARENT_A, -7.0, {}, {"stderr": "merge conflict:\n<<<<<<< SEARCH\n"})
     ctx = dataclasses.replace(_ctx("rewrite", None), parent=parent)
     assert asked_format(build_prompt(ctx, approx_tokens, 2000)) == "rewrite"
+
+
+def test_a_rewrite_answer_is_done_once_its_python_block_closes():
+    assert block_closed("Here it is:\n```python\ndef f():\n    return 1\n```\n")
+    assert not block_closed("Here it is:\n```python\ndef f():\n    return 1\n")
+    assert not block_closed("```python\ns = 1\n```text\n")  # a fence with a tag opens nothing
+    assert not block_closed("Some prose with ``` inside a line\n")

@@ -12,7 +12,7 @@ import service.llm.models
 from service.config import ConfigError, LLMConfig
 from service.llm.base import LLMError, LLMUnavailable, Message, Sampling
 from service.llm.factory import make_backend
-from service.llm.llamacpp import LlamaCppBackend
+from service.llm.llamacpp import LlamaCppBackend, thread_split
 from service.llm.models import default_model_path
 from service.settings import Settings
 
@@ -144,3 +144,56 @@ def test_closed_backend_refuses_further_work():
     asyncio.run(b.aclose())
     with pytest.raises(LLMUnavailable, match="closed"):
         asyncio.run(b.generate([HAIKU], 1, Sampling(max_tokens=8)))
+
+
+def curve_prompt(number: str) -> list[Message]:
+    """Returns a quickstart mutation prompt; prompts for two numbers share a long prefix."""
+    return [Message("system", "You are a Python programmer. You improve code. Reply with one "
+                    "```python code block."),
+            Message("user", "Change the numbers in curve(x) so that it matches a hidden target "
+                    "curve.\n```python\ndef curve(x):\n"
+                    f"    return {number} * x * x - 0.7 * x + 0.1\n```\nThe score is 0.257124 "
+                    "(higher is better).\nWrite an improved version of this code to get a higher "
+                    "score. Reply with only the code in one ```python block.\n")]
+
+
+def test_warm_prompt_cache_gives_the_texts_of_a_cold_one(backend):
+    # the same prompt again (here its last token alone would change the text), then one that
+    # shares a prefix with it
+    calls = [(curve_prompt("0.3"), 2), (curve_prompt("0.3"), 1), (curve_prompt("0.5"), 2)]
+
+    def answers(cache: bool) -> list:
+        backend.prompt_cache = cache
+        return [asyncio.run(backend.generate([p], 1, Sampling(temperature=0.7, max_tokens=128,
+                                                              seed=s)))[0][0] for p, s in calls]
+
+    try:
+        cold, warm = answers(False), answers(True)
+    finally:
+        backend.prompt_cache = True
+    assert [c.text for c in warm] == [c.text for c in cold]
+    assert all(c.extra["cached_tokens"] == 0 for c in cold)
+    assert warm[1].extra["cached_tokens"] == warm[1].prompt_tokens - 2  # never 1 token alone
+    assert 0 < warm[2].extra["cached_tokens"] < warm[1].extra["cached_tokens"]
+
+
+def test_generation_ends_where_stop_when_says_the_answer_is_done(backend):
+    prompt = [Message("user", "List ten fruits, one per line.")]
+    full = asyncio.run(backend.generate([prompt], 1, Sampling(max_tokens=60, seed=4)))[0][0]
+    asked = []
+
+    def first_line(text: str) -> bool:
+        asked.append(text)
+        return "\n" in text
+
+    [[cut]] = asyncio.run(backend.generate([prompt], 1, Sampling(max_tokens=60, seed=4,
+                                                                 stop_when=first_line)))
+    assert "\n" in full.text.strip() and full.text.startswith(cut.text)
+    assert cut.finish_reason == "stop" and cut.completion_tokens < full.completion_tokens
+    assert len(asked) == 1 and asked[0].endswith("\n") and cut.text.startswith(asked[0])
+
+
+def test_threads_default_to_half_the_cores_for_generation_and_all_for_prompts():
+    assert thread_split(None, 2) == (1, 2) and thread_split(None, 16) == (8, 16)
+    assert thread_split(None, 1) == (1, 1)
+    assert thread_split(3, 16) == (3, 3)  # EVOFORGE's llm_threads setting: both
