@@ -14,7 +14,9 @@ from service.db.models import ProblemRow, ProgramRow, RunRow
 from service.db.queries import add_problem, add_run, best_program
 from service.db.status import RunStatus
 from service.db.stored import load_run
+from service.edits.apply import Format
 from service.evolution.engine import Engine
+from service.evolution.prompts import ProgramView, PromptContext, smallest_prompt_tokens
 from service.evolution.report import Progress
 from service.evolution.reverify import reverify_run
 from service.execution.base import Executor
@@ -27,6 +29,7 @@ from service.settings import Settings
 from service.telemetry.logs import log_context
 
 log = logging.getLogger("evoforge.runs")
+MIN_ANSWER_TOKENS = 256  # an advisory max_tokens is never fitted below this
 
 
 def run_config_for(problem: Problem, config_file: Path | None,
@@ -77,7 +80,7 @@ async def _drive(db: Database, run_id: int, settings: Settings,
     _, problem, stored = load_run(db, run_id, settings)
     cfg = resolve_models(stored, settings)  # models picked by name become the operator's
     llm = make_backend(cfg.llm, settings, seed=cfg.seed)
-    cfg = fit_advisory(problem, cfg, llm.context_window)
+    cfg = fit_advisory(problem, cfg, llm.context_window, llm.count_tokens)
     executor = make_executor(cfg.evaluation, db, settings.broker)
     interrupted = True
     try:
@@ -95,21 +98,37 @@ async def _drive(db: Database, run_id: int, settings: Settings,
         await llm.aclose()
 
 
-def fit_advisory(problem: Problem, cfg: RunConfig, window: int) -> RunConfig:
+def fit_advisory(problem: Problem, cfg: RunConfig, window: int,
+                 count_tokens: Callable[[str], int]) -> RunConfig:
     """Returns cfg with an advisory llm.max_tokens (read from a config written for another model,
-    e.g. OpenEvolve's config.yaml) cut to half the serving model's context window, the other half
-    holding the prompt; says so once. A max_tokens the user set stays as it is (strict); the run
-    config does not record where a value came from, so one equal to the file's counts as it."""
+    e.g. OpenEvolve's config.yaml) fitted to the serving model's context window: at most half of
+    it, less when the initial program's smallest prompt (with room to grow by a quarter) needs
+    more than the other half, never under MIN_ANSWER_TOKENS; says so once. A max_tokens the user
+    set stays as it is (strict); the run config does not record where a value came from, so one
+    equal to the file's counts as it."""
     hinted = problem.advisory.get("llm.max_tokens")
     window = cfg.llm.context_window or window
-    cap = max(window // 2, 16)
-    if hinted is None or cfg.llm.max_tokens != hinted or hinted <= cap:
+    if hinted is None or cfg.llm.max_tokens != hinted:
+        return cfg
+    prompt = max(smallest_prompt_tokens(initial_context(problem, cfg, fmt), count_tokens)
+                 for fmt in ("diff", "rewrite"))
+    cap = max(min(window // 2, window - prompt - prompt // 4 - 16), min(MIN_ANSWER_TOKENS, hinted))
+    if hinted <= cap:
         return cfg
     log.warning("llm.max_tokens = %d comes from %s, written for another model; the model here "
-                "has a %d-token context, so each answer gets at most %d tokens and each prompt "
-                "the rest (set llm.max_tokens in RUN.toml to choose another value)",
-                hinted, problem.path.name + "/config.yaml", window, cap)
+                "has a %d-token context and the smallest prompt takes %d, so each answer gets at "
+                "most %d tokens and each prompt the rest (set llm.max_tokens in RUN.toml to "
+                "choose another value)", hinted, problem.path.name + "/config.yaml", window,
+                prompt, cap)
     return cfg.model_copy(update={"llm": cfg.llm.model_copy(update={"max_tokens": cap})})
+
+
+def initial_context(problem: Problem, cfg: RunConfig, fmt: Format) -> PromptContext:
+    """Returns the prompt context of the problem's initial program as the parent, in fmt."""
+    return PromptContext(problem_name=problem.name, description=problem.description,
+                         score_metric=problem.score_metric, direction=problem.direction, fmt=fmt,
+                         parent=ProgramView(problem.initial_code),
+                         system_message=cfg.llm.system_message, best_known=problem.best_known)
 
 
 def write_best(db: Database, run_id: int, out: Path) -> ProgramRow | None:

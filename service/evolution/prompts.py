@@ -96,6 +96,14 @@ def build_prompt(ctx: PromptContext, count_tokens: Callable[[str], int],
     raise PromptTooLong(size, max_prompt_tokens, count_tokens(ctx.description))
 
 
+def smallest_prompt_tokens(ctx: PromptContext, count_tokens: Callable[[str], int]) -> int:
+    """Returns the tokens of ctx's smallest prompt (the parent's EVOLVE-BLOCKs only, no
+    inspirations, no feedback): what any budget must leave for the prompt."""
+    *_, smallest = _layouts(ctx)
+    system = ctx.system_message or _template(f"system_{ctx.fmt}.txt").template.strip()
+    return sum(count_tokens(text) + MESSAGE_OVERHEAD for text in (system, _user(ctx, smallest)))
+
+
 def asked_format(messages: list[Message]) -> Format:
     """Returns the answer format a mutation prompt built here asks for: "diff" when its user
     message ends with the SEARCH/REPLACE instructions (answer_diff.txt), else "rewrite"."""

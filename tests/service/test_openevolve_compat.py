@@ -17,9 +17,10 @@ from sqlalchemy import select
 from service.config import build_run_config
 from service.db import Database
 from service.db.models import LLMSampleRow, ProgramRow, RunRow
+from service.evolution.prompts import smallest_prompt_tokens
 from service.execution.check import check_problem
 from service.problems.load import load_problem
-from service.runs import fit_advisory
+from service.runs import fit_advisory, initial_context
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openevolve_style"
 EVOFORGE = [sys.executable, "-m", "service.cli"]
@@ -88,10 +89,33 @@ def test_openevolve_cascade_settings_translate(tmp_path: Path, evaluator: str,
 def test_advisory_max_tokens_is_cut_to_half_the_context_and_a_user_value_stays() -> None:
     prob = load_problem(FIXTURES / "noisy_minimum")
     cfg = build_run_config(prob.run_defaults)
-    assert fit_advisory(prob, cfg, 4096).llm.max_tokens == 2048
-    assert fit_advisory(prob, cfg, 65536).llm.max_tokens == 16000  # it fits: kept
+    assert fit_advisory(prob, cfg, 4096, _words).llm.max_tokens == 2048
+    assert fit_advisory(prob, cfg, 65536, _words).llm.max_tokens == 16000  # it fits: kept
     mine = build_run_config(prob.run_defaults, {"llm": {"max_tokens": 20000}})
-    assert fit_advisory(prob, mine, 4096).llm.max_tokens == 20000  # set by the user: strict
+    assert fit_advisory(prob, mine, 4096, _words).llm.max_tokens == 20000  # the user's: strict
+
+
+def test_advisory_max_tokens_leaves_a_long_initial_program_its_prompt(tmp_path: Path) -> None:
+    folder = copy("noisy_minimum", tmp_path)
+    program = folder / "initial_program.py"
+    lines = program.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "EVOLVE-BLOCK-START" in line)
+    padding = [f"    # step {i}: a long comment the prompt has to carry along" for i in range(190)]
+    program.write_text("\n".join(lines[:start + 1] + padding + lines[start + 1:]) + "\n")
+    prob = load_problem(folder)
+    cfg = build_run_config(prob.run_defaults)
+    fitted = fit_advisory(prob, cfg, 4096, _words).llm.max_tokens
+    smallest = max(smallest_prompt_tokens(initial_context(prob, cfg, fmt), _words)
+                   for fmt in ("diff", "rewrite"))
+    assert smallest > 2048  # the half split would leave the prompt no room: the run would pause
+    assert fitted == 4096 - smallest - smallest // 4 - 16
+    planner_budget = 4096 - fitted - 16
+    assert smallest <= planner_budget
+
+
+def _words(text: str) -> int:
+    """A tokenizer stand-in: one token per word."""
+    return len(text.split())
 
 
 def test_check_shows_each_stage_with_its_metrics_threshold_and_outcome(tmp_path: Path) -> None:
