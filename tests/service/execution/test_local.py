@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -63,12 +62,10 @@ def test_local_executor_runs_two_of_four_jobs_at_a_time_and_matches_results(time
         finally:
             await executor.aclose()
 
-    started = time.monotonic()
     results = asyncio.run(main())
     assert [r.score for r in results] == [0, 1, 2, 3]
     assert all(r.ok for r in results)
     assert most_at_once([(r.metrics["started"], r.metrics["ended"]) for r in results]) == 2
-    assert time.monotonic() - started < 4 * 1.0  # two at a time, not one after another
 
 
 def test_a_cancelled_caller_keeps_its_slot_until_the_process_ends(
