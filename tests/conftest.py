@@ -67,6 +67,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_healthy(client: httpx.Client, log: Path, timeout: float = 60) -> None:
+    """Waits until the API behind client answers /api/health; fails with the log's tail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if client.get("/api/health").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.3)
+
+
 @pytest.fixture(scope="session")
 def llama_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Returns the /v1 URL of a real OpenAI-compatible server (llama.cpp's, on SmolLM2)."""

@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, wait_until_healthy
 from tests.web.conftest import CHROMIUM
 
 WEB = REPO / "service" / "web"
@@ -132,15 +131,7 @@ def _check_ui(venv: Path, pg_url: str, env: dict[str, str], work: Path, secret: 
                              stderr=subprocess.STDOUT)
     try:
         client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"})
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if client.get("/api/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, (work / "serve.log").read_text()[-3000:]
-            time.sleep(0.3)
+        wait_until_healthy(client, work / "serve.log")
         child = client.get(f"/api/runs/{run_id}/programs?kind=mutation").json()["items"][0]["id"]
         # In a thread of its own: the web tests' Playwright may hold this thread's event loop.
         with ThreadPoolExecutor(1) as pool:

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from service.db import Database, upgrade
 from service.db.models import EvaluationRow, RunRow
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until_healthy
 from tests.service.api.conftest import tiny_files
 from tests.service.celery_helpers import BROKERS, new_queue, start_worker
 from tests.service.engine_helpers import returns
@@ -101,13 +101,7 @@ def admin_client(env: dict[str, str], port: int, log: Path) -> httpx.Client:
     secret = json.loads(made.stdout.strip().splitlines()[-1])["token"]
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
                           headers={"Authorization": f"Bearer {secret}"})
-
-    def up() -> bool:
-        try:
-            return client.get("/api/health").status_code == 200
-        except httpx.HTTPError:
-            return False
-    wait_for(up, 60, "the API did not answer", log)
+    wait_until_healthy(client, log)
     return client
 
 

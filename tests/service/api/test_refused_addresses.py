@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from service.db import upgrade
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until_healthy
 from tests.service.api.conftest import tiny_files
 from tests.service.engine_helpers import TOML, returns
 
@@ -56,19 +56,12 @@ def served(pg_url: str, tmp_path: Path) -> Iterator[httpx.Client]:
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
                           headers={"Authorization": f"Bearer {secret}"})
     try:
-        _wait(lambda: _healthy(client), 60, log)
+        wait_until_healthy(client, log)
         yield client
     finally:
         client.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-
-
-def _healthy(client: httpx.Client) -> bool:
-    try:
-        return client.get("/api/health").status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _wait(done: object, timeout: float, log: Path) -> None:

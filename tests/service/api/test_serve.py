@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from service.db import upgrade
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until_healthy
 from tests.service.api.conftest import tiny_files
 from tests.service.engine_helpers import returns
 
@@ -44,14 +43,7 @@ def test_serve_runs_a_submitted_problem_to_completion(pg_url: str, tmp_path: Pat
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
                               headers={"Authorization": f"Bearer {secret}"})
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if client.get("/api/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-                time.sleep(0.3)
+        wait_until_healthy(client, tmp_path / "serve.log")
         assert client.get("/docs").status_code == 200
         pid = client.post("/api/problems", json={"files": tiny_files()}).json()["id"]
         run = client.post("/api/runs", json={"problem_id": pid, "config": {
