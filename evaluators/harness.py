@@ -22,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from evaluators import tree
 from evaluators.isolation import sandbox
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
@@ -81,10 +82,11 @@ def check_evaluator(job: EvalJob) -> EvalResult:
 
 
 def score(job: EvalJob, program: Path, module: ModuleType | None = None) -> EvalResult:
-    """Returns job.code written to program and scored by the cascade (module: already imported)."""
+    """Returns job.code written to program (a folder program: its tree) and scored by the cascade
+    (module: already imported)."""
     hold_memory_reserve()
     started = time.monotonic()
-    program.write_text(job.code)
+    program = tree.write(job.code, program)  # a folder program: its tree beside the file
     try:
         result = _cascade(module or load_evaluator(job), str(program), job)
     except Failed as failed:

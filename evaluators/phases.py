@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evaluators import harness
+from evaluators import harness, tree
 from evaluators.isolation import sandbox
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
@@ -48,19 +48,29 @@ def scorer_path(job: EvalJob) -> Path:
     return path if path.is_absolute() else Path(job.problem_dir) / path
 
 
+def entry_point(entry: str, program: Path) -> tuple[Path, str]:
+    """Returns (module file, function name) of a two-phase entry: `construct` names a function of
+    a single-file program; a folder program names its file too, as in `main.py:construct`."""
+    if ":" in entry:
+        path, _, name = entry.rpartition(":")
+        return (program / path if program.is_dir() else program), name
+    return (program / "main.py" if program.is_dir() else program), entry
+
+
 def produce(job: EvalJob, program: Path, data_path: Path) -> EvalResult:
     """Returns ok after writing what the program's entry function returns as JSON to data_path."""
     harness.hold_memory_reserve()
-    program.write_text(job.code)
-    label = f"{job.entry}()"
-    sys.path.insert(0, str(program.parent))
+    written = tree.write(job.code, program)
+    module_file, entry = entry_point(job.entry, written)
+    label = f"{entry}()"
+    sys.path.insert(0, str(written if written.is_dir() else written.parent))
     try:
-        spec = importlib.util.spec_from_file_location("program", program)
+        spec = importlib.util.spec_from_file_location(module_file.stem, module_file)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     except BaseException as exc:  # noqa: BLE001 - every failure of untrusted code is recorded
         return harness.exception_failure(exc, "importing the program", job, 0)
-    fn = getattr(module, job.entry, None)
+    fn = getattr(module, entry, None)
     if not callable(fn):
         return EvalResult.failure(FailureKind.REJECTED, f"the program defines no {label} "
                                   "function; keep the code outside the EVOLVE-BLOCK unchanged")

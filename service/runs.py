@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from evaluators import tree
 from service.config import RunConfig, build_run_config, read_toml
 from service.db import Database
 from service.db.models import ProblemRow, ProgramRow, RunRow
@@ -131,14 +132,13 @@ def initial_context(problem: Problem, cfg: RunConfig, fmt: Format) -> PromptCont
                          system_message=cfg.llm.system_message, best_known=problem.best_known)
 
 
-def write_best(db: Database, run_id: int, out: Path) -> ProgramRow | None:
-    """Writes the run's best program to out; returns its row (None when nothing scored)."""
+def write_best(db: Database, run_id: int, out: Path) -> tuple[ProgramRow, Path] | None:
+    """Writes the run's best program to out (a folder program: the folder out without its
+    suffix); returns its row and where it went (None when nothing scored)."""
     with db.session() as s:
         run = s.get(RunRow, run_id)
         prow = s.get(ProblemRow, run.problem_id)
         best = best_program(s, run_id, prow.direction)
     if best is None:
         return None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(best.code)
-    return best
+    return best, tree.place(best.code, out)

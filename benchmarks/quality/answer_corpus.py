@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from benchmarks.harness.paths import OUT
 from benchmarks.quality.suite import suite_problems
+from evaluators import tree
 from service.config import build_run_config
 from service.db import Database
 from service.db.models import LLMSampleRow, ProblemRow, ProgramRow, RunRow
@@ -108,16 +109,16 @@ def from_db(url: str, name: str) -> Path:
     path = corpus_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     with db.session() as s, path.open("w") as out:
-        rows = s.execute(select(LLMSampleRow, ProgramRow.code, ProblemRow.name, RunRow.seed)
+        rows = s.execute(select(LLMSampleRow, ProgramRow.files, ProblemRow.name, RunRow.seed)
                          .join(ProgramRow, ProgramRow.id == LLMSampleRow.parent_id)
                          .join(RunRow, RunRow.id == LLMSampleRow.run_id)
                          .join(ProblemRow, ProblemRow.id == RunRow.problem_id)
                          .order_by(LLMSampleRow.id))
-        for sample, parent_code, problem, seed in rows:
+        for sample, parent_files, problem, seed in rows:
             messages = [Message(m["role"], m["content"]) for m in sample.prompt]
             out.write(json.dumps({
                 "problem": problem, "seed": seed, "call": sample.iteration,
-                "fmt": asked_format(messages), "parent_code": parent_code,
+                "fmt": asked_format(messages), "parent_code": tree.join(parent_files),
                 "messages": [[m.role, m.content] for m in messages], "text": sample.completion,
                 "finish_reason": sample.finish_reason, "prompt_tokens": sample.prompt_tokens,
                 "completion_tokens": sample.completion_tokens, "latency_s": sample.latency_s,

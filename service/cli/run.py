@@ -121,11 +121,12 @@ def _drive(database: Database, run_id: int, settings: Settings, json_out: bool) 
             say(f"[yellow]interrupted[/]: run {run_id} is paused; "
                 f"`evoforge resume {run_id}` continues it")
             raise typer.Exit(130) from None
-    best_path = settings.home / "runs" / str(run_id) / "best_program.py"
-    best = write_best(database, run_id, best_path)
+    written = write_best(database, run_id, settings.home / "runs" / str(run_id) /
+                         "best_program.py")
+    best, best_path = written if written is not None else (None, None)
     with database.session() as s:
         reported = reported_errors(s, run_id)
-    _summary(final, best_path if best else None, json_out, tier_label(best) if best else None,
+    _summary(final, best_path, json_out, tier_label(best) if best else None,
              reported)
     if final.status == RunStatus.PAUSED:
         say(f"[yellow]paused:[/] {final.stop_reason}; fix it, then `evoforge resume {run_id}`")
@@ -160,15 +161,17 @@ def _summary(run: RunRow, best_path: Path | None, json_out: bool,
 
 @friendly
 def best(run_id: int, db: DbOpt = None,
-         out_file: Annotated[Path | None, typer.Option("--out", help="Write the code here.")]
+         out_file: Annotated[Path | None, typer.Option(
+             "--out", help="Write the code here (a folder program: this folder).")]
          = None) -> None:
     """Print (or write) the best program of a run."""
     database, settings = open_database(db)
     _, problem, _ = load_run(database, run_id, settings)
     target = out_file or settings.home / "runs" / str(run_id) / "best_program.py"
-    prog = write_best(database, run_id, target)
-    if prog is None:
+    written = write_best(database, run_id, target)
+    if written is None:
         raise LookupError(f"run {run_id} has no scored program yet")
+    prog, target = written
     err.print(f"program {prog.id}: score {prog.score!r} ({tier_label(prog)}) → {target}",
               highlight=False, markup=False)
     for line in reference_lines(problem, prog.score):

@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from evaluators import tree
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -140,7 +142,9 @@ class ProgramRow(Base):
     island: Mapped[int] = mapped_column(Integer, default=0)
     generation: Mapped[int] = mapped_column(Integer, default=0)
     iteration: Mapped[int] = mapped_column(Integer, default=0)
-    code: Mapped[str] = mapped_column(Text)
+    # the program's files by relative path (evaluators/tree.py); a single-file program is
+    # {"program.py": text}. `code` is their one text form.
+    files: Mapped[dict[str, Any]] = mapped_column(default=dict)
     code_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     duplicate_of: Mapped[int | None] = mapped_column(Id, nullable=True)
@@ -164,6 +168,15 @@ class ProgramRow(Base):
     verified_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     verify_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @property
+    def code(self) -> str:
+        """Returns the program's text form: its one file, or each file under its path header."""
+        return tree.join(self.files)
+
+    @code.setter
+    def code(self, text: str) -> None:
+        self.files = tree.split(text)
 
 
 class EvaluationRow(Base):

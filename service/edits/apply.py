@@ -9,10 +9,12 @@ import warnings
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from evaluators import tree
 from service.edits.common import Rejected, regions
 from service.edits.diff import REPLACE_LINE, apply_diff, diff_blocks
 from service.edits.repair import readings
 from service.edits.rewrite import closed_prefix, fenced_code, rewrite
+from service.edits.tree_edit import check_tree, edit_tree
 
 Format = Literal["diff", "rewrite"]
 _COMPILER = ("SyntaxError", "the child does not compile")
@@ -54,41 +56,54 @@ def choose_format(answer_format: str, small_model: bool) -> Format:
 
 @functools.lru_cache(maxsize=4096)
 def code_hash(code: str) -> str:
-    """Returns the sha256 of the code's normalised form (comments and formatting do not count)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            norm = ast.unparse(ast.parse(code))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        norm = " ".join(code.split())
+    """Returns the sha256 of the code's normalised form (comments and formatting do not count);
+    a folder program's covers each file's path and normalised text."""
+    if tree.is_tree(code):
+        norm = "\0".join(f"{path}\0{_normal(text, path)}"
+                         for path, text in sorted(tree.split(code).items()))
+    else:
+        norm = _normal(code, tree.SINGLE)
     return hashlib.sha256(norm.encode()).hexdigest()
 
 
+def _normal(code: str, path: str) -> str:
+    """Returns a file's text with comments and formatting normalised away (Python: its AST)."""
+    if path.endswith(".py"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return ast.unparse(ast.parse(code))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            pass
+    return " ".join(code.split())
+
+
 def apply_answer(parent_code: str, answer: str, fmt: Format, truncated: bool = False,
-                 repair: bool = True) -> EditResult:
+                 repair: bool = True, target: str | None = None) -> EditResult:
     """Returns the child the answer makes of parent_code, or a rejection naming the reason.
 
     When the answer as written gives no child and repair is True, its repaired readings are tried
     in order (service/edits/repair.py) and the first child one gives is kept, naming its repairs;
     when none gives a child the answer is rejected as written, or (an answer not cut off) with
-    the compiler's message on a repaired reading when as written it never reached the compiler."""
+    the compiler's message on a repaired reading when as written it never reached the compiler.
+    target: the file of a folder program the prompt asked to rewrite."""
     if fmt not in ("diff", "rewrite"):
         raise ValueError(f"fmt {fmt!r} is unknown; use 'diff' or 'rewrite'")
     answer = answer.replace("\r\n", "\n")
-    written = read_answer(parent_code, answer, fmt, truncated)
+    written = read_answer(parent_code, answer, fmt, truncated, target)
     if not repair:
         return written
     if written.ok:
         return written
     if fmt == "diff" and truncated and (cut := _closed_diff(answer)) is not None:
-        result = read_answer(parent_code, cut, fmt)
+        result = read_answer(parent_code, cut, fmt, target=target)
         if result.ok:
             return replace(result, repair="drop_cut_line")
     if fmt == "diff" and _has_diff_blocks(answer):
         return written  # a SEARCH/REPLACE answer: its blocks are what it says, as written
     compiler = None
     for reading in readings(answer, truncated):
-        result = read_answer(parent_code, reading.fenced(), "rewrite")
+        result = read_answer(parent_code, reading.fenced(), "rewrite", target=target)
         if result.ok:
             whole = result.repair is not None or fmt == "diff"  # a diff asked, code given
             names = reading.repairs + (("whole_file",) if whole else ())
@@ -100,8 +115,8 @@ def apply_answer(parent_code: str, answer: str, fmt: Format, truncated: bool = F
     return written
 
 
-def read_answer(parent_code: str, answer: str, fmt: Format, truncated: bool = False
-                ) -> EditResult:
+def read_answer(parent_code: str, answer: str, fmt: Format, truncated: bool = False,
+                target: str | None = None) -> EditResult:
     """Returns the child the answer makes as written, or why it makes none. Its one repair: the
     block's body taken out of a whole file (repair "whole_file"), as since the first release."""
     answer = answer.replace("\r\n", "\n")
@@ -117,7 +132,10 @@ def read_answer(parent_code: str, answer: str, fmt: Format, truncated: bool = Fa
         if not answer.strip():
             raise Rejected("empty answer")
         blocks = diff_blocks(answer) if fmt == "diff" else []
-        if blocks:
+        if tree.is_tree(parent_code):
+            child, count, whole = edit_tree(parent_code, answer, blocks, fmt, target)
+            used = "diff" if blocks else "rewrite"
+        elif blocks:
             child = apply_diff(parent_code, blocks)
             count = len(blocks)
         elif fmt == "diff" and fenced_code(answer) is None:
@@ -152,20 +170,35 @@ def _closed_diff(answer: str) -> str | None:
 
 
 def _check_child(parent: str, child: str) -> None:
-    """Raises Rejected when the child changed code outside its blocks or does not compile."""
+    """Raises Rejected when the child changed code outside its blocks or does not compile (a
+    folder program: any of its files; the reason names the file)."""
+    if not tree.is_tree(parent):
+        _check_file(parent, child, "")
+        return
+    for path, before, after in check_tree(parent, child):
+        if before != after:
+            _check_file(before, after, path)
+
+
+def _check_file(parent: str, child: str, path: str) -> None:
+    """Raises Rejected when one file changed outside its blocks or (Python) does not compile."""
+    where = f"{path}: " if path else ""
     if _outside(child) != _outside(parent):
-        raise Rejected("the child changes code outside the EVOLVE-BLOCKs or their markers; "
-                      "change only the lines between the markers")
+        raise Rejected(f"{where}the child changes code outside the EVOLVE-BLOCKs or their "
+                       "markers; change only the lines between the markers")
+    if path and not path.endswith(".py"):
+        return
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            compile(child, "program.py", "exec")
+            compile(child, path or tree.SINGLE, "exec")
     except SyntaxError as exc:
         text = (exc.text or "").strip()
-        raise Rejected(f"SyntaxError: {exc.msg} at line {exc.lineno}"
-                      + (f": {text[:80]!r}" if text else "")) from None
+        raise Rejected(f"SyntaxError: {where}{exc.msg} at line {exc.lineno}"
+                       + (f": {text[:80]!r}" if text else "")) from None
     except (ValueError, RecursionError, MemoryError) as exc:
-        raise Rejected(f"the child does not compile: {type(exc).__name__}: {exc}") from None
+        raise Rejected(f"the child does not compile: {where}{type(exc).__name__}: "
+                       f"{exc}") from None
 
 
 def _outside(code: str) -> list[str]:

@@ -19,6 +19,7 @@ class Block:
 
     search: str
     replace: str
+    line: int = 0  # the answer line (1-based) of its '<<<<<<< SEARCH'
 
 
 def diff_blocks(answer: str) -> list[Block]:
@@ -38,7 +39,8 @@ def diff_blocks(answer: str) -> list[Block]:
             else:
                 search.append(line)
         elif REPLACE_LINE.match(line):
-            blocks.append(Block("\n".join(_unfence(search)), "\n".join(_unfence(replace))))
+            blocks.append(Block("\n".join(_unfence(search)), "\n".join(_unfence(replace)),
+                                start))
             state = None
         else:
             replace.append(line)

@@ -142,32 +142,41 @@ class Engine:
         self.population.warm()
 
     async def _ensure_initial(self) -> None:
-        """Scores the initial program (and whatever a stopped controller left) before evolving."""
+        """Scores the starting programs, one island each in turn (and whatever a stopped
+        controller left) before evolving."""
         with self.db.session() as s:
-            initial = s.query(ProgramRow).filter_by(run_id=self.run_id,
-                                                    kind=ProgramKind.INITIAL).first()
-        if initial is None:
-            code = self.problem.initial_code
-            initial, eid = self.ledger.add_initial(code, code_hash(code))
-            self.hashes[initial.code_hash] = initial.id
-            self._schedule(initial, eid)
+            initials = s.query(ProgramRow).filter_by(run_id=self.run_id, kind=ProgramKind.INITIAL
+                                                     ).order_by(ProgramRow.id).all()
+        if not initials:
+            islands = len(self.population.archive.islands)
+            added = self.ledger.add_initials([
+                (seed.code, code_hash(seed.code), i % islands)
+                for i, seed in enumerate(self.problem.starts)])
+            for prog, eid in added:
+                self.hashes.setdefault(prog.code_hash, prog.id)
+                self._schedule(prog, eid)
+            initials = [prog for prog, _ in added]
         if self.counters.best_score is not None:
             return
         await asyncio.gather(*self.evals)
         self.evals.clear()
         if self.pause_reason is not None:
             return
-        prog = self.ledger.programs([initial.id])[initial.id]
+        stored = self.ledger.programs([p.id for p in initials])
+        progs = [stored[p.id] for p in initials]
         check = f"run `evoforge problems check {self.problem.path}`"
+        what = ("the initial program" if len(progs) == 1
+                else f"all {len(progs)} starting programs")
         if self.counters.best_score is None:
             raise InitialProgramFailed(
-                f"the initial program of {self.problem.name} failed ({prog.failure_kind}): "
-                f"{prog.failure_reason}; {check}")
-        if prog.failure_reason and not prog.score:  # scored 0 (or nothing) by its own error
+                f"{what} of {self.problem.name} failed ({progs[0].failure_kind}): "
+                f"{progs[0].failure_reason}; {check}")
+        if all(p.failure_reason and not p.score for p in progs):  # scored 0 by its own error
             raise InitialProgramFailed(
-                f"the initial program of {self.problem.name} scored {prog.score!r} because its "
-                f"evaluator reported an error: {prog.failure_reason}; fix the cause (a missing "
-                f"module must be installed in the Python that runs evaluations), then {check}")
+                f"{what} of {self.problem.name} scored {progs[0].score!r} because its "
+                f"evaluator reported an error: {progs[0].failure_reason}; fix the cause (a "
+                f"missing module must be installed in the Python that runs evaluations), then "
+                f"{check}")
 
     async def _loop(self) -> None:
         proposals: set[asyncio.Task] = set()

@@ -71,16 +71,25 @@ class Ledger:
         """Records in memory a best program the run row already holds (replayed on restore)."""
         self.counters.improve(prog, initial=prog.kind == ProgramKind.INITIAL)
 
-    def add_initial(self, code: str, code_hash: str) -> tuple[ProgramRow, int]:
-        """Adds the initial program and its queued evaluation; returns (program, evaluation id)."""
+    def add_initial(self, code: str, code_hash: str, island: int = 0) -> tuple[ProgramRow, int]:
+        """Adds one starting program and its queued evaluation; returns (program, evaluation
+        id)."""
+        return self.add_initials([(code, code_hash, island)])[0]
+
+    def add_initials(self, starts: list[tuple[str, str, int]]) -> list[tuple[ProgramRow, int]]:
+        """Adds the starting programs, (code, code hash, island) each, and their queued
+        evaluations in one transaction; returns (program, evaluation id) per start, in order."""
+        out = []
         with self.db.session() as s:
-            prog = ProgramRow(run_id=self.run_id, kind=ProgramKind.INITIAL, code=code,
-                              code_hash=code_hash, status=ProgramStatus.PENDING, island=0,
-                              generation=0, iteration=0)
-            s.add(prog)
-            s.flush()
-            ev = open_evaluation(s, prog, self.executor, new=True, queue=self.queue)
-            return prog, ev.id
+            for code, digest, island in starts:
+                prog = ProgramRow(run_id=self.run_id, kind=ProgramKind.INITIAL, code=code,
+                                  code_hash=digest, status=ProgramStatus.PENDING, island=island,
+                                  generation=0, iteration=0)
+                s.add(prog)
+                s.flush()
+                ev = open_evaluation(s, prog, self.executor, new=True, queue=self.queue)
+                out.append((prog, ev.id))
+        return out
 
     def add_call(self, proposals: list[Proposal], known: dict[str, int], group_id: str
                  ) -> list[Child]:

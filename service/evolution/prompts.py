@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -11,8 +12,10 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from evaluators import tree
 from service.edits.apply import Format
 from service.edits.rewrite import closed_prefix
+from service.evolution.program_text import ELIDED, evolving, file_blocks, shown
 from service.llm.base import Message
 from service.problems.blocks import block_text, lenient_blocks
 from service.problems.direction import Direction
@@ -20,12 +23,12 @@ from service.problems.direction import Direction
 FEEDBACK_CHARS = {"diff": 400, "rewrite": 200}  # per artifact in the full prompt
 SHORT_FEEDBACK_CHARS = 120  # per artifact once inspirations are gone
 TAIL_LINES = {"diff": 12, "rewrite": 4}  # lines kept from the end of stderr / tracebacks / logs
-CONTEXT_LINES = 3  # lines kept around each EVOLVE-BLOCK when only the blocks are shown
 MESSAGE_OVERHEAD = 8  # tokens the chat template adds per message (role markers)
 MAX_METRICS = 12  # metrics shown per program
 MAX_ARTIFACTS = 8  # artifacts shown as feedback
-ELIDED = "# ...\n"  # between EVOLVE-BLOCK bodies shown without the code around them
 _TAIL_KEYS = ("stderr", "stdout", "traceback", "log", "output")
+TARGET_NOTE = "The program is several files; the code to improve is in "  # + path + "."
+_TARGET = re.compile(re.escape(TARGET_NOTE) + r"(?P<path>\S+?)\.(?:\s|$)")
 
 
 class PromptTooLong(ValueError):
@@ -66,6 +69,7 @@ class PromptContext:
     best_known: float | None = None
     scratch: str | None = None  # meta-scratchpad insights, shown before the programs
     partner: ProgramView | None = None  # crossover: a second parent whose ideas to combine
+    target: str | None = None  # a folder program asked as a rewrite: the file to rewrite
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,13 @@ def asked_format(messages: list[Message]) -> Format:
     return "diff" if user.rstrip().endswith(ending) else "rewrite"
 
 
+def asked_target(messages: list[Message]) -> str | None:
+    """Returns the file a folder program's rewrite prompt built here asks to rewrite, else None."""
+    user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    match = _TARGET.search(user)
+    return match.group("path") if match else None
+
+
 def block_closed(answer: str) -> bool:
     """Returns True once a rewrite answer has closed its ```python block: what follows is prose
     the parser drops (the embedded model adds 50-200 tokens of it), so generation can stop."""
@@ -135,7 +146,7 @@ def _layouts(ctx: PromptContext) -> Iterator[_Layout]:
 
 def _user(ctx: PromptContext, layout: _Layout) -> str:
     """Returns the user message for one layout."""
-    parent = ctx.parent.code if not layout.excerpt else blocks_excerpt(ctx.parent.code)
+    parent = shown(ctx.parent.code, layout.excerpt)
     feedback = format_feedback(ctx.parent.artifacts, layout.feedback_chars, TAIL_LINES[ctx.fmt])
     common = {"score_metric": ctx.score_metric, "description": ctx.description.strip(),
               "direction_phrase": ctx.direction.phrase}
@@ -150,29 +161,52 @@ def _user(ctx: PromptContext, layout: _Layout) -> str:
     if ctx.fmt == "rewrite":
         # Small models do best with only the code that evolves (one block: no markers at all)
         # and the score said plainly, not under the metric's name.
-        if len(lenient_blocks(ctx.parent.code)) == 1:
+        if ctx.target is not None:
+            parent, common = file_blocks(ctx.parent.code, ctx.target), _around(ctx, common)
+        elif len(lenient_blocks(ctx.parent.code)) == 1:
             parent = textwrap.dedent(block_text(ctx.parent.code, ELIDED))
-        shown = "".join(_template("inspiration_rewrite.txt").substitute(
-            score=_score(v.score), code=textwrap.dedent(block_text(v.code, ELIDED)).rstrip())
+        shown_inspirations = "".join(_template("inspiration_rewrite.txt").substitute(
+            score=_score(v.score), code=_evolving_of(v.code, ctx.target).rstrip())
             for v in layout.inspirations)
         return _template("user_rewrite.txt").substitute(
             common, scratch=scratch, score=_score(ctx.parent.score), code=parent.rstrip("\n"),
-            feedback=f"\nFeedback:\n{feedback}" if feedback else "", inspirations=shown,
-            goal=ctx.direction.goal)
+            feedback=f"\nFeedback:\n{feedback}" if feedback else "",
+            inspirations=shown_inspirations, goal=ctx.direction.goal)
     sections = [_program(ctx, "Current program", ctx.parent, parent, feedback)]
     if ctx.partner is not None:
         title = ("Second parent (from another island; combine its ideas with the current "
                  "program; its EVOLVE-BLOCK code)")
-        sections.append(_program(ctx, title, ctx.partner, block_text(ctx.partner.code, ELIDED), ""))
+        sections.append(_program(ctx, title, ctx.partner, evolving(ctx.partner.code), ""))
     for number, view in enumerate(layout.inspirations, 1):
         title = f"Inspiration {number} ({view.label} program; its EVOLVE-BLOCK code)"
-        sections.append(_program(ctx, title, view, block_text(view.code, ELIDED), ""))
+        sections.append(_program(ctx, title, view, evolving(view.code), ""))
     best = "" if ctx.best_known is None else f" The best known result is {_num(ctx.best_known)}."
+    answer = _template("answer_diff.txt").substitute(common)
+    if tree.is_tree(ctx.parent.code):
+        answer = _template("files_diff.txt").template + answer
     return _template("user_diff.txt").substitute(
         common, problem_name=ctx.problem_name, best_known=best, scratch=scratch,
         parent=sections[0],
         inspirations="".join("\n" + s for s in sections[1:]),
-        answer=_template("answer_diff.txt").substitute(common)).strip() + "\n"
+        answer=answer).strip() + "\n"
+
+
+def _around(ctx: PromptContext, common: dict[str, str]) -> dict[str, str]:
+    """Returns the common fields with the description followed by the other files' evolving code
+    (a folder program's rewrite prompt shows the target file's block as the code to improve)."""
+    others = [path for path in tree.split(ctx.parent.code) if path != ctx.target]
+    context = "".join(f"\n{path}:\n```python\n{file_blocks(ctx.parent.code, path).rstrip()}\n```"
+                      for path in others if lenient_blocks(tree.split(ctx.parent.code)[path]))
+    note = (f"\n\n{TARGET_NOTE}{ctx.target}."
+            + (f" It works with this code of the other files:{context}" if context else ""))
+    return {**common, "description": common["description"] + note}
+
+
+def _evolving_of(code: str, target: str | None) -> str:
+    """Returns a program's evolving code as a rewrite prompt shows it (target: one file's)."""
+    if target is not None and target in tree.split(code):
+        return file_blocks(code, target)
+    return textwrap.dedent(block_text(code, ELIDED))
 
 
 def _program(ctx: PromptContext, title: str, view: ProgramView, code: str, feedback: str) -> str:
@@ -238,27 +272,6 @@ def format_feedback(artifacts: dict[str, Any], limit: int,
             text = text[:limit] + "..."
         lines.append(f"- {name}: " + text.replace("\n", "\n  "))
     return "\n".join(lines)
-
-
-def blocks_excerpt(code: str, context: int = CONTEXT_LINES) -> str:
-    """Returns code cut down to its EVOLVE-BLOCKs (markers included) and `context` lines around."""
-    lines = code.splitlines()
-    keep: set[int] = set()
-    for start, end in lenient_blocks(code):
-        first = code.count("\n", 0, start) - 1  # the START marker line
-        last = code.count("\n", 0, end)  # the END marker line
-        keep.update(range(max(0, first - context), min(len(lines), last + context + 1)))
-    if not keep:
-        return code
-    out, previous = [], -1
-    for index in sorted(keep):
-        if index != previous + 1:
-            out.append("# ... (code not shown) ...")
-        out.append(lines[index])
-        previous = index
-    if previous < len(lines) - 1:
-        out.append("# ... (code not shown) ...")
-    return "\n".join(out) + "\n"
 
 
 @cache

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Connection, Table, Update, bindparam, insert, update
 
+from evaluators import tree
 from service.db.models import EvaluationRow, ProgramRow, RunRow
 from service.db.status import NO_PROGRAM, ProgramKind, ProgramStatus, SampleOutcome
 from service.evolution.archive import Member
@@ -98,7 +99,7 @@ def program_values(run_id: int, p: Proposal, sample_id: int, dup: int | None,
     return {"run_id": run_id, "parent_id": p.parent.id, "sample_id": sample_id,
             "kind": ProgramKind.MUTATION, "inspiration_ids": [m.id for m in p.inspirations],
             "island": p.island, "generation": p.parent_generation + 1, "iteration": p.iteration,
-            "code": p.code, "code_hash": p.code_hash or "",
+            "files": tree.split(p.code), "code_hash": p.code_hash or "",
             "status": ProgramStatus.PENDING if dup is None else ProgramStatus.DUPLICATE,
             "duplicate_of": dup, "metrics": {}, "score": None, "features": {}, "artifacts": {},
             "failure_kind": None, "failure_reason": None, "model": c.model, "adapter": c.adapter,
@@ -111,7 +112,7 @@ def copy_values(run_id: int, src: ProgramRow, island: int, iteration: int, kind:
     island's reseed: same code and score, no new evaluation)."""
     return {"run_id": run_id, "parent_id": src.id, "sample_id": None, "kind": kind,
             "inspiration_ids": [], "island": island, "generation": src.generation,
-            "iteration": iteration, "code": src.code, "code_hash": src.code_hash,
+            "iteration": iteration, "files": src.files, "code_hash": src.code_hash,
             "status": ProgramStatus.OK, "duplicate_of": None, "metrics": src.metrics,
             "score": src.score, "features": src.features, "artifacts": {},
             "failure_kind": None, "failure_reason": None, "model": src.model,

@@ -10,16 +10,17 @@ from typing import Any
 
 import yaml
 
+from evaluators import tree
 from service.config import ConfigError, read_toml
-from service.problems.blocks import BLOCK_END, BLOCK_START, MarkerError, evolve_blocks
 from service.problems.direction import Direction
+from service.problems.seeds import Seed, SeedError, read_seeds
 from service.problems.shipped import shipped
 
 OPENEVOLVE_THRESHOLDS = (0.5, 0.75, 0.9)  # its evaluator.cascade_thresholds when a config has none
 _PROBLEM_KEYS = {"name", "description", "score_metric", "direction", "best_known",
                  "best_known_source", "best_known_tolerance", "best_known_verified",
-                 "best_known_check", "best_known_note", "initial_program", "evaluator", "language",
-                 "scorer", "entry"}
+                 "best_known_check", "best_known_note", "initial_program", "initial_programs",
+                 "evaluator", "language", "scorer", "entry"}
 
 
 class ProblemError(ValueError):
@@ -33,7 +34,7 @@ class Problem:
     name: str
     path: Path
     description: str
-    initial_code: str
+    initial_code: str  # the first seed's text form (evaluators/tree.py)
     evaluator_path: Path
     score_metric: str = "combined_score"
     direction: Direction = Direction.MAXIMIZE
@@ -51,6 +52,18 @@ class Problem:
     advisory: dict[str, Any] = field(default_factory=dict)  # run settings read from a file
     # written for another model (OpenEvolve's config.yaml), by dotted key: hints, fitted to the
     # model that serves the run (service/runs.py), never a reason to refuse or pause a run
+    seeds: tuple[Seed, ...] = ()  # the starting programs, one island each in turn (first: the
+    # initial program); empty means initial_code alone
+
+    @property
+    def starts(self) -> tuple[Seed, ...]:
+        """Returns the starting programs: the seeds, or the initial program alone."""
+        return self.seeds or (Seed("initial_program", self.initial_code),)
+
+    @property
+    def is_tree(self) -> bool:
+        """Returns True when the programs are folders (their evaluator gets a folder path)."""
+        return tree.is_tree(self.initial_code)
 
     @property
     def two_phase(self) -> bool:
@@ -78,24 +91,18 @@ def load_problem(folder: str | Path) -> Problem:
         fallback = True
     else:
         meta, run_defaults, notes, fallback = {}, {}, ("no problem.toml: using defaults",), True
-    program = path / meta.get("initial_program", "initial_program.py")
     evaluator = path / meta.get("evaluator", "evaluator.py")
     scorer, entry = _two_phase(meta, path, toml_path)
     if scorer is not None and "evaluator" not in meta and not evaluator.is_file():
         evaluator = scorer  # a two-phase problem needs no OpenEvolve-style evaluator
-    for f, what in ((program, "the program to evolve"),
-                    (evaluator, "evaluate(program_path) -> dict")):
-        if not f.is_file():
-            raise ProblemError(f"{f}: missing; a problem folder needs {f.name} with {what}")
-    code = program.read_text()
+    if not evaluator.is_file():
+        raise ProblemError(f"{evaluator}: missing; a problem folder needs {evaluator.name} with "
+                           "evaluate(program_path) -> dict")
     try:
-        blocks = evolve_blocks(code)
-    except MarkerError as exc:
-        raise ProblemError(f"{program}: {exc}; close every block with a '{BLOCK_END}' "
-                           "line") from None
-    if not blocks:
-        raise ProblemError(f"{program}: no '{BLOCK_START}' / '{BLOCK_END}' markers; put the lines "
-                           "to evolve between the two comment lines")
+        seeds = read_seeds(path, meta, toml_path)
+    except SeedError as exc:
+        raise ProblemError(str(exc)) from None
+    code = seeds[0].code
     direction = meta.get("direction", Direction.MAXIMIZE)
     if direction not in tuple(Direction):
         raise ProblemError(f"{toml_path}: direction = {direction!r}; use 'maximize' or 'minimize'")
@@ -103,14 +110,14 @@ def load_problem(folder: str | Path) -> Problem:
     reference = _reference(meta, toml_path)
     return Problem(
         name=str(meta.get("name") or path.name), path=path,
-        description=str(meta.get("description") or _docstring(code) or path.name),
+        description=str(meta.get("description") or _docstring(_first_file(code)) or path.name),
         initial_code=code, evaluator_path=evaluator,
         score_metric=str(meta.get("score_metric", "combined_score")),
         direction=Direction(direction),
         best_known=float(best) if best is not None else None,
         best_known_source=meta.get("best_known_source"), **reference, run_defaults=run_defaults,
         score_fallback_mean=fallback, notes=tuple(notes), scorer_path=scorer, entry=entry,
-        advisory=advisory)
+        advisory=advisory, seeds=seeds if len(seeds) > 1 else ())
 
 
 def _reference(meta: dict[str, Any], toml: Path) -> dict[str, Any]:
@@ -145,9 +152,10 @@ def _two_phase(meta: dict[str, Any], folder: Path, toml: Path) -> tuple[Path | N
         given, missing = ("scorer", "entry") if entry is None else ("entry", "scorer")
         raise ProblemError(f"{toml}: [problem] sets {given} but not {missing}; a two-phase problem "
                            "needs both, e.g. scorer = \"scorer.py\" and entry = \"construct\"")
-    if not isinstance(entry, str) or not entry.isidentifier():
+    if not isinstance(entry, str) or not entry.rpartition(":")[2].isidentifier():
         raise ProblemError(f"{toml}: entry = {entry!r} is not a Python function name; name the "
-                           "function of the program that returns the data, e.g. \"construct\"")
+                           "function of the program that returns the data, e.g. \"construct\" "
+                           "(a folder program names its file too: \"main.py:construct\")")
     path = (folder / str(scorer)).resolve()
     if not path.is_file() or folder not in path.parents:
         raise ProblemError(f"{toml}: scorer = {scorer!r}: no such file in {folder}; put the "
@@ -174,6 +182,11 @@ def _read(path: Path) -> dict[str, Any]:
         return read_toml(path)
     except ConfigError as exc:
         raise ProblemError(str(exc)) from None
+
+
+def _first_file(code: str) -> str:
+    """Returns the text of a program's first file (a single-file program: its text)."""
+    return next(iter(tree.split(code).values()))
 
 
 def _docstring(code: str) -> str | None:

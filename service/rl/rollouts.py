@@ -24,7 +24,7 @@ from service.db.status import ProgramStatus, SampleOutcome
 from service.evolution.archive import Member
 from service.evolution.ledger import Child, Ledger, apply_result, queue_of
 from service.evolution.planner import Plan, proposal_from
-from service.evolution.prompts import asked_format
+from service.evolution.prompts import asked_format, asked_target
 from service.execution.base import make_job
 from service.execution.local import LocalExecutor
 from service.llm.base import Completion, Message
@@ -117,7 +117,8 @@ class EvolutionReward:
                         generation=parent.generation)
         messages = [Message(m["role"], m["content"]) for m in prompt]
         plan = Plan(parent=member, inspirations=[], island=parent.island, messages=messages,
-                    parent_code=parent.code, parent_generation=parent.generation)
+                    parent_code=parent.code, parent_generation=parent.generation,
+                    target=asked_target(messages))
         fmt = asked_format(messages)  # what the loop asked this prompt for: diff or rewrite
         proposals = []
         for j, (text, truncated, n) in enumerate(zip(texts, cut, lengths, strict=True)):

@@ -9,6 +9,7 @@ import llama_cpp
 import pytest
 
 from service.edits.apply import apply_answer
+from service.evolution.program_text import blocks_excerpt
 from service.evolution.prompts import (
     MESSAGE_OVERHEAD,
     ProgramView,
@@ -16,7 +17,6 @@ from service.evolution.prompts import (
     PromptTooLong,
     asked_format,
     block_closed,
-    blocks_excerpt,
     build_prompt,
     format_feedback,
     format_metrics,
