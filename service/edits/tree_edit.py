@@ -59,11 +59,15 @@ def _names(answer: str, files: dict[str, str]) -> list[tuple[int, str]]:
 
 
 def _named_before(line: int, names: list[tuple[int, str]], files: dict[str, str]) -> str | None:
-    """Returns the file named last before an answer line; Rejected when it is not the program's."""
+    """Returns the file named last before an answer line; Rejected when it is not the program's
+    or has no EVOLVE-BLOCK."""
     path = next((p for number, p in reversed(names) if number < line), None)
     if path is not None and path not in files:
         raise Rejected(f"the answer edits {path}, which is not a file of the program; its files "
                        f"are {', '.join(sorted(files))}")
+    if path is not None and not lenient_blocks(files[path]):
+        raise Rejected(f"{path}: has no EVOLVE-BLOCK and cannot change; edit "
+                       f"{', '.join(_editable(files))}")
     return path
 
 
@@ -128,7 +132,7 @@ def _apply_rewrites(files: dict[str, str], answer: str, names: list[tuple[int, s
     out, count, whole = dict(files), 0, False
     if named:
         for path, code in named:
-            out[path], n, more = rewrite(out[path], f"```python\n{code}\n```", allow_plain=False)
+            out[path], n, more = _rewrite(out, path, f"```python\n{code}\n```", False)
             count, whole = count + n, whole or more
         return tree.join(out), count, whole
     editable = _editable(files)
@@ -136,16 +140,28 @@ def _apply_rewrites(files: dict[str, str], answer: str, names: list[tuple[int, s
     if path is None:
         raise Rejected(f"the answer does not say which file it rewrites; put the file's path "
                        f"({', '.join(editable)}) on the line before its code block")
-    out[path], count, whole = rewrite(out[path], answer, allow_plain=True)
+    out[path], count, whole = _rewrite(out, path, answer, True)
     return tree.join(out), count, whole
+
+
+def _rewrite(files: dict[str, str], path: str, answer: str,
+             allow_plain: bool) -> tuple[str, int, bool]:
+    """Returns rewrite() of one file; its rejection names the file."""
+    try:
+        return rewrite(files[path], answer, allow_plain=allow_plain)
+    except Rejected as exc:
+        raise Rejected(f"{path}: {exc}") from None
 
 
 def check_tree(parent: str, child: str) -> list[tuple[str, str, str]]:
     """Returns (path, parent text, child text) of each file; Rejected when the child adds,
-    removes or renames a file."""
+    removes or renames a file, or changes one that has no EVOLVE-BLOCK."""
     before, after = tree.split(parent), tree.split(child)
     if set(before) != set(after):
         added, gone = sorted(set(after) - set(before)), sorted(set(before) - set(after))
         raise Rejected(f"the child adds {added or 'no file'} and removes {gone or 'no file'}; "
                        "edits change the files' EVOLVE-BLOCKs only")
+    for path in sorted(before):
+        if before[path] != after[path] and not lenient_blocks(before[path]):
+            raise Rejected(f"{path}: has no EVOLVE-BLOCK and cannot change")
     return [(path, before[path], after[path]) for path in sorted(before)]

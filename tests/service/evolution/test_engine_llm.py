@@ -76,3 +76,18 @@ def test_server_down_pauses_the_run_and_resume_finishes_it(
                                  home=home).stdout)
     assert summary["status"] == "completed" and summary["iterations"] == 2
     assert summary["initial_score"] == -9.0
+
+
+def test_embedded_model_improves_the_quickstart_whose_program_is_three_files(
+        tmp_path: Path) -> None:
+    folder = Path(__file__).resolve().parents[3] / "problems" / "quickstart_files"
+    home = tmp_path / "home"
+    summary = last_json(evoforge("run", str(folder), "--iterations", "12", "--seed", "1",
+                                 "--json", home=home).stdout)
+    assert summary["best_score"] > summary["initial_score"] > 0
+    best = Path(summary["best_path"])
+    assert best.is_dir() and sorted(p.name for p in best.glob("*.py")) == [
+        "bend.py", "curve.py", "line.py"]
+    rows = samples(home)
+    assert len(rows) == 12 and sum(r.outcome == "child" for r in rows) >= 3
+    assert all("the code to improve is in" in r.prompt[-1]["content"] for r in rows)
