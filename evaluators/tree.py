@@ -14,6 +14,7 @@ The map is what the database keeps (ProgramRow.files); the text form is one func
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -58,12 +59,15 @@ def split(code: str) -> Files:
     """Returns the files of a program's text form (a single-file program: {SINGLE: code})."""
     if not is_tree(code):
         return {SINGLE: code}
+    return dict(_split(code))
+
+
+@functools.lru_cache(maxsize=1024)  # prompts, edits and hashes split the same programs again
+def _split(code: str) -> tuple[tuple[str, str], ...]:
     heads = list(HEADER_LINE.finditer(code))
-    files: Files = {}
-    for i, head in enumerate(heads):
-        end = heads[i + 1].start() if i + 1 < len(heads) else len(code)
-        files[head.group("path")] = code[head.end() + 1:end]
-    return files
+    return tuple((head.group("path"),
+                  code[head.end() + 1:heads[i + 1].start() if i + 1 < len(heads) else len(code)])
+                 for i, head in enumerate(heads))
 
 
 def spans(code: str) -> dict[str, tuple[int, int]]:

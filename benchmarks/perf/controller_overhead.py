@@ -13,6 +13,7 @@ The peer, OpenEvolve 0.4.1 in its own venv, runs the same sizes in the same comm
 to benchmarks/out/.
 
     .venv/bin/python -m benchmarks.perf.controller_overhead [--sizes 1000,10000,100000] [--no-peer]
+        [--files 1,20]   # a single file against a 20-file folder program, side by side
 
 `--metrics both` measures every case with Prometheus metrics off and on (as `evoforge controller
 --metrics-port` counts them), alternated `--repeat` times, and prints the overhead of metrics
@@ -47,7 +48,7 @@ from benchmarks.perf.metrics_cost import (
 )
 from service.config import build_run_config
 from service.db import Database
-from service.db.models import ProgramRow
+from service.db.models import LLMSampleRow, ProgramRow
 from service.evolution.engine import Engine
 from service.problems.load import load_problem
 from service.runs import create_run
@@ -59,19 +60,20 @@ TARGET_MS, TARGET_N = 5.0, 100_000
 
 
 def measure_engine(url: str, backend: str, n: int, iterations: int, seed: int, profile: bool,
-                   in_flight: int) -> dict[str, Any]:
-    """Returns restore time and per-iteration overhead of the Engine on a run of n programs."""
+                   in_flight: int, files: int = 1) -> dict[str, Any]:
+    """Returns restore time and per-iteration overhead of the Engine on a run of n programs of
+    `files` files each."""
     with tempfile.TemporaryDirectory() as tmp:
-        problem = load_problem(problem_folder(Path(tmp) / "spread"))
+        problem = load_problem(problem_folder(Path(tmp) / "spread", files))
         cfg = build_run_config(problem.run_defaults, {
             "seed": seed, "llm": {"backend": "scripted", "max_tokens": 1024},
             "budget": {"iterations": n - 1 + iterations}, "evaluation": {"in_flight": in_flight}})
         db = Database(url)
         try:
             run_id = create_run(db, problem, cfg)
-            populate_s = populate(db, run_id, n, cfg.search.num_islands, seed)
+            populate_s = populate(db, run_id, n, cfg.search.num_islands, seed, files)
             row = _drive(db, run_id, problem, cfg, backend, n, seed, profile, in_flight)
-            return row | {"populate_s": populate_s}
+            return row | {"populate_s": populate_s, "files": files}
         finally:
             db.close()
 
@@ -108,12 +110,14 @@ def _drive(db: Database, run_id: int, problem: Any, cfg: Any, backend: str, n: i
         new = s.scalar(select(func.count()).select_from(ProgramRow).where(
             ProgramRow.run_id == run_id, ProgramRow.iteration >= n, ProgramRow.kind == "mutation",
             ProgramRow.status == "ok"))
+        prompt_tokens = s.scalar(select(func.avg(LLMSampleRow.prompt_tokens)).where(
+            LLMSampleRow.run_id == run_id, LLMSampleRow.iteration >= n))
     sql = [now - then for now, then in zip((meter.count, meter.seconds, meter.commits),
                                            marks["sql"], strict=True)]
     return _row(marks, llm, executor, sql) | {
         "backend": f"evoforge-{backend}", "n": n, "new_scored_children": new,
         "rejected": engine.rejected, "duplicates": engine.duplicates, "profiled": profile,
-        "in_flight": in_flight}
+        "in_flight": in_flight, "prompt_tokens": float(prompt_tokens or 0)}
 
 
 def _row(marks: dict[str, Any], llm: InstantLLM, executor: InstantExecutor,
@@ -158,26 +162,31 @@ def render(rows: list[dict[str, Any]], console: Console) -> None:
     peer = {r["n"]: r["overhead_ms"]["mean"] for r in rows if r["backend"] == "openevolve-memory"}
     table = Table(title=f"Controller overhead per iteration (LLM and evaluation excluded); "
                         f"target <= {TARGET_MS:g} ms at N = {TARGET_N:,}")
-    for col in ("backend", "N", "restore s", "iters", "mean ms", "p50 ms", "p95 ms", "SQL/iter",
-                "÷ openevolve", "target"):
+    for col in ("backend", "N", "files", "restore s", "iters", "mean ms", "p50 ms", "p95 ms",
+                "SQL/iter", "prompt tok", "÷ openevolve", "target"):
         table.add_column(col, justify="left" if col == "backend" else "right")
-    for r in sorted(rows, key=lambda r: (r["n"], r["backend"])):
+    for r in sorted(rows, key=lambda r: (r["n"], r.get("files", 1), r["backend"])):
         o = r["overhead_ms"]
-        ratio = f"{o['mean'] / peer[r['n']]:.2f}×" if peer.get(r["n"]) else "-"
+        one = r.get("files", 1) == 1
+        ratio = f"{o['mean'] / peer[r['n']]:.2f}×" if one and peer.get(r["n"]) else "-"
         target = ""
-        if r["backend"].startswith("evoforge") and r["n"] >= TARGET_N:
+        if r["backend"].startswith("evoforge") and r["n"] >= TARGET_N and one:
             target = "[green]met[/]" if o["mean"] <= TARGET_MS else "[red]missed[/]"
-        table.add_row(r["backend"], f"{r['n']:,}", f"{r['restore_s']:.2f}", str(r["iterations"]),
+        table.add_row(r["backend"], f"{r['n']:,}", str(r.get("files", 1)),
+                      f"{r['restore_s']:.2f}", str(r["iterations"]),
                       _ms(o["mean"]), _ms(o["p50"]), _ms(o["p95"]),
-                      f"{r['sql_per_iter']:.1f}" if "sql_per_iter" in r else "-", ratio, target)
+                      f"{r['sql_per_iter']:.1f}" if "sql_per_iter" in r else "-",
+                      f"{r['prompt_tokens']:.0f}" if "prompt_tokens" in r else "-", ratio, target)
     console.print(table)
     console.print("restore: evoforge = engine start to its first LLM request (lease, archive and "
                   "hash index rebuilt from N rows); openevolve = adding N programs to its "
                   "in-memory ProgramDatabase. p50/p95 (evoforge) = time between successive LLM "
                   "requests. openevolve-parallel adds the whole-database snapshot + pickle its "
                   "process-parallel controller makes for every iteration (mean only). "
-                  "÷ openevolve < 1 means evoforge is faster. 2-core machine shared with other "
-                  "work: expect ±30 % noise between runs.")
+                  "÷ openevolve < 1 means evoforge is faster (single-file rows: OpenEvolve "
+                  "evolves one file). files > 1: a folder program, main.py with the EVOLVE-BLOCK "
+                  "and support modules shown as signatures; prompt tok = mean prompt tokens "
+                  "(chars / 4). 2-core machine shared with other work: expect ±30 % noise.")
 
 
 def main() -> None:
@@ -196,6 +205,9 @@ def main() -> None:
     ap.add_argument("--in-flight", type=int, default=1,
                     help="candidates in flight and LLM concurrency; 1 makes each gap between "
                     "LLM requests exactly one iteration (p50/p95)")
+    ap.add_argument("--files", default="1",
+                    help="files per program, comma-separated (e.g. 1,20: a single file against a "
+                    "20-file folder program, side by side)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--metrics", choices=("off", "on", "both"), default="off",
                     help="count Prometheus metrics in the engine; both: off and on alternated, "
@@ -212,16 +224,19 @@ def main() -> None:
         return
     set_metrics(args.metrics == "on")
     rows: list[dict[str, Any]] = []
+    files = [int(f) for f in args.files.split(",")]
     for n in sizes:
         for backend in backends:
-            with console.status(f"evoforge-{backend}, N = {n:,}..."), \
-                    backend_url(backend, args.pg_url) as url:
-                row = measure_engine(url, backend, n, args.iterations, args.seed, args.profile,
-                                     args.in_flight)
-            rows.append(row)
-            console.print(f"{row['backend']:18} N={n:>7,}  populate {row['populate_s']:6.1f} s  "
-                          f"restore {row['restore_s']:6.2f} s  {row['overhead_ms']['mean']:7.2f} "
-                          f"ms/iter  ({row['new_scored_children']} new children)")
+            for count in files:
+                with console.status(f"evoforge-{backend}, N = {n:,}, {count} file(s)..."), \
+                        backend_url(backend, args.pg_url) as url:
+                    row = measure_engine(url, backend, n, args.iterations, args.seed,
+                                         args.profile, args.in_flight, count)
+                rows.append(row)
+                console.print(f"{row['backend']:18} N={n:>7,} files={count:<3} populate "
+                              f"{row['populate_s']:6.1f} s  restore {row['restore_s']:6.2f} s  "
+                              f"{row['overhead_ms']['mean']:7.2f} ms/iter  "
+                              f"({row['new_scored_children']} new children)")
     if not args.no_peer:
         with console.status("openevolve 0.4.1..."):
             rows += measure_peer(console, sizes, args.iterations, args.peer_budget_s)

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select, update
 
 from benchmarks.perf import synthetic
+from evaluators import tree
 from service.db import Database
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow, utcnow
 
@@ -24,18 +25,26 @@ TRACEBACK = "Traceback (most recent call last):\n  ...\nValueError: math domain 
 SYSTEM = "You improve Python programs. Answer with the whole new EVOLVE-BLOCK in one python block."
 
 
-def problem_folder(root: Path) -> Path:
-    """Writes the synthetic problem into root and returns it."""
+def problem_folder(root: Path, files: int = 1) -> Path:
+    """Writes the synthetic problem into root and returns it (files > 1: a folder program of that
+    many files, synthetic.files)."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "initial_program.py").write_text(synthetic.program(0))
+    if files > 1:
+        for rel, text in synthetic.files(0, files).items():
+            (root / "initial_program" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / "initial_program" / rel).write_text(text)
+    else:
+        (root / "initial_program.py").write_text(synthetic.program(0))
     (root / "evaluator.py").write_text(synthetic.EVALUATOR)
     (root / "problem.toml").write_text('[problem]\nname = "spread"\n'
                                        'description = "Spread 16 points in the unit square."\n')
     return root
 
 
-def _program_row(run_id: int, i: int, first_id: int, islands: int, rng: random.Random) -> dict:
+def _program_row(run_id: int, i: int, first_id: int, islands: int, rng: random.Random,
+                 files: int) -> dict:
     code = synthetic.program(i)
+    stored = synthetic.files(i, files) if files > 1 else {tree.SINGLE: code}
     r = rng.random()
     status = "ok" if i == 0 or r > 0.12 else ("failed" if r > 0.04 else "duplicate")
     score = rng.random() * 0.9 if status == "ok" else None
@@ -47,7 +56,7 @@ def _program_row(run_id: int, i: int, first_id: int, islands: int, rng: random.R
     return {
         "run_id": run_id, "parent_id": earlier(), "sample_id": None,
         "kind": "mutation" if i else "initial", "island": i % islands,
-        "generation": rng.randint(0, 40), "iteration": i, "code": code,
+        "generation": rng.randint(0, 40), "iteration": i, "files": stored,
         "code_hash": hashlib.sha256(code.encode()).hexdigest(), "status": status,
         "duplicate_of": earlier() if status == "duplicate" else None, "score": score,
         "inspiration_ids": [earlier() for _ in range(3)] if i else [],
@@ -82,16 +91,16 @@ def _evaluation_row(run_id: int, prog: dict, program_id: int) -> dict:
             "finished_at": utcnow()}
 
 
-def populate(db: Database, run_id: int, n: int, islands: int, seed: int) -> float:
-    """Bulk-inserts n programs (the first one the initial program) with their samples and
-    evaluations into the run; returns the seconds it took."""
+def populate(db: Database, run_id: int, n: int, islands: int, seed: int, files: int = 1) -> float:
+    """Bulk-inserts n programs (the first one the initial program) of `files` files each, with
+    their samples and evaluations, into the run; returns the seconds it took."""
     rng = random.Random(seed)
     started = time.perf_counter()
     evaluations = failed = 0
     with db.engine.begin() as conn:
         first_id = (conn.scalar(select(func.max(ProgramRow.id))) or 0) + 1
         for lo in range(0, n, CHUNK):
-            progs = [_program_row(run_id, i, first_id, islands, rng)
+            progs = [_program_row(run_id, i, first_id, islands, rng, files)
                      for i in range(lo, min(n, lo + CHUNK))]
             samples = [_sample_row(run_id, p) for p in progs if p["kind"] == "mutation"]
             ids = conn.scalars(insert(LLMSampleRow).returning(

@@ -65,6 +65,26 @@ def program(seed: int) -> str:
     return HEADER + START + block(seed) + END + FOOTER
 
 
+_PART = '''"""Support module {k} of the construction: fixed, only called by the evolving code."""
+import math
+
+SCALE_{k} = {a:.6f}
+
+
+def part_{k}(x, y):
+    """Returns (x, y) nudged by this module's scale."""
+    return (x + SCALE_{k} * math.sin(y)) % 1.0, (y + SCALE_{k} * math.cos(x)) % 1.0
+'''
+
+
+def files(seed: int, count: int) -> dict[str, str]:
+    """Returns a program of count files: main.py = program(seed), the one with the EVOLVE-BLOCK,
+    and count - 1 support modules parts/part_NN.py without one (fixed; shown as signatures)."""
+    rng = random.Random(-1)  # support modules are the same in every program
+    parts = {f"parts/part_{k:02d}.py": _PART.format(k=k, a=rng.random()) for k in range(1, count)}
+    return {"main.py": program(seed), **parts}
+
+
 def answer(seed: int) -> str:
     """Returns an LLM answer in the full-rewrite format holding block(seed)."""
     return f"Here is an improved version.\n```python\n{block(seed)}```\n"

@@ -66,6 +66,7 @@ def code_hash(code: str) -> str:
     return hashlib.sha256(norm.encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=8192)  # a folder program's unchanged files repeat in every child
 def _normal(code: str, path: str) -> str:
     """Returns a file's text with comments and formatting normalised away (Python: its AST)."""
     if path.endswith(".py"):

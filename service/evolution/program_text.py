@@ -5,6 +5,7 @@ EVOLVE-BLOCK (the model only calls them) cut down to their signatures."""
 from __future__ import annotations
 
 import ast
+import functools
 import textwrap
 import warnings
 
@@ -71,6 +72,7 @@ def blocks_excerpt(code: str, context: int = CONTEXT_LINES) -> str:
     return "\n".join(out) + "\n"
 
 
+@functools.lru_cache(maxsize=1024)  # the same support files appear in every prompt
 def signatures(text: str, path: str) -> str:
     """Returns a file cut down to its imports, constants and def/class lines with their
     docstrings' first line (Python); other files whole."""
