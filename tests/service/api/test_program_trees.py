@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 import zipfile
 
 import pytest
 
 from evaluators import tree
+from service.db.models import ProblemRow
+from service.db.stored import problem_folder
+from service.problems.load import load_problem
 from tests.conftest import REPO
 from tests.service.api.conftest import Api
 
@@ -57,6 +61,17 @@ def test_a_folder_program_uploads_with_its_tree_and_loads(api: Api) -> None:
     r = api.client.post("/api/problems/upload", headers=api.h("alice"), files={
         "archive": ("q.tar.gz", _tar(quickstart_files()), "application/gzip")})
     assert r.status_code == 201, r.text
+
+
+def test_an_uploaded_tree_is_recreated_where_its_folder_is_gone(api: Api) -> None:
+    r = _post(api, quickstart_files())
+    assert r.status_code == 201, r.text
+    with api.db.session() as s:
+        prow = s.get(ProblemRow, r.json()["id"])
+        shutil.rmtree(prow.path)  # another machine: only the stored files are there
+        problem = load_problem(problem_folder(prow, api.settings))
+    assert problem.is_tree and set(tree.split(problem.initial_code)) == {
+        "bend.py", "curve.py", "line.py"}
 
 
 def test_several_starting_folders_upload_under_initial_programs(api: Api) -> None:
