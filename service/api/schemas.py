@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -49,7 +49,9 @@ class JsonBody(BaseModel):
 class ProblemCreate(JsonBody):
     """A problem as a map of file name -> text (initial_program.py, evaluator.py, problem.toml)."""
 
-    files: dict[str, str] = Field(description="File name -> content; names without folders.")
+    files: dict[str, str] = Field(description="File name -> content; names without folders, "
+                                  "except a program that is a folder: initial_program/PATH, "
+                                  "or initial_programs/NAME/PATH for each starting program.")
 
 
 class ProblemPublic(BaseModel):
@@ -134,11 +136,24 @@ class ProgramSummary(BaseModel):
     created_at: datetime
 
 
+class FileDiff(BaseModel):
+    """How one file of a program differs from the same path in another program."""
+
+    path: str
+    change: Literal["changed", "added", "removed", "unchanged"]
+    diff: str = Field(description="Unified diff of this file; empty when unchanged.")
+
+
 class ProgramDetail(ProgramSummary):
     """A program with its code, diff against its parent, results and the LLM exchange behind it."""
 
-    code: str
-    diff: str | None
+    code: str  # its text form: the one file, or each file under a `# ==== file: PATH ====` line
+    files: dict[str, str] = Field(description="Relative path -> text, in path order; a "
+                                  "single-file program is {\"program.py\": code}.")
+    diff: str | None  # unified diff against the parent (per file, one after another); None: none
+    file_diffs: list[FileDiff] | None = Field(description="The diff against the parent per file "
+                                              "of either program, unchanged ones included; "
+                                              "null without a parent.")
     metrics: dict[str, Any]
     features: dict[str, Any]
     artifacts: dict[str, Any]

@@ -23,6 +23,7 @@ from service.db.status import (
 )
 from service.problems.direction import Direction
 from service.problems.load import Problem
+from service.problems.seeds import program_files
 
 LEASE_SECONDS = 30.0
 
@@ -33,10 +34,12 @@ def controller_id() -> str:
 
 
 def add_problem(s: Session, problem: Problem) -> ProblemRow:
-    """Returns a new problem row holding the folder's path and a snapshot of its files."""
+    """Returns a new problem row holding the folder's path and a snapshot of its files (its
+    program folders included)."""
     files = {p.name: p.read_text() for p in sorted(problem.path.iterdir())
              if p.is_file() and p.suffix in {".py", ".toml", ".yaml", ".md", ".txt"}
              and p.stat().st_size < 1_000_000}
+    files.update(program_files(problem.path))
     row = ProblemRow(name=problem.name, path=str(problem.path), description=problem.description,
                      score_metric=problem.score_metric, direction=problem.direction,
                      best_known=problem.best_known, files=files)

@@ -22,7 +22,8 @@ def problem_folder(prow: ProblemRow, settings: Settings) -> Path:
         return folder
     folder = settings.home / "problems" / str(prow.id)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, text in prow.files.items():
+    for name, text in prow.files.items():  # program folders too: initial_program/PATH
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
     return folder
 

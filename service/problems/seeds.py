@@ -79,6 +79,23 @@ def read_seed(path: Path) -> Seed:
     return Seed(path.stem, code)
 
 
+def program_files(folder: Path) -> dict[str, str]:
+    """Returns the text files of a problem's program folders (initial_program/, initial_programs/)
+    by path relative to the problem folder: what a snapshot of the problem keeps of them."""
+    out: dict[str, str] = {}
+    for root in (folder / "initial_program", folder / SEEDS_DIR):
+        for path in sorted(root.rglob("*")) if root.is_dir() else ():
+            rel = path.relative_to(folder)
+            if path.is_symlink() or not path.is_file() or any(
+                    part.startswith(".") or part == "__pycache__" for part in rel.parts):
+                continue
+            try:
+                out[rel.as_posix()] = path.read_bytes().decode()
+            except UnicodeDecodeError:
+                continue  # read_seed names it when the file belongs to a starting program
+    return out
+
+
 def check_blocks(files: dict[str, str], where: Path) -> None:
     """Raises SeedError unless every file's markers are balanced and some file has a block."""
     found = 0

@@ -33,7 +33,8 @@ def _store(files: dict[str, str], request: Request, s: SessionDep, settings: Set
     folder = (settings.home / "problems" / f"upload-{uuid.uuid4().hex[:12]}").resolve()
     folder.mkdir(parents=True)
     try:
-        for name, text in files.items():
+        for name, text in files.items():  # names checked: relative, inside the folder
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
             (folder / name).write_text(text)
         report = check_problem(folder)  # problem code runs only in the sandbox
         if not report.ok or report.problem is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -10,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.api.deps import Reader, SessionDep, program_for, run_for
+from service.api.diffs import file_diffs, joined
 from service.api.errors import responses
 from service.api.schemas import Page, ProgramDetail, ProgramSummary
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow
@@ -94,20 +94,18 @@ def _by_score(s: Session, where: list[Any], descending: bool, limit: int,
 
 @router.get("/programs/{program_id}", response_model=ProgramDetail)
 def get_program(program_id: IdPath, s: SessionDep, principal: Reader) -> ProgramDetail:
-    """Returns a program: code, diff to its parent, metrics, artifacts, failure, LLM exchange."""
+    """Returns a program: files, diff to its parent per file, metrics, artifacts, LLM exchange."""
     prog = program_for(s, principal, program_id)
     parent = s.get(ProgramRow, prog.parent_id) if prog.parent_id else None
     sample = s.get(LLMSampleRow, prog.sample_id) if prog.sample_id else None
-    diff = None
-    if parent is not None:
-        diff = "".join(difflib.unified_diff(
-            parent.code.splitlines(keepends=True), prog.code.splitlines(keepends=True),
-            f"program {parent.id}", f"program {prog.id}"))
+    per_file = file_diffs(parent.files, prog.files, parent.id, prog.id) if parent else None
     evals = s.scalars(select(EvaluationRow).where(EvaluationRow.program_id == prog.id)
                       .order_by(EvaluationRow.attempt))
     summary = ProgramSummary.model_validate(prog).model_dump()
     return ProgramDetail(
-        **summary, code=prog.code, diff=diff, metrics=prog.metrics or {},
+        **summary, code=prog.code, files=dict(sorted(prog.files.items())),
+        diff=joined(per_file) if per_file is not None else None, file_diffs=per_file,
+        metrics=prog.metrics or {},
         features=prog.features or {}, artifacts=prog.artifacts or {},
         failure_reason=prog.failure_reason, duplicate_of=prog.duplicate_of,
         tier=tier_label(prog) if prog.status == ProgramStatus.OK else None,

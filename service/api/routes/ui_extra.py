@@ -4,7 +4,6 @@ costs, and a diff between any two programs."""
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import func, select
 
 from service.api.deps import Reader, SessionDep, program_for, run_for
+from service.api.diffs import file_diffs, joined
 from service.api.errors import responses
 from service.api.routes.analytics import island_count, island_of
 from service.api.routes.programs import SUMMARY_COLUMNS
@@ -137,9 +137,9 @@ def sample(program_id: IdPath, s: SessionDep, principal: Reader) -> dict[str, An
 
 @router.get("/programs/{a}/compare/{b}")
 def compare(a: IdPath, b: IdPath, s: SessionDep, principal: Reader) -> dict[str, Any]:
-    """Returns the unified diff from program a to program b (any runs the token can see)."""
+    """Returns the unified diff from program a to program b (any runs the token can see), whole
+    and per file of either program (unchanged files included)."""
     pa, pb = program_for(s, principal, a), program_for(s, principal, b)
-    diff = "".join(difflib.unified_diff(pa.code.splitlines(keepends=True),
-                                        pb.code.splitlines(keepends=True),
-                                        f"program {a}", f"program {b}"))
-    return {"a": a, "b": b, "score_a": pa.score, "score_b": pb.score, "diff": diff}
+    per_file = file_diffs(pa.files, pb.files, a, b)
+    return {"a": a, "b": b, "score_a": pa.score, "score_b": pb.score, "diff": joined(per_file),
+            "files": [d.model_dump() for d in per_file]}

@@ -1,8 +1,8 @@
-// Compare two programs (side-by-side diff) or two runs (their best-score curves on one chart).
+// Compare two programs (side-by-side diff, per file for folders) or two runs (their best-score curves on one chart).
 import { api } from "./api.js";
 import { esc, num, setApp } from "./dom.js";
 import { stepChart } from "./charts.js";
-import { diffHtml } from "./program.js";
+import { diffHtml, fileDiffsHtml } from "./files.js";
 
 function pickForm(kind, a, b) {
   return `<form id="pick" class="pick">${kind} <input name="a" type="number" min="1" value="${a || ""}" required>
@@ -24,7 +24,8 @@ export async function comparePrograms(a, b) {
   const res = await api(`/ui/programs/${a}/compare/${b}`);
   document.getElementById("out").innerHTML = `<p><a href="#/program/${a}">#${a}</a> (score ${num(res.score_a)})
     → <a href="#/program/${b}">#${b}</a> (score ${num(res.score_b)})</p>
-    <div data-testid="diff">${diffHtml(res.diff, "side-by-side")}</div>`;
+    <div data-testid="diff">${res.files.length === 1 && res.files[0].path === "program.py"
+    ? diffHtml(res.diff, "side-by-side") : fileDiffsHtml(res.files, "side-by-side")}</div>`;
 }
 
 export async function compareRuns(a, b) {

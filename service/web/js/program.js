@@ -1,12 +1,9 @@
-// A program: highlighted code, diff against its parent, metrics, artifacts, failure, the LLM
-// exchange behind it, links to relatives, and the lineage path with the score change per step.
+// A program: highlighted code (a file list for a folder), diff against its parent (per file),
+// metrics, artifacts, failure, the LLM exchange behind it, links to relatives, and the lineage
+// path with the score change per step.
 import { api } from "./api.js";
 import { esc, num, progLink, setApp } from "./dom.js";
-
-export function diffHtml(diff, format = "line-by-line") {
-  if (!diff) return '<p class="muted">No changes.</p>';
-  return window.Diff2Html.html(diff, { drawFileList: false, outputFormat: format, matching: "lines" });
-}
+import { diffHtml, fileDiffsHtml, filesHtml, isTree, wireFiles } from "./files.js";
 
 function kv(obj) {
   const rows = Object.entries(obj || {}).map(([k, v]) =>
@@ -60,10 +57,12 @@ export async function programPage(id) {
     api(`/programs/${id}`), api(`/ui/programs/${id}/sample`), api(`/programs/${id}/ancestors`),
     api(`/programs/${id}/descendants?depth=1&limit=200`),
   ]);
-  const code = window.hljs.highlight(prog.code, { language: "python" }).value;
+  const tree = isTree(prog.files);
+  const changes = Object.fromEntries((prog.file_diffs || []).map((d) => [d.path, d.change]));
+  const diff = tree && prog.file_diffs ? fileDiffsHtml(prog.file_diffs) : diffHtml(prog.diff);
   const insp = prog.inspiration_ids.map((i) => progLink(i)).join(" ") || "none";
   const kids = children.items.map((c) => progLink(c.id)).join(" ") || "none";
-  setApp(`<h1 data-testid="program-title">Program ${prog.id}
+  const app = setApp(`<h1 data-testid="program-title">Program ${prog.id}
       <span class="status ${esc(prog.status)}">${esc(prog.status)}</span></h1>
     <p>run <a href="#/run/${prog.run_id}">${prog.run_id}</a> (<a href="#/lineage/${prog.run_id}">lineage</a>),
       island ${prog.island}, generation ${prog.generation}, iteration ${prog.iteration}, ${esc(prog.kind)},
@@ -75,13 +74,14 @@ export async function programPage(id) {
       <button type="submit">compare</button></form>
     ${prog.failure_reason && prog.status === "ok" ? `<h2>Error reported by the evaluator</h2><pre class="error wrap" data-testid="reported-error">${esc(prog.failure_reason)}</pre>`
       : prog.failure_reason ? `<h2>Failure</h2><pre class="error wrap" data-testid="failure">${esc(prog.failure_kind)}: ${esc(prog.failure_reason)}</pre>` : ""}
-    <h2>Diff against the parent</h2><div data-testid="diff">${diffHtml(prog.diff)}</div>
-    <h2>Code</h2><pre class="code"><code class="hljs language-python" data-testid="code">${code}</code></pre>
+    <h2>Diff against the parent</h2><div data-testid="diff">${diff}</div>
+    <h2>${tree ? `Files (${Object.keys(prog.files).length})` : "Code"}</h2>${filesHtml(prog.files, changes)}
     <div class="cols"><div><h2>Metrics</h2>${kv(prog.metrics)}<h3>Features</h3>${kv(prog.features)}</div>
       <div><h2>Artifacts</h2>${kv(prog.artifacts)}</div></div>
     <h2>Lineage path</h2>${pathTable(ancestors)}
     <h2>LLM exchange</h2>${exchange(prog, sample)}
     <h2>Evaluations</h2>${evaluations(prog.evaluations)}`);
+  wireFiles(app);
   document.getElementById("compare-form").addEventListener("submit", (e) => {
     e.preventDefault();
     location.hash = `#/compare/programs/${prog.id}/${document.getElementById("compare-id").value}`;
