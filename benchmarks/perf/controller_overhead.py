@@ -37,6 +37,7 @@ from sqlalchemy import func, select
 from benchmarks.harness.store import out_file, write_json
 from benchmarks.harness.timing import mean_p50_p95_ms
 from benchmarks.peers.launch import controller_timings
+from benchmarks.perf import synthetic
 from benchmarks.perf.databases import PG_ADMIN, backend_url
 from benchmarks.perf.fill import populate, problem_folder
 from benchmarks.perf.instant import InstantExecutor, InstantLLM, SqlMeter
@@ -46,10 +47,13 @@ from benchmarks.perf.metrics_cost import (
     render_overhead,
     set_metrics,
 )
+from evaluators import tree
 from service.config import build_run_config
 from service.db import Database
 from service.db.models import LLMSampleRow, ProgramRow
 from service.evolution.engine import Engine
+from service.evolution.prompts import ProgramView, PromptContext, build_prompt
+from service.problems.direction import Direction
 from service.problems.load import load_problem
 from service.runs import create_run
 
@@ -131,6 +135,22 @@ def _row(marks: dict[str, Any], llm: InstantLLM, executor: InstantExecutor,
             "cpu_ms_per_iter": 1e3 * (marks["cpu_end"] - marks["cpu_first"]) / k,
             "overhead_ms": overhead, "sql_per_iter": sql[0] / k,
             "sql_ms_per_iter": 1e3 * sql[1] / k, "commits_per_iter": sql[2] / k}
+
+
+def prompt_tokens(files: int) -> dict[str, int]:
+    """Returns the tokens (chars / 4) of the first prompt of the synthetic problem of `files`
+    files, as a diff prompt (large models: support files as signatures) and as a rewrite prompt
+    (small models: the target file's block and the other files' evolving code)."""
+    code = tree.join(synthetic.files(0, files)) if files > 1 else synthetic.program(0)
+    out = {}
+    for fmt in ("diff", "rewrite"):
+        ctx = PromptContext(problem_name="spread", description="Spread 16 points.",
+                            score_metric="combined_score", direction=Direction.MAXIMIZE,
+                            fmt=fmt, parent=ProgramView(code, 0.5),  # type: ignore[arg-type]
+                            target="main.py" if fmt == "rewrite" and files > 1 else None)
+        out[fmt] = sum(len(m.content) // 4 for m in build_prompt(ctx, lambda t: len(t) // 4,
+                                                                  10**9))
+    return out
 
 
 # --- the peer ---------------------------------------------------------------------------------
@@ -241,7 +261,12 @@ def main() -> None:
         with console.status("openevolve 0.4.1..."):
             rows += measure_peer(console, sizes, args.iterations, args.peer_budget_s)
     render(rows, console)
-    out = write_json(out_file("controller_overhead.json"), {"args": vars(args), "rows": rows})
+    sizes_by_files = {count: prompt_tokens(count) for count in files}
+    for count, tokens in sizes_by_files.items():
+        console.print(f"first prompt, {count} file(s): {tokens['diff']} tokens as a diff prompt, "
+                      f"{tokens['rewrite']} as a rewrite prompt (chars / 4)")
+    out = write_json(out_file("controller_overhead.json"),
+                     {"args": vars(args), "rows": rows, "prompt_tokens": sizes_by_files})
     console.print(f"written: {out}")
 
 
