@@ -10,11 +10,13 @@ from sqlalchemy import select
 from service.db.models import LLMSampleRow, ProgramRow
 from service.db.stored import load_run
 from service.edits.apply import apply_answer
-from service.evolution.prompts import asked_format
+from evaluators import tree
+from service.evolution.prompts import asked_format, asked_target
 from service.llm.base import Message
 from service.rl.rollouts import EvolutionReward, NoPrompts, training_prompts
 from service.settings import Settings
-from tests.service.driver import scripted_run
+from service.llm.scripted import ScriptedBackend
+from tests.service.driver import drive, scripted_run
 from tests.service.engine_helpers import answer, config, returns
 
 ANSWERS = {
@@ -88,6 +90,30 @@ def test_rollouts_of_a_diff_run_read_answers_as_diffs_like_the_loop(sqlite_url: 
     assert child is not None and child.status == "ok"  # the diff applied, as in the loop
     assert child.code == apply_answer(parent.code, answer_, "diff").code
     assert reward == pytest.approx(child.score - parent.score) != cfg.rl.penalties.no_edit
+
+
+def test_rollouts_of_a_folder_run_rewrite_the_file_their_prompt_named(
+        sqlite_url: str, tmp_path: Path) -> None:
+    folder = Path(__file__).resolve().parents[3] / "problems" / "quickstart_files"
+    llm = ScriptedBackend(["```python\ndef line(x):\n    return x + 1.0\n```\n"])
+    db, run, _ = drive(sqlite_url, folder, config(budget__iterations=2, search__num_islands=1),
+                       llm)
+    _, problem, cfg = load_run(db, run.id, Settings(home=tmp_path))
+    prompt = training_prompts(db, run.id, count=1, recent=8)[0]
+    target = asked_target([Message(m["role"], m["content"]) for m in prompt.messages])
+    assert target in ("bend.py", "line.py")
+    body = "def bend(x):\n    return x * x" if target == "bend.py" else \
+        "def line(x):\n    return x + 1.0"
+    fn = EvolutionReward(db, run.id, problem, cfg, model="m", adapter="files-v1")
+    fn([prompt.messages], [f"```python\n{body}\n```\n"], parent_id=[prompt.parent_id])
+    with db.session() as s:
+        child = s.scalar(select(ProgramRow).where(ProgramRow.adapter == fn.adapter))
+        parent = s.get(ProgramRow, prompt.parent_id)
+    assert child is not None and child.status in ("ok", "duplicate"), child.failure_reason
+    assert body in child.files[target]
+    assert {p: t for p, t in child.files.items() if p != target} == \
+        {p: t for p, t in parent.files.items() if p != target}
+    assert tree.is_tree(child.code)
 
 
 def test_shaped_reward_is_read_from_the_run_config(sqlite_url: str, tmp_path: Path) -> None:
