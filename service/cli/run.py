@@ -28,7 +28,7 @@ from service.cli.common import (
 from service.config import build_run_config
 from service.db import Database
 from service.db.models import RunRow
-from service.db.queries import dumps, export_rows, reported_errors
+from service.db.queries import dumps, export_rows, reported_errors, starting_programs
 from service.db.status import RunStatus
 from service.evolution.reverify import tier_label
 from service.problems.load import Problem, load_problem
@@ -126,21 +126,28 @@ def _drive(database: Database, run_id: int, settings: Settings, json_out: bool) 
     best, best_path = written if written is not None else (None, None)
     with database.session() as s:
         reported = reported_errors(s, run_id)
+        starts = starting_programs(s, run_id)
     _summary(final, best_path, json_out, tier_label(best) if best else None,
-             reported)
+             reported, starts)
     if final.status == RunStatus.PAUSED:
         say(f"[yellow]paused:[/] {final.stop_reason}; fix it, then `evoforge resume {run_id}`")
         raise typer.Exit(3)
 
 
 def _summary(run: RunRow, best_path: Path | None, json_out: bool,
-             tier: str | None = None, reported: tuple[int, str | None] = (0, None)) -> None:
+             tier: str | None = None, reported: tuple[int, str | None] = (0, None),
+             starts: list[tuple[int, int, float | None, str | None]] | None = None) -> None:
     gain = (run.best_score - run.initial_score) if run.best_score is not None and \
         run.initial_score is not None else None
     out.print(f"run {run.id} {run.status}: {run.stop_reason}")
     out.print(f"best score {run.best_score!r} (initial {run.initial_score!r}, change "
               f"{gain if gain is None else f'{gain:+.6g}'}) after {run.iterations} iterations, "
               f"{run.evaluations} evaluations ({run.failed} failed), {run.llm_calls} LLM calls")
+    if starts and len(starts) > 1:
+        out.print(f"{len(starts)} starting programs: " + ", ".join(
+            f"#{pid} (island {island}) {score!r}" if score is not None
+            else f"#{pid} (island {island}) failed ({kind})"
+            for pid, island, score, kind in starts), highlight=False, markup=False)
     if reported[0]:
         out.print(f"{reported[0]} scored program(s) carry an error their evaluator reported; "
                   f"latest: {reported[1]}", highlight=False, markup=False)
@@ -154,6 +161,9 @@ def _summary(run: RunRow, best_path: Path | None, json_out: bool,
             "best_score": run.best_score, "initial_score": run.initial_score,
             "best_program_id": run.best_program_id, "best_path": str(best_path or ""),
             "best_tier": tier, "reported_errors": reported[0],
+            "starting_programs": [{"id": pid, "island": island, "score": score,
+                                   "failure_kind": kind}
+                                  for pid, island, score, kind in starts or []],
             "iterations": run.iterations, "evaluations": run.evaluations, "failed": run.failed,
             "llm_calls": run.llm_calls,
             "tokens": run.prompt_tokens + run.completion_tokens, "elapsed_s": run.elapsed_s}))

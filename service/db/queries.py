@@ -188,6 +188,14 @@ def reported_errors(s: Session, run_id: int) -> tuple[int, str | None]:
     return count, latest
 
 
+def starting_programs(s: Session, run_id: int) -> list[tuple[int, int, float | None, str | None]]:
+    """Returns (id, island, score, failure kind) of the run's starting programs, in order."""
+    p = ProgramRow
+    rows = s.execute(select(p.id, p.island, p.score, p.failure_kind).where(
+        p.run_id == run_id, p.kind == ProgramKind.INITIAL).order_by(p.id))
+    return [(i, island, score, kind) for i, island, score, kind in rows]
+
+
 def list_runs(s: Session, limit: int = 50) -> list[tuple[RunRow, ProblemRow]]:
     """Returns the latest runs with their problems."""
     rows = s.execute(select(RunRow, ProblemRow).join(ProblemRow, ProblemRow.id == RunRow.problem_id)

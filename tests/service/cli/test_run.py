@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -234,3 +235,28 @@ def test_openevolve_example_folder_runs_unchanged(tmp_path: Path) -> None:
     rows = [json.loads(x) for x in evoforge("export", "1", home=home).stdout.splitlines()]
     assert rows[1]["prompt"][0]["content"] == "You write Python."
     assert rows[0]["artifacts"]["feedback"] == "value() returned 1.0"
+
+
+def test_a_run_of_several_folder_seeds_reports_each_and_writes_the_best_folder(
+        tmp_path: Path) -> None:
+    source = Path(__file__).resolve().parents[3] / "problems" / "quickstart_files"
+    folder = tmp_path / "seeded"
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("initial_program"))
+    for name, bend in (("a", "0.3 * x * x"), ("b", "0.9 * x * x")):
+        shutil.copytree(source / "initial_program", folder / "initial_programs" / name)
+        path = folder / "initial_programs" / name / "bend.py"
+        path.write_text(path.read_text().replace("0.3 * x * x", bend))
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps(["line.py\n```python\ndef line(x):\n    return x + 1.0\n```\n"]))
+    proc = evoforge("run", str(folder), "--iterations", "2", "--llm", "scripted", "--model",
+                    str(answers), "--json", home=tmp_path / "home")
+    summary = last_json(proc.stdout)
+    starts = summary["starting_programs"]
+    assert [s["island"] for s in starts] == [0, 0] and all(s["score"] > 0 for s in starts)
+    assert summary["initial_score"] == max(s["score"] for s in starts)
+    assert "2 starting programs: #1 (island 0)" in proc.stdout
+    best = Path(summary["best_path"])
+    assert best.is_dir() and (best / "line.py").is_file() and (best / "curve.py").is_file()
+    out = tmp_path / "mine"
+    evoforge("best", "1", "--out", str(out), home=tmp_path / "home")
+    assert sorted(p.name for p in out.glob("*.py")) == ["bend.py", "curve.py", "line.py"]

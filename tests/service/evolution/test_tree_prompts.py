@@ -57,7 +57,8 @@ def test_a_rewrite_prompt_asks_for_one_file_and_shows_the_others_evolving_code()
     messages = build_prompt(ctx("rewrite", target="place.py"), count, 10**9)
     text = messages[-1].content
     assert "the code to improve is in place.py." in text
-    assert "def order(xs):" in text and "```python\ndef place(x):\n    return helper(x)\n```" in text
+    assert "def order(xs):" in text
+    assert "```python\ndef place(x):\n    return helper(x)\n```" in text
     assert asked_format(messages) == "rewrite" and asked_target(messages) == "place.py"
 
 

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from evaluators import tree
 from service.db.models import LLMSampleRow, ProgramRow
 from service.db.stored import load_run
 from service.edits.apply import apply_answer
-from evaluators import tree
 from service.evolution.prompts import asked_format, asked_target
 from service.llm.base import Message
+from service.llm.scripted import ScriptedBackend
 from service.rl.rollouts import EvolutionReward, NoPrompts, training_prompts
 from service.settings import Settings
-from service.llm.scripted import ScriptedBackend
 from tests.service.driver import drive, scripted_run
 from tests.service.engine_helpers import answer, config, returns
 
