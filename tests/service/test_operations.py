@@ -28,6 +28,7 @@ from tests.service.celery_helpers import BROKERS, new_queue, start_worker
 from tests.service.engine_helpers import returns
 
 EVOFORGE = str(Path(sys.executable).parent / "evoforge")
+REPO = Path(__file__).resolve().parents[2]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -229,3 +230,49 @@ def test_a_killed_worker_shows_as_lost_within_the_heartbeat_window(pg_url: str,
             assert client.get("/api/fleet", headers={"Authorization": ""}).status_code == 401
     finally:
         worker.stop()
+
+
+def test_a_folder_problem_runs_through_api_controller_and_a_celery_worker(
+        pg_url: str, tmp_path: Path) -> None:
+    upgrade(pg_url)
+    queue = new_queue()
+    env = service_env(tmp_path, pg_url, queue)
+    answers = tmp_path / "files.json"
+    answers.write_text(json.dumps([
+        "line.py\n```python\ndef line(x):\n    return x + 1.0\n```\n",
+        "bend.py\n```python\ndef bend(x):\n    return x * x\n```\n"]))
+    models = tmp_path / "files.toml"
+    models.write_text(f'[models.files]\nbackend = "scripted"\nmodel = "{answers}"\n')
+    env["EVOFORGE_MODELS_FILE"] = str(models)
+    source = REPO / "problems" / "quickstart_files"
+    files = {str(p.relative_to(source)): p.read_text() for p in sorted(source.rglob("*"))
+             if p.is_file() and "__pycache__" not in p.parts}
+    api_port = free_port()
+    worker = start_worker(BROKERS["rabbitmq"], queue, tmp_path / "worker", env=env)
+    api_log, controller_log = tmp_path / "api.log", tmp_path / "controller.log"
+    try:
+        with process(["serve", "--no-controller", "--port", str(api_port)], env, api_log), \
+                process(["controller", "--poll", "0.2"], env, controller_log):
+            client = admin_client(env, api_port, api_log)
+            created = client.post("/api/problems", json={"files": files})
+            assert created.status_code == 201, created.text
+            run_id = client.post("/api/runs", json={"problem_id": created.json()["id"], "config": {
+                "llm": {"use": "files"}, "budget": {"iterations": 2},
+                "search": {"num_islands": 1}}}).json()["id"]
+            wait_for(lambda: client.get(f"/api/runs/{run_id}").json()["status"] == "completed",
+                     120, "the folder run did not complete", controller_log, worker.log)
+            run = client.get(f"/api/runs/{run_id}").json()
+            best = client.get(f"/api/programs/{run['best_program_id']}").json()
+    finally:
+        worker.stop()
+    assert run["best_score"] > run["initial_score"] and run["iterations"] == 2
+    assert sorted(best["files"]) == ["bend.py", "curve.py", "line.py"]
+    assert "return x * x" in best["files"]["bend.py"] or "x + 1.0" in best["files"]["line.py"]
+    db = Database(pg_url)
+    with db.session() as s:
+        workers = set(s.scalars(select(EvaluationRow.worker).where(
+            EvaluationRow.run_id == run_id)))
+        statuses = set(s.scalars(select(EvaluationRow.status).where(
+            EvaluationRow.run_id == run_id)))
+    db.close()
+    assert statuses == {"ok"} and all(w and w != "local" for w in workers)
