@@ -45,8 +45,9 @@ from service.runs import create_run, drive, run_config_for
 from service.settings import Settings
 
 VARIANTS = ("before", "after")
-DB_METHODS = ("add_initial", "add_call", "record_result", "reopen", "add_migrant", "move_run",
-              "update_run", "run", "latest_evaluations", "programs", "load_totals")
+DB_METHODS = ("add_initials", "add_call", "add_side_call", "record_result", "reopen",
+              "archive_changed", "add_migrants", "move_run", "update_run", "run",
+              "latest_evaluations", "programs", "load_totals")
 
 
 class Meter:
