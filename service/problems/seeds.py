@@ -24,10 +24,11 @@ class SeedError(ValueError):
 
 @dataclass(frozen=True)
 class Seed:
-    """A starting program: its name (file or folder name) and text form."""
+    """A starting program: its name (file or folder name), text form and where it was read."""
 
     name: str
     code: str
+    path: Path | None = None  # the file or folder in the problem folder (None: built in code)
 
 
 def read_seeds(folder: Path, meta: dict[str, Any], toml: Path) -> tuple[Seed, ...]:
@@ -70,13 +71,13 @@ def read_seed(path: Path) -> Seed:
         except tree.TreeError as exc:
             raise SeedError(f"{path}: {exc}") from None
         check_blocks(files, path)
-        return Seed(path.name, tree.join(_as_tree(files)))
+        return Seed(path.name, tree.join(_as_tree(files)), path)
     if not path.is_file():
         raise SeedError(f"{path}: missing; a problem folder needs initial_program.py (or a "
                         "folder initial_program/) with the program to evolve")
     code = path.read_text()
     check_blocks({path.name: code}, path)
-    return Seed(path.stem, code)
+    return Seed(path.stem, code, path)
 
 
 def check_blocks(files: dict[str, str], where: Path) -> None:
