@@ -84,11 +84,18 @@ def test_initial_program_scores_the_same_in_the_real_sandbox(evaluator: ModuleTy
     assert result.score == pytest.approx(in_process)
 
 
-def test_triplet_instances_fill_their_bins_exactly(evaluator: ModuleType) -> None:
+def test_triplet_instances_fill_their_bins_exactly_and_uniform_ones_leave_the_noted_room(
+        evaluator: ModuleType) -> None:
+    room = []
     for inst in evaluator.instances():
+        bound = evaluator.lower_bound(inst.sizes, inst.capacity)
         if inst.name.startswith("t"):
             assert sum(inst.sizes) == inst.capacity * len(inst.sizes) // 3
-            assert evaluator.lower_bound(inst.sizes, inst.capacity) == len(inst.sizes) // 3
+            assert bound == len(inst.sizes) // 3
+        else:
+            room.append(f"{bound * inst.capacity - sum(inst.sizes)}")
+    note = load_problem(FOLDER).best_known_note  # what problem.toml says of the instances
+    assert f"leave {', '.join(room[:-1])} and {room[-1]} units of room" in note
 
 
 @pytest.mark.parametrize(("sizes", "capacity", "bound"), [
