@@ -70,11 +70,15 @@ def export(problem: ProblemArg,
                                             "program, evaluator.py, config.yaml).")]
            = "openevolve") -> None:
     """Write a problem folder as another system runs it (OpenEvolve: evaluator.py, config.yaml)."""
-    from service.problems.export import FORMATS, export_openevolve, openevolve_command
+    from service.problems.export import FORMATS, export_openevolve, openevolve_command, seed_note
+    from service.problems.load import load_problem
 
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}", code=2)
     folder = export_openevolve(problem, dest)
     out.print(f"wrote {folder} ({', '.join(sorted(p.name for p in folder.iterdir()))})",
               highlight=False)
+    note = seed_note(load_problem(problem))
+    if note:
+        out.print(f"note: {note}", highlight=False)
     out.print(f"run it with: {openevolve_command(folder)}", highlight=False)

@@ -31,7 +31,7 @@ from service.db.models import RunRow
 from service.db.queries import dumps, export_rows, reported_errors, starting_programs
 from service.db.status import RunStatus
 from service.evolution.reverify import tier_label
-from service.problems.load import Problem, load_problem
+from service.problems.load import Problem, ProblemError, load_problem
 from service.runs import create_run, drive, load_run, run_config_for, update_config, write_best
 from service.settings import Settings
 from service.telemetry.logs import LogFormat
@@ -232,19 +232,27 @@ def export(run_id: int, db: DbOpt = None,
 
 
 @friendly
-def eval_program(problem: Path, program_file: Path, json_out: JsonOpt = False) -> None:
+def eval_program(problem: Path, program_file: Annotated[Path, typer.Argument(
+        help="The program: a file, or a folder for a problem whose programs are folders.")],
+                 json_out: JsonOpt = False) -> None:
     """Evaluate one program exactly as the loop would (same sandbox)."""
+    from evaluators import tree
     from evaluators.evaluate import evaluate_job
     from service.execution.base import make_job
     from service.execution.check import stage_line
 
     prob = load_problem(problem)
     cfg = run_config_for(prob, None, {})
-    result = evaluate_job(make_job(prob, program_file.read_text(), cfg.evaluation))
+    code = read_program(program_file, prob)
+    result = evaluate_job(make_job(prob, code, cfg.evaluation))
+    files = list(tree.split(code)) if tree.is_tree(code) else [program_file.name]
     if json_out:
-        print(json.dumps({**result.to_dict(), "reported_error": result.reported_error},
-                         default=str))
+        print(json.dumps({**result.to_dict(), "reported_error": result.reported_error,
+                          "files": files}, default=str))
     else:
+        out.print(f"program: {program_file} " + (f"(a folder of {len(files)} files: "
+                  f"{', '.join(files)})" if tree.is_tree(code) else "(one file)"),
+                  highlight=False, markup=False)
         out.print(f"status: {result.status}  score: {result.score!r}  ({result.duration_s:.2f} s)")
         out.print(f"sandbox layers: {', '.join(result.layers) or 'none (it did not run)'}",
                   highlight=False, markup=False)
@@ -263,6 +271,27 @@ def eval_program(problem: Path, program_file: Path, json_out: JsonOpt = False) -
         for k, v in result.artifacts.items():
             out.print(f"[dim]{k}:[/] {escape(str(v)[-2000:])}", highlight=False)
     raise typer.Exit(0 if result.ok else 1)
+
+
+def read_program(path: Path, problem: Problem) -> str:
+    """Returns the text form of a program given by path (a file or a folder) for problem; raises
+    ProblemError when its form is not the one the problem's evaluator reads."""
+    from evaluators import tree
+    from service.execution.check import program_line
+
+    if path.is_dir():
+        try:
+            code = tree.join(tree.read_folder(path))
+        except tree.TreeError as exc:
+            raise ProblemError(f"{path}: {exc}") from None
+    else:
+        code = path.read_text()  # a missing file: FileNotFoundError, said as such
+    if tree.is_tree(code) != problem.is_tree:
+        given = "a folder of files" if tree.is_tree(code) else "one file"
+        raise ProblemError(f"{path}: {given}, but the programs of {problem.name} are "
+                           f"{program_line(problem)}; give a program of that form (e.g. a copy "
+                           "of the initial program, or what `evoforge best` wrote)")
+    return code
 
 
 def register(app: typer.Typer) -> None:

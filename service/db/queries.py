@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from evaluators import tree
 from service.db.models import EvaluationRow, LLMSampleRow, ProblemRow, ProgramRow, RunRow, utcnow
 from service.db.status import (
     UNFINISHED,
@@ -23,7 +24,6 @@ from service.db.status import (
 )
 from service.problems.direction import Direction
 from service.problems.load import Problem
-from service.problems.seeds import program_files
 
 LEASE_SECONDS = 30.0
 
@@ -39,13 +39,28 @@ def add_problem(s: Session, problem: Problem) -> ProblemRow:
     files = {p.name: p.read_text() for p in sorted(problem.path.iterdir())
              if p.is_file() and p.suffix in {".py", ".toml", ".yaml", ".md", ".txt"}
              and p.stat().st_size < 1_000_000}
-    files.update(program_files(problem.path))
+    files.update(seed_files(problem))
     row = ProblemRow(name=problem.name, path=str(problem.path), description=problem.description,
                      score_metric=problem.score_metric, direction=problem.direction,
                      best_known=problem.best_known, files=files)
     s.add(row)
     s.flush()
     return row
+
+
+def seed_files(problem: Problem) -> dict[str, str]:
+    """Returns the starting programs that live below the problem folder's top level (a folder
+    initial_program/, initial_programs/...) by relative path: a re-created folder loads again."""
+    files: dict[str, str] = {}
+    for seed in problem.starts:
+        if seed.path is None or problem.path not in seed.path.parents:
+            continue
+        rel = seed.path.relative_to(problem.path).as_posix()
+        if seed.path.is_dir():
+            files.update({f"{rel}/{name}": text for name, text in tree.split(seed.code).items()})
+        elif "/" in rel:
+            files[rel] = seed.code
+    return files
 
 
 def add_run(s: Session, problem_id: int, config: dict[str, Any], seed: int) -> RunRow:

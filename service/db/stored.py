@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evaluators import tree
 from service.config import RunConfig
 from service.db.models import ProblemRow, RunRow
 from service.db.session import Database
@@ -21,11 +22,17 @@ def problem_folder(prow: ProblemRow, settings: Settings) -> Path:
     if (folder / "evaluator.py").is_file() or (folder / "problem.toml").is_file():
         return folder
     folder = settings.home / "problems" / str(prow.id)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in prow.files.items():  # program folders too: initial_program/PATH
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(text)
+    write_files(prow.files, folder)
     return folder
+
+
+def write_files(files: dict[str, str], folder: Path) -> None:
+    """Writes a stored problem's files, by relative path, into folder (sub-folders made)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        target = folder / tree.check_path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
 
 
 def load_run(db: Database, run_id: int, settings: Settings) -> tuple[RunRow, Problem, RunConfig]:

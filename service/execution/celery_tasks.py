@@ -24,6 +24,7 @@ from evaluators.jobs import EvalJob, EvalResult, FailureKind
 from service.db import Database, SchemaOutOfDate
 from service.db.models import EvaluationRow, ProblemRow, RunRow, utcnow
 from service.db.status import EvaluationStatus
+from service.db.stored import write_files
 from service.telemetry import metrics
 from service.telemetry.logs import log_context
 
@@ -218,11 +219,7 @@ def _localise(db: Database, db_url: str, evaluation_id: int, job: EvalJob) -> Ev
         if key not in _problem_dirs:
             prow = s.get(ProblemRow, problem_id)
             folder = _worker_home() / f"problem-{os.getpid()}-{len(_problem_dirs)}-{problem_id}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for name, text in prow.files.items():
-                target = folder / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text)
+            write_files(prow.files, folder)
             _problem_dirs[key] = folder
     folder = _problem_dirs[key]
     job.problem_dir = str(folder)

@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaluators import tree
 from evaluators.evaluate import evaluate_job
 from evaluators.jobs import EvalResult, FailureKind
-from service.config import ConfigError, build_run_config, read_toml
+from service.config import ConfigError, build_run_config
 from service.execution.base import make_job
+from service.problems.blocks import MarkerError, evolve_blocks
 from service.problems.load import Problem, ProblemError, load_problem
+from service.problems.seeds import Seed
 
 _RUN_TABLE = ("the [run.evaluation] table of problem.toml (or the [evaluation] table of a RUN.toml "
               "given with --config)")
@@ -37,6 +40,8 @@ class CheckReport:
     problem: Problem | None = None
     warnings: list[str] = field(default_factory=list)  # a run goes on, but look at these
     gates: bool = False  # the cascade's stages are hard gates (evaluation.cascade_gates)
+    others: list[tuple[Seed, EvalResult]] = field(default_factory=list)  # the starting programs
+    # after the first, when the problem has several
 
     @property
     def ok(self) -> bool:
@@ -51,6 +56,8 @@ class CheckReport:
         lines = [f"problem {name} ({self.path})"]
         for note in self.problem.notes if self.problem else ():
             lines.append(f"  note: {note}")
+        if self.problem is not None:
+            lines.append(f"  program: {program_line(self.problem)}")
         for record in self.result.stages if self.result else ():
             lines.append(f"  stage {record['stage']}: {stage_line(record, self.gates)}")
         lines += [f"  warning: {w}" for w in self.warnings]
@@ -61,7 +68,9 @@ class CheckReport:
             what = name if name in result.metrics else f"the mean of the metrics: no {name}"
             lines.append(f"  OK: the initial program scored {result.score:g} ({what}) in "
                          f"{result.duration_s:.2f} s; {metrics}")
+            lines += self._seed_lines()
             return "\n".join(lines)
+        lines += self._seed_lines()
         lines.append(f"  {len(self.defects)} defect(s):")
         for d in self.defects:
             lines += [f"  - {d.file}: {d.message}", f"    fix: {d.fix}"]
@@ -71,6 +80,33 @@ class CheckReport:
             lines.append("  traceback (problem code only):")
             lines += [f"    {ln}" for ln in trace.splitlines()]
         return "\n".join(lines)
+
+
+    def _seed_lines(self) -> list[str]:
+        """Returns each starting program's score when the problem has several."""
+        if not self.others or self.problem is None or self.result is None:
+            return []
+        lines = [f"  {len(self.others) + 1} starting programs, each scored:"]
+        for seed, result in ((self.problem.starts[0], self.result), *self.others):
+            lines.append(f"  - {seed.name}: " + (
+                f"{result.score:g} ({self.problem.score_metric}) in {result.duration_s:.2f} s"
+                if result.ok else f"failed ({result.error_kind}): "
+                f"{_seed_error(self.problem, seed, result)}"))
+        return lines
+
+
+def program_line(problem: Problem) -> str:
+    """Returns what the starting program is: one file, or a folder and its files (which evolve)."""
+    first = problem.starts[0]
+    where = _relative(problem, first)
+    if len(problem.starts) > 1:
+        where += f" (the first of {len(problem.starts)} starting programs)"
+    if not problem.is_tree:
+        return f"one file, {where}"
+    files = tree.split(first.code)
+    shown = ", ".join(f"{rel} (EVOLVE-BLOCK)" if _has_block(text) else rel
+                      for rel, text in files.items())
+    return f"a folder, {where}/, of {len(files)} files: {shown}"
 
 
 def check_problem(path: str | Path, python: str = sys.executable) -> CheckReport:
@@ -108,6 +144,15 @@ def check_problem(path: str | Path, python: str = sys.executable) -> CheckReport
         report.defects.append(defect)
     else:
         _scored_warnings(report, result.past_gate() or result, problem, python)
+    for seed in problem.starts[1:]:  # every starting program begins an island: score each
+        other = evaluate_job(make_job(problem, seed.code, cfg.evaluation), python)
+        report.others.append((seed, other))
+        if not other.ok and other.past_gate() is None:
+            report.defects.append(Defect(
+                str(problem.path / _relative(problem, seed)),
+                f"the starting program {seed.name!r} failed ({other.error_kind}): "
+                f"{_seed_error(problem, seed, other)}",
+                "fix it or remove it from the starting programs; each one seeds an island"))
     return report
 
 
@@ -201,7 +246,9 @@ def _result_defect(result: EvalResult, problem: Problem) -> Defect:
         return Defect(program, error, f"use less memory, or raise memory_mb in {_RUN_TABLE}; "
                       "JAX/XLA and other runtimes reserve gigabytes of address space at start: "
                       "8192 fits them")
-    where = program if f"{Path(program).name}:" in error else evaluator
+    inside = re.search(rf"(?<![\w/.-]){re.escape(_program_name(problem))}/([\w/.-]+):", error)
+    where = (program + "/" + inside.group(1) if inside and problem.is_tree else
+             program if f"{Path(program).name}:" in error else evaluator)
     return Defect(where, f"the initial program failed: {error}",
                   "fix the error shown so the initial program scores; it is the seed of every run")
 
@@ -212,11 +259,29 @@ def _trusted_file(problem: Problem) -> Path:
 
 
 def _program_name(problem: Problem) -> str:
-    """Returns the initial program's file name (problem.toml may rename it)."""
-    toml = problem.path / "problem.toml"
-    if toml.is_file():
-        return str(read_toml(toml).get("problem", {}).get("initial_program", "initial_program.py"))
-    return "initial_program.py"
+    """Returns the initial program's path in the problem folder (problem.toml may rename it)."""
+    return _relative(problem, problem.starts[0])
+
+
+def _relative(problem: Problem, seed: Seed) -> str:
+    """Returns where a starting program lives, relative to the problem folder."""
+    if seed.path is not None and problem.path in seed.path.parents:
+        return seed.path.relative_to(problem.path).as_posix()
+    return seed.name if problem.is_tree else f"{seed.name}.py"
+
+
+def _seed_error(problem: Problem, seed: Seed, result: EvalResult) -> str:
+    """Returns a starting program's failure, naming its own file instead of the sandbox's."""
+    return _rename_program(result.error or "failed without a reason",
+                           Path(_relative(problem, seed)).name)
+
+
+def _has_block(text: str) -> bool:
+    """Returns True when a file of a program holds an EVOLVE-BLOCK."""
+    try:
+        return bool(evolve_blocks(text))
+    except MarkerError:
+        return False
 
 
 def _without_fix(message: str) -> str:
@@ -225,5 +290,8 @@ def _without_fix(message: str) -> str:
 
 
 def _rename_program(text: str, name: str) -> str:
-    """Returns text with the sandbox's program.py called by the initial program's name."""
+    """Returns text with the sandbox's program.py (a folder program: program/) called by the
+    initial program's name."""
+    if not name.endswith(".py"):
+        return re.sub(rf"(?<![\w/.-]){tree.PROGRAM_DIR}/", f"{name}/", text)
     return re.sub(r"(?<![\w/.-])program\.py", name, text)

@@ -6,6 +6,9 @@ does not need one. The export copies the folder and writes the one shared OpenEv
 copied problem.toml; a problem with its own evaluator.py keeps it. config.yaml carries what the
 problem itself sets (prompt, iterations, evaluation timeout, answer length); the LLM endpoint is
 the user's.
+
+OpenEvolve evolves one file: a problem whose program is a folder (evaluators/tree.py) is refused
+before anything is written, and of several single-file starting programs the first is exported.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import yaml
 
 import evaluators.compat
+from evaluators import tree
 from service.config import build_run_config
 from service.problems.load import Problem, ProblemError, load_problem
 
@@ -28,6 +32,8 @@ _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".evoforge")
 def export_openevolve(folder: str | Path, out: str | Path) -> Path:
     """Returns the folder out, after writing the problem there as OpenEvolve runs it."""
     problem = load_problem(folder)
+    if problem.is_tree:
+        raise ProblemError(folder_refusal(problem))
     dest = Path(out).resolve()
     if dest == problem.path or problem.path in dest.parents:
         raise ProblemError(f"{out}: inside the problem folder {problem.path}; export elsewhere")
@@ -43,6 +49,25 @@ def export_openevolve(folder: str | Path, out: str | Path) -> Path:
             "# OpenEvolve settings from problem.toml; add llm.api_base and llm.models\n"
             + yaml.safe_dump(openevolve_config(problem), sort_keys=False))
     return dest
+
+
+def folder_refusal(problem: Problem) -> str:
+    """Returns why a problem whose program is a folder cannot be exported, and what to do."""
+    names = ", ".join(tree.split(problem.initial_code))
+    return (f"{problem.path}: problem {problem.name!r} cannot be exported for OpenEvolve: its "
+            f"program is a folder of files ({names}) and OpenEvolve evolves a single file; "
+            f"run it with `evoforge run {problem.path}`, or make its program one file "
+            "(initial_program.py, with its EVOLVE-BLOCKs) to export it")
+
+
+def seed_note(problem: Problem) -> str | None:
+    """Returns what the export left out of a problem with several starting programs, or None."""
+    if len(problem.starts) < 2:
+        return None
+    first, rest = problem.starts[0].name, [s.name for s in problem.starts[1:]]
+    return (f"{problem.name} has {len(problem.starts)} starting programs; OpenEvolve starts from "
+            f"one, so initial_program.py is the first, {first!r}; OpenEvolve will not start from "
+            f"{', '.join(repr(r) for r in rest)} (copied as they were)")
 
 
 def openevolve_config(problem: Problem) -> dict[str, Any]:

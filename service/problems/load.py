@@ -53,7 +53,7 @@ class Problem:
     # written for another model (OpenEvolve's config.yaml), by dotted key: hints, fitted to the
     # model that serves the run (service/runs.py), never a reason to refuse or pause a run
     seeds: tuple[Seed, ...] = ()  # the starting programs, one island each in turn (first: the
-    # initial program); empty means initial_code alone
+    # initial program), as read; empty means initial_code alone
 
     @property
     def starts(self) -> tuple[Seed, ...]:
@@ -117,7 +117,7 @@ def load_problem(folder: str | Path) -> Problem:
         best_known=float(best) if best is not None else None,
         best_known_source=meta.get("best_known_source"), **reference, run_defaults=run_defaults,
         score_fallback_mean=fallback, notes=tuple(notes), scorer_path=scorer, entry=entry,
-        advisory=advisory, seeds=seeds if len(seeds) > 1 else ())
+        advisory=advisory, seeds=seeds)
 
 
 def _reference(meta: dict[str, Any], toml: Path) -> dict[str, Any]:

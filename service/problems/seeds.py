@@ -24,10 +24,11 @@ class SeedError(ValueError):
 
 @dataclass(frozen=True)
 class Seed:
-    """A starting program: its name (file or folder name) and text form."""
+    """A starting program: its name (file or folder name), text form and where it was read."""
 
     name: str
     code: str
+    path: Path | None = None  # the file or folder in the problem folder (None: built in code)
 
 
 def read_seeds(folder: Path, meta: dict[str, Any], toml: Path) -> tuple[Seed, ...]:
@@ -70,30 +71,13 @@ def read_seed(path: Path) -> Seed:
         except tree.TreeError as exc:
             raise SeedError(f"{path}: {exc}") from None
         check_blocks(files, path)
-        return Seed(path.name, tree.join(_as_tree(files)))
+        return Seed(path.name, tree.join(_as_tree(files)), path)
     if not path.is_file():
         raise SeedError(f"{path}: missing; a problem folder needs initial_program.py (or a "
                         "folder initial_program/) with the program to evolve")
     code = path.read_text()
     check_blocks({path.name: code}, path)
-    return Seed(path.stem, code)
-
-
-def program_files(folder: Path) -> dict[str, str]:
-    """Returns the text files of a problem's program folders (initial_program/, initial_programs/)
-    by path relative to the problem folder: what a snapshot of the problem keeps of them."""
-    out: dict[str, str] = {}
-    for root in (folder / "initial_program", folder / SEEDS_DIR):
-        for path in sorted(root.rglob("*")) if root.is_dir() else ():
-            rel = path.relative_to(folder)
-            if path.is_symlink() or not path.is_file() or any(
-                    part.startswith(".") or part == "__pycache__" for part in rel.parts):
-                continue
-            try:
-                out[rel.as_posix()] = path.read_bytes().decode()
-            except UnicodeDecodeError:
-                continue  # read_seed names it when the file belongs to a starting program
-    return out
+    return Seed(path.stem, code, path)
 
 
 def check_blocks(files: dict[str, str], where: Path) -> None:

@@ -22,6 +22,7 @@ from evaluators import prefork
 from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers
 from evaluators.jobs import EvalJob, EvalResult
+from service.problems.load import load_problem
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GOOD = FIXTURES / "problems" / "good"
@@ -242,8 +243,8 @@ def test_huge_stdout_is_capped() -> None:
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "problems").iterdir()
                                         if (p / "evaluator.py").is_file()))
 def test_the_real_problems_still_score_their_initial_program(name: str) -> None:
-    problem = REPO / "problems" / name
-    result = evaluate((problem / "initial_program.py").read_text(), problem=problem,
+    problem = REPO / "problems" / name  # its seed may be a folder: the loader reads either form
+    result = evaluate(load_problem(problem).initial_code, problem=problem,
                       timeout_s=120, memory_mb=2048)
     assert result.ok, f"{name}: {result.error}\n{result.artifacts.get('stderr')}"
 

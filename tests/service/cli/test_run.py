@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from evaluators.isolation.layers import RUN_VAR
 from service.db import Database
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow
+from tests.conftest import REPO
 from tests.service.engine_helpers import returns, tiny_problem
 
 EVOFORGE = [sys.executable, "-m", "service.cli"]
@@ -150,6 +151,25 @@ def test_eval_prints_metrics_and_failure(tmp_path: Path) -> None:
     toml.write_text(toml.read_text().replace("timeout_s = 10", "timeout_s = 2"))
     proc = evoforge("eval", str(folder), str(bad), home=tmp_path, check=False)
     assert proc.returncode == 1 and "timeout" in proc.stdout
+
+
+def test_eval_scores_a_folder_program_and_names_its_files(tmp_path: Path) -> None:
+    seed = REPO / "problems" / "bin_packing_files" / "initial_program"
+    shown = evoforge("eval", "bin_packing_files", str(seed), home=tmp_path).stdout
+    assert "(a folder of 3 files: order.py, pack.py, place.py)" in shown
+    assert "score: 0.914876" in shown and "t501 (501 items" in shown
+    broken = shutil.copytree(seed, tmp_path / "broken")
+    (broken / "order.py").write_text((broken / "order.py").read_text().replace(
+        "return sorted(", "return [0] + sorted("))
+    proc = evoforge("eval", "bin_packing_files", str(broken), "--json", home=tmp_path,
+                    check=False)
+    failed = last_json(proc.stdout)
+    assert failed["score"] == 0.0 and "not a permutation" in failed["artifacts"]["feedback"]
+    assert failed["files"] == ["order.py", "pack.py", "place.py"]
+    single = evoforge("eval", "bin_packing_files", str(seed / "order.py"), home=tmp_path,
+                      check=False)
+    assert single.returncode == 1 and "one file, but the programs of bin_packing_files are a " \
+        "folder, initial_program/" in " ".join(single.stderr.split())
 
 
 def test_ctrl_c_pauses_at_once_and_resume_finishes(tmp_path: Path) -> None:

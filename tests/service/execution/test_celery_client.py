@@ -325,3 +325,52 @@ def subprocess_lines(argv: list[str]) -> list[str]:
 
     out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
     return [line for line in out.splitlines() if line.strip()]
+
+
+def test_worker_scores_a_folder_program_against_a_problem_it_recreates_from_the_database(
+        tmp_path: Path, db: Database) -> None:
+    """The job carries the program's text form (read back from its row's files); the worker
+    writes it as a folder for the evaluator, in a copy of the problem it rebuilt from the
+    database because the controller's folder is not on its machine."""
+    import shutil
+
+    from evaluators import tree
+
+    broker, queue = BROKERS["rabbitmq"], new_queue()
+    folder = shutil.copytree(REPO / "problems" / "bin_packing_files",
+                             tmp_path / "controller" / "bin_packing_files")
+    problem = load_problem(folder)
+    cfg = config(evaluation__executor="celery", evaluation__queue=queue)
+    ledger = Ledger(db, create_run(db, problem, cfg), "celery")
+    broken = problem.initial_code.replace("return sorted(", "return [0] + sorted(")
+    (good, good_eid), (bad, bad_eid) = ledger.add_initials(
+        [(problem.initial_code, "good", 0), (broken, "bad", 0)])
+    with db.session() as s:  # the program as the controller reads it back: its files
+        stored = s.get(ProgramRow, good.id)
+        assert sorted(stored.files) == ["order.py", "pack.py", "place.py"]
+        codes = {good.id: stored.code, bad.id: s.get(ProgramRow, bad.id).code}
+    shutil.rmtree(tmp_path / "controller")  # only the database holds the problem now
+    worker = start_worker(broker, queue, tmp_path / "worker")
+    executor = CeleryExecutor(db, broker, queue)
+
+    async def go() -> list[EvalResult]:
+        try:
+            return [await asyncio.wait_for(executor.evaluate(make_job(
+                problem, codes[pid], cfg.evaluation, program_id=pid, evaluation_id=eid)), 120)
+                for pid, eid in ((good.id, good_eid), (bad.id, bad_eid))]
+        finally:
+            await executor.aclose()
+
+    try:
+        scored, refused = asyncio.run(go())
+    finally:
+        worker.stop()
+    assert scored.ok, scored.error
+    assert scored.score == pytest.approx(0.9148768030)  # first-fit decreasing, as in-process
+    assert "t501 (501 items, capacity 1000): 194 bins" in scored.artifacts["feedback"]
+    assert refused.score == 0.0 and "not a permutation" in refused.artifacts["feedback"]
+    copies = list((tmp_path / "worker" / "worker").glob("problem-*"))
+    assert len(copies) == 1 and (copies[0] / "evaluator.py").is_file()
+    assert tree.read_folder(copies[0] / "initial_program") == tree.split(codes[good.id])
+    with db.session() as s:
+        assert [s.get(EvaluationRow, e).status for e in (good_eid, bad_eid)] == ["ok", "ok"]

@@ -15,7 +15,7 @@ import yaml
 from evaluators.evaluate import evaluate_job
 from service.config import build_run_config
 from service.execution.base import make_job
-from service.problems.export import ENTRY_FILE, export_openevolve
+from service.problems.export import ENTRY_FILE, export_openevolve, seed_note
 from service.problems.load import ProblemError, load_problem
 from tests.conftest import REPO
 
@@ -86,3 +86,49 @@ def test_cli_exports_and_prints_the_openevolve_command(tmp_path: Path) -> None:
                             str(tmp_path / "x")], check=False, capture_output=True, text=True,
                            timeout=120)
     assert other.returncode == 2 and "openevolve" in other.stderr
+
+
+def seeded_quickstart(folder: Path) -> Path:
+    """Returns a copy of quickstart whose starting programs are initial_programs/a.py and b.py."""
+    shutil.copytree(PROBLEMS / "quickstart", folder)
+    seed = (folder / "initial_program.py").read_text()
+    (folder / "initial_program.py").unlink()
+    (folder / "initial_programs").mkdir()
+    (folder / "initial_programs" / "a.py").write_text(seed)
+    (folder / "initial_programs" / "b.py").write_text("# seed b\n" + seed)
+    return folder
+
+
+def test_a_folder_program_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ProblemError) as err:
+        export_openevolve(PROBLEMS / "bin_packing_files", tmp_path / "out")
+    message = str(err.value)
+    assert "'bin_packing_files' cannot be exported for OpenEvolve" in message
+    assert "a folder of files (order.py, pack.py, place.py)" in message
+    assert "OpenEvolve evolves a single file" in message and "evoforge run" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_several_single_file_seeds_export_the_first_and_say_so(tmp_path: Path) -> None:
+    source = seeded_quickstart(tmp_path / "seeded")
+    folder = export_openevolve(source, tmp_path / "out")
+    assert (folder / "initial_program.py").read_text() == (
+        source / "initial_programs" / "a.py").read_text()
+    note = seed_note(load_problem(source))
+    assert note and "2 starting programs" in note and "the first, 'a'" in note and "'b'" in note
+    assert seed_note(load_problem(PROBLEMS / "quickstart")) is None
+
+
+def test_cli_refuses_a_folder_program_and_notes_the_first_of_several_seeds(
+        tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "service.cli", "problems", "export"]
+    refused = subprocess.run([*cli, "bin_packing_files", str(tmp_path / "bpf")], check=False,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "OpenEvolve evolves a single file" in refused.stderr
+    assert not (tmp_path / "bpf").exists()
+    seeded = subprocess.run([*cli, str(seeded_quickstart(tmp_path / "seeded")),
+                             str(tmp_path / "out")], check=False, capture_output=True, text=True,
+                            timeout=120)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "note: quickstart has 2 starting programs" in seeded.stdout
+    assert "initial_program.py is the first, 'a'" in seeded.stdout
