@@ -9,9 +9,11 @@ which reused from the prompt cache, completion); the best score. Ratios are agai
 variant.
 
 Variants: `before` is the loop as it was (the KV cache cleared before every prompt, generation
-to the end-of-turn token or max_tokens), `after` is the code as it is (prompt cache kept,
-generation stopped where the answer's code block closes); a suffix `:tN` runs a variant with N
-llama.cpp threads (default: one per core), e.g. `after,after:t1`.
+to the end-of-turn token or max_tokens), `closed` the loop of December 6 (prompt cache kept,
+generation stopped where the answer's code block closes, max_tokens fixed), `after` is the code
+as it is (also: stopped when the answer loops over the same lines, and max_tokens sized to the
+code it rewrites, llm.block_token_factor); a suffix `:tN` runs a variant with N llama.cpp threads
+(default: one per core), e.g. `after,after:t1`.
 
     .venv/bin/python -m benchmarks.perf.embedded_loop [--problem problems/quickstart] \
         [--iterations 40] [--seeds 0,1] [--variants before,after]
@@ -40,11 +42,12 @@ from benchmarks.harness.paths import PROBLEMS
 from benchmarks.harness.store import out_file, write_json
 from service.db import Database
 from service.evolution.engine import Engine
+from service.evolution.prompts import block_closed
 from service.problems.load import load_problem
 from service.runs import create_run, drive, run_config_for
 from service.settings import Settings
 
-VARIANTS = ("before", "after")
+VARIANTS = ("before", "closed", "after")
 DB_METHODS = ("add_initials", "add_call", "add_side_call", "record_result", "reopen",
               "archive_changed", "add_migrants", "move_run", "update_run", "run",
               "latest_evaluations", "programs", "load_totals")
@@ -81,12 +84,16 @@ def instrument(engine: Engine, variant: str, meter: Meter) -> None:
     """Times the engine's parts; `before` also restores the old LLM behaviour."""
     llm = engine.llm
     variant = variant.partition(":t")[0]
-    llm.prompt_cache = variant != "before"
+    llm.prompt_cache = not variant.startswith("before")
     generate = llm.generate
 
     async def generate_logged(prompts: list, n: int, sampling: Any) -> list:
-        if variant == "before":
-            sampling = dataclasses.replace(sampling, stop_when=None)
+        if variant.startswith("before"):
+            sampling = dataclasses.replace(sampling, stop_when=None,
+                                           max_tokens=engine.cfg.llm.max_tokens)
+        elif variant.startswith("closed"):
+            sampling = dataclasses.replace(sampling, stop_when=block_closed,
+                                           max_tokens=engine.cfg.llm.max_tokens)
         batches = await generate(prompts, n, sampling)
         meter.completions.extend(c for batch in batches for c in batch)
         return batches
@@ -195,7 +202,8 @@ def main() -> None:
                     help="iterations per run; 0: the problem's own budget (40 for quickstart)")
     ap.add_argument("--seeds", default="0", help="comma-separated")
     ap.add_argument("--variants", default=",".join(VARIANTS),
-                    help="before,after or one; NAME:tN runs it with N llama.cpp threads")
+                    help="before, closed, after (comma-separated); NAME:tN runs it with N "
+                    "llama.cpp threads")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     variants = args.variants.split(",")

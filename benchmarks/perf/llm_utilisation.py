@@ -25,7 +25,7 @@ from benchmarks.harness.paths import PROBLEMS
 from benchmarks.harness.store import out_file, write_json
 from service.config import LLMConfig
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow
-from service.evolution.prompts import asked_format, block_closed
+from service.evolution.prompts import answer_done, asked_format
 from service.llm.base import Message, Sampling
 from service.llm.factory import make_backend
 from service.problems.load import load_problem
@@ -49,7 +49,7 @@ def loop_rate(problem_dir: Path, iterations: int, seed: int, home: Path) -> tupl
     calls = []
     for call_index, row in enumerate(rows):
         messages = [Message(m["role"], m["content"]) for m in row.prompt]
-        stop = block_closed if asked_format(messages) == "rewrite" else None  # as the loop
+        stop = answer_done if asked_format(messages) == "rewrite" else None  # as the loop
         sampling = Sampling(temperature=cfg.llm.temperature, top_p=cfg.llm.top_p,
                             max_tokens=cfg.llm.max_tokens, seed=seed * 1_000_003 + call_index,
                             stop_when=stop)

@@ -39,7 +39,7 @@ from service.evolution.budget import Counters, stop_reason
 from service.evolution.ledger import Ledger, apply_result, queue_of
 from service.evolution.planner import Plan, Planner
 from service.evolution.population import Population
-from service.evolution.prompts import block_closed
+from service.evolution.prompts import answer_done, answer_tokens
 from service.evolution.report import InitialProgramFailed, Progress, RunBusy
 from service.evolution.training import NoTraining, RoundProgress, TrainingHook
 from service.execution.base import Executor, ExecutorUnavailable, make_job
@@ -207,6 +207,14 @@ class Engine:
                 task.result()
             self._emit()
 
+    def _answer_tokens(self, plans: list[Plan]) -> int:
+        """Returns max_tokens for a call: for rewrites, sized to the largest code it rewrites."""
+        llm = self.cfg.llm
+        if self.fmt != "rewrite":
+            return llm.max_tokens
+        return max(answer_tokens(p.parent_code, p.target, self.llm.count_tokens,
+                                 llm.block_token_factor, llm.max_tokens) for p in plans)
+
     async def _propose(self) -> None:
         plans = self._plans()
         if not plans:
@@ -215,10 +223,9 @@ class Engine:
         self.reserved += len(plans) * n
         call = self.counters.llm_calls
         sampling = Sampling(temperature=self.aids.temperature(self.counters.iterations),
-                            top_p=self.cfg.llm.top_p,
-                            max_tokens=self.cfg.llm.max_tokens,
+                            top_p=self.cfg.llm.top_p, max_tokens=self._answer_tokens(plans),
                             seed=self.cfg.seed * 1_000_003 + call,
-                            stop_when=block_closed if self.fmt == "rewrite" else None)
+                            stop_when=answer_done if self.fmt == "rewrite" else None)
         try:
             started = time.monotonic()
             batches = await self.llm.generate([p.messages for p in plans], n, sampling)

@@ -27,6 +27,7 @@ MESSAGE_OVERHEAD = 8  # tokens the chat template adds per message (role markers)
 MAX_METRICS = 12  # metrics shown per program
 MAX_ARTIFACTS = 8  # artifacts shown as feedback
 _TAIL_KEYS = ("stderr", "stdout", "traceback", "log", "output")
+REPEAT_WINDOW, REPEAT_TIMES = 8, 4  # an answer whose last 8 lines hold one line 4 times loops
 TARGET_NOTE = "The program is several files; the code to improve is in "  # + path + "."
 _TARGET = re.compile(re.escape(TARGET_NOTE) + r"(?P<path>\S+?)\.(?:\s|$)")
 
@@ -121,6 +122,34 @@ def asked_target(messages: list[Message]) -> str | None:
     user = next((m.content for m in reversed(messages) if m.role == "user"), "")
     match = _TARGET.search(user)
     return match.group("path") if match else None
+
+
+def answer_done(answer: str) -> bool:
+    """Returns True once a rewrite answer is done: its ```python block closed, or it repeats
+    itself (what follows a loop of the same lines is more of it)."""
+    return block_closed(answer) or repeating(answer)
+
+
+def repeating(answer: str, window: int = REPEAT_WINDOW, times: int = REPEAT_TIMES) -> bool:
+    """Returns True when one line of at least 6 characters makes `times` of the answer's last
+    `window` lines: a small model caught in a loop (the same def/return pair again and again)."""
+    lines = [line.strip() for line in answer.split("\n") if line.strip()][-window:]
+    counts: dict[str, int] = {}
+    for line in lines:
+        if len(line) >= 6:
+            counts[line] = counts.get(line, 0) + 1
+    return max(counts.values(), default=0) >= times
+
+
+def answer_tokens(code: str, target: str | None, count_tokens: Callable[[str], int],
+                  factor: float, ceiling: int) -> int:
+    """Returns the tokens a rewrite answer of code (target: one file's blocks) may use: factor
+    times the evolving code's tokens plus 48, at least 96 and at most ceiling (factor 0:
+    ceiling)."""
+    if factor <= 0:
+        return ceiling
+    text = file_blocks(code, target) if target is not None else block_text(code, ELIDED)
+    return min(ceiling, max(96, int(factor * count_tokens(text)) + 48))
 
 
 def block_closed(answer: str) -> bool:

@@ -15,11 +15,14 @@ from service.evolution.prompts import (
     ProgramView,
     PromptContext,
     PromptTooLong,
+    answer_done,
+    answer_tokens,
     asked_format,
     block_closed,
     build_prompt,
     format_feedback,
     format_metrics,
+    repeating,
 )
 from service.llm.base import Message
 from service.llm.models import default_model_path
@@ -299,3 +302,25 @@ def test_a_rewrite_answer_is_done_once_its_python_block_closes():
     assert not block_closed("Here it is:\n```python\ndef f():\n    return 1\n")
     assert not block_closed("```python\ns = 1\n```text\n")  # a fence with a tag opens nothing
     assert not block_closed("Some prose with ``` inside a line\n")
+
+
+def test_a_rewrite_answer_that_loops_over_the_same_lines_is_done() -> None:
+    loop = "```python\ndef curve(x):\n    return x\n" + "def t():\n    return t() + 0.0\n" * 4
+    assert answer_done(loop) and repeating(loop)
+    varied = "```python\n" + "".join(f"def f{i}(x):\n    return x + {i}\n" for i in range(6))
+    assert not repeating(varied) and not answer_done(varied)
+    short = "```python\n" + "    x = 1\n    )\n" * 6  # short lines repeat in real code
+    assert not repeating(short.replace("    x = 1\n", ""))
+    assert answer_done("```python\nx = 1\n```\n")
+
+
+def test_a_rewrite_answer_budget_follows_the_code_it_rewrites() -> None:
+    small = "# EVOLVE-BLOCK-START\ndef f(x):\n    return x\n# EVOLVE-BLOCK-END\n"
+    assert answer_tokens(small, None, approx_tokens, 3.0, 512) == 96  # the floor
+    big = "# EVOLVE-BLOCK-START\n" + "x = 1  # a long line of code here\n" * 40 + \
+          "# EVOLVE-BLOCK-END\n"
+    assert answer_tokens(big, None, approx_tokens, 3.0, 512) == 512  # the ceiling
+    middle = "# EVOLVE-BLOCK-START\n" + "x = 1\n" * 20 + "# EVOLVE-BLOCK-END\n"
+    assert answer_tokens(middle, None, approx_tokens, 3.0, 512) == 3 * approx_tokens(
+        "x = 1\n" * 20) + 48
+    assert answer_tokens(small, None, approx_tokens, 0.0, 512) == 512  # factor 0: off
