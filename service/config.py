@@ -130,8 +130,8 @@ class LLMConfig(Strict):
     top_p: float = Field(default=0.95, gt=0, le=1)
     max_tokens: int = Field(default=512, ge=16)
     block_token_factor: float = Field(
-        default=3.0, ge=0, description="A rewrite answer may use at most this many times the "
-        "tokens of the code it rewrites plus 48 (at least 96, never more than max_tokens): a small "
+        default=1.5, ge=0, description="A rewrite answer may use at most this many times the "
+        "tokens of the code it rewrites plus 32 (at least 64, never more than max_tokens): a small "
         "model that rambles past its block stops early; 0: max_tokens always.")
     n: int = Field(default=1, ge=1, description="Completions per prompt.")
     prompts_per_call: int = Field(default=1, ge=1, description="Prompts sampled per LLM batch.")

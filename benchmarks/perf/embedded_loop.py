@@ -12,8 +12,8 @@ Variants: `before` is the loop as it was (the KV cache cleared before every prom
 to the end-of-turn token or max_tokens), `closed` the loop of December 6 (prompt cache kept,
 generation stopped where the answer's code block closes, max_tokens fixed), `after` is the code
 as it is (also: stopped when the answer loops over the same lines, and max_tokens sized to the
-code it rewrites, llm.block_token_factor); a suffix `:tN` runs a variant with N llama.cpp threads
-(default: one per core), e.g. `after,after:t1`.
+code it rewrites, llm.block_token_factor = 1.5); a suffix `:tN` runs a variant with N llama.cpp
+threads (default: one per core), e.g. `after,after:t1`.
 
     .venv/bin/python -m benchmarks.perf.embedded_loop [--problem problems/quickstart] \
         [--iterations 40] [--seeds 0,1] [--variants before,after]

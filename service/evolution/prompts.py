@@ -27,6 +27,7 @@ MESSAGE_OVERHEAD = 8  # tokens the chat template adds per message (role markers)
 MAX_METRICS = 12  # metrics shown per program
 MAX_ARTIFACTS = 8  # artifacts shown as feedback
 _TAIL_KEYS = ("stderr", "stdout", "traceback", "log", "output")
+ANSWER_FLOOR, ANSWER_SLACK = 64, 32  # rewrite answers: at least 64 tokens; 32 for a preface
 REPEAT_WINDOW, REPEAT_TIMES = 8, 4  # an answer whose last 8 lines hold one line 4 times loops
 TARGET_NOTE = "The program is several files; the code to improve is in "  # + path + "."
 _TARGET = re.compile(re.escape(TARGET_NOTE) + r"(?P<path>\S+?)\.(?:\s|$)")
@@ -144,12 +145,12 @@ def repeating(answer: str, window: int = REPEAT_WINDOW, times: int = REPEAT_TIME
 def answer_tokens(code: str, target: str | None, count_tokens: Callable[[str], int],
                   factor: float, ceiling: int) -> int:
     """Returns the tokens a rewrite answer of code (target: one file's blocks) may use: factor
-    times the evolving code's tokens plus 48, at least 96 and at most ceiling (factor 0:
-    ceiling)."""
+    times the evolving code's tokens plus ANSWER_SLACK, at least ANSWER_FLOOR and at most
+    ceiling (factor 0: ceiling)."""
     if factor <= 0:
         return ceiling
     text = file_blocks(code, target) if target is not None else block_text(code, ELIDED)
-    return min(ceiling, max(96, int(factor * count_tokens(text)) + 48))
+    return min(ceiling, max(ANSWER_FLOOR, int(factor * count_tokens(text)) + ANSWER_SLACK))
 
 
 def block_closed(answer: str) -> bool:
