@@ -144,7 +144,7 @@ def test_an_uploaded_problem_naming_a_file_outside_the_upload_is_refused(
     files = {**tiny_files(), "problem.toml": toml}
     r = api.client.post("/api/problems", headers=api.h("alice"), json={"files": files})
     assert r.status_code == 422, r.text
-    assert "is not a file of this upload" in r.json()["error"]["message"]
+    assert "is not a file or program folder of this upload" in r.json()["error"]["message"]
 
 
 def test_admins_give_raw_configs_only_when_the_operator_allows_it(api: Api) -> None:
