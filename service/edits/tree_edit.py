@@ -3,7 +3,8 @@ to the file the answer names (or the one file it can be), never across files.
 
 An answer names a file on a line of its own before the edit: the path alone, decorated
 (`order.py`, **order.py**, ### order.py, File: order.py) or as the header line the prompt shows
-(`# ==== file: order.py ====`). A rewrite with no name goes to the prompt's target file.
+(`# ==== file: order.py ====`); `place.py#2` names the second block of a file of several, which
+a rewrite then replaces alone. A rewrite with no name goes to the prompt's target.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from evaluators import tree
 from service.edits.common import FENCE, PYTHON_TAGS, Rejected
 from service.edits.diff import Block, apply_diff
 from service.edits.rewrite import rewrite
-from service.problems.blocks import lenient_blocks
+from service.problems.blocks import (
+    hold_other_blocks,
+    lenient_blocks,
+    parse_block_name,
+    release_blocks,
+)
 
 _DECORATION = re.compile(r"^(?:#+\s*|[-*]\s+)?(?:file\s*:\s*)?[`*'\"]*(?P<path>[^`*'\"]+?)"
                          r"[`*'\":]*$", re.IGNORECASE)
@@ -52,23 +58,25 @@ def _names(answer: str, files: dict[str, str]) -> list[tuple[int, str]]:
     it does not have (Rejected when an edit follows it)."""
     out = []
     for number, line in enumerate(answer.split("\n"), 1):
-        path = named_path(line)
+        name = named_path(line)
+        path = parse_block_name(name)[0] if name is not None else None
         if path is not None and (path in files or _LOOKS_LIKE_PATH.match(path)):
-            out.append((number, path))
+            out.append((number, name))
     return out
 
 
 def _named_before(line: int, names: list[tuple[int, str]], files: dict[str, str]) -> str | None:
     """Returns the file named last before an answer line; Rejected when it is not the program's
     or has no EVOLVE-BLOCK."""
-    path = next((p for number, p in reversed(names) if number < line), None)
+    name = next((p for number, p in reversed(names) if number < line), None)
+    path = parse_block_name(name)[0] if name is not None else None
     if path is not None and path not in files:
         raise Rejected(f"the answer edits {path}, which is not a file of the program; its files "
                        f"are {', '.join(sorted(files))}")
     if path is not None and not lenient_blocks(files[path]):
         raise Rejected(f"{path}: has no EVOLVE-BLOCK and cannot change; edit "
                        f"{', '.join(_editable(files))}")
-    return path
+    return name
 
 
 def _editable(files: dict[str, str]) -> list[str]:
@@ -81,7 +89,8 @@ def _apply_diffs(files: dict[str, str], blocks: list[Block],
     """Returns the files with each block applied to the file it names (or the one it fits)."""
     out = dict(files)
     for index, block in enumerate(blocks, 1):
-        path = _named_before(block.line, names, files)
+        name = _named_before(block.line, names, files)
+        path = parse_block_name(name)[0] if name is not None else None
         if path is None:
             fits = [p for p in _editable(out) if _applies(out[p], block)]
             if len(fits) != 1:
@@ -131,24 +140,35 @@ def _apply_rewrites(files: dict[str, str], answer: str, names: list[tuple[int, s
              if (p := _named_before(line, names, files)) is not None]
     out, count, whole = dict(files), 0, False
     if named:
-        for path, code in named:
-            out[path], n, more = _rewrite(out, path, f"```python\n{code}\n```", False)
+        for name, code in named:
+            path = parse_block_name(name)[0]
+            out[path], n, more = _rewrite(out, name, f"```python\n{code}\n```", False)
             count, whole = count + n, whole or more
         return tree.join(out), count, whole
     editable = _editable(files)
-    path = target if target in files else (editable[0] if len(editable) == 1 else None)
-    if path is None:
+    name = target if target is not None and parse_block_name(target)[0] in files else (
+        editable[0] if len(editable) == 1 else None)
+    if name is None:
         raise Rejected(f"the answer does not say which file it rewrites; put the file's path "
                        f"({', '.join(editable)}) on the line before its code block")
-    out[path], count, whole = _rewrite(out, path, answer, True)
+    path = parse_block_name(name)[0]
+    out[path], count, whole = _rewrite(out, name, answer, True)
     return tree.join(out), count, whole
 
 
-def _rewrite(files: dict[str, str], path: str, answer: str,
+def _rewrite(files: dict[str, str], name: str, answer: str,
              allow_plain: bool) -> tuple[str, int, bool]:
-    """Returns rewrite() of one file; its rejection names the file."""
+    """Returns rewrite() of one file, or of one of its blocks (`place.py#2`: the others held
+    as they are); its rejection names the file."""
+    path, number = parse_block_name(name)
     try:
-        return rewrite(files[path], answer, allow_plain=allow_plain)
+        if number is None:
+            return rewrite(files[path], answer, allow_plain=allow_plain)
+        held, count = hold_other_blocks(files[path], number)
+        if not 1 <= number <= count:
+            raise Rejected(f"it has {count} EVOLVE-BLOCK(s); name one of {path}#1..{count}")
+        child, n, whole = rewrite(held, answer, allow_plain=allow_plain)
+        return release_blocks(child), n, whole
     except Rejected as exc:
         raise Rejected(f"{path}: {exc}") from None
 

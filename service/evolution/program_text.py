@@ -10,7 +10,13 @@ import textwrap
 import warnings
 
 from evaluators import tree
-from service.problems.blocks import block_text, lenient_blocks
+from service.problems.blocks import (
+    block_name,
+    block_text,
+    hold_other_blocks,
+    lenient_blocks,
+    parse_block_name,
+)
 
 CONTEXT_LINES = 3  # lines kept around each EVOLVE-BLOCK when only the blocks are shown
 ELIDED = "# ...\n"  # between EVOLVE-BLOCK bodies shown without the code around them
@@ -41,14 +47,24 @@ def shown(code: str, excerpt: bool) -> str:
     return "".join(parts)
 
 
-def file_blocks(code: str, path: str, separator: str = ELIDED) -> str:
-    """Returns the evolving code of one file of a folder program, dedented."""
-    return textwrap.dedent(block_text(tree.split(code)[path], separator))
+def file_blocks(code: str, name: str, separator: str = ELIDED) -> str:
+    """Returns the evolving code of one file of a folder program (`place.py#2`: of its second
+    block alone), dedented."""
+    path, number = parse_block_name(name)
+    text = tree.split(code)[path]
+    if number is not None:
+        text = hold_other_blocks(text, number)[0]
+    return textwrap.dedent(block_text(text, separator))
 
 
 def editable(code: str) -> list[str]:
-    """Returns the paths of a folder program's files that have EVOLVE-BLOCKs, in path order."""
-    return [path for path, text in tree.split(code).items() if lenient_blocks(text)]
+    """Returns what a rewrite of a folder program may target, in path order: a file with one
+    EVOLVE-BLOCK by its path, each block of a file of several by block_name (`place.py#2`)."""
+    out = []
+    for path, text in tree.split(code).items():
+        count = len(lenient_blocks(text))
+        out += [path] if count == 1 else [block_name(path, k) for k in range(1, count + 1)]
+    return out
 
 
 def blocks_excerpt(code: str, context: int = CONTEXT_LINES) -> str:

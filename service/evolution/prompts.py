@@ -17,7 +17,7 @@ from service.edits.apply import Format
 from service.edits.rewrite import closed_prefix
 from service.evolution.program_text import ELIDED, evolving, file_blocks, shown
 from service.llm.base import Message
-from service.problems.blocks import block_text, lenient_blocks
+from service.problems.blocks import block_text, lenient_blocks, parse_block_name
 from service.problems.direction import Direction
 
 FEEDBACK_CHARS = {"diff": 400, "rewrite": 200}  # per artifact in the full prompt
@@ -224,7 +224,8 @@ def _user(ctx: PromptContext, layout: _Layout) -> str:
 def _around(ctx: PromptContext, common: dict[str, str]) -> dict[str, str]:
     """Returns the common fields with the description followed by the other files' evolving code
     (a folder program's rewrite prompt shows the target file's block as the code to improve)."""
-    others = [path for path in tree.split(ctx.parent.code) if path != ctx.target]
+    mine = parse_block_name(ctx.target or "")[0]
+    others = [path for path in tree.split(ctx.parent.code) if path != mine]
     context = "".join(f"\n{path}:\n```python\n{file_blocks(ctx.parent.code, path).rstrip()}\n```"
                       for path in others if lenient_blocks(tree.split(ctx.parent.code)[path]))
     note = (f"\n\n{TARGET_NOTE}{ctx.target}."
@@ -234,7 +235,7 @@ def _around(ctx: PromptContext, common: dict[str, str]) -> dict[str, str]:
 
 def _evolving_of(code: str, target: str | None) -> str:
     """Returns a program's evolving code as a rewrite prompt shows it (target: one file's)."""
-    if target is not None and target in tree.split(code):
+    if target is not None and parse_block_name(target)[0] in tree.split(code):
         return file_blocks(code, target)
     return textwrap.dedent(block_text(code, ELIDED))
 

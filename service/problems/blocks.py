@@ -11,6 +11,7 @@ from __future__ import annotations
 BLOCK_START = "# EVOLVE-BLOCK-START"
 BLOCK_END = "# EVOLVE-BLOCK-END"
 Spans = list[tuple[int, int]]
+HELD_START, HELD_END = "# EVOLVE-HELD-START", "# EVOLVE-HELD-END"  # hold_other_blocks' markers
 
 
 class MarkerError(ValueError):
@@ -56,3 +57,37 @@ def block_text(code: str, separator: str = "\n") -> str:
     if not spans:
         return code
     return separator.join(code[start:end] for start, end in spans)
+
+
+def block_name(path: str, number: int | None) -> str:
+    """Returns how prompts and answers name a block of a folder program: `place.py` for a file's
+    only block, `place.py#2` for the second of several."""
+    return path if number is None else f"{path}#{number}"
+
+
+def parse_block_name(name: str) -> tuple[str, int | None]:
+    """Returns (path, block number or None) of a name made by block_name."""
+    path, sep, number = name.rpartition("#")
+    return (path, int(number)) if sep and number.isdigit() and path else (name, None)
+
+
+def hold_other_blocks(code: str, number: int) -> tuple[str, int]:
+    """Returns code with every block but the number-th (1-based) turned into plain code (its
+    markers renamed, HELD_START / HELD_END), and how many blocks code has; restore with
+    release_blocks."""
+    spans = lenient_blocks(code)
+    if not 1 <= number <= len(spans):
+        return code, len(spans)
+    lines = code.split("\n")
+    starts = [i for i, line in enumerate(lines) if BLOCK_START in line]
+    ends = [i for i, line in enumerate(lines) if BLOCK_END in line]
+    for k, (start, end) in enumerate(zip(starts, ends, strict=False), 1):
+        if k != number:
+            lines[start] = lines[start].replace(BLOCK_START, HELD_START)
+            lines[end] = lines[end].replace(BLOCK_END, HELD_END)
+    return "\n".join(lines), len(spans)
+
+
+def release_blocks(code: str) -> str:
+    """Returns code with the markers hold_other_blocks renamed restored."""
+    return code.replace(HELD_START, BLOCK_START).replace(HELD_END, BLOCK_END)

@@ -95,3 +95,22 @@ def test_file_names_are_read_from_the_ways_models_write_them() -> None:
     for line in ("order.py", "`order.py`", "**order.py**", "### order.py", "File: order.py",
                  "# ==== file: order.py ====", "order.py:"):
         assert named_path(line) == "order.py", line
+
+
+TWO = ("# EVOLVE-BLOCK-START\ndef first(x):\n    return 1\n# EVOLVE-BLOCK-END\n\n\n"
+       "def fixed():\n    return 0\n\n\n"
+       "# EVOLVE-BLOCK-START\ndef second(x):\n    return 2\n# EVOLVE-BLOCK-END\n")
+BLOCKS = tree.join({"order.py": ORDER, "place.py": TWO})
+
+
+def test_a_rewrite_naming_one_block_of_a_file_replaces_that_block_alone() -> None:
+    answer = "place.py#2\n```python\ndef second(x):\n    return 22\n```\n"
+    edit = apply_answer(BLOCKS, answer, "rewrite")
+    assert edit.ok, edit.rejection
+    assert tree.split(edit.code)["place.py"] == TWO.replace("return 2\n", "return 22\n")
+    edit = apply_answer(BLOCKS, "```python\ndef first(x):\n    return 11\n```\n", "rewrite",
+                        target="place.py#1")
+    assert edit.ok and tree.split(edit.code)["place.py"] == TWO.replace("return 1\n",
+                                                                         "return 11\n")
+    edit = apply_answer(BLOCKS, "place.py#3\n```python\nx = 1\n```\n", "rewrite")
+    assert not edit.ok and "place.py: it has 2 EVOLVE-BLOCK(s)" in edit.rejection

@@ -3,8 +3,10 @@ as signatures, the file to name in diffs, one target file per rewrite."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from evaluators import tree
-from service.evolution.program_text import evolving, shown, signatures
+from service.evolution.program_text import editable, evolving, file_blocks, shown, signatures
 from service.evolution.prompts import (
     ProgramView,
     PromptContext,
@@ -67,3 +69,12 @@ def test_inspirations_show_only_evolving_code_per_file() -> None:
                               "# ==== file: place.py ====\ndef place(x):\n    return helper(x)\n")
     assert signatures("x = (\n", "bad.py") == "x = (\n"  # unparsable: shown whole
     assert signatures("a b c", "notes.txt") == "a b c"
+
+
+def test_each_block_of_a_file_of_several_is_a_rewrite_target_of_its_own() -> None:
+    two = tree.join({"a.py": ORDER, "b.py": ORDER + "\n\n" + PLACE.split("\n\n", 1)[1]})
+    assert editable(two) == ["a.py", "b.py#1", "b.py#2"]
+    assert file_blocks(two, "b.py#2") == "def place(x):\n    return helper(x)\n"
+    messages = build_prompt(dataclasses.replace(ctx("rewrite", target="b.py#2"),
+                                                parent=ProgramView(two, 0.1)), count, 10**9)
+    assert asked_target(messages) == "b.py#2"
