@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,8 +62,10 @@ class Api:
         return r.json()["id"]
 
     def drive(self, run_id: int) -> None:
-        """Drives a run to its end in this process (what a controller does)."""
-        asyncio.run(drive(self.db, run_id, self.settings))
+        """Drives a run to its end in this process (what a controller does), in a thread of its
+        own: a Playwright test that ran before may hold this thread's event loop."""
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, drive(self.db, run_id, self.settings)).result()
 
 
 def tiny_files() -> dict[str, str]:
