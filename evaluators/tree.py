@@ -70,16 +70,6 @@ def _split(code: str) -> tuple[tuple[str, str], ...]:
                  for i, head in enumerate(heads))
 
 
-def spans(code: str) -> dict[str, tuple[int, int]]:
-    """Returns each file's (start, end) character span of its text within the text form."""
-    if not is_tree(code):
-        return {SINGLE: (0, len(code))}
-    heads = list(HEADER_LINE.finditer(code))
-    return {head.group("path"): (min(head.end() + 1, len(code)),
-                                 heads[i + 1].start() if i + 1 < len(heads) else len(code))
-            for i, head in enumerate(heads)}
-
-
 def check_path(path: str) -> str:
     """Returns path when it may name a file of a program tree; raises TreeError naming the rule."""
     pure = PurePosixPath(path)

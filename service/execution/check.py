@@ -13,7 +13,7 @@ from evaluators.evaluate import evaluate_job
 from evaluators.jobs import EvalResult, FailureKind
 from service.config import ConfigError, build_run_config
 from service.execution.base import make_job
-from service.problems.blocks import MarkerError, evolve_blocks
+from service.problems.blocks import lenient_blocks
 from service.problems.load import Problem, ProblemError, load_problem
 from service.problems.seeds import Seed
 
@@ -104,7 +104,7 @@ def program_line(problem: Problem) -> str:
     if not problem.is_tree:
         return f"one file, {where}"
     files = tree.split(first.code)
-    shown = ", ".join(f"{rel} (EVOLVE-BLOCK)" if _has_block(text) else rel
+    shown = ", ".join(f"{rel} (EVOLVE-BLOCK)" if lenient_blocks(text) else rel
                       for rel, text in files.items())
     return f"a folder, {where}/, of {len(files)} files: {shown}"
 
@@ -274,14 +274,6 @@ def _seed_error(problem: Problem, seed: Seed, result: EvalResult) -> str:
     """Returns a starting program's failure, naming its own file instead of the sandbox's."""
     return _rename_program(result.error or "failed without a reason",
                            Path(_relative(problem, seed)).name)
-
-
-def _has_block(text: str) -> bool:
-    """Returns True when a file of a program holds an EVOLVE-BLOCK."""
-    try:
-        return bool(evolve_blocks(text))
-    except MarkerError:
-        return False
 
 
 def _without_fix(message: str) -> str:
