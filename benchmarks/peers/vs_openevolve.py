@@ -39,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problems", default="quickstart,circle_packing",
                     help="problem folders (names under problems/ or paths), comma-separated")
-    ap.add_argument("--seeds", default="0,1,2", help="seeds, comma-separated (>= 3 for the docs)")
+    ap.add_argument("--seeds", default="0,1,2", help="seeds, comma-separated, or a range A..B "
+                    "(inclusive; >= 20 paired seeds to tell the systems apart)")
     ap.add_argument("--calls", type=int, default=20,
                     help="budget per run in LLM calls (= iterations: one completion each)")
     ap.add_argument("--url", default=None, help="OpenAI-compatible /v1 URL; default: start a "
@@ -63,15 +64,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.calls < 1:
         ap.error("--calls must be at least 1")
     try:
-        args.seeds = [int(s) for s in args.seeds.split(",") if s]
+        args.seeds = seed_list(args.seeds)
     except ValueError:
-        ap.error(f"--seeds must be integers separated by commas, got {args.seeds!r}")
+        ap.error(f"--seeds must be integers separated by commas or a range such as 0..19, "
+                 f"got {args.seeds!r}")
     args.problems = [resolve_problem(ap, p) for p in args.problems.split(",") if p]
     args.from_json = [Path(f) for f in args.from_json.split(",") if f]
     missing = [str(f) for f in args.from_json if not f.is_file()]
     if missing:
         ap.error(f"--from-json: no such file {', '.join(missing)}")
     return args
+
+
+def seed_list(text: str) -> list[int]:
+    """Returns the seeds of "0,1,2" or "0..19" (inclusive); raises ValueError on anything else."""
+    out: list[int] = []
+    for part in (p for p in text.split(",") if p):
+        low, sep, high = part.partition("..")
+        out += list(range(int(low), int(high) + 1)) if sep else [int(part)]
+    return out
 
 
 def resolve_problem(ap: argparse.ArgumentParser, name: str) -> Path:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from benchmarks.harness import plots
 from benchmarks.harness.curves import mean_curve
+from benchmarks.harness.stats import paired_stats
 
 SYSTEMS = ("evoforge", "openevolve")
 COLOURS = {"evoforge": "tab:blue", "openevolve": "tab:orange"}
@@ -53,6 +54,46 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             ok = peer and row[key] is not None and peer[key]
             row[f"{key}_ratio"] = row[key] / peer[key] if ok else None
     return out
+
+
+def paired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Returns per problem the paired comparison over the seeds both systems ran: evoforge's best
+    minus OpenEvolve's (signed so that > 0 is better for evoforge), its mean, 95 % paired
+    bootstrap interval and sign test, and the share of seeds each system improved."""
+    out = []
+    for problem in dict.fromkeys(r["problem"] for r in rows):
+        runs = {(r["system"], r["seed"]): r for r in rows if r["problem"] == problem}
+        seeds = sorted(s for (system, s) in runs if system == "evoforge"
+                       and ("openevolve", s) in runs)
+        pairs = [(runs["evoforge", s], runs["openevolve", s]) for s in seeds]
+        pairs = [(a, b) for a, b in pairs if a["best_strict"] is not None
+                 and b["best_strict"] is not None]
+        if not pairs:
+            continue
+        sign = 1.0 if pairs[0][0]["direction"] == "maximize" else -1.0
+        stats = paired_stats([sign * (a["best_strict"] - b["best_strict"]) for a, b in pairs])
+        out.append({"problem": problem, "seeds": len(pairs), **stats,
+                    "improved": {system: sum(_improved(p[i]) for p in pairs)
+                                 for i, system in enumerate(SYSTEMS)},
+                    "mean_best": {system: statistics.fmean(p[i]["best_strict"] for p in pairs)
+                                  for i, system in enumerate(SYSTEMS)}})
+    return out
+
+
+def paired_lines(pairs: list[dict[str, Any]]) -> list[str]:
+    """Returns the paired comparison as Markdown table lines."""
+    head = ["problem", "paired seeds", "improved: evoforge", "improved: OpenEvolve",
+            "mean best: evoforge", "mean best: OpenEvolve", "mean difference", "95 % paired CI",
+            "evoforge better / tie / worse", "sign test p"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for p in pairs:
+        low, high = p["ci"]
+        lines.append("| " + " | ".join([
+            p["problem"], str(p["seeds"]), f"{p['improved']['evoforge']}/{p['seeds']}",
+            f"{p['improved']['openevolve']}/{p['seeds']}", _f(p["mean_best"]["evoforge"]),
+            _f(p["mean_best"]["openevolve"]), f"{p['mean']:+.4f}", f"[{low:+.4f}, {high:+.4f}]",
+            f"{p['wins']} / {p['ties']} / {p['losses']}", f"{p['sign_p']:.3f}"]) + " |")
+    return lines
 
 
 def _improved(r: dict[str, Any]) -> bool:
@@ -97,6 +138,8 @@ def print_tables(rows: list[dict[str, Any]], summ: list[dict[str, Any]], console
                   _f(r["eval_s_ratio"], ".2f"), _f(r["iter_overhead_ms"], ".0f"),
                   _f(r["iter_overhead_ms_ratio"], ".2f"))
     console.print(s)
+    for line in paired_lines(paired(rows)):
+        console.print(line, markup=False)
 
 
 def markdown(rows: list[dict[str, Any]], summ: list[dict[str, Any]]) -> str:
@@ -120,6 +163,8 @@ def markdown(rows: list[dict[str, Any]], summ: list[dict[str, Any]]) -> str:
             f"{r['improved']}/{r['seeds']}", _f(r["tokens"], ".0f"), _f(r["wall_s"], ".0f"),
             _f(r["eval_s"], ".3f"), _f(r["eval_s_ratio"], ".2f"), _f(r["iter_overhead_ms"], ".0f"),
             _f(r["iter_overhead_ms_ratio"], ".2f")]) + " |")
+    if pairs := paired(rows):
+        lines += ["", *paired_lines(pairs)]
     return "\n".join(lines) + "\n"
 
 
