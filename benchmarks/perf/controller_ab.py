@@ -3,7 +3,8 @@ turns, on copies of one filled database.
 
 A run is filled once per backend and size (perf.fill; 10^5 programs take minutes on PostgreSQL),
 then every measurement starts from a fresh copy of it (a file copy for SQLite, `CREATE DATABASE
-... TEMPLATE` for PostgreSQL): the two codes see the same rows, and the fill is paid once. Each
+... TEMPLATE` for PostgreSQL): the two codes see the same rows, and the fill is paid once (an old code's copy is first migrated
+down to that code's schema, with this checkout's migrations). Each
 measurement runs the real Engine of one tree (perf.controller_overhead's instant LLM and
 executor) in a subprocess whose imports come from that tree; the trees alternate (old, new, new,
 old, ...), so load from other work on the machine falls on both alike. Reported per tree: CPU ms
@@ -33,6 +34,8 @@ from typing import Any
 
 import psutil
 import psycopg
+from alembic import command
+from alembic.script import ScriptDirectory
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
@@ -43,6 +46,7 @@ from benchmarks.perf.databases import PG_ADMIN, backend_url
 from benchmarks.perf.fill import populate, problem_folder
 from service.config import build_run_config
 from service.db import Database
+from service.db.session import alembic_config
 from service.problems.load import load_problem
 from service.runs import create_run
 
@@ -177,6 +181,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         old_tree = export_tree(args.ref, Path(tmp) / "old")
+        old_head = ScriptDirectory(str(old_tree / "migrations")).get_current_head()
         folder = problem_folder(Path(tmp) / "spread")
         for n in (int(s) for s in args.sizes.split(",")):
             for backend in args.backends.split(","):
@@ -187,6 +192,8 @@ def main() -> None:
                         for label in (("old", "new") if i % 2 == 0 else ("new", "old")):
                             tree = old_tree if label == "old" else ROOT
                             with copy_of(template, args.pg_url) as url:
+                                if label == "old":  # the schema (and hashes) the old code wrote
+                                    command.downgrade(alembic_config(url), old_head)
                                 row = measure(tree, url, run_id, folder, backend, n,
                                               args.iterations, args.seed)
                             runs[label].append(row)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import ast
-import functools
-import hashlib
-import warnings
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from evaluators import tree
 from service.edits.common import Rejected, regions
 from service.edits.diff import REPLACE_LINE, apply_diff, diff_blocks
+from service.edits.identity import code_hash, compiled
 from service.edits.repair import readings
 from service.edits.rewrite import closed_prefix, fenced_code, rewrite
 from service.edits.tree_edit import check_tree, edit_tree
@@ -52,31 +49,6 @@ def choose_format(answer_format: str, small_model: bool) -> Format:
     if answer_format in ("diff", "rewrite"):
         return answer_format  # type: ignore[return-value]
     raise ValueError(f"answer_format {answer_format!r} is unknown; use 'auto', 'diff' or 'rewrite'")
-
-
-@functools.lru_cache(maxsize=4096)
-def code_hash(code: str) -> str:
-    """Returns the sha256 of the code's normalised form (comments and formatting do not count);
-    a folder program's covers each file's path and normalised text."""
-    if tree.is_tree(code):
-        norm = "\0".join(f"{path}\0{_normal(text, path)}"
-                         for path, text in sorted(tree.split(code).items()))
-    else:
-        norm = _normal(code, tree.SINGLE)
-    return hashlib.sha256(norm.encode()).hexdigest()
-
-
-@functools.lru_cache(maxsize=8192)  # a folder program's unchanged files repeat in every child
-def _normal(code: str, path: str) -> str:
-    """Returns a file's text with comments and formatting normalised away (Python: its AST)."""
-    if path.endswith(".py"):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return ast.unparse(ast.parse(code))
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            pass
-    return " ".join(code.split())
 
 
 def apply_answer(parent_code: str, answer: str, fmt: Format, truncated: bool = False,
@@ -189,17 +161,13 @@ def _check_file(parent: str, child: str, path: str) -> None:
                        "markers; change only the lines between the markers")
     if path and not path.endswith(".py"):
         return
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            compile(child, path or tree.SINGLE, "exec")
-    except SyntaxError as exc:
+    exc = compiled(child)
+    if isinstance(exc, SyntaxError):
         text = (exc.text or "").strip()
         raise Rejected(f"SyntaxError: {where}{exc.msg} at line {exc.lineno}"
-                       + (f": {text[:80]!r}" if text else "")) from None
-    except (ValueError, RecursionError, MemoryError) as exc:
-        raise Rejected(f"the child does not compile: {where}{type(exc).__name__}: "
-                       f"{exc}") from None
+                       + (f": {text[:80]!r}" if text else ""))
+    if isinstance(exc, Exception):
+        raise Rejected(f"the child does not compile: {where}{type(exc).__name__}: {exc}")
 
 
 def _outside(code: str) -> list[str]:

@@ -33,7 +33,8 @@ from service.db.status import (
     ProgramStatus,
     RunStatus,
 )
-from service.edits.apply import choose_format, code_hash
+from service.edits.apply import choose_format
+from service.edits.identity import code_hash
 from service.evolution.aids.hooks import SearchAids
 from service.evolution.budget import Counters, stop_reason
 from service.evolution.ledger import Ledger, apply_result, queue_of

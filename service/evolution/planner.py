@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 from evaluators import tree
 from service.config import RunConfig
 from service.db.models import ProgramRow
-from service.edits.apply import Format, apply_answer, code_hash
+from service.edits.apply import Format, apply_answer
+from service.edits.identity import code_hash
 from service.evolution.aids.hooks import SearchAids
 from service.evolution.archive import Archive, Member
 from service.evolution.ledger import Proposal

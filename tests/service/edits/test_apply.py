@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.edits.apply import apply_answer, choose_format, code_hash
+from service.edits.apply import apply_answer, choose_format
+from service.edits.identity import code_hash
 from tests.service.edits.parents import PARENT, accepted, diff, run
 
 

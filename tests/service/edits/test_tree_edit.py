@@ -4,7 +4,8 @@ and whatever would break another file is rejected with the file's name in the re
 from __future__ import annotations
 
 from evaluators import tree
-from service.edits.apply import apply_answer, code_hash
+from service.edits.apply import apply_answer
+from service.edits.identity import code_hash
 from service.edits.tree_edit import named_path
 
 ORDER = "# EVOLVE-BLOCK-START\ndef order(items):\n    return sorted(items, reverse=True)\n" \

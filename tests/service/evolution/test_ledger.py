@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from evaluators.jobs import EvalResult
 from service.db import Database
-from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow, ScratchpadRow
+from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, ScratchpadRow
 from service.db.status import (
     EvaluationStatus,
     ProgramStatus,
@@ -20,17 +20,15 @@ from service.db.status import (
     RunStatusError,
     SampleOutcome,
 )
-from service.edits.apply import code_hash
-from service.evolution.archive import Member
+from service.edits.identity import code_hash
 from service.evolution.budget import TOTALS, Counters
-from service.evolution.ledger import Ledger, Proposal, apply_result
-from service.llm.base import Completion, Message
+from service.evolution.ledger import Ledger, apply_result
+from service.llm.base import Completion
 from service.problems.load import load_problem
 from service.runs import create_run
 from tests.service.driver import open_db
-from tests.service.engine_helpers import PROGRAM, config, tiny_problem
-
-BEST = ("best_score", "best_program_id", "initial_score")
+from tests.service.engine_helpers import config, tiny_problem
+from tests.service.evolution.ledger_helpers import code, in_step, proposal, scored_initial
 
 
 @pytest.fixture
@@ -39,44 +37,6 @@ def ledger(db_url: str, tmp_path: Path) -> Ledger:
     db = open_db(db_url)
     run_id = create_run(db, load_problem(tiny_problem(tmp_path / "tiny")), config())
     return Ledger(db, run_id, "local")
-
-
-def code(value: object) -> str:
-    """Returns the tiny program with value() returning value."""
-    return PROGRAM.replace("return 1", f"return {value}")
-
-
-def in_step(ledger: Ledger) -> RunRow:
-    """Asserts that the ledger's counters equal the run row's totals; returns the row."""
-    run = ledger.run()
-    row = {name: getattr(run, name) for name in TOTALS + BEST}
-    mem = {name: getattr(ledger.counters, name) for name in TOTALS + BEST}
-    assert mem["cost"] == pytest.approx(row.pop("cost"))
-    mem.pop("cost")
-    assert mem == row
-    return run
-
-
-def scored_initial(ledger: Ledger, score: float = -9.0) -> ProgramRow:
-    """Stores the initial program and records its (ok) result as the first best."""
-    prog, eid = ledger.add_initial(code(1), code_hash(code(1)))
-    apply_result(prog, EvalResult("ok", score=score, metrics={"combined_score": score}), {})
-    ledger.record_result(prog, eid, EvalResult("ok", score=score), [prog.id], [], best=True)
-    return prog
-
-
-def proposal(parent: ProgramRow, text: str | None, iteration: int, *, unchanged: bool = False,
-             tokens: tuple[int, int] = (40, 10), cost: float = 0.0) -> Proposal:
-    """Returns a proposal of a child of parent with code text (None: a rejected answer)."""
-    completion = Completion(f"answer {iteration}", "stop", tokens[0], tokens[1], 0.01, "scripted",
-                            extra={"cost": cost})
-    member = Member(id=parent.id, island=parent.island, fitness=parent.score or 0.0,
-                    score=parent.score or 0.0, code_hash=parent.code_hash)
-    return Proposal(
-        iteration=iteration, parent=member, parent_generation=parent.generation, inspirations=[],
-        island=parent.island, prompt=[Message("user", "improve value()")], completion=completion,
-        code=text, code_hash=None if text is None else code_hash(text),
-        rejection="no code block found" if text is None else None, unchanged=unchanged)
 
 
 def count(db: Database, model: type, **where: object) -> int:

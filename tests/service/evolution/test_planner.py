@@ -10,7 +10,7 @@ import pytest
 from evaluators.jobs import EvalResult
 from service.config import RunConfig
 from service.db.models import ProgramRow
-from service.edits.apply import code_hash
+from service.edits.identity import code_hash
 from service.evolution.aids.hooks import SearchAids
 from service.evolution.ledger import Ledger
 from service.evolution.planner import Plan, Planner, proposal_from

@@ -13,7 +13,7 @@ from sqlalchemy import event
 
 from service.db import Database
 from service.db.models import ProgramRow
-from service.edits.apply import code_hash
+from service.edits.identity import code_hash
 from service.evolution.ledger import Ledger
 from service.evolution.population import Population
 from service.evolution.row_cache import RowCache

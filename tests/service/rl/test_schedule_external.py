@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from service.db import Database
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow
-from service.edits.apply import code_hash
+from service.edits.identity import code_hash
 from service.evolution.archive import Member
 from service.evolution.engine import Engine
 from service.evolution.ledger import Ledger, Proposal

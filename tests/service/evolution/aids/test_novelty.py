@@ -107,9 +107,9 @@ def test_filter_rejects_a_near_copy_unless_the_judge_says_it_differs(
 
 def test_engine_never_evaluates_a_near_copy_and_records_why(
         db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # the initial block is `return 1`; these two differ in their syntax tree (so no duplicate
-    # hash), not in what they do: cosine 0.959 and 0.931 with this model
-    near_copies = [answer("def value():\n    return 1 * 1"), answer("def value():\n    return 1.0")]
+    # the initial block is `return 1`; these two differ from it in their compiled code (a float
+    # constant: no duplicate hash), not in what they do: cosine 0.994 and 0.931 with this model
+    near_copies = [answer("def value():\n    return 1."), answer("def value():\n    return 1.0")]
     loop = answer("def value():\n    total = 0\n    for i in range(4):\n        total += i\n"
                   "    return total + 4")
     cfg = config(budget__iterations=3, search={"num_islands": 1, "novelty": {
