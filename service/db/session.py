@@ -161,6 +161,13 @@ class Database:
         with self.engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """Yields a connection in autocommit mode: each statement is its own transaction, one
+        round trip (for a write that is one statement, such as the ledger's folded ones)."""
+        with self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
     def close(self) -> None:
         """Disposes of the engine's connections."""
         self.engine.dispose()

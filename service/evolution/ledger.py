@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -30,7 +30,7 @@ from service.db.status import (
     RunStatusError,
     SampleOutcome,
 )
-from service.evolution import rows
+from service.evolution import folded, rows
 from service.evolution.budget import Counters
 from service.evolution.rows import Proposal
 from service.llm.base import Completion
@@ -59,6 +59,8 @@ class Ledger:
         self.executor = executor
         self.queue = queue  # the Celery queue evaluations go to (None: the local pool)
         self.counters = Counters()
+        # PostgreSQL writes a call of one proposal and a result as one statement (folded.py)
+        self.folds = db.engine.dialect.name == "postgresql"
 
     def load_totals(self) -> RunRow:
         """Reads the run row's totals into the counters (on start, after an RL round); returns
@@ -100,18 +102,22 @@ class Ledger:
         cost = sum(float(c.extra.get("cost") or 0.0) for c in completions)
         plan = rows.fates(proposals, known)
         now = utcnow()
-        with self.db.transaction() as conn:
-            conn.execute(rows.COUNT_CALL, {"v_key": self.run_id, "v_iterations": len(proposals),
-                                           **rows.token_params(completions, cost)})
-            sample_ids = rows.insert_rows(conn, LLMSampleRow, [
-                rows.sample_values(self.run_id, p, fate, group_id, now)
-                for p, fate in zip(proposals, plan, strict=True)])
-            programs = self._add_programs(conn, proposals, plan, sample_ids, now)
-            children = [i for i, fate in enumerate(plan) if fate.outcome == SampleOutcome.CHILD]
-            evaluation_ids = dict(zip(children, rows.insert_rows(conn, EvaluationRow, [
-                {"program_id": programs[i].id, "run_id": self.run_id, "attempt": 1,
-                 "executor": self.executor, "status": EvaluationStatus.QUEUED,
-                 "queue": self.queue, "created_at": now} for i in children]), strict=True))
+        if self.folds and len(proposals) == 1:
+            sample_ids, programs, evaluation_ids = self._add_one(proposals[0], plan[0], group_id,
+                                                                 cost, now)
+        else:
+            with self.db.transaction() as conn:
+                conn.execute(rows.COUNT_CALL, {
+                    "v_key": self.run_id, "v_iterations": len(proposals),
+                    **rows.token_params(completions, cost)})
+                sample_ids = rows.insert_rows(conn, LLMSampleRow, [
+                    rows.sample_values(self.run_id, p, fate, group_id, now)
+                    for p, fate in zip(proposals, plan, strict=True)])
+                programs = self._add_programs(conn, proposals, plan, sample_ids, now)
+                children = [i for i, fate in enumerate(plan)
+                            if fate.outcome == SampleOutcome.CHILD]
+                evaluation_ids = dict(zip(children, rows.insert_rows(conn, EvaluationRow, [
+                    self._queued(programs[i].id, now) for i in children]), strict=True))
         self.counters.count_call(completions, len(proposals), cost)
         metrics.llm_usage(completions[0].model if completions else "", sum(
             c.prompt_tokens for c in completions), sum(c.completion_tokens for c in completions),
@@ -120,6 +126,35 @@ class Ledger:
                       fate.outcome, proposals[i].code_hash if i in programs else None,
                       programs.get(i) if i in evaluation_ids else None)
                 for i, (sid, fate) in enumerate(zip(sample_ids, plan, strict=True))]
+
+    def _queued(self, program_id: int | None, now: datetime) -> dict[str, Any]:
+        """Returns the columns of a queued first evaluation of a program (its id: None when the
+        statement gives it)."""
+        values = {"run_id": self.run_id, "attempt": 1, "executor": self.executor,
+                  "status": EvaluationStatus.QUEUED, "queue": self.queue, "created_at": now}
+        return values if program_id is None else {"program_id": program_id, **values}
+
+    def _add_one(self, p: Proposal, fate: rows.Fate, group_id: str, cost: float, now: datetime
+                 ) -> tuple[list[int], dict[int, ProgramRow], dict[int, int]]:
+        """Stores an LLM call of one proposal in one statement (PostgreSQL: folded.py); returns
+        what add_call's transaction returns (sample ids, programs and evaluation ids by index)."""
+        sample = rows.sample_values(self.run_id, p, fate, group_id, now)
+        program = None if fate.outcome in NO_PROGRAM else rows.program_values(
+            self.run_id, p, 0, fate.duplicate_of, now)
+        evaluation = self._queued(None, now) if fate.outcome == SampleOutcome.CHILD else None
+        if program is not None:
+            del program["sample_id"]
+        statement = folded.call_statement(tuple(sample), program and tuple(program),
+                                          evaluation and tuple(evaluation))
+        with self.db.autocommit() as conn:
+            ids = conn.execute(statement, {
+                "c_key": self.run_id, "c_iterations": 1,
+                **{f"c_{k[2:]}": v for k, v in rows.token_params([p.completion], cost).items()},
+                **rows.prefixed("s_", sample), **rows.prefixed("p_", program or {}),
+                **rows.prefixed("e_", evaluation or {})}).one()
+        programs = {} if program is None else {0: ProgramRow(id=ids[1], sample_id=ids[0],
+                                                             **program)}
+        return [ids[0]], programs, {} if evaluation is None else {0: ids[2]}
 
     def _add_programs(self, conn: Connection, proposals: list[Proposal], plan: list[rows.Fate],
                       sample_ids: list[int], now: datetime) -> dict[int, ProgramRow]:
@@ -164,15 +199,34 @@ class Ledger:
         new best) in one transaction; prog already holds the result (apply_result). When a worker
         already closed the evaluation row (evaluation_written), that row is left as it is."""
         now = utcnow()
+        program = rows.result_values(prog, bool(kept))
+        evaluation = None if evaluation_written else rows.evaluation_values(
+            evaluation_id, prog.status, result, self.executor, now)
+        if self.folds:
+            best_values = _best_values(prog) if best else {}
+            statement = folded.result_statement(evaluation is not None, best,
+                                                "initial_score" in best_values)
+            with self.db.autocommit() as conn:
+                conn.execute(statement, {
+                    **rows.prefixed("p_", program), **rows.prefixed("e_", evaluation or {}),
+                    "l_ids": evicted, "r_key": self.run_id, "r_failed": 0 if result.ok else 1,
+                    **rows.prefixed("r_", best_values)})
+        else:
+            self._write_result(prog, result, program, evaluation, evicted, best)
+        self.counters.count_result(result.ok)
+        if not evaluation_written:  # a Celery worker counted the evaluations it closed
+            metrics.evaluation(self.queue or LOCAL_QUEUE, result.status, result.error_kind,
+                               result.duration_s, result.layers)
+        if best:
+            self.note_best(prog)
+
+    def _write_result(self, prog: ProgramRow, result: EvalResult, program: dict[str, Any],
+                      evaluation: dict[str, Any] | None, evicted: list[int], best: bool) -> None:
+        """Writes a result in one transaction of three to five statements (SQLite)."""
         with self.db.transaction() as conn:
-            conn.execute(rows.PROGRAM_RESULT, rows.result_params(prog, bool(kept)))
-            if not evaluation_written:
-                conn.execute(rows.EVALUATION_RESULT, {
-                    "v_key": evaluation_id, "v_status": prog.status, "v_stage": result.stage,
-                    "v_error_kind": result.error_kind, "v_error": result.error,
-                    "v_duration_s": result.duration_s, "v_finished_at": now,
-                    "v_started_at": now - timedelta(seconds=result.duration_s),
-                    "v_worker": self.executor, "v_layers": result.layers or None})
+            conn.execute(rows.PROGRAM_RESULT, rows.prefixed("v_", program))
+            if evaluation is not None:
+                conn.execute(rows.EVALUATION_RESULT, rows.prefixed("v_", evaluation))
             if best:
                 conn.execute(update(RunRow).where(RunRow.id == self.run_id).values(
                     evaluations=RunRow.evaluations + 1,
@@ -182,12 +236,6 @@ class Ledger:
                                                  "v_failed": 0 if result.ok else 1})
             if evicted:
                 conn.execute(rows.LEAVE_ARCHIVE, {"v_ids": evicted})
-        self.counters.count_result(result.ok)
-        if not evaluation_written:  # a Celery worker counted the evaluations it closed
-            metrics.evaluation(self.queue or LOCAL_QUEUE, result.status, result.error_kind,
-                               result.duration_s, result.layers)
-        if best:
-            self.note_best(prog)
 
     def archive_changed(self, kept: list[int], evicted: list[int], best: ProgramRow | None) -> None:
         """Records which programs are in the archive now, and a new best program."""

@@ -9,12 +9,13 @@ once instead of at every write (that was a fifth of the controller's CPU per ite
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table, Update, bindparam, insert, update
 
 from evaluators import tree
+from evaluators.jobs import EvalResult
 from service.db.models import EvaluationRow, ProgramRow, RunRow
 from service.db.status import NO_PROGRAM, ProgramKind, ProgramStatus, SampleOutcome
 from service.evolution.archive import Member
@@ -165,9 +166,9 @@ _RUNS, _PROGRAMS = RunRow.__table__, ProgramRow.__table__
 RESULT_COLUMNS = ("status", "metrics", "score", "artifacts", "failure_kind", "failure_reason",
                   "features", "evaluated_at", "in_archive")
 PROGRAM_RESULT = _set(_PROGRAMS, RESULT_COLUMNS)
-EVALUATION_RESULT = _set(EvaluationRow.__table__, (
-    "status", "stage", "error_kind", "error", "duration_s", "finished_at", "started_at", "worker",
-    "layers"))
+EVALUATION_COLUMNS = ("status", "stage", "error_kind", "error", "duration_s", "finished_at",
+                      "started_at", "worker", "layers")
+EVALUATION_RESULT = _set(EvaluationRow.__table__, EVALUATION_COLUMNS)
 COUNT_CALL = _set(_RUNS, (), llm_calls=_RUNS.c.llm_calls + 1, **_plus(
     _RUNS, "iterations", "prompt_tokens", "completion_tokens", "cost"))
 COUNT_RESULT = _set(_RUNS, (), evaluations=_RUNS.c.evaluations + 1, **_plus(_RUNS, "failed"))
@@ -175,7 +176,23 @@ LEAVE_ARCHIVE = update(_PROGRAMS).where(
     _PROGRAMS.c.id.in_(bindparam("v_ids", expanding=True))).values(in_archive=False)
 
 
-def result_params(prog: ProgramRow, in_archive: bool) -> dict[str, Any]:
-    """Returns the parameters of PROGRAM_RESULT for a program that holds its result."""
-    return {"v_key": prog.id, "v_in_archive": in_archive,
-            **{f"v_{name}": getattr(prog, name) for name in RESULT_COLUMNS[:-1]}}
+def result_values(prog: ProgramRow, in_archive: bool) -> dict[str, Any]:
+    """Returns the result columns (RESULT_COLUMNS, and key: the id) of a program that holds its
+    result."""
+    return {"key": prog.id, "in_archive": in_archive,
+            **{name: getattr(prog, name) for name in RESULT_COLUMNS[:-1]}}
+
+
+def evaluation_values(evaluation_id: int, status: str, result: EvalResult, worker: str,
+                      now: datetime) -> dict[str, Any]:
+    """Returns the columns (EVALUATION_COLUMNS, and key: the id) of an evaluation's outcome."""
+    return {"key": evaluation_id, "status": status, "stage": result.stage,
+            "error_kind": result.error_kind, "error": result.error,
+            "duration_s": result.duration_s, "finished_at": now,
+            "started_at": now - timedelta(seconds=result.duration_s), "worker": worker,
+            "layers": result.layers or None}
+
+
+def prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Returns values with each key given the prefix (the names of a statement's parameters)."""
+    return {f"{prefix}{k}": v for k, v in values.items()}
