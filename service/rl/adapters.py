@@ -103,37 +103,48 @@ def rotary_permute(rows: np.ndarray, n_head: int) -> np.ndarray:
 
 def peft_to_gguf(adapter_dir: Path, base_dir: Path, out: Path, alpha: float | None = None) -> Path:
     """Writes the PEFT LoRA in adapter_dir as a llama.cpp GGUF LoRA at out; returns out."""
-    import gguf
     from safetensors.numpy import load_file
 
-    config = json.loads((base_dir / "config.json").read_text())
-    if config.get("model_type") != "llama":
-        raise ValueError(f"{base_dir}: model_type {config.get('model_type')!r}; the GGUF LoRA "
-                         "conversion knows llama-architecture models only (SmolLM2, Llama)")
     peft_cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
     alpha = float(alpha if alpha is not None else peft_cfg["lora_alpha"])
+    tensors = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    try:
+        return write_gguf_lora(tensors, json.loads((base_dir / "config.json").read_text()), out,
+                               alpha)
+    except ValueError as exc:
+        raise ValueError(f"{adapter_dir}: {exc}") from None
+
+
+def write_gguf_lora(tensors: dict[str, np.ndarray], config: dict[str, Any], out: Path,
+                    alpha: float) -> Path:
+    """Writes LoRA tensors (PEFT names, e.g. a PeftModel's state dict) for the base model of HF
+    config (its config.json as a dict) as a llama.cpp GGUF LoRA at out; returns out."""
+    import gguf
+
+    if config.get("model_type") != "llama":
+        raise ValueError(f"base model_type {config.get('model_type')!r}; the GGUF LoRA "
+                         "conversion knows llama-architecture models only (SmolLM2, Llama)")
     heads = {"attn_q": config["num_attention_heads"],
              "attn_k": config.get("num_key_value_heads") or config["num_attention_heads"]}
-    tensors = load_file(str(adapter_dir / "adapter_model.safetensors"))
     writer = gguf.GGUFWriter(str(out), arch="llama")
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
     written = 0
     for key in sorted(tensors):
         match = _KEY.search(key)
         if match is None or match.group(2) not in _PROJ:
-            raise ValueError(f"{adapter_dir}: LoRA tensor {key} has no llama.cpp counterpart; "
+            raise ValueError(f"LoRA tensor {key} has no llama.cpp counterpart; "
                              f"train LoRA on {', '.join(_PROJ)} only")
         layer, proj, ab = match.groups()
         target = _PROJ[proj]
-        data = tensors[key].astype(np.float32)
+        data = np.asarray(tensors[key], dtype=np.float32)
         if ab == "B" and target in heads:
             data = rotary_permute(data, heads[target])
         writer.add_tensor(f"blk.{layer}.{target}.weight.lora_{ab.lower()}", data)
         written += 1
     if not written:
-        raise ValueError(f"{adapter_dir}: no LoRA tensors found in adapter_model.safetensors")
+        raise ValueError("no LoRA tensors found (adapter_model.safetensors is empty)")
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -14,6 +14,7 @@ import os
 import re
 import resource
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from service.db import Database
 from service.db.stored import load_run
 from service.evolution.training import Report, RoundProgress, ignore
 from service.llm.factory import resolve_models
-from service.llm.models import base_model_dir, load_base_model
+from service.llm.models import base_model_dir, default_model_path, load_base_model
 from service.rl.adapters import AdapterInfo, latest_adapter, publish, save_adapter
 from service.rl.quiet import STEPS, round_log, trainer_output_to
 from service.rl.rollouts import EvolutionReward, training_prompts
@@ -56,19 +57,23 @@ def lora_config(rl: RLConfig) -> Any:
 def grpo_train(model: Any, tokenizer: Any, rows: list[dict[str, Any]],
                reward_fn: Callable[..., list[float]], rl: RLConfig, steps: int, work_dir: Path,
                seed: int = 0, on_step: Callable[[int, float | None], None] | None = None,
-               micro_batch: int | None = None) -> Any:
+               micro_batch: int | None = None, gguf: Path | None = None) -> Any:
     """Runs `steps` GRPO steps on rows ({"prompt": messages, ...}); returns the trained PeftModel.
 
     model is a plain model (a new LoRA adapter is added) or a PeftModel whose adapter trains on.
     on_step(step, reward mean) is called after each step; each step's metric dict is logged to
     quiet.STEPS (TRL's own printer of it is removed). micro_batch: completions per forward and
     backward, accumulated over a step's batch (default: 1 on CPU, the whole batch on a GPU).
+    gguf: the GGUF the model was converted from, which llama.cpp then samples the completions
+    from (rl.generator, service/rl/generation.py); None: HF generate.
     """
     import torch
     from datasets import Dataset
     from peft import PeftModel
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
+
+    from service.rl.generation import LlamaCppRollout, pick_generator
 
     torch.set_num_threads(rl.threads or max(1, (os.cpu_count() or 2) // 2))
     gpu = torch.cuda.is_available()  # on CPU: float32 (bf16 autocast is slower there)
@@ -89,13 +94,25 @@ def grpo_train(model: Any, tokenizer: Any, rows: list[dict[str, Any]],
         gradient_checkpointing=False,  # a small model fits; recomputing costs ~30% per step
         report_to="none", save_strategy="no", logging_steps=1, seed=seed,
         shuffle_dataset=False, disable_tqdm=True, dataloader_num_workers=0)
-    trainer = GRPOTrainer(
-        model=model, reward_funcs=[reward_fn], args=args, train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=None if isinstance(model, PeftModel) else lora_config(rl))
-    trainer.remove_callback(PrinterCallback)  # it prints every step's raw dict on stdout
-    trainer.add_callback(_step_report(on_step))
-    trainer.train()
+    rollout = None
+    llama = model.config.model_type == "llama"  # the GGUF LoRA conversion knows these only
+    if pick_generator(rl, gguf if llama else None, gpu) == "llama_cpp" and gguf is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        rollout = LlamaCppRollout(gguf, work_dir, seed=seed, threads=rl.threads)
+    try:
+        with warnings.catch_warnings():  # "rollout_func is experimental", once per trainer
+            warnings.filterwarnings("ignore", message=".*rollout_func.*", category=UserWarning)
+            trainer = GRPOTrainer(
+                model=model, reward_funcs=[reward_fn], args=args,
+                train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                peft_config=None if isinstance(model, PeftModel) else lora_config(rl),
+                rollout_func=rollout)
+        trainer.remove_callback(PrinterCallback)  # it prints every step's raw dict on stdout
+        trainer.add_callback(_step_report(on_step))
+        trainer.train()
+    finally:
+        if rollout is not None:
+            rollout.close()
     return trainer.model
 
 
@@ -187,7 +204,7 @@ def _train_round(db: Database, run_id: int, settings: Settings, steps: int | Non
     scorer = reward_fn if guard is None else _Guarded(reward_fn, guard)
     say("training")
     trained = grpo_train(model, tokenizer, rows, scorer, rl, steps, folder / "trainer",
-                         seed=cfg.seed + version,
+                         seed=cfg.seed + version, gguf=base_gguf(cfg, settings),
                          on_step=lambda step, reward: say("training", step, reward))
     say("saving")
     info = save_adapter(db, trained, run_id=run_id, name=name, version=version, steps=steps,
@@ -228,7 +245,14 @@ def trainable_base(cfg: RunConfig, settings: Settings) -> Path:
     if cfg.llm.backend == "openai":
         log.warning("rl.base_model is not set: training adapters for the embedded model; a "
                     "server serving another model (llm.model %r) will refuse them", cfg.llm.model)
-    return base_model_dir(_gguf_of(cfg.llm.backend, cfg.llm.model, settings))
+    return base_model_dir(base_gguf(cfg, settings))
+
+
+def base_gguf(cfg: RunConfig, settings: Settings) -> Path | None:
+    """Returns the GGUF the trainable base is converted from (None: rl.base_model, an HF model)."""
+    if cfg.rl.base_model:
+        return None
+    return _gguf_of(cfg.llm.backend, cfg.llm.model, settings) or default_model_path()
 
 
 def _base_folder(name: str) -> Path:
