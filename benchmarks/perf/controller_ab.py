@@ -3,8 +3,8 @@ turns, on copies of one filled database.
 
 A run is filled once per backend and size (perf.fill; 10^5 programs take minutes on PostgreSQL),
 then every measurement starts from a fresh copy of it (a file copy for SQLite, `CREATE DATABASE
-... TEMPLATE` for PostgreSQL): the two codes see the same rows, and the fill is paid once (an old code's copy is first migrated
-down to that code's schema, with this checkout's migrations). Each
+... TEMPLATE` for PostgreSQL): the two codes see the same rows, and the fill is paid once (the
+old code's copy is first migrated down to its schema by this checkout's migrations). Each
 measurement runs the real Engine of one tree (perf.controller_overhead's instant LLM and
 executor) in a subprocess whose imports come from that tree; the trees alternate (old, new, new,
 old, ...), so load from other work on the machine falls on both alike. Reported per tree: CPU ms

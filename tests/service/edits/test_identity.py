@@ -13,7 +13,8 @@ SAME = [
     ("def f(x):\n    return x+1\n", "def f(x):  # add one\n\n    return (x + 1)\n"),
     ("x = 'a'\n", 'x = "a"\n'),
     ("x = [1,\n     2,\n]\n", "x = [1, 2]\n"),
-    ("def f(a):\n    return a in {'x', 'y', 'z'}\n", "def f(a):\n    return a in {'z', 'x', 'y'}\n"),
+    ("def f(a):\n    return a in {'x', 'y', 'z'}\n",
+     "def f(a):\n    return a in {'z', 'x', 'y'}\n"),
     ("y = 2 * 3\n", "y = 6\n"),  # folded by the compiler: the same program
 ]
 DIFFERENT = [
