@@ -31,18 +31,19 @@ import importlib
 import json
 import os
 import resource
+import select
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from evaluators import candidate_pipes as pipes
 from evaluators import harness, phases
 from evaluators.isolation import reaper, sandbox
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 LOG = "forkserver.log"         # this process's stderr, in its root (read by the host if it dies)
+RESULT_CAP = 16 * sandbox.MiB  # bytes of result JSON read from a child; the rest is dropped
 _PR_SET_CHILD_SUBREAPER, _PR_SET_DUMPABLE = 36, 4
 
 
@@ -138,7 +139,7 @@ class Server:
                     view = view[os.write(child.job_w, view):]
                 return child
             except OSError:  # it died waiting: reap it, fork another
-                pipes.finish_child(child.pid)
+                _finish(child.pid)
                 for fd in (child.out_r, child.err_r, child.res_r):
                     os.close(fd)
             finally:
@@ -153,21 +154,21 @@ class Server:
         out, err = sandbox.Capture(limits.output_bytes), sandbox.Capture(limits.output_bytes)
         result = bytearray()
         sinks = {out_r: out, err_r: err, res_r: result}
-        ended_how = pipes.pump(pid, start + limits.timeout_s, sinks, res_r)
+        ended_how = _pump(pid, start + limits.timeout_s, sinks, res_r)
         ended = time.monotonic()
         if ended_how == "answered":  # the harness wrote its result and closed the pipe: the
-            pipes.drain({out_r: out, err_r: err})  # child's output is in its pipes, it is exiting;
+            _drain({out_r: out, err_r: err})  # child's output is in its pipes, it is exiting;
             self.unfinished = (pid, (out_r, err_r, res_r))  # killed and reaped after the answer
             status, usage, code = None, None, 0
         else:
-            status, usage = pipes.finish_child(pid)
-            pipes.drain(sinks)
+            status, usage = _finish(pid)
+            _drain(sinks)
             for fd in (out_r, err_r, res_r):
                 os.close(fd)
             code = os.waitstatus_to_exitcode(status) if status is not None else None
         parsed, marks = None, None
         if ended_how != "timeout" and result:
-            harnessed = pipes.harness_result(bytes(result))
+            harnessed = _harness_result(bytes(result))
             if harnessed is not None:
                 parsed, marks = harnessed
             else:  # written by the candidate itself
@@ -181,7 +182,7 @@ class Server:
                 "timed_out": ended_how == "timeout", "stdout": out.text(),
                 "stderr": err.text(), "stdout_dropped": out.dropped,
                 "stderr_dropped": err.dropped, "duration_s": time.monotonic() - start,
-                "steps": {**self._steps(start, marks, ended), **pipes.usage_of(usage)}}
+                "steps": {**self._steps(start, marks, ended), **_usage(usage)}}
 
     def finish(self) -> dict[str, float]:
         """Kills and reaps the last candidate's process when it was answered before its exit
@@ -191,10 +192,10 @@ class Server:
             return {}
         started = time.monotonic()
         (pid, fds), self.unfinished = self.unfinished, None
-        _, usage = pipes.finish_child(pid)
+        _, usage = _finish(pid)
         for fd in fds:
             os.close(fd)
-        return {"sweep": round((time.monotonic() - started) * 1000, 3), **pipes.usage_of(usage)}
+        return {"sweep": round((time.monotonic() - started) * 1000, 3), **_usage(usage)}
 
     def _steps(self, start: float, marks: list[float] | None, ended: float) -> dict[str, float]:
         """Returns the ms of each step of one candidate: the file sweep before it (off the answer's
@@ -210,6 +211,92 @@ class Server:
                    "result": ended - done}
         ms["sweep"] = time.monotonic() - ended
         return {name: round(seconds * 1000, 3) for name, seconds in ms.items()}
+
+
+def _marks(raw: Any) -> list[float] | None:
+    """Returns the child's three time marks, or None when they are not three numbers."""
+    if isinstance(raw, list) and len(raw) == 3 and all(isinstance(t, int | float) for t in raw):
+        return [float(t) for t in raw]
+    return None
+
+
+def _pump(pid: int, deadline: float, sinks: dict[int, Any], result_fd: int) -> str:
+    """Reads the child's pipes until it exits ("exited"), its result pipe ends with a result the
+    harness wrote ("answered": the child is on its way out) or the deadline passes ("timeout")."""
+    pidfd = os.pidfd_open(pid)
+    open_fds = set(sinks)
+    try:
+        while True:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return "timeout"
+            ready, _, _ = select.select([pidfd, *open_fds], [], [], wait)
+            for fd in ready:
+                if fd != pidfd and not _read_into(fd, sinks[fd]):
+                    open_fds.discard(fd)
+                    if fd == result_fd and _harness_result(sinks[fd]) is not None:
+                        return "answered"
+            if pidfd in ready:
+                return "exited"
+    finally:
+        os.close(pidfd)
+
+
+def _harness_result(raw: bytes) -> tuple[Any, list[float]] | None:
+    """Returns (result, marks) of what the harness writes on the result pipe ({"result",
+    "marks"}), or None for anything else (nothing, or what a candidate wrote there itself)."""
+    if not raw:
+        return None
+    with contextlib.suppress(ValueError):
+        parsed = json.loads(raw)
+        if isinstance(parsed, dict) and "marks" in parsed:
+            marks = _marks(parsed["marks"])
+            return None if marks is None else (parsed.get("result"), marks)
+    return None
+
+
+def _read_into(fd: int, sink: Any) -> bool:
+    """Reads what is there from fd into sink; returns False at end of file."""
+    data = os.read(fd, 65536)
+    if not data:
+        return False
+    if isinstance(sink, bytearray):
+        if len(sink) < RESULT_CAP:
+            sink += data[:RESULT_CAP - len(sink)]
+    else:
+        sink.add(data)
+    return True
+
+
+def _drain(sinks: dict[int, Any]) -> None:
+    """Reads the rest of the pipes: every writer is dead now, so each ends at once."""
+    for fd, sink in sinks.items():
+        os.set_blocking(fd, False)
+        try:
+            while _read_into(fd, sink):
+                pass
+        except BlockingIOError:
+            pass
+
+
+def _finish(pid: int) -> tuple[int | None, Any]:
+    """Kills the child's group and every process left under this one; returns the child's status
+    and resource usage (None, None when it was reaped elsewhere)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    status = usage = None
+    with contextlib.suppress(ChildProcessError):
+        _, status, usage = os.wait4(pid, 0)
+    reaper.kill_descendants()
+    return status, usage
+
+
+def _usage(usage: Any) -> dict[str, float]:
+    """Returns the child's CPU ms and page faults (its process only), figures load moves little."""
+    if usage is None:
+        return {}
+    return {"child_cpu": round((usage.ru_utime + usage.ru_stime) * 1000, 3),
+            "child_faults": float(usage.ru_minflt)}
 
 
 def _child(module: Any, fds: tuple[int, int, int, int], role: str = "evaluate") -> None:
