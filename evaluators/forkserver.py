@@ -4,16 +4,13 @@
 request per line on stdin and answers one JSON line on stdout. Per candidate it hands the job to
 a child it forked ahead of the request (a spare, waiting on a pipe in its own session with its own
 output pipes), which applies the candidate's rlimits and runs it; it waits for the child up to the
-wall-clock limit and answers with the child's result, how it ended and what each step cost
-("steps", ms). The answer goes out as soon as the harness in the child has written the result and
-closed its result pipe (the child's exit, the unmapping of its memory, is then off the answer's
-path); a child that ends otherwise is answered at its exit or time limit. Only after the answer it
-kills the child's process group and then every process left under it (this process is a child
-subreaper, so orphans and setsid daemons become its children), cleans the work area, forks the
-next spare and names it on a line of its own ({"spare": pid, "after": the kill's cost and the
-child's CPU and faults}), before it reads the next request: the answer waits for neither the
-kill, the file sweep nor a fork, and the next candidate still starts clean, in a process forked
-after the last one and everything it left were gone. The child never returns into this loop.
+wall-clock limit, kills the child's process group and then every process left under it (this
+process is a child subreaper, so orphans and setsid daemons become its children), answers with the
+child's result, how it ended and what each step cost ("steps", ms); only then it cleans the work
+area, forks the next spare and names it on a line of its own ({"spare": pid}), before it reads the
+next request: the answer waits for neither the file sweep nor a fork, and the next candidate
+still starts clean, in a process forked after the last one was gone. The child never returns
+into this loop.
 
 A server has one role (spec "role"): "evaluate" imports the problem's evaluator and scores each
 candidate in its child; the two phases of a two-phase problem get a server each, never the same
@@ -67,7 +64,6 @@ class Server:
         self.count = 0
         self.cleaned_s = 0.0  # the file sweep before this candidate (its "clean" step)
         self.spare: Spare | None = None
-        self.unfinished: tuple[int, tuple[int, int, int]] | None = None  # answered, not reaped
         self.role = spec.get("role", "evaluate")
         job = EvalJob(**spec["job"])
         self.module, self.load_failure = None, None
@@ -153,57 +149,33 @@ class Server:
         pid, out_r, err_r, res_r = child.pid, child.out_r, child.err_r, child.res_r
         out, err = sandbox.Capture(limits.output_bytes), sandbox.Capture(limits.output_bytes)
         result = bytearray()
-        sinks = {out_r: out, err_r: err, res_r: result}
-        ended_how = _pump(pid, start + limits.timeout_s, sinks, res_r)
+        timed_out = _pump(pid, start + limits.timeout_s, {out_r: out, err_r: err, res_r: result})
         ended = time.monotonic()
-        if ended_how == "answered":  # the harness wrote its result and closed the pipe: the
-            _drain({out_r: out, err_r: err})  # child's output is in its pipes, it is exiting;
-            self.unfinished = (pid, (out_r, err_r, res_r))  # killed and reaped after the answer
-            status, usage, code = None, None, 0
-        else:
-            status, usage = _finish(pid)
-            _drain(sinks)
-            for fd in (out_r, err_r, res_r):
-                os.close(fd)
-            code = os.waitstatus_to_exitcode(status) if status is not None else None
+        status, usage = _finish(pid)
+        _drain({out_r: out, err_r: err, res_r: result})
+        for fd in (out_r, err_r, res_r):
+            os.close(fd)
+        code = os.waitstatus_to_exitcode(status) if status is not None else None
         parsed, marks = None, None
-        if ended_how != "timeout" and result:
-            harnessed = _harness_result(bytes(result))
-            if harnessed is not None:
-                parsed, marks = harnessed
-            else:  # written by the candidate itself
-                with contextlib.suppress(ValueError):
-                    parsed = json.loads(result)
+        if not timed_out and result:
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(result)
+            if isinstance(parsed, dict) and "marks" in parsed:  # else written by the candidate
+                parsed, marks = parsed.get("result"), _marks(parsed["marks"])
         sig = None
         if code is not None and code < 0:
             sig = (signal.Signals(-code).name if -code in signal.valid_signals()
                    else f"signal {-code}")
-        return {"result": parsed, "returncode": code, "signal": sig,
-                "timed_out": ended_how == "timeout", "stdout": out.text(),
-                "stderr": err.text(), "stdout_dropped": out.dropped,
+        return {"result": parsed, "returncode": code, "signal": sig, "timed_out": timed_out,
+                "stdout": out.text(), "stderr": err.text(), "stdout_dropped": out.dropped,
                 "stderr_dropped": err.dropped, "duration_s": time.monotonic() - start,
                 "steps": {**self._steps(start, marks, ended), **_usage(usage)}}
-
-    def finish(self) -> dict[str, float]:
-        """Kills and reaps the last candidate's process when it was answered before its exit
-        (and every process left under this one); returns what that cost (ms: "sweep") and the
-        child's CPU and faults. Runs after the answer, before the next request is read."""
-        if self.unfinished is None:
-            return {}
-        started = time.monotonic()
-        (pid, fds), self.unfinished = self.unfinished, None
-        _, usage = _finish(pid)
-        for fd in fds:
-            os.close(fd)
-        return {"sweep": round((time.monotonic() - started) * 1000, 3), **_usage(usage)}
 
     def _steps(self, start: float, marks: list[float] | None, ended: float) -> dict[str, float]:
         """Returns the ms of each step of one candidate: the file sweep before it (off the answer's
         path), start (the job handed over until the child has read it), setup (rlimits, folder,
-        environment), run (the evaluation), result (the child's write, until this process sees
-        the result pipe end, or the child's exit), sweep (draining the pipes; and killing and
-        reaping, unless the child was answered before its exit: then those follow the answer,
-        Server.finish)."""
+        environment), run (the evaluation), result (the child's write and exit, until this
+        process sees it end), sweep (kill, reap, drain)."""
         ms = {"clean": self.cleaned_s}
         if marks is not None and start <= marks[0] <= marks[1] <= marks[2]:
             entered, ready, done = marks
@@ -220,39 +192,23 @@ def _marks(raw: Any) -> list[float] | None:
     return None
 
 
-def _pump(pid: int, deadline: float, sinks: dict[int, Any], result_fd: int) -> str:
-    """Reads the child's pipes until it exits ("exited"), its result pipe ends with a result the
-    harness wrote ("answered": the child is on its way out) or the deadline passes ("timeout")."""
+def _pump(pid: int, deadline: float, sinks: dict[int, Any]) -> bool:
+    """Reads the child's pipes until it exits or the deadline passes; returns True on timeout."""
     pidfd = os.pidfd_open(pid)
     open_fds = set(sinks)
     try:
         while True:
             wait = deadline - time.monotonic()
             if wait <= 0:
-                return "timeout"
+                return True
             ready, _, _ = select.select([pidfd, *open_fds], [], [], wait)
             for fd in ready:
                 if fd != pidfd and not _read_into(fd, sinks[fd]):
                     open_fds.discard(fd)
-                    if fd == result_fd and _harness_result(sinks[fd]) is not None:
-                        return "answered"
             if pidfd in ready:
-                return "exited"
+                return False
     finally:
         os.close(pidfd)
-
-
-def _harness_result(raw: bytes) -> tuple[Any, list[float]] | None:
-    """Returns (result, marks) of what the harness writes on the result pipe ({"result",
-    "marks"}), or None for anything else (nothing, or what a candidate wrote there itself)."""
-    if not raw:
-        return None
-    with contextlib.suppress(ValueError):
-        parsed = json.loads(raw)
-        if isinstance(parsed, dict) and "marks" in parsed:
-            marks = _marks(parsed["marks"])
-            return None if marks is None else (parsed.get("result"), marks)
-    return None
 
 
 def _read_into(fd: int, sink: Any) -> bool:
@@ -345,7 +301,6 @@ def _child(module: Any, fds: tuple[int, int, int, int], role: str = "evaluate") 
         view = memoryview(data)
         while view:
             view = view[os.write(keep, view):]
-        os.close(keep)  # the server answers at this end of file, not at our exit
     finally:
         os._exit(0)
 
@@ -396,12 +351,10 @@ def main(argv: list[str] | None = None) -> None:
                                         f"the pre-forked evaluator failed: {exc!r}")
             answer = {"nonce": json.loads(line).get("nonce"), "result": failure.to_dict()}
         control.write(json.dumps(answer, default=repr).encode() + b"\n")
-        after = server.finish()  # after the answer, before the next request is read
-        server.clean()
+        server.clean()  # after the answer, before the next request is read
         server.fork_spare()
         if server.spare is not None:  # a line of its own: the host counts it as the server's
-            control.write(json.dumps({"spare": server.spare.pid, "after": after}).encode()
-                          + b"\n")
+            control.write(json.dumps({"spare": server.spare.pid}).encode() + b"\n")
     reaper.kill_descendants()
     os._exit(0)
 

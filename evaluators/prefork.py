@@ -64,8 +64,6 @@ class ForkServer:
         self._stack = contextlib.ExitStack()
         self._buffer = b""
         self.steps: dict[str, float] = {}  # the last evaluation's step costs, ms (steps_of)
-        self.after: dict[str, float] = {}  # the steps that followed an earlier answer (its spare
-        # line: the kill and reap, the child's CPU and faults)
         self.spare: int | None = None  # the server's waiting child (its pid in the sandbox)
         try:
             self._start(job, python, scorer)
@@ -136,12 +134,9 @@ class ForkServer:
             sandbox.untrack(self.proc.pid)
 
     def _note_spare(self, line: dict[str, Any]) -> None:
-        """Keeps the pid a {"spare": pid, "after": ...} line names (the server's child for its next
-        candidate) and the steps of the last candidate that followed its answer."""
+        """Keeps the pid a {"spare": pid} line names: the server's child for its next candidate."""
         if "spare" in line and "nonce" not in line:
             self.spare = line["spare"]
-            after = line.get("after")
-            self.after = after if isinstance(after, dict) else {}
 
     def _read_line(self, deadline: float) -> dict[str, Any]:
         fd = self.proc.stdout.fileno()

@@ -16,12 +16,9 @@ Then, for the last combination, the per-step cost of a pre-forked evaluation (me
 --steps evaluations by one warm server, from the server's answer): clean (the file sweep, after
 the previous answer, off the critical path, as is the fork of the waiting child), start (the job
 handed over until the child has read it), setup (rlimits, folder, environment), run, result (the
-child's write until the server sees the result pipe end, or the child's exit), sweep (on the
-answer's path: draining the pipes; kill and reap too when the child had exited first), channel
-(the host's JSON and the pipe hops), kill after (the kill and reap after an answer that came
-before the child's exit: off the path), and the child's CPU ms and page faults: counts that the
-load moves much less than wall time. Once back to back, once --gap-ms apart (as a run's LLM
-call spaces them).
+child's write and exit until the server sees it end), sweep (kill, reap), channel (the host's
+JSON and the pipe hops), and the child's CPU ms and page faults: counts that the load moves much
+less than wall time. Once back to back, once --gap-ms apart (as a run's LLM call spaces them).
 
     .venv/bin/python -m benchmarks.perf.sandbox_overhead [--fresh 40] [--forked 300] [--no-peer]
                                                          [--steps 300] [--gap-ms 20]
@@ -115,8 +112,8 @@ def in_process(n: int) -> list[float]:
     return times
 
 
-STEPS = ["clean", "start", "setup", "run", "result", "sweep", "channel", "kill after",
-         "child_cpu", "child_faults"]
+STEPS = ["clean", "start", "setup", "run", "result", "sweep", "channel", "child_cpu",
+         "child_faults"]
 
 
 def step_costs(n: int, gap_s: float = 0.0) -> dict[str, float]:
@@ -130,14 +127,11 @@ def step_costs(n: int, gap_s: float = 0.0) -> dict[str, float]:
             time.sleep(gap_s)
             result = server.evaluate(the_job)
             assert result.ok and result.score == 1.0, result.error
-            rows.append(dict(server.steps))
-            if server.after and len(rows) > 1:  # the previous answer's kill, reap and usage
-                rows[-2] |= {"kill after": server.after.get("sweep", 0.0),
-                             **{k: v for k, v in server.after.items() if k != "sweep"}}
+            rows.append(server.steps)
     finally:
         server.close()
-    return {step: statistics.median(row.get(step, 0.0 if step == "kill after" else float("nan"))
-                                    for row in rows[1:-1]) for step in STEPS}
+    return {step: statistics.median(row.get(step, float("nan")) for row in rows[1:])
+            for step in STEPS}
 
 
 def python_pass(n: int) -> dict[str, float]:

@@ -90,7 +90,7 @@ class Server:
         nonce = uuid.uuid4().hex
         self.send({"nonce": nonce, "job": self.job(code, **fields).to_dict()})
         answer = self.line()
-        while "nonce" not in answer:  # {"spare", "after"}: the next child, named after an answer
+        while set(answer) == {"spare"}:  # the server's next child, named after each answer
             answer = self.line()
         assert answer["nonce"] == nonce
         return answer
@@ -145,14 +145,11 @@ def test_each_answer_carries_the_candidates_result_and_how_its_process_ended(
 def test_each_answer_says_what_each_step_of_the_candidate_cost(server: Server) -> None:
     slow = "import time\n\ndef solve():\n    time.sleep(0.3)\n    return 1.0\n"
     steps = server.ask(slow)["steps"]
-    # the child's CPU and faults come with the answer when the child had exited by then, else
-    # on the next spare's line, with the kill and reap that followed the answer
-    after = server.line()["after"]
-    assert set(steps) >= {"clean", "start", "setup", "run", "result", "sweep"}
-    assert set(after) in ({"sweep", "child_cpu", "child_faults"}, set())
-    assert all(value >= 0 for value in [*steps.values(), *after.values()])
+    assert set(steps) >= {"clean", "start", "setup", "run", "result", "sweep", "child_cpu",
+                          "child_faults"}
+    assert all(value >= 0 for value in steps.values())
     assert steps["run"] >= 300 > steps["start"] + steps["setup"]  # the sleep is in "run"
-    assert {**steps, **after}["child_faults"] > 0
+    assert steps["child_faults"] > 0
 
 
 def test_each_candidate_runs_in_a_spare_forked_after_the_last_one_was_gone(
@@ -166,12 +163,7 @@ def test_each_candidate_runs_in_a_spare_forked_after_the_last_one_was_gone(
 
 def test_a_spare_that_dies_before_its_job_is_replaced(server: Server) -> None:
     server.ask(ONE)
-    spare = server.line()["spare"]
-    os.kill(spare, signal.SIGKILL)
-    deadline = time.monotonic() + 10  # dead (a zombie of the server's) before the next job
-    while "\nState:\tZ" not in Path(f"/proc/{spare}/status").read_text():
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    os.kill(server.line()["spare"], signal.SIGKILL)
     assert result_of(server.ask(ONE)).score == 1.0
     assert server.line()["spare"] > 0
 
@@ -210,7 +202,7 @@ def test_a_candidate_that_hangs_is_killed_at_its_time_limit_and_the_next_one_run
     assert result_of(server.ask(ONE)).score == 1.0
 
 
-def test_a_process_a_candidate_leaves_running_is_killed_before_the_next_candidate(
+def test_a_process_a_candidate_leaves_running_is_killed_before_the_answer(
         server: Server) -> None:
     tag = f"evoforge-forkserver-test-{uuid.uuid4().hex}"
     daemon = textwrap.dedent(f"""
@@ -222,37 +214,8 @@ def test_a_process_a_candidate_leaves_running_is_killed_before_the_next_candidat
             return 3.0
     """)
     assert result_of(server.ask(daemon)).score == 3.0
-    server.line()  # the next spare: named once everything the last candidate left is gone
     left = subprocess.run(["pgrep", "-f", tag], capture_output=True, text=True, check=False)
     assert left.stdout.strip() == ""
-
-
-def test_the_answer_comes_at_the_result_and_the_process_is_killed_right_after(
-        server: Server) -> None:
-    # a result in the harness's form, the result pipe closed, then a busy loop: the answer does
-    # not wait for the process's exit (here: never) nor its time limit, and the process is gone
-    # before the next spare is named. (A candidate's own process can always forge its result;
-    # two-phase scoring is what a problem uses against that.)
-    forge = textwrap.dedent("""
-        import json, os, time
-
-        def solve():
-            now = time.monotonic()
-            os.write(3, json.dumps({"result": {"status": "ok", "score": 7.0, "metrics": {
-                "combined_score": 7.0, "pid": float(os.getpid())}},
-                "marks": [now, now, now]}).encode())
-            os.close(3)
-            while True:
-                pass
-    """)
-    started = time.monotonic()
-    answer = server.ask(forge, timeout_s=30)
-    assert time.monotonic() - started < 15 and not answer["timed_out"]
-    assert answer["returncode"] == 0 and result_of(answer).score == 7.0
-    pid = int(result_of(answer).metrics["pid"])
-    assert set(server.line()["after"]) == {"sweep", "child_cpu", "child_faults"}
-    assert not Path(f"/proc/{pid}").exists()  # killed and reaped
-    assert result_of(server.ask(ONE)).score == 1.0
 
 
 def test_a_request_the_server_cannot_handle_is_answered_as_a_crash_and_serving_goes_on(
