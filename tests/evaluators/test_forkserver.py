@@ -163,7 +163,12 @@ def test_each_candidate_runs_in_a_spare_forked_after_the_last_one_was_gone(
 
 def test_a_spare_that_dies_before_its_job_is_replaced(server: Server) -> None:
     server.ask(ONE)
-    os.kill(server.line()["spare"], signal.SIGKILL)
+    spare = server.line()["spare"]
+    os.kill(spare, signal.SIGKILL)
+    deadline = time.monotonic() + 10  # dead (a zombie of the server's) before the next job
+    while "\nState:\tZ" not in Path(f"/proc/{spare}/status").read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     assert result_of(server.ask(ONE)).score == 1.0
     assert server.line()["spare"] > 0
 
