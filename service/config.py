@@ -288,8 +288,10 @@ class RLConfig(Strict):
     temperature: float = Field(default=1.0, gt=0, description="Sampling during training.")
     recent_programs: int = Field(default=32, ge=1, description="Prompts come from the run's "
                                  "latest distinct prompts with a scored parent.")
-    threads: int | None = Field(default=None, ge=1, description="CPU threads for training; "
-                                "default: half the cores. Oversubscribed cores slow torch ~10x.")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads for training "
+                                "(torch and llama.cpp generation); default: the cores idle when "
+                                "a round starts (cores less the load average, at least 1). "
+                                "Oversubscribed cores slow both ~8-10x.")
     generator: Literal["auto", "llama_cpp", "transformers"] = Field(
         default="auto", description="What writes the GRPO completions: llama_cpp (the base "
         "model's GGUF with the trainer's current LoRA: generation ~2.5x cheaper on CPU) or "

@@ -88,7 +88,7 @@ def generation_only(group: int, tokens: int, threads: int) -> dict:
     ids = tokenizer.apply_chat_template(quickstart_prompt(), add_generation_prompt=True,
                                         tokenize=True, return_dict=True)["input_ids"]
     with tempfile.TemporaryDirectory() as work:
-        rollout = LlamaCppRollout(default_model_path(), Path(work), threads=threads)
+        rollout = LlamaCppRollout(default_model_path(), Path(work), threads)
         rollout.set_lora(*lora_of(get_peft_model(model, lora_config(RLConfig()))))
         start, cpu = time.perf_counter(), time.process_time()
         # no end-of-text: every completion writes `tokens` (comparable across thread counts)

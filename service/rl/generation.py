@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +53,7 @@ class LlamaCppRollout:
     evaluated once, is shared by the group's sequences.
     """
 
-    def __init__(self, gguf: Path, work_dir: Path, seed: int = 0,
-                 threads: int | None = None) -> None:
+    def __init__(self, gguf: Path, work_dir: Path, threads: int, seed: int = 0) -> None:
         if logging.getLogger("llama-cpp-python").level == logging.NOTSET:
             logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # its load chatter
         self.gguf, self.seed = gguf, seed
@@ -63,7 +61,7 @@ class LlamaCppRollout:
         self.vocab: Any = None
         self.n_vocab = 0
         self.lora_file = work_dir / "rollout-lora.gguf"
-        self.threads = threads or max(1, (os.cpu_count() or 2) // 2)
+        self.threads = threads
         self.ctx: Any = None
         self.n_ctx = self.n_seq = 0
         self.batch: Any = None

@@ -75,7 +75,8 @@ def grpo_train(model: Any, tokenizer: Any, rows: list[dict[str, Any]],
 
     from service.rl.generation import LlamaCppRollout, pick_generator
 
-    torch.set_num_threads(rl.threads or max(1, (os.cpu_count() or 2) // 2))
+    threads = training_threads(rl)
+    torch.set_num_threads(threads)
     gpu = torch.cuda.is_available()  # on CPU: float32 (bf16 autocast is slower there)
     batch = rl.group_size * rl.prompts_per_step  # the completions of one optimizer step
     micro = min(batch, micro_batch or (batch if gpu else 1))
@@ -98,7 +99,7 @@ def grpo_train(model: Any, tokenizer: Any, rows: list[dict[str, Any]],
     llama = model.config.model_type == "llama"  # the GGUF LoRA conversion knows these only
     if pick_generator(rl, gguf if llama else None, gpu) == "llama_cpp" and gguf is not None:
         work_dir.mkdir(parents=True, exist_ok=True)
-        rollout = LlamaCppRollout(gguf, work_dir, seed=seed, threads=rl.threads)
+        rollout = LlamaCppRollout(gguf, work_dir, threads, seed=seed)
     try:
         with warnings.catch_warnings():  # "rollout_func is experimental", once per trainer
             warnings.filterwarnings("ignore", message=".*rollout_func.*", category=UserWarning)
@@ -114,6 +115,17 @@ def grpo_train(model: Any, tokenizer: Any, rows: list[dict[str, Any]],
         if rollout is not None:
             rollout.close()
     return trainer.model
+
+
+def training_threads(rl: RLConfig) -> int:
+    """Returns the CPU threads of a GRPO step (torch's and llama.cpp's): rl.threads, else the cores
+    the machine leaves idle now (the cores less the 1-minute load average, at least one). On a quiet
+    2-core machine two threads make a step 20 s instead of 36 s; on cores other work keeps busy a
+    second thread spins for its core and costs ~8x (benchmarks/perf/grpo_step.py)."""
+    if rl.threads:
+        return rl.threads
+    cores = os.cpu_count() or 2
+    return max(1, min(cores, round(cores - os.getloadavg()[0])))
 
 
 def _step_report(on_step: Callable[[int, float | None], None] | None) -> Any:

@@ -47,7 +47,7 @@ def hf(base_dir: Path) -> tuple:
 @pytest.fixture(scope="module")
 def rollout(tmp_path_factory: pytest.TempPathFactory) -> LlamaCppRollout:
     """Returns a llama.cpp rollout on the embedded GGUF (1 thread)."""
-    made = LlamaCppRollout(default_model_path(), tmp_path_factory.mktemp("rollout"), threads=1)
+    made = LlamaCppRollout(default_model_path(), tmp_path_factory.mktemp("rollout"), 1)
     yield made
     made.close()
 
