@@ -290,7 +290,7 @@ class RLConfig(Strict):
                                  "latest distinct prompts with a scored parent.")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for training "
                                 "(torch and llama.cpp generation); default: the cores idle when "
-                                "a round starts (cores less the load average, at least 1). "
+                                "a round starts (measured over 0.25 s, at least 1). "
                                 "Oversubscribed cores slow both ~8-10x.")
     generator: Literal["auto", "llama_cpp", "transformers"] = Field(
         default="auto", description="What writes the GRPO completions: llama_cpp (the base "

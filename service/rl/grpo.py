@@ -117,15 +117,31 @@ def grpo_train(model: Any, tokenizer: Any, rows: list[dict[str, Any]],
     return trainer.model
 
 
-def training_threads(rl: RLConfig) -> int:
+def training_threads(rl: RLConfig, window_s: float = 0.25) -> int:
     """Returns the CPU threads of a GRPO step (torch's and llama.cpp's): rl.threads, else the cores
-    the machine leaves idle now (the cores less the 1-minute load average, at least one). On a quiet
-    2-core machine two threads make a step 20 s instead of 36 s; on cores other work keeps busy a
-    second thread spins for its core and costs ~8x (benchmarks/perf/grpo_step.py)."""
+    idle now (measured over window_s, at least one). On a quiet 2-core machine two threads make a
+    step 20 s instead of 36 s; on cores other work keeps busy a second thread spins for its core
+    and costs ~8x (benchmarks/perf/grpo_step.py)."""
     if rl.threads:
         return rl.threads
     cores = os.cpu_count() or 2
-    return max(1, min(cores, round(cores - os.getloadavg()[0])))
+    return max(1, min(cores, round(idle_cores(cores, window_s))))
+
+
+def idle_cores(cores: int, window_s: float = 0.25) -> float:
+    """Returns how many of the cores were idle over the next window_s (/proc/stat); where that
+    cannot be read, the cores less the 1-minute load average (which lags a finished job)."""
+    def idle_and_total() -> tuple[int, int]:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, of all
+
+    try:
+        idle0, total0 = idle_and_total()
+        time.sleep(window_s)
+        idle1, total1 = idle_and_total()
+    except (OSError, ValueError, IndexError):
+        return max(0.0, cores - os.getloadavg()[0])
+    return cores * (idle1 - idle0) / max(1, total1 - total0)
 
 
 def _step_report(on_step: Callable[[int, float | None], None] | None) -> Any:
