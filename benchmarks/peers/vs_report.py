@@ -12,7 +12,7 @@ from rich.table import Table
 
 from benchmarks.harness import plots
 from benchmarks.harness.curves import mean_curve
-from benchmarks.harness.stats import paired_stats
+from benchmarks.harness.stats import paired_stats, sign_test
 
 SYSTEMS = ("evoforge", "openevolve")
 COLOURS = {"evoforge": "tab:blue", "openevolve": "tab:orange"}
@@ -59,7 +59,8 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def paired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Returns per problem the paired comparison over the seeds both systems ran: evoforge's best
     minus OpenEvolve's (signed so that > 0 is better for evoforge), its mean, 95 % paired
-    bootstrap interval and sign test, and the share of seeds each system improved."""
+    bootstrap interval and sign test, the share of seeds each system improved, and McNemar's exact
+    test on those (the seeds only one of the two improved)."""
     out = []
     for problem in dict.fromkeys(r["problem"] for r in rows):
         runs = {(r["system"], r["seed"]): r for r in rows if r["problem"] == problem}
@@ -72,7 +73,10 @@ def paired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         sign = 1.0 if pairs[0][0]["direction"] == "maximize" else -1.0
         stats = paired_stats([sign * (a["best_strict"] - b["best_strict"]) for a, b in pairs])
-        out.append({"problem": problem, "seeds": len(pairs), **stats,
+        only = {system: sum(_improved(p[i]) and not _improved(p[1 - i]) for p in pairs)
+                for i, system in enumerate(SYSTEMS)}  # seeds one system improved, the other not
+        out.append({"problem": problem, "seeds": len(pairs), **stats, "improved_only": only,
+                    "improved_p": sign_test(only["evoforge"], only["openevolve"]),
                     "improved": {system: sum(_improved(p[i]) for p in pairs)
                                  for i, system in enumerate(SYSTEMS)},
                     "mean_best": {system: statistics.fmean(p[i]["best_strict"] for p in pairs)
@@ -84,7 +88,8 @@ def paired_lines(pairs: list[dict[str, Any]]) -> list[str]:
     """Returns the paired comparison as Markdown table lines."""
     head = ["problem", "paired seeds", "improved: evoforge", "improved: OpenEvolve",
             "mean best: evoforge", "mean best: OpenEvolve", "mean difference", "95 % paired CI",
-            "evoforge better / tie / worse", "sign test p"]
+            "evoforge better / tie / worse", "sign test p",
+            "improved by one only: evoforge / OpenEvolve", "McNemar p"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in pairs:
         low, high = p["ci"]
@@ -92,7 +97,9 @@ def paired_lines(pairs: list[dict[str, Any]]) -> list[str]:
             p["problem"], str(p["seeds"]), f"{p['improved']['evoforge']}/{p['seeds']}",
             f"{p['improved']['openevolve']}/{p['seeds']}", _f(p["mean_best"]["evoforge"]),
             _f(p["mean_best"]["openevolve"]), f"{p['mean']:+.4f}", f"[{low:+.4f}, {high:+.4f}]",
-            f"{p['wins']} / {p['ties']} / {p['losses']}", f"{p['sign_p']:.3f}"]) + " |")
+            f"{p['wins']} / {p['ties']} / {p['losses']}", f"{p['sign_p']:.3f}",
+            f"{p['improved_only']['evoforge']} / {p['improved_only']['openevolve']}",
+            f"{p['improved_p']:.3f}"]) + " |")
     return lines
 
 

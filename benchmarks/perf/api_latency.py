@@ -72,9 +72,7 @@ def _fill(url: str, n: int, tmp: Path) -> tuple[int, str, dict[str, int], float]
         run = add_run(s, prob.id, {"budget": {"iterations": n}}, 0)
         prob.owner_token_id = run.owner_token_id = row.id
         run_id = run.id
-    seconds = populate(db, run_id, n, islands=4, seed=0)
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("VACUUM ANALYZE")  # what autovacuum does to a live database
+    seconds = populate(db, run_id, n, islands=4, seed=0)  # then VACUUM ANALYZE, as autovacuum
     with db.session() as s:
         first, last = s.execute(select(func.min(ProgramRow.id), func.max(ProgramRow.id))
                                 .where(ProgramRow.run_id == run_id)).one()
