@@ -26,6 +26,7 @@ def test_pairs_seeds_and_counts_wins_ties_and_losses() -> None:
     assert p["mean"] == pytest.approx((1.0 + 0.0 - 0.2) / 3)
     assert p["ci"][0] <= p["mean"] <= p["ci"][1]
     assert p["improved"] == {"evoforge": 2, "openevolve": 2}
+    assert p["improved_only"] == {"evoforge": 1, "openevolve": 1} and p["improved_p"] == 1.0
     assert "1 / 1 / 1" in markdown(rows, summary(rows))
 
 
