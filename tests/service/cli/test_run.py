@@ -180,9 +180,15 @@ def test_ctrl_c_pauses_at_once_and_resume_finishes(tmp_path: Path) -> None:
     (folder / "evaluator.py").write_text(slow)
     home = tmp_path / "home"
     env = {**os.environ, "EVOFORGE_HOME": str(home)}
-    proc = subprocess.Popen([*EVOFORGE, "run", str(folder), "--iterations", "3", "--llm",
-                             "scripted", "--model", str(scripted(tmp_path, [5, 6, 7]))], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # an ignored SIGINT is inherited, and Python then installs no KeyboardInterrupt: some library
+    # in the suite's process leaves it ignored (the run then finished instead of pausing)
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:  # the child starts with the default SIGINT, as from a terminal
+        proc = subprocess.Popen([*EVOFORGE, "run", str(folder), "--iterations", "3", "--llm",
+                                 "scripted", "--model", str(scripted(tmp_path, [5, 6, 7]))],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     db_url = f"sqlite:///{home / 'evoforge.db'}"
     deadline = time.time() + 60
     while time.time() < deadline:  # wait until the 30 s evaluations are running
@@ -199,10 +205,8 @@ def test_ctrl_c_pauses_at_once_and_resume_finishes(tmp_path: Path) -> None:
     assert runner_processes(proc.pid)  # the slow evaluations are running
     sent = time.time()
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=40)
-    # the sleeping evaluations were killed, not waited for (they sleep 30 s). 4 s alone; late in
-    # the whole suite this took ~19 s twice on 2026-12-06 (cause not found yet, see the note)
-    assert time.time() - sent < 25
+    _, stderr = proc.communicate(timeout=20)
+    assert time.time() - sent < 10  # the sleeping evaluations were killed, not waited for
     assert proc.returncode == 130 and "evoforge resume 1" in stderr
     summary = json.loads(evoforge("runs", "list", "--json", home=home).stdout.splitlines()[0])
     assert summary["status"] == "paused"
