@@ -58,9 +58,7 @@ def call_statement(sample_columns: tuple[str, ...], program_columns: tuple[str, 
     edit was rejected; its sample_id from the sample) and the queued evaluation (e_, for a new
     child; its program_id from the program), and selects the new ids."""
     count = update(_RUNS).where(_RUNS.c.id == bindparam("c_key")).values(
-        llm_calls=_RUNS.c.llm_calls + 1,
-        **{name: _RUNS.c[name] + bindparam(f"c_{name}", type_=_RUNS.c[name].type)
-           for name in ("iterations", "prompt_tokens", "completion_tokens", "cost")},
+        llm_calls=_RUNS.c.llm_calls + 1, **rows.plus(_RUNS, *rows.CALL_TOTALS, prefix="c_"),
     ).returning(_RUNS.c.id).cte("counted")
     sample = _inserting(_SAMPLES, "s_", sample_columns).returning(_SAMPLES.c.id).cte("sample")
     ids: list[Any] = [sample.c.id]

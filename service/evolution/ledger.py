@@ -149,7 +149,7 @@ class Ledger:
         with self.db.autocommit() as conn:
             ids = conn.execute(statement, {
                 "c_key": self.run_id, "c_iterations": 1,
-                **{f"c_{k[2:]}": v for k, v in rows.token_params([p.completion], cost).items()},
+                **rows.token_params([p.completion], cost, prefix="c_"),
                 **rows.prefixed("s_", sample), **rows.prefixed("p_", program or {}),
                 **rows.prefixed("e_", evaluation or {})}).one()
         programs = {} if program is None else {0: ProgramRow(id=ids[1], sample_id=ids[0],

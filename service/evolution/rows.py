@@ -138,10 +138,12 @@ def token_values(completions: list[Completion], cost: float) -> dict[str, Any]:
             "cost": RunRow.cost + cost}
 
 
-def token_params(completions: list[Completion], cost: float) -> dict[str, Any]:
-    """Returns the parameters of COUNT_CALL's tokens and cost."""
-    return {"v_prompt_tokens": sum(c.prompt_tokens for c in completions),
-            "v_completion_tokens": sum(c.completion_tokens for c in completions), "v_cost": cost}
+def token_params(completions: list[Completion], cost: float, prefix: str = "v_"
+                 ) -> dict[str, Any]:
+    """Returns the parameters of COUNT_CALL's tokens and cost (folded's: prefix "c_")."""
+    return {f"{prefix}prompt_tokens": sum(c.prompt_tokens for c in completions),
+            f"{prefix}completion_tokens": sum(c.completion_tokens for c in completions),
+            f"{prefix}cost": cost}
 
 
 def _set(table: Table, columns: tuple[str, ...], **exprs: Any) -> Update:
@@ -156,9 +158,9 @@ def null_is_null(kind: Any) -> Any:
     return JSON(none_as_null=True) if isinstance(kind, JSON) else kind
 
 
-def _plus(table: Table, *names: str) -> dict[str, Any]:
-    """Returns SET column = column + :v_column for each name."""
-    return {name: table.c[name] + bindparam(f"v_{name}", type_=table.c[name].type)
+def plus(table: Table, *names: str, prefix: str = "v_") -> dict[str, Any]:
+    """Returns SET column = column + :{prefix}column for each name."""
+    return {name: table.c[name] + bindparam(f"{prefix}{name}", type_=table.c[name].type)
             for name in names}
 
 
@@ -169,9 +171,9 @@ PROGRAM_RESULT = _set(_PROGRAMS, RESULT_COLUMNS)
 EVALUATION_COLUMNS = ("status", "stage", "error_kind", "error", "duration_s", "finished_at",
                       "started_at", "worker", "layers")
 EVALUATION_RESULT = _set(EvaluationRow.__table__, EVALUATION_COLUMNS)
-COUNT_CALL = _set(_RUNS, (), llm_calls=_RUNS.c.llm_calls + 1, **_plus(
-    _RUNS, "iterations", "prompt_tokens", "completion_tokens", "cost"))
-COUNT_RESULT = _set(_RUNS, (), evaluations=_RUNS.c.evaluations + 1, **_plus(_RUNS, "failed"))
+CALL_TOTALS = ("iterations", "prompt_tokens", "completion_tokens", "cost")
+COUNT_CALL = _set(_RUNS, (), llm_calls=_RUNS.c.llm_calls + 1, **plus(_RUNS, *CALL_TOTALS))
+COUNT_RESULT = _set(_RUNS, (), evaluations=_RUNS.c.evaluations + 1, **plus(_RUNS, "failed"))
 LEAVE_ARCHIVE = update(_PROGRAMS).where(
     _PROGRAMS.c.id.in_(bindparam("v_ids", expanding=True))).values(in_archive=False)
 
