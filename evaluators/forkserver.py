@@ -36,11 +36,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from evaluators import harness, phases
-from evaluators.isolation import reaper, sandbox
+from evaluators.isolation import leftovers
+from evaluators.isolation.limits import Capture, Limits, MiB
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 LOG = "forkserver.log"         # this process's stderr, in its root (read by the host if it dies)
-RESULT_CAP = 16 * sandbox.MiB  # bytes of result JSON read from a child; the rest is dropped
+RESULT_CAP = 16 * MiB          # bytes of result JSON read from a child; the rest is dropped
 _PR_SET_CHILD_SUBREAPER, _PR_SET_DUMPABLE = 36, 4
 
 
@@ -101,7 +102,7 @@ class Server:
         started = time.monotonic()
         keep = {self.root / LOG, self.root, *self.root.parents}  # the log, our mount points
         for folder in (self.root, *self.private):
-            reaper.remove_entries(folder, keep)
+            leftovers.remove_entries(folder, keep)
         self.cleaned_s = time.monotonic() - started
 
     def fork_spare(self) -> None:
@@ -143,11 +144,11 @@ class Server:
         raise OSError("no child could be started for the candidate")
 
     def _fork(self, job: EvalJob, work: Path, fields: dict[str, Any]) -> dict[str, Any]:
-        limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+        limits = Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
         start = time.monotonic()
         child = self._start(fields, work)
         pid, out_r, err_r, res_r = child.pid, child.out_r, child.err_r, child.res_r
-        out, err = sandbox.Capture(limits.output_bytes), sandbox.Capture(limits.output_bytes)
+        out, err = Capture(limits.output_bytes), Capture(limits.output_bytes)
         result = bytearray()
         timed_out = _pump(pid, start + limits.timeout_s, {out_r: out, err_r: err, res_r: result})
         ended = time.monotonic()
@@ -243,7 +244,7 @@ def _finish(pid: int) -> tuple[int | None, Any]:
     status = usage = None
     with contextlib.suppress(ChildProcessError):
         _, status, usage = os.wait4(pid, 0)
-    reaper.kill_descendants()
+    leftovers.kill_descendants()
     return status, usage
 
 
@@ -277,7 +278,7 @@ def _child(module: Any, fds: tuple[int, int, int, int], role: str = "evaluate") 
             return
         sent = json.loads(message)
         job, work = EvalJob(**sent["job"]), Path(sent["work"])
-        limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+        limits = Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
         for res, soft, hard in limits.rlimits():
             resource.setrlimit(res, (soft, hard))
         os.chdir(work)
@@ -355,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         server.fork_spare()
         if server.spare is not None:  # a line of its own: the host counts it as the server's
             control.write(json.dumps({"spare": server.spare.pid}).encode() + b"\n")
-    reaper.kill_descendants()
+    leftovers.kill_descendants()
     os._exit(0)
 
 

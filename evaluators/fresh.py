@@ -25,6 +25,7 @@ from pathlib import Path
 
 from evaluators.harness import SEED_VAR, TAIL_CHARS
 from evaluators.isolation import layers, sandbox
+from evaluators.isolation.limits import Limits, clip
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 HARNESS = "evaluators.harness"  # the child module a fresh evaluation runs
@@ -58,7 +59,7 @@ def run_child(root: Path, job: EvalJob, python: str,
     refusal by the isolation policy is a failed result of a process that never started."""
     job_path, result_path = root / "job.json", root / "result.json"
     argv = [python, "-s", "-P", "-m", *args, str(job_path), str(result_path)]
-    limits = sandbox.Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+    limits = Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
     try:
         outcome, iso = run_isolated(argv, root, root / "work", job, python, limits)
     except (layers.Refused, sandbox.CgroupJoinFailed) as exc:  # nothing of the job ran
@@ -70,7 +71,7 @@ def run_child(root: Path, job: EvalJob, python: str,
 
 
 def run_isolated(argv: list[str], root: Path, work: Path, job: EvalJob, python: str,
-                 limits: sandbox.Limits) -> tuple[sandbox.SandboxOutcome, layers.Isolation]:
+                 limits: Limits) -> tuple[sandbox.SandboxOutcome, layers.Isolation]:
     """Returns the outcome of argv under the layers of one evaluation, which writes the job (its
     paths in the staged problem copy, if any) to root/job.json first; kills whatever it left
     behind. Raises layers.Refused when the job's isolation policy refuses it."""
@@ -129,8 +130,8 @@ def read_result(path: Path) -> EvalResult | None:
 
 def with_output(result: EvalResult, outcome: sandbox.SandboxOutcome) -> EvalResult:
     """Returns result with the tails of the process's stdout and stderr in its artifacts."""
-    result.artifacts["stdout"] = sandbox.clip(outcome.stdout, TAIL_CHARS, head=False)
-    result.artifacts["stderr"] = sandbox.clip(outcome.stderr, TAIL_CHARS, head=False)
+    result.artifacts["stdout"] = clip(outcome.stdout, TAIL_CHARS, head=False)
+    result.artifacts["stderr"] = clip(outcome.stderr, TAIL_CHARS, head=False)
     return result
 
 

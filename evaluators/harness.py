@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from evaluators import tree
-from evaluators.isolation import sandbox
+from evaluators.isolation.limits import clip
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 ARTIFACT_CHARS = 32 * 1024   # kept per artifact value (head + tail)
@@ -316,12 +316,12 @@ def _artifact(value: Any) -> Any:
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
     if isinstance(value, str):
-        return sandbox.clip(value, ARTIFACT_CHARS)
+        return clip(value, ARTIFACT_CHARS)
     try:
         text = json.dumps(value, allow_nan=False, default=repr)
     except (ValueError, TypeError, RecursionError):
-        return sandbox.clip(repr(value), ARTIFACT_CHARS)
-    return json.loads(text) if len(text) <= ARTIFACT_CHARS else sandbox.clip(text, ARTIFACT_CHARS)
+        return clip(repr(value), ARTIFACT_CHARS)
+    return json.loads(text) if len(text) <= ARTIFACT_CHARS else clip(text, ARTIFACT_CHARS)
 
 
 def exception_failure(exc: BaseException, label: str, job: EvalJob, stage: int) -> EvalResult:
@@ -346,7 +346,7 @@ def explain(exc: BaseException, job: EvalJob) -> tuple[str, dict[str, str]]:
     only = traceback.format_exception_only(type(exc), exc)
     text = "".join(["Traceback (most recent call last):\n", *traceback.format_list(frames), *only])
     text = text.replace(str(Path.cwd()) + os.sep, "")  # the work dir is temporary: show program.py
-    trace = sandbox.clip(text, TAIL_CHARS, head=False)
+    trace = clip(text, TAIL_CHARS, head=False)
     return only[-1].strip() + _where(exc, frames, job), {"traceback": trace}
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluators import harness, tree
-from evaluators.isolation import sandbox
+from evaluators.isolation.limits import clip
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 DATA_FILE = "data.json"   # the program's data, next to job.json
@@ -130,7 +130,7 @@ def score_loaded(job: EvalJob, module: Any, data_path: Path) -> EvalResult:
     try:
         metrics, artifacts = harness.normalise(raw, "score()", 0)
         if isinstance(feedback, str):
-            artifacts["feedback"] = sandbox.clip(feedback, harness.ARTIFACT_CHARS)
+            artifacts["feedback"] = clip(feedback, harness.ARTIFACT_CHARS)
         value = harness.final_score(metrics, artifacts, job)
     except harness.Failed as failed:
         return failed.result

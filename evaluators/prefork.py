@@ -34,14 +34,15 @@ from typing import Any
 
 from evaluators import forkserver, fresh
 from evaluators.isolation import layers, sandbox
+from evaluators.isolation.limits import Limits
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 START_TIMEOUT_S = 60.0   # importing the evaluator in a new server
 GRACE_S = 10.0           # beyond the job's own limit, for the server's kill, sweep and answer
 MAX_IDLE = 16            # idle servers kept in this process (each holds a uid and a process)
 WARM_IMPORTS = ("numpy",)  # imported once by produce servers when present: candidates use it
-SERVER_LIMITS = sandbox.Limits(timeout_s=10 ** 7, memory_mb=None, open_files=1024,
-                               file_size_mb=256, processes=128)  # 256: /tmp tmpfs size
+SERVER_LIMITS = Limits(timeout_s=10 ** 7, memory_mb=None, open_files=1024, file_size_mb=256,
+                       processes=128)  # 256: /tmp tmpfs size
 
 
 class ServerDied(Exception):

@@ -18,7 +18,6 @@ import functools
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
@@ -158,6 +157,8 @@ def place(code: str, out: Path) -> Path:
             any(folder.iterdir()) and not (folder / PLACED).is_file())):
         raise TreeError(f"{folder}: exists and holds what evoforge did not write; give a new or "
                         "empty folder (a folder it wrote before is replaced)")
+    import tempfile  # here: fork servers import this module, and tempfile imports random
+
     fresh = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     write(code, fresh / SINGLE)
     (fresh / PROGRAM_DIR / PLACED).write_text("written by evoforge; replaced when written again\n")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from evaluators import fresh, prefork
 from evaluators.harness import TAIL_CHARS
-from evaluators.isolation import layers, sandbox
+from evaluators.isolation import layers
+from evaluators.isolation.limits import clip
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
 from evaluators.phases import DATA_FILE, SNAPSHOT_DIR, read_capped, scorer_path
 
@@ -126,8 +127,8 @@ def _trusted_part(result: EvalResult) -> EvalResult:
     kind = FailureKind.parse(result.error_kind) or FailureKind.CRASH
     artifacts = result.artifacts if isinstance(result.artifacts, dict) else {}
     trace = str(artifacts.get("traceback", ""))
-    return EvalResult.failure(kind, sandbox.clip(str(result.error), TAIL_CHARS),
-                              artifacts={"traceback": sandbox.clip(trace, TAIL_CHARS)},
+    return EvalResult.failure(kind, clip(str(result.error), TAIL_CHARS),
+                              artifacts={"traceback": clip(trace, TAIL_CHARS)},
                               layers=result.layers)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evaluators.isolation import sandbox
+from evaluators.isolation.limits import Limits, MiB
 
 BWRAP = shutil.which("bwrap")
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl", "ca-certificates",
@@ -52,10 +53,10 @@ def base_args() -> list[str]:
 
 
 def bwrap_args(*, cwd: str, writable: Sequence[str], readable: Sequence[str], python: str,
-               env: dict[str, str], limits: sandbox.Limits) -> list[str]:
+               env: dict[str, str], limits: Limits) -> list[str]:
     """Returns the bwrap options (without the program) for one evaluation."""
     args = base_args()
-    args += ["--size", str(limits.file_size_mb * sandbox.MiB), "--tmpfs", "/tmp"]
+    args += ["--size", str(limits.file_size_mb * MiB), "--tmpfs", "/tmp"]
     for path in interpreter_dirs(python):
         args += ["--ro-bind", path, path]
     for path in dict.fromkeys(os.path.realpath(p) for p in readable):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluators.isolation import sandbox
+from evaluators.isolation.limits import Limits
 
 ENV_VAR = "EVOFORGE_PIDS_CGROUP"
 PREFIX = "evoforge-"
@@ -88,7 +89,7 @@ def probe(where: Hierarchy) -> tuple[bool, str]:
     except OSError as exc:
         return False, f"making a cgroup in {where.parent} failed: {exc.strerror or exc}"
     try:
-        proc = sandbox.spawn([sandbox.SH, "-c", _FORKS], cwd="/", limits=sandbox.Limits(),
+        proc = sandbox.spawn([sandbox.SH, "-c", _FORKS], cwd="/", limits=Limits(),
                              stderr=subprocess.DEVNULL, cgroup=group.path)
         proc.communicate(timeout=10)
         refused = group.refused()

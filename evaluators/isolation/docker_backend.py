@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluators.isolation import sandbox
+from evaluators.isolation.limits import Limits, MiB, clip
 
 IMAGE_VAR = "EVOFORGE_DOCKER_IMAGE"
 DEFAULT_IMAGE = "debian:bookworm-slim"
@@ -64,7 +65,7 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-def container_spec(argv: Sequence[str], *, cwd: str, limits: sandbox.Limits,
+def container_spec(argv: Sequence[str], *, cwd: str, limits: Limits,
                    env: dict[str, str] | None = None, user: tuple[int, int] | None = None,
                    readable: Sequence[str] = (), writable: Sequence[str] = (),
                    python: str = sys.executable, labels: dict[str, str] | None = None,
@@ -82,7 +83,7 @@ def container_spec(argv: Sequence[str], *, cwd: str, limits: sandbox.Limits,
         real = os.path.realpath(path)
         volumes[real] = {"bind": real, "mode": "rw"}
     cpu = limits.cpu_seconds()
-    fsize = limits.file_size_mb * sandbox.MiB
+    fsize = limits.file_size_mb * MiB
     spec: dict[str, Any] = {
         "image": image_name or image(), "command": list(argv), "working_dir": os.path.realpath(cwd),
         "environment": sandbox.minimal_env(os.path.realpath(cwd), env),
@@ -115,7 +116,7 @@ def _interpreter_dirs(python: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def run_container(argv: Sequence[str], *, cwd: str, limits: sandbox.Limits,
+def run_container(argv: Sequence[str], *, cwd: str, limits: Limits,
                   env: dict[str, str] | None = None, user: tuple[int, int] | None = None,
                   readable: Sequence[str] = (), writable: Sequence[str] = (),
                   python: str = sys.executable, client: Any = None) -> sandbox.SandboxOutcome:
@@ -149,7 +150,7 @@ def run_container(argv: Sequence[str], *, cwd: str, limits: sandbox.Limits,
 
 
 def outcome_from(code: int | None, timed_out: bool, out: bytes, err: bytes, duration_s: float,
-                 limits: sandbox.Limits, oom: bool = False) -> sandbox.SandboxOutcome:
+                 limits: Limits, oom: bool = False) -> sandbox.SandboxOutcome:
     """Returns a SandboxOutcome for a container's exit code (128+N: killed by signal N)."""
     half = limits.output_bytes // 2
     signal_name, returncode = None, code
@@ -159,11 +160,11 @@ def outcome_from(code: int | None, timed_out: bool, out: bytes, err: bytes, dura
 
             signal_name = signal.Signals(code - 128).name
             returncode = -(code - 128)
-    stderr = sandbox.clip(err.decode("utf-8", errors="replace"), 2 * half)
+    stderr = clip(err.decode("utf-8", errors="replace"), 2 * half)
     if oom:
         stderr += "\nout of memory: the container hit its memory limit (OOMKilled)"
     return sandbox.SandboxOutcome(
         returncode=None if timed_out else returncode, signal=signal_name, timed_out=timed_out,
-        stdout=sandbox.clip(out.decode("utf-8", errors="replace"), 2 * half), stderr=stderr,
+        stdout=clip(out.decode("utf-8", errors="replace"), 2 * half), stderr=stderr,
         duration_s=duration_s, timeout_s=limits.timeout_s,
         stdout_dropped=max(0, len(out) - 2 * half), stderr_dropped=max(0, len(err) - 2 * half))

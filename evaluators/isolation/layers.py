@@ -36,6 +36,7 @@ from evaluators.isolation.detect import (
     status,
 )
 from evaluators.isolation.detect import reset as reset_decision
+from evaluators.isolation.limits import Limits
 from evaluators.isolation.reaper import RUN_VAR, become_subreaper, sweep
 
 __all__ = [
@@ -79,7 +80,7 @@ class Isolation:
     cgroup: cgroups.Cgroup | None = None
     moved: dict[str, str] = field(default_factory=dict)  # a problem folder -> its staged copy
 
-    def run(self, argv: list[str], *, cwd: str, limits: sandbox.Limits,
+    def run(self, argv: list[str], *, cwd: str, limits: Limits,
             env: dict[str, str] | None = None) -> sandbox.SandboxOutcome:
         """Returns the outcome of argv under these layers (a container when docker is on)."""
         if self.mounts is not None:
@@ -95,10 +96,10 @@ class Isolation:
 @contextlib.contextmanager
 def isolation(*, cwd: str, writable: Sequence[str] = (), readable: Sequence[str] = (),
               env: dict[str, str] | None = None, python: str = sys.executable,
-              limits: sandbox.Limits | None = None, policy: str = STRICT) -> Iterator[Isolation]:
+              limits: Limits | None = None, policy: str = STRICT) -> Iterator[Isolation]:
     """Yields the layers of one evaluation; raises Refused when a layer the configuration asks
     for cannot be applied and policy is not best-effort. Releases the uid and cgroup afterwards."""
-    limits = limits or sandbox.Limits()
+    limits = limits or Limits()
     names = active_names()
     missing: dict[str, str] = {}
     if "reaper" in names and not become_subreaper():  # again in a forked worker: not inherited
@@ -196,7 +197,7 @@ def _slot_uid(cwd: str, writable: Sequence[str],
 def _wrapped(names: tuple[str, ...], applied: tuple[str, ...], lease: uids.Lease | None,
              group: cgroups.Cgroup | None, moved: dict[str, str], *, cwd: str,
              writable: Sequence[str], readable: Sequence[str], env: dict[str, str] | None,
-             python: str, limits: sandbox.Limits) -> Iterator[Isolation]:
+             python: str, limits: Limits) -> Iterator[Isolation]:
     user = lease.user if lease else None
     common = {"active": names, "user": user, "applied": applied, "cgroup": group, "moved": moved}
     if "docker" in names:
@@ -231,7 +232,7 @@ def unwrap_status(outcome: sandbox.SandboxOutcome, iso: Isolation) -> sandbox.Sa
 
 
 def _prefix(prefix: list[str], nproc_inside: bool, argv: list[str],
-            limits: sandbox.Limits) -> list[str]:
+            limits: Limits) -> list[str]:
     if nproc_inside:  # one less inside: bwrap's own process outside the namespace counts too
         count = max(1, limits.processes - 1)
         return [*prefix, str(sandbox.PRLIMIT), f"--nproc={count}:{count}", "--", *argv]

@@ -8,12 +8,8 @@ import collections
 import contextlib
 import ctypes
 import os
-import shutil
 import signal
 import threading
-from collections.abc import Collection
-from pathlib import Path
-from typing import Any
 
 RUN_VAR = "EVOFORGE_SANDBOX_RUN"  # marks every process of one evaluation, for the sweep
 
@@ -71,42 +67,6 @@ def sweep(run_id: str, group: int | None = None) -> list[int]:
     return killed
 
 
-def kill_descendants() -> int:
-    """Kills and reaps every descendant of this subreaper (the fork server); returns how many."""
-    killed = 0
-    while True:
-        kids = children()
-        if not kids:
-            break
-        for child in kids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGKILL)
-                killed += 1
-        for child in kids:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(child, 0)
-    while True:  # zombies already dead when listed
-        try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                break
-        except ChildProcessError:
-            break
-    return killed
-
-
-def children() -> list[int]:
-    """Returns the pids of this process's children (adopted orphans included)."""
-    pid = os.getpid()
-    fd = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY)  # fewer syscalls than open()
-    try:
-        chunks = [os.read(fd, 1 << 16)]
-        while chunks[-1]:
-            chunks.append(os.read(fd, 1 << 16))
-    finally:
-        os.close(fd)
-    return [int(p) for p in b"".join(chunks).split()]
-
-
 def _stat(pid: int) -> tuple[str, int, int] | None:
     """Returns (state, parent pid, process group) of pid, or None when it is gone."""
     try:
@@ -140,32 +100,3 @@ def _adopted_from_sandbox(pid: int, pgid: int) -> bool:
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, 0)
-
-
-def remove_entries(folder: Path, keep: Collection[Path] = ()) -> None:
-    """Removes every entry of folder but those in keep, even what a candidate locked (chmod 000)."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        if Path(entry.path) in keep:
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, onerror=_unlock)
-        else:
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
-
-
-def _unlock(func: Any, path: str, _exc: Any) -> None:
-    """Retries a removal after opening up the folder a candidate locked (chmod 000)."""
-    try:
-        os.chmod(os.path.dirname(path), 0o700)
-        if os.path.isdir(path) and not os.path.islink(path):
-            os.chmod(path, 0o700)
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            func(path)
-    except OSError:
-        pass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import os
 import resource
 import selectors
@@ -22,7 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-MiB = 1024 * 1024
+from evaluators.isolation.limits import Capture, Limits
+
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # evaluators/: what sandboxed children import
 PRLIMIT = shutil.which("prlimit")  # util-linux; without it the limits are set by preexec_fn
 _PRLIMIT_FLAGS = {resource.RLIMIT_CPU: "cpu", resource.RLIMIT_NOFILE: "nofile",
@@ -37,45 +37,6 @@ _SIGNAL_NOTES = {
     "SIGSEGV": "segmentation fault", "SIGABRT": "aborted", "SIGBUS": "bus error",
     "SIGKILL": "possibly the kernel's out-of-memory killer",
 }
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits for one sandboxed process and every process it starts."""
-
-    timeout_s: float = 30.0           # wall clock; then the whole process group is killed
-    memory_mb: int | None = 1024      # RLIMIT_AS (address space); None: no limit
-    open_files: int = 256             # RLIMIT_NOFILE
-    file_size_mb: int = 64            # RLIMIT_FSIZE: largest file the process may write
-    output_bytes: int = 64 * 1024     # bytes kept per stream (head + tail); the rest is discarded
-    drain_s: float = 1.0              # how long to wait for the pipes once the process has ended
-    processes: int = 128              # processes + threads: pids.max, RLIMIT_NPROC (isolation/pids)
-
-    def cpu_seconds(self) -> int:
-        """Returns the RLIMIT_CPU soft limit: the wall-clock limit rounded up, plus one second."""
-        return math.ceil(self.timeout_s) + 1
-
-    def rlimits(self, *, nproc: bool = False) -> list[tuple[int, int, int]]:
-        """Returns (resource, soft, hard) triples for the child, capped at the current hard ones.
-
-        nproc adds RLIMIT_NPROC: only meaningful under a dedicated uid (it counts per user).
-        """
-        cpu = self.cpu_seconds()
-        wanted = [(resource.RLIMIT_CPU, cpu, cpu + 1),
-                  (resource.RLIMIT_NOFILE, self.open_files, self.open_files),
-                  (resource.RLIMIT_FSIZE, self.file_size_mb * MiB, self.file_size_mb * MiB),
-                  (resource.RLIMIT_CORE, 0, 0)]
-        if self.memory_mb is not None:
-            wanted.append((resource.RLIMIT_AS, self.memory_mb * MiB, self.memory_mb * MiB))
-        if nproc:
-            wanted.append((resource.RLIMIT_NPROC, self.processes, self.processes))
-        out = []
-        for res, soft, hard in wanted:
-            cur_hard = resource.getrlimit(res)[1]
-            if cur_hard != resource.RLIM_INFINITY:
-                soft, hard = min(soft, cur_hard), min(hard, cur_hard)
-            out.append((res, soft, hard))
-        return out
 
 
 Wrapper = Callable[[list[str], Limits], list[str]]
@@ -117,16 +78,6 @@ def minimal_env(cwd: str, extra: dict[str, str] | None = None) -> dict[str, str]
     env.update(BASE_ENV)
     env.update(extra or {})
     return env
-
-
-def clip(text: str, limit: int, *, head: bool = True) -> str:
-    """Returns text cut to about limit characters: head + tail (or the tail only) with a marker."""
-    if len(text) <= limit:
-        return text
-    if not head:
-        return f"[... {len(text) - limit} characters dropped ...]\n" + text[-limit:]
-    half = limit // 2
-    return text[:half] + f"\n[... {len(text) - 2 * half} characters dropped ...]\n" + text[-half:]
 
 
 def spawn(argv: list[str], *, cwd: str, limits: Limits, env: dict[str, str] | None = None,
@@ -259,33 +210,6 @@ def _signal_name(number: int) -> str:
 def _apply(rlimits: list[tuple[int, int, int]]) -> None:
     for res, soft, hard in rlimits:
         resource.setrlimit(res, (soft, hard))
-
-
-class Capture:
-    """Keeps the first and last `cap // 2` bytes of a stream and counts what it drops."""
-
-    def __init__(self, cap: int) -> None:
-        self.half = max(cap // 2, 1)
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.dropped = 0
-
-    def add(self, data: bytes) -> None:
-        """Keeps data at the head while there is room, else in the tail (dropping the oldest)."""
-        room = self.half - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
-        self.tail += data
-        extra = len(self.tail) - self.half
-        if extra > 0:
-            del self.tail[:extra]
-            self.dropped += extra
-
-    def text(self) -> str:
-        """Returns head + a marker saying how much was dropped + tail, decoded as UTF-8."""
-        marker = f"\n[... {self.dropped} bytes dropped ...]\n".encode() if self.dropped else b""
-        return bytes(self.head + marker + self.tail).decode("utf-8", errors="replace")
 
 
 def _pump(proc: subprocess.Popen, limits: Limits, start: float, stdin: bytes | None,

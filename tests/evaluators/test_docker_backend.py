@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from evaluators.evaluate import evaluate_job
-from evaluators.isolation import docker_backend, layers, sandbox
+from evaluators.isolation import docker_backend, layers
+from evaluators.isolation.limits import Limits
 from evaluators.jobs import EvalJob
 
 GOOD = Path(__file__).resolve().parents[1] / "fixtures" / "problems" / "good"
@@ -69,7 +70,7 @@ def test_docker_is_opt_in_and_a_typo_names_it_among_the_choices(
 def test_the_container_spec_isolates_and_limits_the_evaluation(tmp_path: Path) -> None:
     work, root = tmp_path / "root" / "work", tmp_path / "root"
     work.mkdir(parents=True)
-    limits = sandbox.Limits(timeout_s=5, memory_mb=300, open_files=64, file_size_mb=8,
+    limits = Limits(timeout_s=5, memory_mb=300, open_files=64, file_size_mb=8,
                             processes=32)
     spec = docker_backend.container_spec(
         ["python", "-m", "evaluators.harness", "job.json", "result.json"], cwd=str(work),
@@ -95,7 +96,7 @@ def test_the_container_spec_isolates_and_limits_the_evaluation(tmp_path: Path) -
 
 def test_without_a_slot_uid_the_container_runs_as_nobody(tmp_path: Path) -> None:
     spec = docker_backend.container_spec(["true"], cwd=str(tmp_path),
-                                         limits=sandbox.Limits(memory_mb=None))
+                                         limits=Limits(memory_mb=None))
     assert spec["user"] == "65534:65534" and "mem_limit" not in spec
 
 
@@ -106,7 +107,7 @@ def test_without_a_slot_uid_the_container_runs_as_nobody(tmp_path: Path) -> None
     (None, True, False, "exceeded 5 s wall clock"),
 ])
 def test_container_exit_codes_read_like_sandbox_outcomes(code, timed_out, oom, described) -> None:
-    limits = sandbox.Limits(timeout_s=5, output_bytes=16)
+    limits = Limits(timeout_s=5, output_bytes=16)
     outcome = docker_backend.outcome_from(code, timed_out, b"x" * 40, b"err", 0.5, limits, oom)
     assert outcome.describe().startswith(described)
     assert outcome.stdout_dropped == 24 and "dropped" in outcome.stdout

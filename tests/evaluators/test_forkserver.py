@@ -21,7 +21,7 @@ import pytest
 
 from evaluators import forkserver
 from evaluators.harness import SEED_VAR
-from evaluators.isolation import layers, reaper
+from evaluators.isolation import layers, leftovers
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 # Reports the pid that imported it, the pid that scores, how often it was imported, and the seed.
@@ -161,6 +161,13 @@ def test_each_candidate_runs_in_a_spare_forked_after_the_last_one_was_gone(
     assert result_of(server.ask(ONE)).metrics["scored_by"] == float(spare)
 
 
+def test_a_candidate_inherits_no_module_whose_fork_handlers_would_run_in_its_process(
+        server: Server) -> None:
+    probe = ("import sys\n\ndef solve():\n"
+             "    return float(not {'threading', 'random', 'subprocess'} & set(sys.modules))\n")
+    assert result_of(server.ask(probe)).score == 1.0  # each would cost ~100 page copies
+
+
 def test_a_spare_that_dies_before_its_job_is_replaced(server: Server) -> None:
     server.ask(ONE)
     spare = server.line()["spare"]
@@ -264,5 +271,5 @@ def test_killing_the_descendants_reaches_adopted_orphans() -> None:
         os._exit(0)
     os.waitpid(pid, 0)
     time.sleep(0.1)
-    assert reaper.kill_descendants() >= 1
-    assert reaper.children() == []
+    assert leftovers.kill_descendants() >= 1
+    assert leftovers.children() == []

@@ -19,6 +19,7 @@ import pytest
 
 from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers, sandbox
+from evaluators.isolation.limits import Limits
 from evaluators.jobs import EvalJob, EvalResult
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -152,7 +153,7 @@ def test_system_dirs_are_read_only_and_tmp_is_a_size_limited_tmpfs() -> None:
 @needs_bwrap
 def test_bwrap_args_unshare_everything_and_clear_the_environment(tmp_path: Path) -> None:
     args = layers.bwrap_args(cwd=str(tmp_path), writable=[], readable=[str(GOOD)],
-                             python=sys.executable, env={"A": "1"}, limits=sandbox.Limits())
+                             python=sys.executable, env={"A": "1"}, limits=Limits())
     for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv"):
         assert flag in args
     assert args[args.index("--setenv") + 1:args.index("--setenv") + 3] == ["A", "1"]

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from evaluators.evaluate import evaluate_job
-from evaluators.isolation import cgroups, layers, sandbox
+from evaluators.isolation import cgroups, layers
+from evaluators.isolation.limits import Limits
 from evaluators.jobs import EvalJob
 from tests.evaluators.conftest import User, private_problem
 from tests.evaluators.observe import Observed, observed, watcher_problem
 from tests.evaluators.test_hostile import hostile
 
-LIMIT = sandbox.Limits().processes
+LIMIT = Limits().processes
 FORKS = ("import os, time\nn = 0\ntry:\n    while n < 100:\n        if os.fork() == 0:\n"
          "            time.sleep(5)\n            os._exit(0)\n        n += 1\nexcept OSError:\n"
          "    pass\nprint(n)")  # forks sleeping children until refused; prints how many

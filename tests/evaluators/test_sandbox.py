@@ -13,6 +13,7 @@ import pytest
 
 from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers, sandbox
+from evaluators.isolation.limits import Limits
 from evaluators.jobs import EvalJob
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -84,7 +85,7 @@ def test_environment_holds_only_the_minimal_variables(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVOFORGE_TEST_SECRET", "hunter2")
     code = "import os, json; print(json.dumps(dict(os.environ)))"
-    out = sandbox.run([PY, "-c", code], cwd=str(tmp_path), limits=sandbox.Limits(timeout_s=10),
+    out = sandbox.run([PY, "-c", code], cwd=str(tmp_path), limits=Limits(timeout_s=10),
                       env={"EXTRA": "1"})
     env = __import__("json").loads(out.stdout)
     assert "hunter2" not in out.stdout
@@ -102,14 +103,14 @@ def test_rlimits_are_set_before_the_program_starts(through: str, tmp_path: Path,
     code = ("import resource as r; print([r.getrlimit(x)[0] for x in "
             "(r.RLIMIT_AS, r.RLIMIT_CPU, r.RLIMIT_NOFILE, r.RLIMIT_FSIZE, r.RLIMIT_CORE)])")
     out = sandbox.run([PY, "-c", code], cwd=str(tmp_path),
-                      limits=sandbox.Limits(timeout_s=2.5, memory_mb=300, open_files=64))
+                      limits=Limits(timeout_s=2.5, memory_mb=300, open_files=64))
     assert out.stdout.strip() == str([300 * 2**20, 4, 64, 64 * 2**20, 0])
     assert resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY  # parent untouched
 
 
 def test_wall_clock_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     script = "sleep 300 & echo $!; trap '' TERM; while :; do :; done"
-    out = sandbox.run(["sh", "-c", script], cwd=str(tmp_path), limits=sandbox.Limits(timeout_s=1))
+    out = sandbox.run(["sh", "-c", script], cwd=str(tmp_path), limits=Limits(timeout_s=1))
     assert out.timed_out
     assert out.describe() == "exceeded 1 s wall clock; the process group was killed"
     assert 1.0 <= out.duration_s < 5
@@ -119,7 +120,7 @@ def test_wall_clock_timeout_kills_the_whole_process_group(tmp_path: Path) -> Non
 def test_huge_output_keeps_head_and_tail_with_a_marker(tmp_path: Path) -> None:
     code = "import sys; sys.stdout.write('A' * 100 + 'x' * 5_000_000 + 'Z' * 100)"
     out = sandbox.run([PY, "-c", code], cwd=str(tmp_path),
-                      limits=sandbox.Limits(timeout_s=20, output_bytes=1000))
+                      limits=Limits(timeout_s=20, output_bytes=1000))
     assert out.returncode == 0 and out.stdout_dropped == 5_000_200 - 1000
     assert out.stdout.startswith("A" * 100) and out.stdout.endswith("Z" * 100)
     assert f"[... {out.stdout_dropped} bytes dropped ...]" in out.stdout
@@ -127,14 +128,14 @@ def test_huge_output_keeps_head_and_tail_with_a_marker(tmp_path: Path) -> None:
 
 def test_stdin_is_delivered_and_stderr_kept_apart(tmp_path: Path) -> None:
     code = "import sys; data = sys.stdin.read(); print(len(data)); print('oops', file=sys.stderr)"
-    out = sandbox.run([PY, "-c", code], cwd=str(tmp_path), limits=sandbox.Limits(timeout_s=10),
+    out = sandbox.run([PY, "-c", code], cwd=str(tmp_path), limits=Limits(timeout_s=10),
                       stdin=b"y" * 300_000)
     assert out.stdout.strip() == "300000" and out.stderr.strip() == "oops"
 
 
 def test_a_signal_death_is_described_by_name(tmp_path: Path) -> None:
     out = sandbox.run([PY, "-c", "import ctypes; ctypes.string_at(0)"], cwd=str(tmp_path),
-                      limits=sandbox.Limits(timeout_s=10))
+                      limits=Limits(timeout_s=10))
     assert out.signal == "SIGSEGV" and out.describe() == "killed by SIGSEGV (segmentation fault)"
 
 
@@ -143,7 +144,7 @@ def test_wrappers_rewrite_the_command_line_in_order(tmp_path: Path) -> None:
         return lambda argv, limits: ["env", f"{name}={limits.timeout_s:g}", *argv]
 
     out = sandbox.run(["sh", "-c", "echo $OUTER $INNER"], cwd=str(tmp_path),
-                      limits=sandbox.Limits(timeout_s=7), wrap=[add("INNER"), add("OUTER")])
+                      limits=Limits(timeout_s=7), wrap=[add("INNER"), add("OUTER")])
     assert out.stdout.strip() == "7 7"
 
 
@@ -151,7 +152,7 @@ def test_an_escaped_child_holding_the_pipes_cannot_hang_the_caller(tmp_path: Pat
     code = ("import subprocess; p = subprocess.Popen(['sleep', '300'], start_new_session=True); "
             "print(p.pid)")
     out = sandbox.run([PY, "-c", code], cwd=str(tmp_path),
-                      limits=sandbox.Limits(timeout_s=10, drain_s=0.5))
+                      limits=Limits(timeout_s=10, drain_s=0.5))
     escaped = int(out.stdout.split()[0])
     try:
         assert out.returncode == 0 and out.pipes_held and out.duration_s < 3
@@ -229,6 +230,6 @@ def test_escaped_child_holding_the_pipe_costs_only_the_drain_time(tmp_path: Path
     started = time.monotonic()
     result = evaluate_job(good_job(hostile("escaped_pipe_holder", pid_file), timeout_s=20))
     assert result.ok and result.score == 4.0
-    assert time.monotonic() - started < sandbox.Limits().drain_s + 3
+    assert time.monotonic() - started < Limits().drain_s + 3
     assert not alive(int(pid_file.read_text()))  # escaped the group kill, not the sweep
     assert_next_evaluation_works()
