@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import JSON, Connection, CursorResult, Executable, bindparam, select, update
+from sqlalchemy import JSON, Connection, CursorResult, Executable, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from evaluators.evaluate import evaluate_job
@@ -135,16 +135,23 @@ START = (update(_EV).where(_EV.c.id == bindparam("v_key"),
          .values(deliveries=_EV.c.deliveries + 1, status=EvaluationStatus.RUNNING,
                  **_bound("worker", "started_at"))
          .returning(_EV.c.deliveries))
+# On PostgreSQL the delivery counter commits without waiting for its WAL to reach the disk
+# (synchronous_commit off for that one transaction): every session sees it at once, and only a
+# crash of the database server itself can lose it, which costs one more delivery at most.
+START_ASYNC_COMMIT = START.returning(func.set_config("synchronous_commit", "off", True))
+# A result commits durably, before its message is acknowledged. It is written over "queued" too:
+# a delivery counter lost with a database crash must not drop the result that followed it.
 FINISH = (update(_EV).where(_EV.c.id == bindparam("v_key"),
-                            _EV.c.status == EvaluationStatus.RUNNING)
+                            _EV.c.status.in_((EvaluationStatus.QUEUED, EvaluationStatus.RUNNING)))
           .values(**_bound("status", "result", "stage", "error_kind", "error", "duration_s",
                            "layers", "finished_at")))
 
 
 def _start(db: Database, evaluation_id: int, worker: str) -> int | None:
     """Commits the delivery counter; returns it, or None when the evaluation is already final."""
-    row = _execute(db, START, {"v_key": evaluation_id, "v_worker": worker,
-                               "v_started_at": utcnow()}).first()
+    statement = START_ASYNC_COMMIT if db.engine.dialect.name == "postgresql" else START
+    row = _execute(db, statement, {"v_key": evaluation_id, "v_worker": worker,
+                                   "v_started_at": utcnow()}).first()
     return None if row is None else int(row[0])
 
 

@@ -66,6 +66,41 @@ def test_each_write_commits_on_its_own(db: Database, tmp_path: Path) -> None:
     assert (status, deliveries) == ("running", 1)  # visible to others before the evaluation runs
 
 
+def wal_syncs(db: Database) -> int:
+    """Returns the server's count of WAL flushes to disk, this process's kept connection's own
+    flushes included (its pending statistics are reported first)."""
+    tasks._execute(db, text("SELECT pg_stat_force_next_flush()"))  # reported once it is idle
+    with psycopg.connect(PG_ADMIN) as other:
+        return int(other.execute("SELECT wal_sync FROM pg_stat_wal").fetchone()[0])
+
+
+def test_the_delivery_counter_commits_without_waiting_for_the_disk_and_each_result_waits(
+        db: Database, tmp_path: Path) -> None:
+    if tasks._execute(db, text("SHOW fsync")).scalar_one() != "on":
+        pytest.skip("the server does not flush its WAL to disk (fsync = off)")
+    problem = load_problem(tiny_problem(tmp_path / "tiny"))
+    ledger = Ledger(db, create_run(db, problem, config()), "celery")
+    ids = [ledger.add_initial(f"{problem.initial_code}\n# {i}\n", f"h{i}")[1] for i in range(20)]
+    before = wal_syncs(db)
+    for eid in ids:
+        assert tasks._start(db, eid, "w1") == 1
+    started = wal_syncs(db)
+    for eid in ids:
+        assert tasks.finish(db, eid, EvalResult(status="ok", score=1.0, metrics={"s": 1.0}))
+    finished = wal_syncs(db)
+    assert started - before < 10  # the WAL writer's own flushes, every 200 ms at most
+    assert finished - started >= len(ids)
+
+
+def test_a_result_is_written_when_a_database_crash_lost_the_delivery_counter(
+        db: Database, tmp_path: Path) -> None:
+    eid = queued(db, tmp_path)  # still "queued": the counter's commit did not reach the disk
+    assert tasks.finish(db, eid, EvalResult(status="ok", score=3.0, metrics={"s": 3.0}))
+    assert not tasks.finish(db, eid, EvalResult(status="ok", score=4.0, metrics={"s": 4.0}))
+    with db.session() as s:
+        assert s.get(EvaluationRow, eid).status == "ok"
+
+
 def test_a_connection_the_server_dropped_is_replaced_without_losing_the_write(
         db: Database, tmp_path: Path) -> None:
     eid = queued(db, tmp_path)
