@@ -140,10 +140,8 @@ class Ledger:
         what add_call's transaction returns (sample ids, programs and evaluation ids by index)."""
         sample = rows.sample_values(self.run_id, p, fate, group_id, now)
         program = None if fate.outcome in NO_PROGRAM else rows.program_values(
-            self.run_id, p, 0, fate.duplicate_of, now)
+            self.run_id, p, None, fate.duplicate_of, now)
         evaluation = self._queued(None, now) if fate.outcome == SampleOutcome.CHILD else None
-        if program is not None:
-            del program["sample_id"]
         statement = folded.call_statement(tuple(sample), program and tuple(program),
                                           evaluation and tuple(evaluation))
         with self.db.autocommit() as conn:

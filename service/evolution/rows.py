@@ -93,18 +93,20 @@ def sample_values(run_id: int, p: Proposal, fate: Fate, group_id: str,
             "created_at": now}
 
 
-def program_values(run_id: int, p: Proposal, sample_id: int, dup: int | None,
+def program_values(run_id: int, p: Proposal, sample_id: int | None, dup: int | None,
                    now: datetime) -> dict[str, Any]:
-    """Returns the columns of a proposal's program row (pending, or a duplicate of dup)."""
+    """Returns the columns of a proposal's program row (pending, or a duplicate of dup); no
+    sample_id when it is None (the statement that inserts the sample gives it)."""
     c = p.completion
-    return {"run_id": run_id, "parent_id": p.parent.id, "sample_id": sample_id,
-            "kind": ProgramKind.MUTATION, "inspiration_ids": [m.id for m in p.inspirations],
-            "island": p.island, "generation": p.parent_generation + 1, "iteration": p.iteration,
-            "files": tree.split(p.code), "code_hash": p.code_hash or "",
-            "status": ProgramStatus.PENDING if dup is None else ProgramStatus.DUPLICATE,
-            "duplicate_of": dup, "metrics": {}, "score": None, "features": {}, "artifacts": {},
-            "failure_kind": None, "failure_reason": None, "model": c.model, "adapter": c.adapter,
-            "in_archive": False, "created_at": now, "evaluated_at": None}
+    values = {"run_id": run_id, "parent_id": p.parent.id, "kind": ProgramKind.MUTATION,
+              "inspiration_ids": [m.id for m in p.inspirations], "island": p.island,
+              "generation": p.parent_generation + 1, "iteration": p.iteration,
+              "files": tree.split(p.code), "code_hash": p.code_hash or "",
+              "status": ProgramStatus.PENDING if dup is None else ProgramStatus.DUPLICATE,
+              "duplicate_of": dup, "metrics": {}, "score": None, "features": {}, "artifacts": {},
+              "failure_kind": None, "failure_reason": None, "model": c.model,
+              "adapter": c.adapter, "in_archive": False, "created_at": now, "evaluated_at": None}
+    return values if sample_id is None else {"sample_id": sample_id, **values}
 
 
 def copy_values(run_id: int, src: ProgramRow, island: int, iteration: int, kind: ProgramKind,
