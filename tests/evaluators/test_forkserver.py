@@ -168,19 +168,6 @@ def test_a_candidate_inherits_no_module_whose_fork_handlers_would_run_in_its_pro
     assert result_of(server.ask(probe)).score == 1.0  # each would cost ~100 page copies
 
 
-def minor_faults(pid: int) -> int:
-    """Returns the page faults pid took that needed no disk (copy-on-write copies among them)."""
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
-
-
-def test_the_server_copies_no_page_a_candidate_shares(server: Server) -> None:
-    server.ask(ONE)
-    before = minor_faults(server.proc.pid)
-    for _ in range(10):
-        assert result_of(server.ask(ONE)).ok
-    assert minor_faults(server.proc.pid) - before < 10 * 30  # forking them itself: ~340 each
-
-
 def test_a_spare_that_dies_before_its_job_is_replaced(server: Server) -> None:
     server.ask(ONE)
     spare = server.line()["spare"]
