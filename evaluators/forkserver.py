@@ -2,16 +2,15 @@
 
 `python -s -P -m evaluators.forkserver SPEC_JSON` (started by evaluators/prefork.py) reads one JSON
 request per line on stdin and answers one JSON line on stdout. Per candidate it hands the job to
-a spare: a process its zygote (evaluators/zygote.py, a quiet copy of this server) forked ahead of
-the request, waiting on a pipe in its own session with its own output pipes, which applies the
-candidate's rlimits and runs it. The server waits for it up to the wall-clock limit, kills its
-process group and then every process left under the server (a child subreaper: orphans and
-setsid daemons become its children), has the zygote reap it, and answers with the child's result,
-how it ended and what each step cost ("steps", ms). Only then it cleans the work area and asks the
-zygote for the next spare, which it names on a line of its own ({"spare": pid, "zygote": pid})
-while it waits for the next request: the answer waits for neither the file sweep nor a fork, and
-the next candidate still starts clean, in a process forked after the last one was gone. The child
-never returns into this loop.
+a child it forked ahead of the request (a spare, waiting on a pipe in its own session with its own
+output pipes), which applies the candidate's rlimits and runs it; it waits for the child up to the
+wall-clock limit, kills the child's process group and then every process left under it (this
+process is a child subreaper, so orphans and setsid daemons become its children), answers with the
+child's result, how it ended and what each step cost ("steps", ms); only then it cleans the work
+area, forks the next spare and names it on a line of its own ({"spare": pid}), before it reads the
+next request: the answer waits for neither the file sweep nor a fork, and the next candidate
+still starts clean, in a process forked after the last one was gone. The child never returns
+into this loop.
 
 A server has one role (spec "role"): "evaluate" imports the problem's evaluator and scores each
 candidate in its child; the two phases of a two-phase problem get a server each, never the same
@@ -33,7 +32,6 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,7 +39,6 @@ from evaluators import harness, phases
 from evaluators.isolation import leftovers
 from evaluators.isolation.limits import Capture, Limits, MiB
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
-from evaluators.zygote import Ended, Zygote
 
 LOG = "forkserver.log"         # this process's stderr, in its root (read by the host if it dies)
 RESULT_CAP = 16 * MiB          # bytes of result JSON read from a child; the rest is dropped
@@ -68,8 +65,6 @@ class Server:
         self.count = 0
         self.cleaned_s = 0.0  # the file sweep before this candidate (its "clean" step)
         self.spare: Spare | None = None
-        self.zygote: Zygote | None = None  # started by the first ask_spare, after gc.freeze()
-        self.asked = False  # a spare asked of the zygote and not collected yet
         self.role = spec.get("role", "evaluate")
         job = EvalJob(**spec["job"])
         self.module, self.load_failure = None, None
@@ -110,62 +105,38 @@ class Server:
             leftovers.remove_entries(folder, keep)
         self.cleaned_s = time.monotonic() - started
 
-    def ask_spare(self) -> None:
-        """Asks the zygote to fork the next candidate's process, once the last one is gone and its
-        files swept; take_spare() collects it. The fork happens while this process answers and
-        waits, so it is off the next answer's path."""
-        if self.spare is not None or self.asked or self.load_failure is not None:
+    def fork_spare(self) -> None:
+        """Forks the next candidate's process ahead of its request (once the last one is gone and
+        its files swept): it waits for its job, so the fork is off the next answer's path."""
+        if self.spare is not None or self.load_failure is not None:
             return
+        job_r, job_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        res_r, res_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
-        if self.zygote is None:
-            self.zygote = Zygote(lambda fds: _child(self.module, fds, self.role))
-        with contextlib.suppress(OSError):  # a zygote that is gone fails in take_spare()
-            self.zygote.request()
-        self.asked = True
-
-    def take_spare(self) -> Spare | None:
-        """Returns the waiting spare (None after a failed import), collecting the one asked for
-        (asking first if need be). A zygote that is gone (a candidate killed it) is replaced."""
-        self.ask_spare()
-        if self.asked:
-            self.asked = False
-            try:
-                pid, fds = self.zygote.collect()
-            except OSError:
-                self.zygote.close()
-                self.zygote = Zygote(lambda fds: _child(self.module, fds, self.role))
-                self.zygote.request()
-                pid, fds = self.zygote.collect()
-            self.spare = Spare(pid, *fds)
-        return self.spare
-
-    def _finish(self, pid: int) -> Ended | None:
-        """Kills the candidate's group and every process left under this one (its zygote aside);
-        returns how the candidate ended (None when it was reaped before)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-        ended = self.zygote.reap(pid) if self.zygote is not None else None
-        leftovers.kill_descendants(self.keep())
-        return ended
-
-    def keep(self) -> tuple[int, ...]:
-        """Returns the pids of this server's own processes among its children: its zygote."""
-        return (self.zygote.pid,) if self.zygote is not None else ()
+        pid = os.fork()
+        if pid == 0:
+            _child(self.module, (job_r, out_w, err_w, res_w), self.role)
+        for fd in (job_r, out_w, err_w, res_w):
+            os.close(fd)
+        self.spare = Spare(pid, job_w, out_r, err_r, res_r)
 
     def _start(self, fields: dict[str, Any], work: Path) -> Spare:
         """Returns the child now running the job (its fields as requested) in work: the spare, or
         a new one if it is gone."""
         message = json.dumps({"job": fields, "work": str(work)}).encode()
         for _ in range(2):
-            child, self.spare = self.take_spare(), None
+            self.fork_spare()
+            child, self.spare = self.spare, None
             try:
                 view = memoryview(message)
                 while view:
                     view = view[os.write(child.job_w, view):]
                 return child
             except OSError:  # it died waiting: reap it, fork another
-                self._finish(child.pid)
+                _finish(child.pid)
                 for fd in (child.out_r, child.err_r, child.res_r):
                     os.close(fd)
             finally:
@@ -181,8 +152,7 @@ class Server:
         result = bytearray()
         timed_out = _pump(pid, start + limits.timeout_s, {out_r: out, err_r: err, res_r: result})
         ended = time.monotonic()
-        usage = self._finish(pid)
-        status = usage.status if usage is not None else None
+        status, usage = _finish(pid)
         _drain({out_r: out, err_r: err, res_r: result})
         for fd in (out_r, err_r, res_r):
             os.close(fd)
@@ -266,11 +236,24 @@ def _drain(sinks: dict[int, Any]) -> None:
             pass
 
 
-def _usage(usage: Ended | None) -> dict[str, float]:
+def _finish(pid: int) -> tuple[int | None, Any]:
+    """Kills the child's group and every process left under this one; returns the child's status
+    and resource usage (None, None when it was reaped elsewhere)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    status = usage = None
+    with contextlib.suppress(ChildProcessError):
+        _, status, usage = os.wait4(pid, 0)
+    leftovers.kill_descendants()
+    return status, usage
+
+
+def _usage(usage: Any) -> dict[str, float]:
     """Returns the child's CPU ms and page faults (its process only), figures load moves little."""
     if usage is None:
         return {}
-    return {"child_cpu": round(usage.cpu_s * 1000, 3), "child_faults": float(usage.faults)}
+    return {"child_cpu": round((usage.ru_utime + usage.ru_stime) * 1000, 3),
+            "child_faults": float(usage.ru_minflt)}
 
 
 def _child(module: Any, fds: tuple[int, int, int, int], role: str = "evaluate") -> None:
@@ -338,26 +321,6 @@ def _warm(modules: list[str]) -> None:
             importlib.import_module(name)
 
 
-def _requests(fd: int, server: Server, control: Any) -> Iterator[bytes]:
-    """Yields the request lines read from fd until it closes. While it waits for one it collects
-    the spare the zygote forked and names it on a line of its own ({"spare": pid, "zygote": pid}:
-    the host counts both as the server's own processes)."""
-    buffer = b""
-    while True:
-        while b"\n" not in buffer:
-            ready, _, _ = select.select([fd, server.zygote] if server.asked else [fd], [], [])
-            if fd in ready:
-                data = os.read(fd, 1 << 16)
-                if not data:
-                    return
-                buffer += data
-            elif server.take_spare() is not None:
-                control.write(json.dumps({"spare": server.spare.pid,
-                                          "zygote": server.keep()[0]}).encode() + b"\n")
-        line, buffer = buffer.split(b"\n", 1)
-        yield line
-
-
 def _prctl(option: int, value: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
 
@@ -371,18 +334,17 @@ def main(argv: list[str] | None = None) -> None:
     _prctl(_PR_SET_DUMPABLE, 0)  # candidates (same uid) cannot open our fds or ptrace us
     control = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # whatever the evaluator prints goes to the log, never onto the control pipe
-    requests = os.dup(0)
+    requests = os.fdopen(os.dup(0), "rb")
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     server = Server(spec)
     harness.hold_memory_reserve()  # each child's memory-error reserve, shared, not copied
     gc.collect()
     gc.freeze()  # keeps the forked children from copying the heap on their first collection
-    server.take_spare()
-    ready = {"ready": True, "spare": server.spare.pid if server.spare else None,
-             "zygote": server.keep()[0] if server.keep() else None}
+    server.fork_spare()
+    ready = {"ready": True, "spare": server.spare.pid if server.spare else None}
     control.write(json.dumps(ready).encode() + b"\n")
-    for line in _requests(requests, server, control):
+    for line in requests:
         try:
             answer = server.handle(json.loads(line))
         except Exception as exc:  # noqa: BLE001 - report, keep serving
@@ -391,7 +353,9 @@ def main(argv: list[str] | None = None) -> None:
             answer = {"nonce": json.loads(line).get("nonce"), "result": failure.to_dict()}
         control.write(json.dumps(answer, default=repr).encode() + b"\n")
         server.clean()  # after the answer, before the next request is read
-        server.ask_spare()
+        server.fork_spare()
+        if server.spare is not None:  # a line of its own: the host counts it as the server's
+            control.write(json.dumps({"spare": server.spare.pid}).encode() + b"\n")
     leftovers.kill_descendants()
     os._exit(0)
 

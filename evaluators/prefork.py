@@ -66,7 +66,6 @@ class ForkServer:
         self._buffer = b""
         self.steps: dict[str, float] = {}  # the last evaluation's step costs, ms (steps_of)
         self.spare: int | None = None  # the server's waiting child (its pid in the sandbox)
-        self.zygote: int | None = None  # the server's process that forks the spares (same)
         try:
             self._start(job, python, scorer)
         except BaseException:
@@ -102,7 +101,7 @@ class ForkServer:
         hello = self._read_line(time.monotonic() + START_TIMEOUT_S)
         if hello.get("ready") is not True:
             raise ServerDied(f"the fork server did not start: {hello}")
-        self._note_spare(hello)
+        self.spare = hello.get("spare")
 
     @property
     def alive(self) -> bool:
@@ -136,10 +135,9 @@ class ForkServer:
             sandbox.untrack(self.proc.pid)
 
     def _note_spare(self, line: dict[str, Any]) -> None:
-        """Keeps the pids a {"spare": pid, "zygote": pid} line names: the server's child for its
-        next candidate and the process that forked it."""
+        """Keeps the pid a {"spare": pid} line names: the server's child for its next candidate."""
         if "spare" in line and "nonce" not in line:
-            self.spare, self.zygote = line["spare"], line.get("zygote")
+            self.spare = line["spare"]
 
     def _read_line(self, deadline: float) -> dict[str, Any]:
         fd = self.proc.stdout.fileno()
@@ -169,8 +167,8 @@ class ForkServer:
                 + (f"; its last log line: {last}" if last else ""))
 
     def pids(self) -> list[int]:
-        """Returns the host pids of the server itself: its wrappers down to the fork server, its
-        zygote and the spare the zygote forked for its next candidate."""
+        """Returns the host pids of the server itself: its wrappers down to the fork server, and
+        the spare child it forked for its next candidate."""
         with contextlib.suppress(OSError, ValueError, TypeError, TimeoutError, ServerDied):
             while self.alive and (b"\n" in self._buffer
                                   or select.select([self.proc.stdout], [], [], 0)[0]):
@@ -184,10 +182,8 @@ class ForkServer:
             except OSError:
                 break
             if os.path.basename(cmdline.split(b"\0", 1)[0]) not in (b"bwrap", b"prlimit"):
-                zygotes = [kid for kid in map(int, kids) if _inner_pid(kid) == self.zygote]
-                found += zygotes + [spare for z in zygotes for spare in _children(z)
-                                    if _inner_pid(spare) == self.spare]
-                break  # the fork server: its other children are what candidates left
+                found += [kid for kid in map(int, kids) if _inner_pid(kid) == self.spare]
+                break  # the fork server: its other children are candidates
             pid = int(kids[0]) if len(kids) == 1 else None
         return found
 
@@ -205,14 +201,6 @@ class ForkServer:
         layers.sweep(self.run_id, group=self.proc.pid if self.proc else None)
         shutil.rmtree(self.root, ignore_errors=True)
         self.proc = None
-
-
-def _children(pid: int) -> list[int]:
-    """Returns the pids of pid's children (none when it is gone)."""
-    try:
-        return [int(kid) for kid in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def _inner_pid(pid: int) -> int | None:

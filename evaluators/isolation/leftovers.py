@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 
-def kill_descendants(keep: Collection[int] = ()) -> int:
-    """Kills and reaps every descendant of this subreaper (the fork server) but the children in
-    keep (its zygote); returns how many."""
+def kill_descendants() -> int:
+    """Kills and reaps every descendant of this subreaper (the fork server); returns how many."""
     killed = 0
     while True:
-        kids = [kid for kid in children() if kid not in keep]
+        kids = children()
         if not kids:
             break
         for child in kids:
