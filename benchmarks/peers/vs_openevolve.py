@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--n-ctx", type=int, default=4096, help="context of the started server")
     ap.add_argument("--llm-timeout-s", type=float, default=600, help="per LLM request, both "
                     "systems (a one-slot local server queues requests; 120 s timed out under load)")
+    ap.add_argument("--temperature", type=float, default=None, help="sampling temperature of "
+                    "every run (both systems); default: each problem's")
     ap.add_argument("--workers", type=int, default=2, help="evaluations at once, both systems")
     ap.add_argument("--systems", default=",".join(SYSTEMS), help="evoforge,openevolve or one")
     ap.add_argument("--out", type=Path, default=OUT, help="folder for the outputs")

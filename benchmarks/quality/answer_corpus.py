@@ -14,6 +14,7 @@ written as the corpus instead -- the loop's real prompts, evolved parents and fe
 
     .venv/bin/python -m benchmarks.quality.answer_corpus [--problems all] [--calls 2]
         [--seeds 0,1,2] [--threads 1] [--name answer_corpus] [--from-db URL]
+        [--format auto|diff|rewrite] [--temperature T]
 """
 
 from __future__ import annotations
@@ -52,10 +53,12 @@ def read_corpus(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def prompt_for(problem: Problem, backend: LlamaCppBackend, max_tokens: int) -> tuple[str, list]:
-    """Returns (format, messages) of the engine's first prompt of a run on problem."""
+def prompt_for(problem: Problem, backend: LlamaCppBackend, max_tokens: int,
+               answer_format: str | None = None) -> tuple[str, list]:
+    """Returns (format, messages) of the engine's first prompt of a run on problem (in the answer
+    format given, else the run's)."""
     cfg = build_run_config(problem.run_defaults, source=str(problem.path))
-    fmt = choose_format(cfg.llm.answer_format, backend.small_model)
+    fmt = choose_format(answer_format or cfg.llm.answer_format, backend.small_model)
     ctx = PromptContext(
         problem_name=problem.name, description=problem.description,
         score_metric=problem.score_metric, direction=problem.direction, fmt=fmt,
@@ -79,12 +82,13 @@ async def collect(args: argparse.Namespace) -> Path:
             problem = load_problem(folder)
             cfg = build_run_config(problem.run_defaults, source=str(problem.path))
             max_tokens = cfg.llm.max_tokens
-            fmt, messages = prompt_for(problem, backend, max_tokens)
+            fmt, messages = prompt_for(problem, backend, max_tokens, args.format)
+            temperature = cfg.llm.temperature if args.temperature is None else args.temperature
             for seed in seeds:
                 for call in range(args.calls):
                     if (problem.name, seed, call) in done:
                         continue
-                    sampling = Sampling(temperature=cfg.llm.temperature, max_tokens=max_tokens,
+                    sampling = Sampling(temperature=temperature, max_tokens=max_tokens,
                                         seed=seed * 1000 + call)
                     [[c]] = await backend.generate([messages], 1, sampling)
                     record = {"problem": problem.name, "seed": seed, "call": call, "fmt": fmt,
@@ -136,6 +140,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp CPU threads")
     parser.add_argument("--name", default="answer_corpus")
     parser.add_argument("--from-db", help="database URL: write its stored completions instead")
+    parser.add_argument("--format", choices=("auto", "diff", "rewrite"), default=None,
+                        help="answer format to ask for; default: the run's (auto)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="sampling temperature; default: the run's")
     args = parser.parse_args()
     if args.from_db:
         print(f"corpus: {from_db(args.from_db, args.name)}")
