@@ -73,7 +73,7 @@ def evoforge_llm(args: Any) -> dict[str, Any]:
     """Returns the [llm] settings of a run: timeout, concurrency = workers, server context, and
     the sampling temperature when --temperature overrides the problem's."""
     llm: dict[str, Any] = {"timeout_s": args.llm_timeout_s, "concurrency": args.workers}
-    if getattr(args, "temperature", None) is not None:
+    if args.temperature is not None:
         llm["temperature"] = args.temperature
     if args.url is None:
         llm["context_window"] = args.n_ctx

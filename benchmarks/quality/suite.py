@@ -105,7 +105,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
     ap.add_argument("--llm-timeout-s", type=float, default=600, help="per LLM request, both "
                     "systems (a one-slot local server queues requests; 120 s timed out under load)")
     ap.add_argument("--temperature", type=float, default=None, help="sampling temperature of "
-                    "every run (both systems); default: each problem's")
+                    "every run; default: each problem's")
     ap.add_argument("--workers", type=int, default=2, help="evaluations at once")
     ap.add_argument("--out", type=Path, default=OUT, help="folder for the outputs")
     ap.add_argument("--name", default="suite", help="output file stem under benchmarks/out")
