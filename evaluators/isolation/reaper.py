@@ -1,6 +1,6 @@
-"""Process hygiene for sandboxed evaluations: become a child subreaper, and sweep what an
+"""Process hygiene for sandboxed evaluations, host side: become a child subreaper, and sweep what an
 evaluation left behind (processes that carry its EVOFORGE_SANDBOX_RUN marker, zombies adopted
-from a sandbox; inside a fork server, every descendant of the server and every file)."""
+from a sandbox). Inside a fork server the sweep of descendants and files is leftovers.py's."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 When the command ends (or its time is up) the whole process group is killed, so helpers it started
 die with it. Isolation layers (bubblewrap, seccomp: evaluators/isolation/layers.py) are argv
-wrappers (`wrap=`) that rewrite the command line; the limits here stay in force underneath them.
+wrappers (`wrap=`) that rewrite the command line; the limits (limits.py) stay in force underneath
+them.
 """
 
 from __future__ import annotations
