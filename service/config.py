@@ -133,6 +133,11 @@ class LLMConfig(Strict):
         default=1.5, ge=0, description="A rewrite answer may use at most this many times the "
         "tokens of the code it rewrites plus 32 (at least 64, never more than max_tokens): a small "
         "model that rambles past its block stops early; 0: max_tokens always.")
+    close_code: bool = Field(
+        default=True, description="Rewrite answers decoded in this process (llamacpp): ban the "
+        "tokens that would leave the code uncompilable (a closing bracket that matches no open "
+        "one, the closing fence or the end of the answer inside an open bracket or string). "
+        "Nothing is added to the answer and it is checked as written; other backends ignore it.")
     n: int = Field(default=1, ge=1, description="Completions per prompt.")
     prompts_per_call: int = Field(default=1, ge=1, description="Prompts sampled per LLM batch.")
     answer_format: Literal["auto", "diff", "rewrite"] = Field(

@@ -34,6 +34,7 @@ from service.db.status import (
     RunStatus,
 )
 from service.edits.apply import choose_format
+from service.edits.closable import PYTHON_BLOCK
 from service.edits.identity import code_hash
 from service.evolution.aids.hooks import SearchAids
 from service.evolution.budget import Counters, stop_reason
@@ -211,10 +212,9 @@ class Engine:
     def _answer_tokens(self, plans: list[Plan]) -> int:
         """Returns max_tokens for a call: for rewrites, sized to the largest code it rewrites."""
         llm = self.cfg.llm
-        if self.fmt != "rewrite":
-            return llm.max_tokens
-        return max(answer_tokens(p.parent_code, p.target, self.llm.count_tokens,
-                                 llm.block_token_factor, llm.max_tokens) for p in plans)
+        return llm.max_tokens if self.fmt != "rewrite" else max(
+            answer_tokens(p.parent_code, p.target, self.llm.count_tokens, llm.block_token_factor,
+                          llm.max_tokens) for p in plans)
 
     async def _propose(self) -> None:
         plans = self._plans()
@@ -223,10 +223,12 @@ class Engine:
         n = self.cfg.llm.n
         self.reserved += len(plans) * n
         call = self.counters.llm_calls
+        rewrite = self.fmt == "rewrite"
         sampling = Sampling(temperature=self.aids.temperature(self.counters.iterations),
                             top_p=self.cfg.llm.top_p, max_tokens=self._answer_tokens(plans),
                             seed=self.cfg.seed * 1_000_003 + call,
-                            stop_when=answer_done if self.fmt == "rewrite" else None)
+                            stop_when=answer_done if rewrite else None,
+                            guard=PYTHON_BLOCK if rewrite and self.cfg.llm.close_code else None)
         try:
             started = time.monotonic()
             batches = await self.llm.generate([p.messages for p in plans], n, sampling)

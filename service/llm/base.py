@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from service.llm.bandit import ModelBandit
 
@@ -27,6 +27,28 @@ class Message:
     content: str
 
 
+class DecodingRule(Protocol):
+    """What an answer's text must keep to while it is decoded, as states over its characters."""
+
+    name: str
+    special: str  # text holding none of these characters is never refused inside a guarded state
+
+    def start(self) -> Any:
+        """Returns the state before the answer's first character."""
+
+    def feed(self, state: Any, text: str) -> Any | None:
+        """Returns the state after text, or None when text breaks the rule."""
+
+    def guarded(self, state: Any) -> bool:
+        """Returns True where tokens may be refused."""
+
+    def may_end(self, state: Any) -> bool:
+        """Returns True when the answer may end here."""
+
+    def key(self, state: Any) -> Any:
+        """Returns a hashable state that refuses exactly what state refuses (masks are cached)."""
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Sampling parameters for one request."""
@@ -39,6 +61,10 @@ class Sampling:
     # (e.g. "the code block closed"): the finish_reason is then 'stop'. Backends that stream
     # tokens in this process honour it; the others generate to their own end.
     stop_when: Callable[[str], bool] | None = None
+    # A rule the answer's text must keep to while it is decoded (service/edits/closable.py's
+    # PYTHON_BLOCK: the code block stays closable); tokens that break it are never sampled. The
+    # llamacpp backend honours it (service/llm/token_guard.py); the others ignore it.
+    guard: DecodingRule | None = None
 
 
 @dataclass

@@ -22,6 +22,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from service.config import ConfigError, LLMConfig
 from service.llm.base import AdapterSupport, Completion, LLMError, LLMUnavailable, Message, Sampling
 from service.llm.models import SMALL_MODEL_PARAMS, default_model_path, small_model_from_name
+from service.llm.token_guard import TokenGuard, TokenTable
 from service.settings import Settings
 
 DEFAULT_CONTEXT = 4096
@@ -102,6 +103,7 @@ class LlamaCppBackend:
         self._rng = random.Random(seed)
         self.adapter: str | None = None  # the hot-loaded LoRA adapter's name; None: base model
         self._loras: list[llama_cpp.llama_adapter_lora_p] = []  # freed with the model
+        self._table: TokenTable | None = None  # the vocabulary for sampling.guard, on first use
 
     @staticmethod
     def _chat_formatter(llama: llama_cpp.Llama) -> Jinja2ChatFormatter | None:
@@ -173,8 +175,11 @@ class LlamaCppBackend:
         out: list[int] = []
         answer = bytearray()  # the answer's bytes so far, for stop_when
         finish, first = "length", None
+        guard = None if sampling.guard is None else TokenGuard(self._token_table(llama),
+                                                               sampling.guard)
         tokens = llama.generate(prompt, top_k=TOP_K, top_p=sampling.top_p, min_p=MIN_P,
-                                temp=sampling.temperature, repeat_penalty=1.0)
+                                temp=sampling.temperature, repeat_penalty=1.0,
+                                logits_processor=None if guard is None else [guard])
         try:
             for token in tokens:
                 first = first or time.perf_counter()
@@ -182,6 +187,8 @@ class LlamaCppBackend:
                     finish = "stop"
                     break
                 out.append(token)
+                if guard is not None:
+                    guard.feed(token)
                 if sampling.stop_when is not None and self._stops(llama, token, answer, sampling):
                     finish = "stop"
                     break
@@ -199,6 +206,15 @@ class LlamaCppBackend:
             latency_s=end - start, model=self.model, adapter=self.adapter,
             extra={"seed": seed, "max_tokens": max_tokens, "cached_tokens": cached,
                    "prompt_s": first - start, "decode_s": end - first})
+
+    def _token_table(self, llama: llama_cpp.Llama) -> TokenTable:
+        """Returns the vocabulary's token texts and end-of-generation ids, for token guards."""
+        if self._table is None:
+            n = llama.n_vocab()
+            pieces = [llama.detokenize([i]).decode("utf-8", errors="ignore") for i in range(n)]
+            eog = [i for i in range(n) if llama_cpp.llama_vocab_is_eog(self._vocab, i)]
+            self._table = TokenTable(pieces, eog)
+        return self._table
 
     def _keep_prefix(self, llama: llama_cpp.Llama, prompt: list[int]) -> int:
         """Cuts the cached state to the prefix this prompt may reuse; returns its length.

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from service.db import Database
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow
+from service.edits.closable import PYTHON_BLOCK
 from service.evolution.report import InitialProgramFailed
 from service.llm.base import LLMUnavailable
 from service.llm.scripted import ScriptedBackend
@@ -144,3 +145,19 @@ def test_resume_continues_to_the_new_budget_without_repeating(
         hashes = s.scalars(select(ProgramRow.code_hash).filter_by(run_id=run.id, status="ok",
                                                                    kind="mutation")).all()
     assert len(hashes) == len(set(hashes))
+
+
+@pytest.mark.parametrize(("fmt", "close_code", "asked"), [
+    ("rewrite", True, True), ("rewrite", False, False), ("diff", True, False)])
+def test_rewrite_answers_are_decoded_with_the_code_guard_unless_turned_off(
+        sqlite_url: str, tmp_path: Path, fmt: str, close_code: bool, asked: bool) -> None:
+    seen = []
+
+    class Recording(ScriptedBackend):
+        async def generate(self, prompts, n, sampling):
+            seen.append(sampling.guard is PYTHON_BLOCK)
+            return await super().generate(prompts, n, sampling)
+
+    cfg = config(budget__iterations=2, llm__answer_format=fmt, llm__close_code=close_code)
+    drive(sqlite_url, tiny_problem(tmp_path / "p"), cfg, Recording([returns(2), returns(3)]))
+    assert seen and set(seen) == {asked}

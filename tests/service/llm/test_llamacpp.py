@@ -10,6 +10,7 @@ import pytest
 
 import service.llm.models
 from service.config import ConfigError, LLMConfig
+from service.edits.closable import PYTHON_BLOCK, Lexer, feed
 from service.llm.base import LLMError, LLMUnavailable, Message, Sampling
 from service.llm.factory import make_backend
 from service.llm.llamacpp import LlamaCppBackend, thread_split
@@ -197,3 +198,24 @@ def test_threads_default_to_half_the_cores_for_generation_and_all_for_prompts():
     assert thread_split(None, 2) == (1, 2) and thread_split(None, 16) == (8, 16)
     assert thread_split(None, 1) == (1, 1)
     assert thread_split(3, 16) == (3, 3)  # EVOFORGE's llm_threads setting: both
+
+
+def test_a_python_block_guard_keeps_every_answer_s_brackets_and_strings_closable(backend):
+    # at a high temperature the small model mismatches brackets in some of these answers; with
+    # the guard, none of the same seeds' answers does
+    prompt = [Message("user", "Rewrite this function so it returns more points, in one ```python "
+                      "block:\n```python\ndef points(n):\n    return [(i / n, (i * i) % n / n) "
+                      "for i in range(n)]\n```")]
+
+    def answers(guarded: bool) -> list:
+        return [asyncio.run(backend.generate([prompt], 1, Sampling(
+            temperature=1.2, max_tokens=160, seed=seed,
+            guard=PYTHON_BLOCK if guarded else None)))[0][0]
+            for seed in range(8)]
+
+    def broken(answer) -> bool:  # a bracket that cannot close, or an end inside one
+        after = feed(Lexer(), answer.text)
+        return after is None or (answer.finish_reason == "stop" and not after.closable())
+
+    assert any(broken(answer) for answer in answers(False))
+    assert not any(broken(answer) for answer in answers(True))
