@@ -14,7 +14,7 @@ written as the corpus instead -- the loop's real prompts, evolved parents and fe
 
     .venv/bin/python -m benchmarks.quality.answer_corpus [--problems all] [--calls 2]
         [--seeds 0,1,2] [--threads 1] [--name answer_corpus] [--from-db URL]
-        [--format auto|diff|rewrite] [--temperature T]
+        [--format auto|diff|rewrite] [--temperature T] [--close-code]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from service.config import build_run_config
 from service.db import Database
 from service.db.models import LLMSampleRow, ProblemRow, ProgramRow, RunRow
 from service.edits.apply import choose_format
+from service.edits.closable import PYTHON_BLOCK
 from service.evolution.prompts import ProgramView, PromptContext, asked_format, build_prompt
 from service.llm.base import Message, Sampling
 from service.llm.llamacpp import LlamaCppBackend
@@ -89,7 +90,9 @@ async def collect(args: argparse.Namespace) -> Path:
                     if (problem.name, seed, call) in done:
                         continue
                     sampling = Sampling(temperature=temperature, max_tokens=max_tokens,
-                                        seed=seed * 1000 + call)
+                                        seed=seed * 1000 + call,
+                                        guard=PYTHON_BLOCK if args.close_code and fmt == "rewrite"
+                                        else None)
                     [[c]] = await backend.generate([messages], 1, sampling)
                     record = {"problem": problem.name, "seed": seed, "call": call, "fmt": fmt,
                               "parent_code": problem.initial_code,
@@ -97,7 +100,8 @@ async def collect(args: argparse.Namespace) -> Path:
                               "text": c.text, "finish_reason": c.finish_reason,
                               "prompt_tokens": c.prompt_tokens,
                               "completion_tokens": c.completion_tokens,
-                              "latency_s": round(c.latency_s, 2), "model": c.model}
+                              "latency_s": round(c.latency_s, 2), "model": c.model,
+                              "close_code": args.close_code}
                     with path.open("a") as out:
                         out.write(json.dumps(record) + "\n")
                     print(f"{problem.name} seed {seed} call {call}: {c.completion_tokens} tokens, "
@@ -144,6 +148,8 @@ def main() -> None:
                         help="answer format to ask for; default: the run's (auto)")
     parser.add_argument("--temperature", type=float, default=None,
                         help="sampling temperature; default: the run's")
+    parser.add_argument("--close-code", action="store_true",
+                        help="decode rewrites keeping their code closable (llm.close_code)")
     args = parser.parse_args()
     if args.from_db:
         print(f"corpus: {from_db(args.from_db, args.name)}")

@@ -5,6 +5,7 @@ iterations is read back from the database. Prints a table, writes JSON and (when
 installed) a PNG plot under benchmarks/out/.
 
     .venv/bin/python -m benchmarks.quality.quickstart_seeds [--seeds 0,1,2,3,4] [--iterations 40]
+        [--config RUN.toml] [--name quickstart_seeds]
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from benchmarks.harness.paths import PROBLEMS
 from benchmarks.harness.store import out_file, write_json
 
 
-def run_seed(problem: Path, seed: int, iterations: int, home: Path) -> dict:
-    """Runs evoforge once; returns its JSON summary plus the best-so-far curve."""
-    run = run_cli(problem, home, seed=seed, iterations=iterations, timeout_s=None)
+def run_seed(problem: Path, seed: int, iterations: int, home: Path,
+             config: str | None = None) -> dict:
+    """Runs evoforge once (config: the text of a RUN.toml); returns its JSON summary plus the
+    best-so-far curve."""
+    run = run_cli(problem, home, seed=seed, iterations=iterations, config=config, timeout_s=None)
     return run.summary | {"wall_s": run.wall_s, "curve": run.iteration_curve()}
 
 
@@ -49,13 +52,16 @@ def main() -> None:
     ap.add_argument("--problem", type=Path, default=PROBLEMS / "quickstart")
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--iterations", type=int, default=40)
+    ap.add_argument("--config", type=Path, help="a RUN.toml every seed runs with")
+    ap.add_argument("--name", default="quickstart_seeds", help="output files' name")
     args = ap.parse_args()
+    config = args.config.read_text() if args.config else None
     console = Console(width=150)
     results = []
     for seed in (int(s) for s in args.seeds.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             console.print(f"seed {seed}: {args.iterations} iterations ...")
-            r = run_seed(args.problem, seed, args.iterations, Path(tmp))
+            r = run_seed(args.problem, seed, args.iterations, Path(tmp), config)
             r["seed"] = seed
             results.append(r)
     table = Table(title=f"{args.problem.name}: best score vs iterations, embedded model")
@@ -71,10 +77,12 @@ def main() -> None:
                       str(r["llm_calls"]), str(r["tokens"]), f"{r['wall_s']:.0f}")
     console.print(table)
     improved = sum(r["best_score"] > r["initial_score"] for r in results)
-    console.print(f"improved over the initial program in {improved} of {len(results)} seeds")
-    write_json(out_file("quickstart_seeds.json"), results, indent=2)
-    if plot(results, out_file("quickstart_seeds.png")):
-        console.print(f"plot: {out_file('quickstart_seeds.png')}")
+    mean = sum(r["best_score"] for r in results) / len(results)
+    console.print(f"improved over the initial program in {improved} of {len(results)} seeds; "
+                  f"mean best {mean:.4f}")
+    write_json(out_file(f"{args.name}.json"), results, indent=2)
+    if plot(results, out_file(f"{args.name}.png")):
+        console.print(f"plot: {out_file(args.name + '.png')}")
 
 
 if __name__ == "__main__":

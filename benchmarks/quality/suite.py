@@ -8,12 +8,17 @@ saved in <name>.json or <name>.partial.json with the same budget and model is no
 (--fresh runs everything).
 
     .venv/bin/python -m benchmarks.quality.suite [--problems all | a,b,c] [--calls 20] [--seeds 0]
-        [--url URL --model M] [--fresh]
+        [--url URL --model M | --embedded] [--llm KEY=VALUE ...] [--fresh]
+
+--embedded runs each evoforge on its own in-process llamacpp backend instead (what `evoforge run`
+does by default, the code guard included); --llm sets more [llm] keys of every run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -22,13 +27,16 @@ from typing import Any
 
 from rich.console import Console
 
-from benchmarks.harness.evoforge import figures, run_on_endpoint, strict_score
+from benchmarks.harness.evoforge import figures, run_cli, run_on_endpoint, strict_score
 from benchmarks.harness.llm_server import endpoint, evoforge_llm, served_model
 from benchmarks.harness.paths import OUT, PROBLEMS, all_problems, find_problem
 from benchmarks.harness.processes import exit_on_sigterm
 from benchmarks.harness.store import read_json, write_json
 from benchmarks.quality.suite_report import write_outputs
+from service.llm.models import default_model_path
 from service.problems.load import Problem, ProblemError, load_problem
+
+EMBEDDED = "embedded:"  # the model name of --embedded rows: this prefix and the GGUF's stem
 
 
 def suite_problems(spec: str) -> list[Path]:
@@ -63,8 +71,14 @@ def run_problem(path: Path, url: str, model: str, args: argparse.Namespace, seed
     """Runs evoforge on one problem and seed; returns the results row."""
     problem = load_problem(path)
     initial = strict_score(problem.path, problem.initial_code)
-    run = run_on_endpoint(problem.path, url, model, args.calls, seed, args.workers, work,
-                          llm=evoforge_llm(args), timeout_s=args.run_timeout_s)
+    llm = evoforge_llm(args) | dict(args.llm)
+    if args.embedded:
+        config = "[llm]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in llm.items())
+        run = run_cli(problem.path, work, seed=seed, iterations=args.calls, config=config,
+                      options=["--workers", str(args.workers)], timeout_s=args.run_timeout_s)
+    else:
+        run = run_on_endpoint(problem.path, url, model, args.calls, seed, args.workers, work,
+                              llm=llm, timeout_s=args.run_timeout_s)
     r = figures(run)
     code = r.pop("best_code")
     outcomes = run.outcome_counts()
@@ -79,6 +93,17 @@ def run_problem(path: Path, url: str, model: str, args: argparse.Namespace, seed
             "evaluations": r["evaluations"], "failed": r["failed"], "curve": r["curve"],
             "outcomes": outcomes, "calls": args.calls, "model": model,
             "finished_at": datetime.now(UTC).isoformat(), "load_avg": os.getloadavg()}
+
+
+def llm_setting(text: str) -> tuple[str, Any]:
+    """Returns (key, value) of a KEY=VALUE argument, the value read as JSON (else a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. close_code=false)")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
 
 
 def saved_rows(out: Path, name: str, calls: int, model: str) -> dict[tuple[str, int], dict]:
@@ -101,6 +126,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
     ap.add_argument("--url", default=None, help="OpenAI-compatible /v1 URL; default: start a "
                     "llama-cpp-python server on the embedded SmolLM2 GGUF")
     ap.add_argument("--model", default=None, help="model name; default: the first the server lists")
+    ap.add_argument("--embedded", action="store_true", help="no server: each run uses its own "
+                    "in-process llamacpp backend on the embedded SmolLM2 (evoforge's default)")
+    ap.add_argument("--llm", type=llm_setting, action="append", default=[], metavar="KEY=VALUE",
+                    help="one more [llm] key of every run, VALUE in JSON (close_code=false); "
+                    "repeatable")
     ap.add_argument("--n-ctx", type=int, default=4096, help="context of the started server")
     ap.add_argument("--llm-timeout-s", type=float, default=600, help="per LLM request, both "
                     "systems (a one-slot local server queues requests; 120 s timed out under load)")
@@ -135,8 +165,10 @@ def run_suite(args: argparse.Namespace, seeds: list[int], folders: list[Path],
               console: Console) -> list[dict[str, Any]]:
     """Runs every (seed, problem) not saved yet; returns these rows and the other saved ones."""
     rows: list[dict[str, Any]] = []
-    with endpoint(args.url, args.n_ctx) as url, tempfile.TemporaryDirectory(prefix="suite-") as tmp:
-        model = args.model or served_model(url)
+    server = contextlib.nullcontext("") if args.embedded else endpoint(args.url, args.n_ctx)
+    with server as url, tempfile.TemporaryDirectory(prefix="suite-") as tmp:
+        model = (EMBEDDED + default_model_path().stem if args.embedded
+                 else args.model or served_model(url))
         saved = {} if args.fresh else saved_rows(args.out, args.name, args.calls, model)
         for seed in seeds:  # seed-major: a cut-short invocation still covers every problem
             for path in folders:

@@ -73,6 +73,22 @@ def test_suite_reports_strict_score_and_budget(tmp_path: Path) -> None:
     assert "| quickstart | 0 |" in (tmp_path / "suite.md").read_text()
 
 
+def test_suite_runs_the_embedded_backend_with_the_llm_keys_given(tmp_path: Path) -> None:
+    proc = _script("benchmarks.quality.suite", "--problems", "quickstart", "--calls", "2",
+                   "--embedded", "--llm", "close_code=false", "--llm", "max_tokens=128",
+                   "--out", str(tmp_path), "--name", "emb")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [row] = json.loads((tmp_path / "emb.json").read_text())
+    assert row["model"].startswith("embedded:") and row["llm_calls"] == 2
+    assert row["tier"] == "re-verified strict"
+
+
+def test_a_suite_llm_key_without_a_value_is_refused(tmp_path: Path) -> None:
+    proc = _script("benchmarks.quality.suite", "--problems", "quickstart", "--embedded",
+                   "--llm", "close_code", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "is not KEY=VALUE" in proc.stderr
+
+
 def test_unknown_problem_is_refused_with_its_name(tmp_path: Path) -> None:
     proc = _script("benchmarks.peers.vs_openevolve", "--problems", "no_such_problem",
                    "--out", str(tmp_path))
