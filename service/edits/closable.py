@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 
 from service.edits.common import FENCE, PYTHON_TAGS
 
-PROSE, CODE, DONE = "prose", "code", "done"  # before, inside and after the answer's code block
+PROSE, CODE, CLOSING = "prose", "code", "closing"  # outside code, in a block, its closing fence
+OTHER = "other"  # in a block of another language (```bash): unguarded until its closing fence
 KEY_DEPTH = 8  # masks are cached per state with the bracket stack cut to its top KEY_DEPTH
 SPECIAL = "()[]{}'\"#\\`\n"  # feed bans no text inside the block that holds none of these
 _PAIRS = {")": "(", "]": "[", "}": "{"}
@@ -53,15 +54,17 @@ class Lexer:
 
 def step(state: Lexer, ch: str) -> Lexer | None:
     """Returns the state after one more character, or None when the code can no longer compile."""
-    if state.mode == DONE:
-        return state
-    if state.mode == PROSE:
+    if state.mode == CLOSING:  # the rest of the closing fence's line, then prose again
+        return Lexer() if ch == "\n" else state
+    if state.mode in (PROSE, OTHER):
         if ch != "\n":
             return replace(state, line=(state.line + ch)[:40])
         match = FENCE.match(state.line)
-        if match and match.group(1).lower() in PYTHON_TAGS:
-            return Lexer(mode=CODE)
-        return replace(state, line="")
+        if match is None:
+            return replace(state, line="")
+        if state.mode == OTHER:
+            return Lexer()
+        return Lexer(mode=CODE if match.group(1).lower() in PYTHON_TAGS else OTHER)
     blank = ch == "\n" or (state.blank and ch in " \t")
     if state.comment:
         return replace(state, comment=ch != "\n", blank=blank)
@@ -95,7 +98,7 @@ def _in_code(state: Lexer, ch: str, blank: bool) -> Lexer | None:
         return replace(state, quote=ch, empty=True, pair="", blank=False)
     if ch == "`":
         # The closing fence, on a line of its own with nothing open; anywhere else not Python.
-        return Lexer(mode=DONE) if state.blank and not (state.stack or state.deep) else None
+        return Lexer(mode=CLOSING) if state.blank and not (state.stack or state.deep) else None
     state = replace(state, pair="", blank=blank)
     if ch == "#":
         return replace(state, comment=True)

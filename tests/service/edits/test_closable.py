@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.edits.closable import CODE, DONE, KEY_DEPTH, PROSE, SPECIAL, Lexer, feed
+from service.edits.closable import CLOSING, CODE, KEY_DEPTH, OTHER, PROSE, SPECIAL, Lexer, feed
 
 OPEN = "Here is the program:\n```python\n"
 PLAIN = "abc 12.5e3 + foo.bar * ~-=<>!@$%^&|;:,./?"
@@ -43,10 +43,14 @@ def test_text_that_cannot_compile_is_banned(code):
 
 def test_the_rule_starts_at_a_python_fence_and_stops_at_its_closing_fence():
     assert state("Some prose ) ] with `ticks`\n").mode == PROSE
-    assert state("```bash\nls )\n").mode == PROSE  # another language's block is not guarded
+    assert state("```bash\nls )\n").mode == OTHER  # another language's block is not guarded
+    assert state("```bash\nls\n```\nThat's it (").mode == PROSE  # nor what follows it
     assert state(OPEN).mode == CODE and state("```\n").mode == CODE  # a bare fence is Python's
-    done = state(OPEN + "x = 1\n```\nThat's all ) ] `.")
-    assert done is not None and done.mode == DONE
+    assert state(OPEN + "x = 1\n```").mode == CLOSING
+    after = state(OPEN + "x = 1\n```\nThat's all ) ] `.")
+    assert after is not None and after.mode == PROSE
+    again = state(OPEN + "x = 1\n```\nAnd a second block:\n```python\ny = (")
+    assert again.mode == CODE and again.stack == "("  # each python block of an answer is guarded
 
 
 def test_the_answer_may_end_only_outside_brackets_and_strings():
