@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from service.db.binds import bound
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow, RunRow
 from service.evolution import rows
 
@@ -41,13 +42,8 @@ _EVALUATIONS: Table = EvaluationRow.__table__  # type: ignore[assignment]
 BEST_COLUMNS = ("best_score", "best_program_id", "last_improvement_iteration")
 
 
-def _params(table: Table, prefix: str, columns: tuple[str, ...]) -> dict[str, Any]:
-    return {name: bindparam(f"{prefix}{name}", type_=rows.null_is_null(table.c[name].type))
-            for name in columns}
-
-
 def _inserting(table: Table, prefix: str, columns: tuple[str, ...], **exprs: Any) -> Insert:
-    return insert(table).values(**_params(table, prefix, columns), **exprs)
+    return insert(table).values(**bound(table, columns, prefix), **exprs)
 
 
 @cache
@@ -87,7 +83,7 @@ def result_statement(evaluation: bool, best: bool, initial: bool) -> Update:
     r_failed) and, for a new best, its best columns (r_best_score, ...; r_initial_score for an
     initial program)."""
     program = update(_PROGRAMS).where(_PROGRAMS.c.id == bindparam("p_key")).values(
-        **_params(_PROGRAMS, "p_", rows.RESULT_COLUMNS)).returning(_PROGRAMS.c.id).cte("program")
+        **bound(_PROGRAMS, rows.RESULT_COLUMNS, "p_")).returning(_PROGRAMS.c.id).cte("program")
     evicted = update(_PROGRAMS).where(
         _PROGRAMS.c.id == bindparam("l_ids", type_=ARRAY(Integer)).any_(),
         _PROGRAMS.c.id != bindparam("p_key"),
@@ -95,10 +91,10 @@ def result_statement(evaluation: bool, best: bool, initial: bool) -> Update:
     ctes = [program, evicted]
     if evaluation:
         ctes.append(update(_EVALUATIONS).where(_EVALUATIONS.c.id == bindparam("e_key")).values(
-            **_params(_EVALUATIONS, "e_", rows.EVALUATION_COLUMNS)
+            **bound(_EVALUATIONS, rows.EVALUATION_COLUMNS, "e_")
         ).returning(_EVALUATIONS.c.id).cte("evaluation"))
     best_columns = (*BEST_COLUMNS, "initial_score") if initial else BEST_COLUMNS if best else ()
     return update(_RUNS).where(_RUNS.c.id == bindparam("r_key")).values(
         evaluations=_RUNS.c.evaluations + 1,
         failed=_RUNS.c.failed + bindparam("r_failed", type_=Integer),
-        **_params(_RUNS, "r_", best_columns)).add_cte(*ctes)
+        **bound(_RUNS, best_columns, "r_")).add_cte(*ctes)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, Update, bindparam, insert, update
+from sqlalchemy import Connection, Table, Update, bindparam, insert, update
 
 from evaluators import tree
 from evaluators.jobs import EvalResult
+from service.db.binds import bound
 from service.db.models import EvaluationRow, ProgramRow, RunRow
 from service.db.status import NO_PROGRAM, ProgramKind, ProgramStatus, SampleOutcome
 from service.evolution.archive import Member
@@ -150,14 +151,8 @@ def token_params(completions: list[Completion], cost: float, prefix: str = "v_"
 
 def _set(table: Table, columns: tuple[str, ...], **exprs: Any) -> Update:
     """Returns UPDATE table SET column = :v_column ... (and exprs) WHERE id = :v_key."""
-    values = {name: bindparam(f"v_{name}", type_=null_is_null(table.c[name].type))
-              for name in columns}
+    values = bound(table, columns)
     return update(table).where(table.c.id == bindparam("v_key")).values(**values, **exprs)
-
-
-def null_is_null(kind: Any) -> Any:
-    """Returns the column type, a JSON one storing None as SQL NULL (as a literal None does)."""
-    return JSON(none_as_null=True) if isinstance(kind, JSON) else kind
 
 
 def plus(table: Table, *names: str, prefix: str = "v_") -> dict[str, Any]:

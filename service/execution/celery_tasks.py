@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import JSON, Connection, CursorResult, Executable, bindparam, func, select, update
+from sqlalchemy import Connection, CursorResult, Executable, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from evaluators.evaluate import evaluate_job
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
 from service.db import Database, SchemaOutOfDate
+from service.db.binds import bound
 from service.db.models import EvaluationRow, ProblemRow, RunRow, utcnow
 from service.db.status import EvaluationStatus
 from service.db.stored import write_files
@@ -117,23 +118,12 @@ def _evaluate(self: Any, evaluation_id: int, job: dict[str, Any], db_url: str) -
     return "written"
 
 
-def _bound(*names: str) -> dict[str, Any]:
-    """Returns SET column = :v_column for each name (typed as the column, JSON included)."""
-    table = EvaluationRow.__table__
-    return {n: bindparam(f"v_{n}", type_=_null_is_null(table.c[n].type)) for n in names}
-
-
-def _null_is_null(kind: Any) -> Any:
-    """Returns the column type, a JSON one storing None as SQL NULL (as a literal None does)."""
-    return JSON(none_as_null=True) if isinstance(kind, JSON) else kind
-
-
 # Built once with bound parameters: SQLAlchemy builds and keys them once, not at every write.
 _EV = EvaluationRow.__table__
 START = (update(_EV).where(_EV.c.id == bindparam("v_key"),
                            _EV.c.status.in_((EvaluationStatus.QUEUED, EvaluationStatus.RUNNING)))
          .values(deliveries=_EV.c.deliveries + 1, status=EvaluationStatus.RUNNING,
-                 **_bound("worker", "started_at"))
+                 **bound(_EV, ("worker", "started_at")))
          .returning(_EV.c.deliveries))
 # On PostgreSQL the delivery counter commits without waiting for its WAL to reach the disk
 # (synchronous_commit off for that one transaction): every session sees it at once, and only a
@@ -143,8 +133,8 @@ START_ASYNC_COMMIT = START.returning(func.set_config("synchronous_commit", "off"
 # a delivery counter lost with a database crash must not drop the result that followed it.
 FINISH = (update(_EV).where(_EV.c.id == bindparam("v_key"),
                             _EV.c.status.in_((EvaluationStatus.QUEUED, EvaluationStatus.RUNNING)))
-          .values(**_bound("status", "result", "stage", "error_kind", "error", "duration_s",
-                           "layers", "finished_at")))
+          .values(**bound(_EV, ("status", "result", "stage", "error_kind", "error", "duration_s",
+                                "layers", "finished_at"))))
 
 
 def _start(db: Database, evaluation_id: int, worker: str) -> int | None:
