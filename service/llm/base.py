@@ -63,7 +63,8 @@ class Sampling:
     stop_when: Callable[[str], bool] | None = None
     # A rule the answer's text must keep to while it is decoded (service/edits/closable.py's
     # PYTHON_BLOCK: the code block stays closable); tokens that break it are never sampled. The
-    # llamacpp backend honours it (service/llm/token_guard.py); the others ignore it.
+    # llamacpp backend honours it on a GGUF with a chat template (service/llm/token_guard.py);
+    # the others ignore it.
     guard: DecodingRule | None = None
 
 
