@@ -14,7 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 EMBEDDED_MODEL = "smollm"
 # What describes a model rather than how it is sampled: the operator's to set on a shared server.
-MODEL_FIELDS = ("backend", "url", "model", "api_key_env", "price_per_1k_tokens", "context_window")
+MODEL_FIELDS = ("backend", "url", "model", "api_key_env", "price_per_1k_tokens", "context_window",
+                "extra_body")
+EXTRA_BODY = ("openai: more fields of every request body, as they are: the server's own sampling "
+              "parameters, e.g. {repeat_penalty = 1.0} for llama.cpp's server (its default 1.1 "
+              "penalises the brackets code repeats), {repetition_penalty = 1.0} for vLLM.")
 
 
 class ServedModel(BaseModel):
@@ -32,6 +36,7 @@ class ServedModel(BaseModel):
     price_per_1k_tokens: float = Field(default=0.0, ge=0, description="Cost of 1000 tokens.")
     context_window: int | None = Field(default=None, ge=64, description="Tokens; default: the "
                                        "backend's.")
+    extra_body: dict[str, Any] | None = Field(default=None, description=EXTRA_BODY)
     base_model: str | None = Field(default=None, description="HF folder or hub id that test-time "
                                    "RL trains this model's adapters on (rl.base_model); default: "
                                    "the GGUF, converted.")
@@ -45,7 +50,8 @@ class ServedModel(BaseModel):
         return self
 
     def fields(self) -> dict[str, Any]:
-        """Returns what describes the model: backend, url, model, key variable, price, context."""
+        """Returns what describes the model: backend, url, model, key variable, price, context,
+        extra request fields."""
         return {name: getattr(self, name) for name in MODEL_FIELDS}
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from service.catalog import MODEL_FIELDS
+from service.catalog import EXTRA_BODY, MODEL_FIELDS
 
 
 class ConfigError(ValueError):
@@ -94,6 +94,7 @@ class ModelConfig(Strict):
     model: str | None = Field(default=None, description="Model name (openai) or GGUF path.")
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the API key.")
     context_window: int | None = Field(default=None, description="Tokens; default: llm's.")
+    extra_body: dict[str, Any] | None = Field(default=None, description=EXTRA_BODY)
     weight: float = Field(default=1.0, gt=0, description="selector 'weighted': relative share.")
     price_per_1k_tokens: float = Field(default=0.0, ge=0, description="Cost of 1000 tokens "
                                        "(prompt + completion), for cost accounting and budgets.")
@@ -126,6 +127,7 @@ class LLMConfig(Strict):
     model: str | None = Field(default=None,
                               description="Model name (openai) or GGUF path (llamacpp).")
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the API key.")
+    extra_body: dict[str, Any] | None = Field(default=None, description=EXTRA_BODY)
     temperature: float = Field(default=0.8, ge=0, le=2)
     top_p: float = Field(default=0.95, gt=0, le=1)
     max_tokens: int = Field(default=512, ge=16)
@@ -133,11 +135,10 @@ class LLMConfig(Strict):
         default=1.5, ge=0, description="A rewrite answer may use at most this many times the "
         "tokens of the code it rewrites plus 32 (at least 64, never more than max_tokens): a small "
         "model that rambles past its block stops early; 0: max_tokens always.")
-    close_code: bool = Field(
-        default=True, description="Rewrite answers decoded in this process (llamacpp): ban the "
-        "tokens that would leave the code uncompilable (a closing bracket that matches no open "
-        "one, the closing fence or the end of the answer inside an open bracket or string). "
-        "Nothing is added to the answer and it is checked as written; other backends ignore it.")
+    close_code: bool = Field(default=True, description="Rewrites decoded in this process "
+                             "(llamacpp): never sample a token that leaves the code uncompilable "
+                             "(an unmatched closer; the fence or the end inside a bracket or "
+                             "string). Nothing is added; the answer is checked as written.")
     n: int = Field(default=1, ge=1, description="Completions per prompt.")
     prompts_per_call: int = Field(default=1, ge=1, description="Prompts sampled per LLM batch.")
     answer_format: Literal["auto", "diff", "rewrite"] = Field(

@@ -41,7 +41,8 @@ def member_config(cfg: LLMConfig, index: int) -> LLMConfig:
     return cfg.model_copy(update={"backend": m.backend, "url": m.url, "model": m.model,
                                   "api_key_env": m.api_key_env,
                                   "context_window": m.context_window or cfg.context_window,
-                                  "price_per_1k_tokens": m.price_per_1k_tokens, "models": []})
+                                  "price_per_1k_tokens": m.price_per_1k_tokens,
+                                  "extra_body": m.extra_body, "models": []})
 
 
 def resolve_models(cfg: RunConfig, settings: Settings) -> RunConfig:

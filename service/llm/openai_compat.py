@@ -20,6 +20,8 @@ from service.llm.models import small_model_from_name
 
 DEFAULT_CONTEXT = 4096
 DEFAULT_CONCURRENCY = 4
+_REQUEST_FIELDS = {"model", "messages", "n", "temperature", "top_p", "max_tokens", "seed",
+                   "stream"}  # what _send sets: extra_body may not override it
 MIN_COMPLETION_TOKENS = 32
 CHARS_PER_TOKEN = 3.5  # count_tokens estimate: no tokenizer is loaded for a remote model
 _SEED_STRIDE = 1_000_003
@@ -45,6 +47,10 @@ class OpenAICompatBackend:
         if not cfg.url:
             raise ConfigError("llm.url is required for llm.backend = 'openai'; set it (or "
                               "--llm-url) to the server's base URL, e.g. http://127.0.0.1:8000/v1")
+        if taken := sorted(set(cfg.extra_body or {}) & _REQUEST_FIELDS):
+            raise ConfigError(f"llm.extra_body sets {', '.join(taken)}, which evoforge sends "
+                              "itself; set them as llm keys (temperature, top_p, max_tokens, n, "
+                              "seed) and keep extra_body for the server's own parameters")
         self.url = cfg.url.rstrip("/")
         self._cfg = cfg
         self._backoff = (backoff_s, max_backoff_s)
@@ -146,7 +152,7 @@ class OpenAICompatBackend:
             resp = await self._client.chat.completions.create(
                 model=model, messages=[{"role": m.role, "content": m.content} for m in messages],
                 n=n, temperature=sampling.temperature, top_p=sampling.top_p,
-                max_tokens=max_tokens, seed=seed)
+                max_tokens=max_tokens, seed=seed, extra_body=self._cfg.extra_body)
             latency = time.perf_counter() - start
         texts = [c.message.content or "" for c in resp.choices]
         prompt_tokens = resp.usage.prompt_tokens if resp.usage else 0

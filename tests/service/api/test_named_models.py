@@ -57,12 +57,14 @@ def test_a_run_naming_no_model_gets_the_operators_default(api: Api) -> None:
      ["llm.backend", "llm.model"]),
     ({"api_key_env": "EVOFORGE_DB"}, ["llm.api_key_env"]),
     ({"context_window": 10_000_000}, ["llm.context_window"]),
+    ({"extra_body": {"lora_request": {"lora_path": "/srv/other"}}}, ["llm.extra_body"]),
     ({"use": "gpt-99"}, ["llm.use"]),
     ({"use": "/srv/models/private.gguf"}, ["llm.use"]),
     ({"models": [{"backend": "openai", "url": URL, "name": "x"}]},
      ["llm.models[0].backend", "llm.models[0].url", "llm.models[0].use"]),
     ({"models": [{"use": "answers"}, {"use": "nowhere"}]}, ["llm.models[1].use"]),
-], ids=["url", "gguf-path", "answers-path", "key-variable", "context", "unknown-name",
+], ids=["url", "gguf-path", "answers-path", "key-variable", "context", "request-fields",
+        "unknown-name",
         "path-as-name", "member-url", "unknown-member"])
 def test_a_url_path_key_variable_or_unknown_model_is_a_422_listing_the_models(
         api: Api, llm: dict[str, Any], where: list[str]) -> None:

@@ -182,6 +182,26 @@ def test_vllm_max_tokens_refusal_is_resent_once_with_what_fits():
         server.stop()
 
 
+def test_extra_body_fields_reach_the_server_and_may_not_replace_what_evoforge_sends():
+    answer = {"id": "c", "object": "chat.completion", "created": 0, "model": "m",
+              "choices": [{"index": 0, "finish_reason": "stop",
+                           "message": {"role": "assistant", "content": "x = 1"}}],
+              "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
+    server = ReplayServer((200, answer))
+    try:
+        b = OpenAICompatBackend(LLMConfig(backend="openai", url=server.url, model="m",
+                                          extra_body={"repeat_penalty": 1.0, "top_k": 40}))
+        asyncio.run(generate_then_close(b, [HELLO], 1, Sampling(max_tokens=8, temperature=0.3)))
+        [sent] = server.requests
+        assert sent["repeat_penalty"] == 1.0 and sent["top_k"] == 40
+        assert sent["temperature"] == 0.3 and sent["max_tokens"] == 8
+    finally:
+        server.stop()
+    with pytest.raises(ConfigError, match=r"llm\.extra_body sets max_tokens, temperature"):
+        OpenAICompatBackend(LLMConfig(backend="openai", url=server.url, model="m",
+                                      extra_body={"temperature": 2, "max_tokens": 9}))
+
+
 def test_missing_url_is_a_config_error_naming_the_setting():
     with pytest.raises(ConfigError, match=r"llm\.url is required"):
         make_backend(LLMConfig(backend="openai"), Settings())
