@@ -70,6 +70,22 @@ def test_n_choices_are_topped_up_when_the_server_ignores_n(server_url):
 
 
 @pytest.mark.llm
+def test_llama_cpp_server_reads_its_repeat_penalty_from_extra_body(server_url):
+    # its default is 1.1; sent as 1.1 the text is the default's, sent as 1.0 it is another (the
+    # first request warms the server's prompt cache: a cold prompt samples slightly otherwise)
+    prompt = [Message("user", "Write a Python function that sums a list of lists.")]
+
+    def text(extra_body: dict | None) -> str:
+        b = backend(server_url, extra_body=extra_body)
+        [[c]] = asyncio.run(generate_then_close(b, [prompt], 1, Sampling(max_tokens=96, seed=3)))
+        return c.text
+
+    text(None)
+    default = text(None)
+    assert text({"repeat_penalty": 1.1}) == default and text({"repeat_penalty": 1.0}) != default
+
+
+@pytest.mark.llm
 def test_context_overflow_raises_llm_error_without_retrying(server_url):
     b = backend(server_url, retries=3)
     start = time.perf_counter()
