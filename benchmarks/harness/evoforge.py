@@ -175,6 +175,23 @@ def run_cli(problem: Path, home: Path, *, seed: int, iterations: int | None = No
     return FinishedRun(home, summary["run_id"], summary, wall, t0)
 
 
+def toml_value(value: Any) -> str:
+    """Returns value (JSON-like data: scalars, lists, dicts) written as a TOML value."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}"
+                                for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if value is None:
+        raise ValueError("TOML has no null: leave the key out instead")
+    return json.dumps(value)
+
+
+def llm_table(llm: dict[str, Any]) -> str:
+    """Returns the text of a RUN.toml holding these [llm] keys."""
+    return "[llm]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in llm.items())
+
+
 def run_on_endpoint(problem: Path, url: str, model: str, iterations: int, seed: int,
                     workers: int, home: Path, llm: dict[str, Any] | None = None,
                     timeout_s: float = 3600) -> FinishedRun:
@@ -182,9 +199,7 @@ def run_on_endpoint(problem: Path, url: str, model: str, iterations: int, seed: 
 
     llm holds extra [llm] settings for the run (e.g. context_window, concurrency, timeout_s).
     """
-    config = None
-    if llm:
-        config = "[llm]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in llm.items())
+    config = llm_table(llm) if llm else None
     return run_cli(problem, home, seed=seed, iterations=iterations, config=config,
                    timeout_s=timeout_s, options=["--llm", "openai", "--llm-url", url,
                                                  "--model", model, "--workers", str(workers)])

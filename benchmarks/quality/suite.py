@@ -27,7 +27,7 @@ from typing import Any
 
 from rich.console import Console
 
-from benchmarks.harness.evoforge import figures, run_cli, run_on_endpoint, strict_score
+from benchmarks.harness.evoforge import figures, llm_table, run_cli, run_on_endpoint, strict_score
 from benchmarks.harness.llm_server import endpoint, evoforge_llm, served_model
 from benchmarks.harness.paths import OUT, PROBLEMS, all_problems, find_problem
 from benchmarks.harness.processes import exit_on_sigterm
@@ -73,8 +73,7 @@ def run_problem(path: Path, url: str, model: str, args: argparse.Namespace, seed
     initial = strict_score(problem.path, problem.initial_code)
     llm = evoforge_llm(args) | dict(args.llm)
     if args.embedded:
-        config = "[llm]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in llm.items())
-        run = run_cli(problem.path, work, seed=seed, iterations=args.calls, config=config,
+        run = run_cli(problem.path, work, seed=seed, iterations=args.calls, config=llm_table(llm),
                       options=["--workers", str(args.workers)], timeout_s=args.run_timeout_s)
     else:
         run = run_on_endpoint(problem.path, url, model, args.calls, seed, args.workers, work,

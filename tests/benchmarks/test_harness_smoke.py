@@ -11,11 +11,13 @@ import json
 import math
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from benchmarks.harness.curves import best_curve, time_curve
+from benchmarks.harness.evoforge import llm_table
 from benchmarks.peers.proxy import Call, busy_seconds, summarise
 from benchmarks.quality.suite import gap
 from service.problems.load import load_problem
@@ -132,3 +134,9 @@ def test_best_curves_keep_the_best_so_far_in_the_problem_direction() -> None:
     assert best_curve([], 2, maximize=True) == [None, None, None]
     assert time_curve([(2.0, 1.0), (1.0, 2.0), (3.0, 5.0)], maximize=True) == [[1.0, 2.0],
                                                                                [3.0, 5.0]]
+
+
+def test_llm_settings_are_written_as_a_toml_table_the_cli_reads() -> None:
+    llm = {"timeout_s": 600, "extra_body": {"repeat_penalty": 1.0, "stop": ["```", "\n\n"]},
+           "system_message": 'say "hi"\n', "close_code": False}
+    assert tomllib.loads(llm_table(llm)) == {"llm": llm}
