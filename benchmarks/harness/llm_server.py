@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -89,3 +91,14 @@ def served_model(url: str) -> str:
     if not listed:
         raise SystemExit(f"{url}/models lists no model; pass --model")
     return str(listed[0]["id"])
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """Returns (key, value) of a KEY=VALUE argument, the value read as JSON (else a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. close_code=false)")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value

@@ -4,7 +4,9 @@ Each run gets its own path prefix (http://127.0.0.1:PORT/<tag>/v1); the proxy fo
 request to the upstream /v1 unchanged and records, per chat request, when it started and ended,
 its HTTP status, the usage the server reported and a hash of the completion text. LLM calls,
 tokens and LLM busy time in the benchmark tables come from here, not from either system's own
-counters, so both are counted the same way (retries included).
+counters, so both are counted the same way (retries included). `defaults` are fields every chat
+request gets unless it sets them itself (the server's own sampling fields, e.g. llama.cpp's
+repeat_penalty), so systems that cannot send them still sample alike.
 """
 
 from __future__ import annotations
@@ -79,7 +81,21 @@ def summarise(calls: list[Call]) -> dict[str, Any]:
             "llm_busy_s": busy_seconds(calls)}
 
 
-def _handler(upstream: str, meter: Meter, client: httpx.Client) -> type[BaseHTTPRequestHandler]:
+def with_defaults(body: bytes, defaults: dict[str, Any]) -> bytes:
+    """Returns a chat request's JSON body with the default fields it does not set itself."""
+    if not defaults:
+        return body
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return body  # not JSON: the upstream answers it as it would
+    if not isinstance(request, dict):
+        return body
+    return json.dumps(defaults | request).encode()
+
+
+def _handler(upstream: str, meter: Meter, client: httpx.Client,
+             defaults: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -92,6 +108,8 @@ def _handler(upstream: str, meter: Meter, client: httpx.Client) -> type[BaseHTTP
                 self._reply(404, b'{"error": "use http://HOST:PORT/<tag>/v1"}', "application/json")
                 return
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if method == "POST" and rest.endswith("chat/completions"):
+                body = with_defaults(body, defaults)
             headers = {k: v for k, v in self.headers.items()
                        if k.lower() in ("content-type", "authorization", "accept")}
             start = time.time()
@@ -153,12 +171,14 @@ def _call(tag: str, start: float, end: float, status: int, content: bytes) -> Ca
 class CountingProxy:
     """Serves the proxy on 127.0.0.1 in a background thread; use as a context manager."""
 
-    def __init__(self, upstream: str, timeout_s: float = 600.0) -> None:
+    def __init__(self, upstream: str, timeout_s: float = 600.0,
+                 defaults: dict[str, Any] | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.meter = Meter()
         self._client = httpx.Client(timeout=timeout_s)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                           _handler(self.upstream, self.meter, self._client))
+                                           _handler(self.upstream, self.meter, self._client,
+                                                    defaults or {}))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

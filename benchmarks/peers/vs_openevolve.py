@@ -22,7 +22,7 @@ from rich.console import Console
 
 from benchmarks.harness.curves import last_value
 from benchmarks.harness.evoforge import figures, run_on_endpoint, strict_score
-from benchmarks.harness.llm_server import endpoint, evoforge_llm, served_model
+from benchmarks.harness.llm_server import endpoint, evoforge_llm, key_value, served_model
 from benchmarks.harness.paths import OUT, find_problem
 from benchmarks.harness.processes import exit_on_sigterm
 from benchmarks.harness.store import read_json, write_json
@@ -52,6 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--temperature", type=float, default=None, help="sampling temperature of "
                     "every run (both systems); default: each problem's")
     ap.add_argument("--workers", type=int, default=2, help="evaluations at once, both systems")
+    ap.add_argument("--server-field", type=key_value, action="append", default=[],
+                    metavar="KEY=VALUE", help="a field the proxy adds to every chat request of "
+                    "both systems unless it sets it (repeat_penalty=1.0: llama.cpp's server "
+                    "penalises repeats, 1.1, by default); repeatable")
     ap.add_argument("--systems", default=",".join(SYSTEMS), help="evoforge,openevolve or one")
     ap.add_argument("--out", type=Path, default=OUT, help="folder for the outputs")
     ap.add_argument("--name", default="vs_openevolve", help="output file stem under benchmarks/out")
@@ -116,7 +120,7 @@ def measure(args: argparse.Namespace, url: str, console: Console) -> list[dict[s
     runs_dir = args.out / f"{args.name}-runs"  # every run's files, kept for inspection
     shutil.rmtree(runs_dir, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    with CountingProxy(url) as proxy:
+    with CountingProxy(url, defaults=dict(args.server_field)) as proxy:
         for path in args.problems:
             problem = load_problem(path)
             initial = strict_score(problem.path, problem.initial_code)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from typing import Any
 from rich.console import Console
 
 from benchmarks.harness.evoforge import figures, llm_table, run_cli, run_on_endpoint, strict_score
-from benchmarks.harness.llm_server import endpoint, evoforge_llm, served_model
+from benchmarks.harness.llm_server import endpoint, evoforge_llm, key_value, served_model
 from benchmarks.harness.paths import OUT, PROBLEMS, all_problems, find_problem
 from benchmarks.harness.processes import exit_on_sigterm
 from benchmarks.harness.store import read_json, write_json
@@ -94,17 +93,6 @@ def run_problem(path: Path, url: str, model: str, args: argparse.Namespace, seed
             "finished_at": datetime.now(UTC).isoformat(), "load_avg": os.getloadavg()}
 
 
-def llm_setting(text: str) -> tuple[str, Any]:
-    """Returns (key, value) of a KEY=VALUE argument, the value read as JSON (else a string)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. close_code=false)")
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
-
-
 def saved_rows(out: Path, name: str, calls: int, model: str) -> dict[tuple[str, int], dict]:
     """Returns the finished rows of an earlier invocation with the same budget and model."""
     rows: dict[tuple[str, int], dict] = {}
@@ -127,7 +115,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
     ap.add_argument("--model", default=None, help="model name; default: the first the server lists")
     ap.add_argument("--embedded", action="store_true", help="no server: each run uses its own "
                     "in-process llamacpp backend on the embedded SmolLM2 (evoforge's default)")
-    ap.add_argument("--llm", type=llm_setting, action="append", default=[], metavar="KEY=VALUE",
+    ap.add_argument("--llm", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                     help="one more [llm] key of every run, VALUE in JSON (close_code=false); "
                     "repeatable")
     ap.add_argument("--n-ctx", type=int, default=4096, help="context of the started server")

@@ -18,7 +18,7 @@ import pytest
 
 from benchmarks.harness.curves import best_curve, time_curve
 from benchmarks.harness.evoforge import llm_table
-from benchmarks.peers.proxy import Call, busy_seconds, summarise
+from benchmarks.peers.proxy import Call, busy_seconds, summarise, with_defaults
 from benchmarks.quality.suite import gap
 from service.problems.load import load_problem
 
@@ -140,3 +140,11 @@ def test_llm_settings_are_written_as_a_toml_table_the_cli_reads() -> None:
     llm = {"timeout_s": 600, "extra_body": {"repeat_penalty": 1.0, "stop": ["```", "\n\n"]},
            "system_message": 'say "hi"\n', "close_code": False}
     assert tomllib.loads(llm_table(llm)) == {"llm": llm}
+
+
+def test_the_proxy_adds_its_default_fields_to_a_request_that_does_not_set_them() -> None:
+    sent = json.dumps({"model": "m", "temperature": 0.7, "repeat_penalty": 1.3}).encode()
+    assert json.loads(with_defaults(sent, {"repeat_penalty": 1.0, "top_k": 40})) == {
+        "model": "m", "temperature": 0.7, "repeat_penalty": 1.3, "top_k": 40}
+    assert with_defaults(b"not json", {"top_k": 40}) == b"not json"
+    assert with_defaults(sent, {}) is sent
