@@ -11,7 +11,9 @@ saved in <name>.json or <name>.partial.json with the same budget and model is no
         [--url URL --model M | --embedded] [--llm KEY=VALUE ...] [--fresh]
 
 --embedded runs each evoforge on its own in-process llamacpp backend instead (what `evoforge run`
-does by default, the code guard included); --llm sets more [llm] keys of every run.
+does by default, the code guard included); --llm sets more [llm] keys of every run. Runs on the
+server started here send llm.extra_body = {repeat_penalty = 1.0} (llama.cpp's server penalises
+repeated tokens by default, which costs code its brackets; --llm extra_body={} sends nothing).
 """
 
 from __future__ import annotations
@@ -70,7 +72,10 @@ def run_problem(path: Path, url: str, model: str, args: argparse.Namespace, seed
     """Runs evoforge on one problem and seed; returns the results row."""
     problem = load_problem(path)
     initial = strict_score(problem.path, problem.initial_code)
-    llm = evoforge_llm(args) | dict(args.llm)
+    # the server started here is llama.cpp's, whose repeat penalty (1.1 unless a request says
+    # otherwise) costs code its brackets: runs on it send 1.0, as docs/benchmarks.md advises
+    own = {} if args.url or args.embedded else {"extra_body": {"repeat_penalty": 1.0}}
+    llm = evoforge_llm(args) | own | dict(args.llm)
     if args.embedded:
         run = run_cli(problem.path, work, seed=seed, iterations=args.calls, config=llm_table(llm),
                       options=["--workers", str(args.workers)], timeout_s=args.run_timeout_s)
