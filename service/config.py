@@ -45,8 +45,8 @@ class ScratchpadConfig(Strict):
 class SearchConfig(Strict):
     """The population: islands, MAP-Elites grid, parent and inspiration sampling."""
 
-    num_islands: int = Field(default=2, ge=1,
-                             description="Islands evolving apart, joined by ring migration.")
+    num_islands: int = Field(default=2, ge=1, le=1000, description="Islands evolving apart, "
+                             "joined by ring migration (the UI lists each one).")
     population_size: int = Field(default=60, ge=2, description="Programs kept per island.")
     migration_interval: int = Field(default=20, ge=1, description="Iterations between migrations.")
     migration_rate: float = Field(default=0.1, ge=0, le=1,

@@ -28,6 +28,14 @@ def test_bad_value_names_the_key() -> None:
         build_run_config({"search": {"selection": "best"}})
 
 
+def test_islands_beyond_a_thousand_are_refused_naming_the_key() -> None:
+    # each island is a row of the UI's island list and a term of its queries: 10^9 of them
+    # would turn one page view into a billion-step loop (found by the API fuzzer)
+    with pytest.raises(ConfigError, match=r"'search.num_islands'.*1000"):
+        build_run_config({"search": {"num_islands": 10**9}})
+    assert build_run_config({"search": {"num_islands": 1000}}).search.num_islands == 1000
+
+
 def test_exploit_plus_explore_above_one_is_rejected() -> None:
     with pytest.raises(ConfigError, match="exploit_ratio"):
         build_run_config({"search": {"exploit_ratio": 0.8, "explore_ratio": 0.5}})
