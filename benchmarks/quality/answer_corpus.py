@@ -34,8 +34,13 @@ from service.config import build_run_config
 from service.db import Database
 from service.db.models import LLMSampleRow, ProblemRow, ProgramRow, RunRow
 from service.edits.apply import choose_format
-from service.edits.closable import PYTHON_BLOCK
-from service.evolution.prompts import ProgramView, PromptContext, asked_format, build_prompt
+from service.evolution.prompts import (
+    ProgramView,
+    PromptContext,
+    answer_guard,
+    asked_format,
+    build_prompt,
+)
 from service.llm.base import Message, Sampling
 from service.llm.llamacpp import LlamaCppBackend
 from service.problems.load import Problem, load_problem
@@ -91,8 +96,7 @@ async def collect(args: argparse.Namespace) -> Path:
                         continue
                     sampling = Sampling(temperature=temperature, max_tokens=max_tokens,
                                         seed=seed * 1000 + call,
-                                        guard=PYTHON_BLOCK if args.close_code and fmt == "rewrite"
-                                        else None)
+                                        guard=answer_guard(fmt, args.close_code))
                     [[c]] = await backend.generate([messages], 1, sampling)
                     record = {"problem": problem.name, "seed": seed, "call": call, "fmt": fmt,
                               "parent_code": problem.initial_code,

@@ -77,7 +77,7 @@ def _in_string(state: Lexer, ch: str, blank: bool) -> Lexer | None:
     """Returns the state after a character inside a string."""
     if state.escape:
         return replace(state, escape=False, empty=False, run=0, blank=blank)
-    if ch == "\n" and len(state.quote) == 1 or ch == "`" and state.blank:
+    if (ch == "\n" and len(state.quote) == 1) or (ch == "`" and state.blank):
         return None  # a one-line string across lines; a fence line inside a string
     if ch == "\\":
         return replace(state, escape=True, empty=False, run=0, blank=False)

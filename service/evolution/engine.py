@@ -34,14 +34,13 @@ from service.db.status import (
     RunStatus,
 )
 from service.edits.apply import choose_format
-from service.edits.closable import PYTHON_BLOCK
 from service.edits.identity import code_hash
 from service.evolution.aids.hooks import SearchAids
 from service.evolution.budget import Counters, stop_reason
 from service.evolution.ledger import Ledger, apply_result, queue_of
 from service.evolution.planner import Plan, Planner
 from service.evolution.population import Population
-from service.evolution.prompts import answer_done, answer_tokens
+from service.evolution.prompts import answer_done, answer_guard, answer_tokens
 from service.evolution.report import InitialProgramFailed, Progress, RunBusy
 from service.evolution.training import NoTraining, RoundProgress, TrainingHook
 from service.execution.base import Executor, ExecutorUnavailable, make_job
@@ -223,12 +222,11 @@ class Engine:
         n = self.cfg.llm.n
         self.reserved += len(plans) * n
         call = self.counters.llm_calls
-        rewrite = self.fmt == "rewrite"
         sampling = Sampling(temperature=self.aids.temperature(self.counters.iterations),
                             top_p=self.cfg.llm.top_p, max_tokens=self._answer_tokens(plans),
                             seed=self.cfg.seed * 1_000_003 + call,
-                            stop_when=answer_done if rewrite else None,
-                            guard=PYTHON_BLOCK if rewrite and self.cfg.llm.close_code else None)
+                            stop_when=answer_done if self.fmt == "rewrite" else None,
+                            guard=answer_guard(self.fmt, self.cfg.llm.close_code))
         try:
             started = time.monotonic()
             batches = await self.llm.generate([p.messages for p in plans], n, sampling)

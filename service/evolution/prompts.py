@@ -14,9 +14,10 @@ from typing import Any
 
 from evaluators import tree
 from service.edits.apply import Format
+from service.edits.closable import PYTHON_BLOCK
 from service.edits.rewrite import closed_prefix
 from service.evolution.program_text import ELIDED, evolving, file_blocks, shown
-from service.llm.base import Message
+from service.llm.base import DecodingRule, Message
 from service.problems.blocks import block_text, lenient_blocks, parse_block_name
 from service.problems.direction import Direction
 
@@ -129,6 +130,12 @@ def answer_done(answer: str) -> bool:
     """Returns True once a rewrite answer is done: its ```python block closed, or it repeats
     itself (what follows a loop of the same lines is more of it)."""
     return block_closed(answer) or repeating(answer)
+
+
+def answer_guard(fmt: Format, close_code: bool) -> DecodingRule | None:
+    """Returns the rule an answer in fmt is decoded under: a rewrite keeps its code closable
+    (llm.close_code); a diff's fragments have no such rule."""
+    return PYTHON_BLOCK if fmt == "rewrite" and close_code else None
 
 
 def repeating(answer: str, window: int = REPEAT_WINDOW, times: int = REPEAT_TIMES) -> bool:
