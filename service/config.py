@@ -79,6 +79,9 @@ class SearchConfig(Strict):
     island_reset_iterations: int | None = Field(
         default=None, ge=1, description="Reset the worse half of the islands from the better half "
         "after this many iterations without improvement (FunSearch); unset: never.")
+    invalid_parents: bool = Field(default=False, description="Programs their evaluator marks "
+                                  "invalid (metric validity = 0) may be parents; off: stored, "
+                                  "shown, never sampled (nor counted as the best).")
 
 
 class ModelConfig(Strict):

@@ -138,7 +138,8 @@ def write_best(db: Database, run_id: int, out: Path) -> tuple[ProgramRow, Path] 
     with db.session() as s:
         run = s.get(RunRow, run_id)
         prow = s.get(ProblemRow, run.problem_id)
-        best = best_program(s, run_id, prow.direction)
+        best = (s.get(ProgramRow, run.best_program_id) if run.best_program_id is not None
+                else best_program(s, run_id, prow.direction))  # the engine's choice first
     if best is None:
         return None
     return best, tree.place(best.code, out)

@@ -139,7 +139,7 @@ def scored_programs(s: Session, run_id: int) -> Iterator[Any]:
     row is older than the reset's), with the columns the archive replay needs."""
     p = ProgramRow
     stmt = (select(p.id, p.island, p.score, p.code_hash, p.features, p.generation, p.iteration,
-                   p.kind).where(p.run_id == run_id, p.status == ProgramStatus.OK)
+                   p.kind, p.metrics).where(p.run_id == run_id, p.status == ProgramStatus.OK)
             .order_by(p.evaluated_at.nulls_first(), p.id).execution_options(yield_per=5000))
     yield from s.execute(stmt)
 

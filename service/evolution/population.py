@@ -19,6 +19,15 @@ from service.problems.load import Problem
 
 log = logging.getLogger("evoforge.engine")
 Membership = tuple[list[int], list[int], bool]  # (kept ids, evicted ids, new best?)
+# The metric by which an evaluator says a scored program is no solution (0: invalid), as
+# OpenEvolve's examples and the shipped problems return it.
+VALIDITY = "validity"
+
+
+def marked_invalid(metrics: dict[str, Any] | None) -> bool:
+    """Returns True when the evaluator scored a program but marked it invalid (validity 0)."""
+    value = (metrics or {}).get(VALIDITY)
+    return isinstance(value, int | float) and value == 0  # False too
 
 
 class Population:
@@ -38,9 +47,17 @@ class Population:
                 feats[dim] = float(result.metrics[dim])
         return feats
 
+    def admits(self, prog: Any) -> bool:
+        """Returns whether a scored program may join the archive (and so be a parent): not when
+        its evaluator marked it invalid, unless search.invalid_parents or it is the initial."""
+        return (self.cfg.search.invalid_parents or prog.kind == ProgramKind.INITIAL
+                or not marked_invalid(prog.metrics))
+
     def add(self, prog: Any, than: float | None = None) -> Membership:
-        """Adds a scored program to the archive (no writes); returns what changed: a new best
-        beats the run's best and than (a score not recorded yet)."""
+        """Adds a scored program to the archive (no writes) if it admits it; returns what
+        changed: a new best beats the run's best and than (a score not recorded yet)."""
+        if not self.admits(prog):
+            return [], [], False
         member = Member(id=prog.id, island=prog.island,
                         fitness=self.problem.direction.fitness(prog.score), score=prog.score,
                         code_hash=prog.code_hash, features=prog.features or {},

@@ -13,6 +13,7 @@ from service.edits.closable import PYTHON_BLOCK
 from service.evolution.report import InitialProgramFailed
 from service.llm.base import LLMUnavailable
 from service.llm.scripted import ScriptedBackend
+from service.runs import write_best
 from tests.service.driver import drive
 from tests.service.engine_helpers import answer, config, returns, tiny_problem
 
@@ -129,6 +130,42 @@ def test_initial_program_failure_is_explained(sqlite_url: str, tmp_path: Path) -
         "# EVOLVE-BLOCK-START\ndef value():\n    return 1 / 0\n# EVOLVE-BLOCK-END\n")
     with pytest.raises(InitialProgramFailed, match=r"ZeroDivisionError.*problems check"):
         drive(sqlite_url, folder, config(budget__iterations=2), ScriptedBackend([returns(1)]))
+
+
+def invalid_above_ten(folder: Path) -> Path:
+    """The tiny problem whose evaluator marks a value above 10 invalid, keeping its score."""
+    evaluator = folder / "evaluator.py"
+    evaluator.write_text(evaluator.read_text().replace(
+        '"value": v}', '"value": v, "validity": 0.0 if v > 10 else 1.0}'))
+    return folder
+
+
+@pytest.mark.parametrize("invalid_parents", [False, True])
+def test_programs_marked_invalid_are_kept_but_never_parents_unless_asked(
+        sqlite_url: str, tmp_path: Path, invalid_parents: bool) -> None:
+    folder = invalid_above_ten(tiny_problem(tmp_path / "p"))
+    llm = ScriptedBackend([returns(10.5)] + [returns(v) for v in range(2, 9)], max_concurrency=1)
+    cfg = config(budget__iterations=8, evaluation__workers=1, search__num_islands=1,
+                 search__invalid_parents=invalid_parents)
+    db, run, _ = drive(sqlite_url, folder, cfg, llm)
+    with db.session() as s:
+        invalid = s.scalars(select(ProgramRow).filter_by(run_id=run.id, iteration=1)).one()
+        children = s.scalars(select(ProgramRow).filter(ProgramRow.run_id == run.id,
+                                                       ProgramRow.iteration > 1)).all()
+    assert invalid.status == "ok" and invalid.score == -0.5 and invalid.metrics["validity"] == 0
+    assert invalid.in_archive is invalid_parents
+    assert run.best_score == (-0.5 if invalid_parents else -2.0)
+    best, _ = write_best(db, run.id, tmp_path / "best.py")
+    assert (best.id == invalid.id) is invalid_parents  # the file is the run's best, not the top row
+    if not invalid_parents:  # 7 children, none of the invalid program, before or after a resume
+        assert len(children) == 7 and invalid.id not in {c.parent_id for c in children}
+        cfg.budget.iterations = 12
+        llm = ScriptedBackend([returns(v) for v in (3, 4, 5, 6)], max_concurrency=1)
+        _, run2, _ = drive(db, folder, cfg, llm, run_id=run.id)
+        with db.session() as s:
+            later = s.scalars(select(ProgramRow.parent_id).filter(
+                ProgramRow.run_id == run.id, ProgramRow.iteration > 8)).all()
+        assert len(later) == 4 and invalid.id not in later and run2.best_score == -2.0
 
 
 def test_resume_continues_to_the_new_budget_without_repeating(
