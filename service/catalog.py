@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 EMBEDDED_MODEL = "smollm"
@@ -19,6 +26,22 @@ MODEL_FIELDS = ("backend", "url", "model", "api_key_env", "price_per_1k_tokens",
 EXTRA_BODY = ("openai: more fields of every request body, as they are: the server's own sampling "
               "parameters, e.g. {repeat_penalty = 1.0} for llama.cpp's server (its default 1.1 "
               "penalises the brackets code repeats), {repetition_penalty = 1.0} for vLLM.")
+# The fields of a chat request that evoforge sets itself: extra_body may not replace them.
+REQUEST_FIELDS = frozenset({"model", "messages", "n", "temperature", "top_p", "max_tokens", "seed",
+                            "stream"})
+
+
+def own_fields(body: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Returns an extra_body that leaves evoforge's own request fields alone, else says which."""
+    if taken := sorted(set(body or {}) & REQUEST_FIELDS):
+        raise ValueError(f"extra_body sets {', '.join(taken)}, which evoforge sends itself; set "
+                         "them as llm keys (temperature, top_p, max_tokens, n, seed) and keep "
+                         "extra_body for the server's own parameters")
+    return body
+
+
+ExtraBody = Annotated[dict[str, Any] | None, AfterValidator(own_fields),
+                      Field(default=None, description=EXTRA_BODY)]
 
 
 class ServedModel(BaseModel):
@@ -36,7 +59,7 @@ class ServedModel(BaseModel):
     price_per_1k_tokens: float = Field(default=0.0, ge=0, description="Cost of 1000 tokens.")
     context_window: int | None = Field(default=None, ge=64, description="Tokens; default: the "
                                        "backend's.")
-    extra_body: dict[str, Any] | None = Field(default=None, description=EXTRA_BODY)
+    extra_body: ExtraBody = None
     base_model: str | None = Field(default=None, description="HF folder or hub id that test-time "
                                    "RL trains this model's adapters on (rl.base_model); default: "
                                    "the GGUF, converted.")

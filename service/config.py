@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from service.catalog import EXTRA_BODY, MODEL_FIELDS
+from service.catalog import MODEL_FIELDS, ExtraBody
 
 
 class ConfigError(ValueError):
@@ -97,7 +97,7 @@ class ModelConfig(Strict):
     model: str | None = Field(default=None, description="Model name (openai) or GGUF path.")
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the API key.")
     context_window: int | None = Field(default=None, description="Tokens; default: llm's.")
-    extra_body: dict[str, Any] | None = Field(default=None, description=EXTRA_BODY)
+    extra_body: ExtraBody = None
     weight: float = Field(default=1.0, gt=0, description="selector 'weighted': relative share.")
     price_per_1k_tokens: float = Field(default=0.0, ge=0, description="Cost of 1000 tokens "
                                        "(prompt + completion), for cost accounting and budgets.")
@@ -130,7 +130,7 @@ class LLMConfig(Strict):
     model: str | None = Field(default=None,
                               description="Model name (openai) or GGUF path (llamacpp).")
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the API key.")
-    extra_body: dict[str, Any] | None = Field(default=None, description=EXTRA_BODY)
+    extra_body: ExtraBody = None
     temperature: float = Field(default=0.8, ge=0, le=2)
     top_p: float = Field(default=0.95, gt=0, le=1)
     max_tokens: int = Field(default=512, ge=16)

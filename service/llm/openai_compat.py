@@ -20,8 +20,6 @@ from service.llm.models import small_model_from_name
 
 DEFAULT_CONTEXT = 4096
 DEFAULT_CONCURRENCY = 4
-_REQUEST_FIELDS = {"model", "messages", "n", "temperature", "top_p", "max_tokens", "seed",
-                   "stream"}  # what _send sets: extra_body may not override it
 MIN_COMPLETION_TOKENS = 32
 CHARS_PER_TOKEN = 3.5  # count_tokens estimate: no tokenizer is loaded for a remote model
 _SEED_STRIDE = 1_000_003
@@ -47,10 +45,6 @@ class OpenAICompatBackend:
         if not cfg.url:
             raise ConfigError("llm.url is required for llm.backend = 'openai'; set it (or "
                               "--llm-url) to the server's base URL, e.g. http://127.0.0.1:8000/v1")
-        if taken := sorted(set(cfg.extra_body or {}) & _REQUEST_FIELDS):
-            raise ConfigError(f"llm.extra_body sets {', '.join(taken)}, which evoforge sends "
-                              "itself; set them as llm keys (temperature, top_p, max_tokens, n, "
-                              "seed) and keep extra_body for the server's own parameters")
         self.url = cfg.url.rstrip("/")
         self._cfg = cfg
         self._backoff = (backoff_s, max_backoff_s)

@@ -62,7 +62,9 @@ def test_a_models_file_from_the_environment_names_the_models_and_the_default(
     ("[models]\n", "'models'"),
     ('[models."../x"]\n', "models.../x"),
     ("[models.qwen\n", "invalid TOML"),
-], ids=["openai-without-url", "unknown-key", "unknown-default", "no-models", "bad-name", "toml"])
+    ('[models.q]\nextra_body = {temperature = 0}\n', "extra_body sets temperature, which evoforge"),
+], ids=["openai-without-url", "unknown-key", "unknown-default", "no-models", "bad-name", "toml",
+        "request-field-in-extra-body"])
 def test_a_bad_models_file_is_an_error_naming_the_file_and_the_key(
         tmp_path: Path, text: str, message: str) -> None:
     path = _file(tmp_path, text)

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from service.config import ConfigError, LLMConfig
+from service.config import ConfigError, LLMConfig, build_run_config
 from service.llm.base import LLMError, LLMUnavailable, Message, Sampling
 from service.llm.factory import make_backend
 from service.llm.models import small_model_from_name
@@ -213,9 +213,10 @@ def test_extra_body_fields_reach_the_server_and_may_not_replace_what_evoforge_se
         assert sent["temperature"] == 0.3 and sent["max_tokens"] == 8
     finally:
         server.stop()
-    with pytest.raises(ConfigError, match=r"llm\.extra_body sets max_tokens, temperature"):
-        OpenAICompatBackend(LLMConfig(backend="openai", url=server.url, model="m",
-                                      extra_body={"temperature": 2, "max_tokens": 9}))
+    with pytest.raises(ConfigError, match=r"'llm\.extra_body': extra_body sets max_tokens, "
+                                          r"temperature, which evoforge sends itself"):
+        build_run_config({"llm": {"backend": "openai", "url": server.url,
+                                  "extra_body": {"temperature": 2, "max_tokens": 9}}})
 
 
 def test_missing_url_is_a_config_error_naming_the_setting():
