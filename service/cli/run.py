@@ -28,8 +28,15 @@ from service.cli.common import (
 from service.config import build_run_config
 from service.db import Database
 from service.db.models import RunRow
-from service.db.queries import dumps, export_rows, reported_errors, starting_programs
+from service.db.queries import (
+    dumps,
+    export_rows,
+    reported_errors,
+    scored_metrics,
+    starting_programs,
+)
 from service.db.status import RunStatus
+from service.evolution.population import marked_invalid
 from service.evolution.reverify import tier_label
 from service.problems.load import Problem, ProblemError, load_problem
 from service.runs import create_run, drive, load_run, run_config_for, update_config, write_best
@@ -127,8 +134,9 @@ def _drive(database: Database, run_id: int, settings: Settings, json_out: bool) 
     with database.session() as s:
         reported = reported_errors(s, run_id)
         starts = starting_programs(s, run_id)
+        invalid = sum(marked_invalid(m) for m in scored_metrics(s, run_id))
     _summary(final, best_path, json_out, tier_label(best) if best else None,
-             reported, starts)
+             reported, starts, invalid)
     if final.status == RunStatus.PAUSED:
         say(f"[yellow]paused:[/] {final.stop_reason}; fix it, then `evoforge resume {run_id}`")
         raise typer.Exit(3)
@@ -136,7 +144,8 @@ def _drive(database: Database, run_id: int, settings: Settings, json_out: bool) 
 
 def _summary(run: RunRow, best_path: Path | None, json_out: bool,
              tier: str | None = None, reported: tuple[int, str | None] = (0, None),
-             starts: list[tuple[int, int, float | None, str | None]] | None = None) -> None:
+             starts: list[tuple[int, int, float | None, str | None]] | None = None,
+             invalid: int = 0) -> None:
     gain = (run.best_score - run.initial_score) if run.best_score is not None and \
         run.initial_score is not None else None
     out.print(f"run {run.id} {run.status}: {run.stop_reason}")
@@ -148,6 +157,9 @@ def _summary(run: RunRow, best_path: Path | None, json_out: bool,
             f"#{pid} (island {island}) {score!r}" if score is not None
             else f"#{pid} (island {island}) failed ({kind})"
             for pid, island, score, kind in starts), highlight=False, markup=False)
+    if invalid:
+        out.print(f"{invalid} scored children were marked invalid by the evaluator (validity 0): "
+                  "kept, never parents (search.invalid_parents)", highlight=False, markup=False)
     if reported[0]:
         out.print(f"{reported[0]} scored program(s) carry an error their evaluator reported; "
                   f"latest: {reported[1]}", highlight=False, markup=False)
@@ -160,7 +172,7 @@ def _summary(run: RunRow, best_path: Path | None, json_out: bool,
             "run_id": run.id, "status": run.status, "stop_reason": run.stop_reason,
             "best_score": run.best_score, "initial_score": run.initial_score,
             "best_program_id": run.best_program_id, "best_path": str(best_path or ""),
-            "best_tier": tier, "reported_errors": reported[0],
+            "best_tier": tier, "reported_errors": reported[0], "invalid": invalid,
             "starting_programs": [{"id": pid, "island": island, "score": score,
                                    "failure_kind": kind}
                                   for pid, island, score, kind in starts or []],

@@ -203,6 +203,14 @@ def reported_errors(s: Session, run_id: int) -> tuple[int, str | None]:
     return count, latest
 
 
+def scored_metrics(s: Session, run_id: int) -> Iterator[dict[str, Any]]:
+    """Yields the metrics of the run's scored children (initial programs not included)."""
+    p = ProgramRow
+    yield from s.scalars(select(p.metrics).where(
+        p.run_id == run_id, p.status == ProgramStatus.OK, p.kind != ProgramKind.INITIAL)
+        .execution_options(yield_per=5000))
+
+
 def starting_programs(s: Session, run_id: int) -> list[tuple[int, int, float | None, str | None]]:
     """Returns (id, island, score, failure kind) of the run's starting programs, in order."""
     p = ProgramRow

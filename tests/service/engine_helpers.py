@@ -40,6 +40,14 @@ def tiny_problem(folder: Path) -> Path:
     return folder
 
 
+def invalid_above_ten(folder: Path) -> Path:
+    """The tiny problem whose evaluator marks a value above 10 invalid, keeping its score."""
+    evaluator = folder / "evaluator.py"
+    evaluator.write_text(evaluator.read_text().replace(
+        '"value": v}', '"value": v, "validity": 0.0 if v > 10 else 1.0}'))
+    return folder
+
+
 def answer(body: str) -> str:
     """Returns a rewrite answer holding body as the new block."""
     return f"Here is a better version:\n```python\n{body}\n```\n"

@@ -17,7 +17,7 @@ from evaluators.isolation.layers import RUN_VAR
 from service.db import Database
 from service.db.models import EvaluationRow, LLMSampleRow, ProgramRow
 from tests.conftest import REPO
-from tests.service.engine_helpers import returns, tiny_problem
+from tests.service.engine_helpers import invalid_above_ten, returns, tiny_problem
 
 EVOFORGE = [sys.executable, "-m", "service.cli"]
 
@@ -66,6 +66,16 @@ def test_run_json_then_list_best_and_export(tmp_path: Path) -> None:
     assert child["parent_id"] == rows[0]["id"] and child["completion"].startswith("Here is")
     assert child["prompt"][0]["role"] == "system" and child["island"] in (0, 1)
     assert {"generation", "metrics", "code"} <= set(child)
+
+
+def test_the_summary_counts_children_the_evaluator_marked_invalid(tmp_path: Path) -> None:
+    folder = invalid_above_ten(tiny_problem(tmp_path / "tiny"))
+    answers = scripted(tmp_path, [10.5, 4, 12])
+    args = ("run", str(folder), "--iterations", "3", "--llm", "scripted", "--model", str(answers))
+    proc = evoforge(*args, "--json", home=tmp_path / "home")
+    summary = last_json(proc.stdout)
+    assert summary["invalid"] == 2 and summary["best_score"] == -6.0  # 10.5 scores -0.5
+    assert "2 scored children were marked invalid by the evaluator" in proc.stdout
 
 
 def test_run_config_file_and_unknown_key(tmp_path: Path) -> None:

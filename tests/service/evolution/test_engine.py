@@ -15,7 +15,13 @@ from service.llm.base import LLMUnavailable
 from service.llm.scripted import ScriptedBackend
 from service.runs import write_best
 from tests.service.driver import drive
-from tests.service.engine_helpers import answer, config, returns, tiny_problem
+from tests.service.engine_helpers import (
+    answer,
+    config,
+    invalid_above_ten,
+    returns,
+    tiny_problem,
+)
 
 
 def count(db: Database, model: type, **where: object) -> int:
@@ -130,14 +136,6 @@ def test_initial_program_failure_is_explained(sqlite_url: str, tmp_path: Path) -
         "# EVOLVE-BLOCK-START\ndef value():\n    return 1 / 0\n# EVOLVE-BLOCK-END\n")
     with pytest.raises(InitialProgramFailed, match=r"ZeroDivisionError.*problems check"):
         drive(sqlite_url, folder, config(budget__iterations=2), ScriptedBackend([returns(1)]))
-
-
-def invalid_above_ten(folder: Path) -> Path:
-    """The tiny problem whose evaluator marks a value above 10 invalid, keeping its score."""
-    evaluator = folder / "evaluator.py"
-    evaluator.write_text(evaluator.read_text().replace(
-        '"value": v}', '"value": v, "validity": 0.0 if v > 10 else 1.0}'))
-    return folder
 
 
 @pytest.mark.parametrize("invalid_parents", [False, True])
