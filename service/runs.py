@@ -137,9 +137,10 @@ def write_best(db: Database, run_id: int, out: Path) -> tuple[ProgramRow, Path] 
     suffix); returns its row and where it went (None when nothing scored)."""
     with db.session() as s:
         run = s.get(RunRow, run_id)
-        prow = s.get(ProblemRow, run.problem_id)
-        best = (s.get(ProgramRow, run.best_program_id) if run.best_program_id is not None
-                else best_program(s, run_id, prow.direction))  # the engine's choice first
+        if run.best_program_id is not None:  # the engine's choice (the population's rules)
+            best = s.get(ProgramRow, run.best_program_id)
+        else:
+            best = best_program(s, run_id, s.get(ProblemRow, run.problem_id).direction)
     if best is None:
         return None
     return best, tree.place(best.code, out)

@@ -140,12 +140,12 @@ def test_initial_program_failure_is_explained(sqlite_url: str, tmp_path: Path) -
 
 @pytest.mark.parametrize("invalid_parents", [False, True])
 def test_programs_marked_invalid_are_kept_but_never_parents_unless_asked(
-        sqlite_url: str, tmp_path: Path, invalid_parents: bool) -> None:
+        db_url: str, tmp_path: Path, invalid_parents: bool) -> None:
     folder = invalid_above_ten(tiny_problem(tmp_path / "p"))
     llm = ScriptedBackend([returns(10.5)] + [returns(v) for v in range(2, 9)], max_concurrency=1)
     cfg = config(budget__iterations=8, evaluation__workers=1, search__num_islands=1,
                  search__invalid_parents=invalid_parents)
-    db, run, _ = drive(sqlite_url, folder, cfg, llm)
+    db, run, _ = drive(db_url, folder, cfg, llm)
     with db.session() as s:
         invalid = s.scalars(select(ProgramRow).filter_by(run_id=run.id, iteration=1)).one()
         children = s.scalars(select(ProgramRow).filter(ProgramRow.run_id == run.id,
