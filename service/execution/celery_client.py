@@ -35,6 +35,7 @@ class CeleryExecutor:
         self._checked = False
         self._check_lock = asyncio.Lock()
         self._reader = tasks.KeptConnection(db)  # the poller's; polls never overlap
+        self._inspection: asyncio.Task[None] | None = None
 
     async def evaluate(self, job: EvalJob) -> EvalResult:
         """Sends job and returns the result its worker writes (waits across worker restarts)."""
@@ -44,6 +45,9 @@ class CeleryExecutor:
             if not self._checked:
                 await asyncio.to_thread(self._check_broker)
                 self._checked = True
+                # Asking the workers takes a second (inspect waits for every reply): it runs
+                # beside the first sends, which it only warns about, instead of before them.
+                self._inspection = asyncio.create_task(asyncio.to_thread(self._warn_if_unserved))
         future: asyncio.Future[EvalResult] = asyncio.get_running_loop().create_future()
         self._waiting[job.evaluation_id] = future
         try:
@@ -63,6 +67,9 @@ class CeleryExecutor:
             raise ExecutorUnavailable(
                 f"Celery broker {self.broker} is unreachable ({exc}); start RabbitMQ/Redis or pass "
                 "--broker URL") from None
+
+    def _warn_if_unserved(self) -> None:
+        """Logs a warning when no worker consumes this executor's queue."""
         if not self._workers_on_queue():
             log.warning("no Celery worker serves queue %r yet; evaluations wait until one does "
                         "(`evoforge worker --queues %s`)", self.queue, self.queue)
@@ -110,8 +117,9 @@ class CeleryExecutor:
 
     async def aclose(self, kill: bool = False) -> None:
         """Stops waiting; evaluations already sent finish on their workers, are read on resume."""
-        if self._poller is not None:
-            self._poller.cancel()
+        for task in (self._poller, self._inspection):
+            if task is not None:
+                task.cancel()
         for future in self._waiting.values():
             future.cancel()
         self._waiting.clear()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import kombu
 import pytest
 from sqlalchemy import func, select
 
@@ -374,3 +376,47 @@ def test_worker_scores_a_folder_program_against_a_problem_it_recreates_from_the_
     assert tree.read_folder(copies[0] / "initial_program") == tree.split(codes[good.id])
     with db.session() as s:
         assert [s.get(EvaluationRow, e).status for e in (good_eid, bad_eid)] == ["ok", "ok"]
+
+
+class _QueueDepthAtWarning(logging.Handler):
+    """Reads the queue's depth on the broker when the no-worker warning is logged."""
+
+    def __init__(self, broker: str, queue: str) -> None:
+        super().__init__(logging.WARNING)
+        self.broker, self.queue, self.depth = broker, queue, None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "no Celery worker serves" not in record.getMessage():
+            return
+        with kombu.Connection(self.broker) as conn:
+            try:
+                self.depth = conn.default_channel.queue_declare(self.queue, passive=True)[1]
+            except Exception:  # noqa: BLE001 - not declared yet: nothing was sent
+                self.depth = 0
+
+
+def test_jobs_go_out_while_the_workers_are_asked_and_an_unserved_queue_is_warned(
+        tmp_path: Path, db: Database) -> None:
+    broker, queue = BROKERS["rabbitmq"], new_queue()
+    problem = load_problem(tiny_problem(tmp_path / "tiny"))
+    cfg = config(evaluation__executor="celery", evaluation__queue=queue)
+    prog, eid = Ledger(db, create_run(db, problem, cfg), "celery").add_initial(
+        problem.initial_code, "h")
+    job = make_job(problem, prog.code, cfg.evaluation, program_id=prog.id, evaluation_id=eid)
+    handler = _QueueDepthAtWarning(broker, queue)
+    logging.getLogger("evoforge.celery").addHandler(handler)
+
+    async def go() -> None:
+        executor = CeleryExecutor(db, broker, queue)
+        waiting = asyncio.create_task(executor.evaluate(job))
+        deadline = time.monotonic() + 30
+        while handler.depth is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        waiting.cancel()
+        await executor.aclose()
+
+    try:
+        asyncio.run(go())
+    finally:
+        logging.getLogger("evoforge.celery").removeHandler(handler)
+    assert handler.depth == 1  # warned (inspecting takes a second), and the job was already sent
