@@ -3,14 +3,17 @@
 `python -s -P -m evaluators.forkserver SPEC_JSON` (started by evaluators/prefork.py) reads one JSON
 request per line on stdin and answers one JSON line on stdout. Per candidate it hands the job to
 a child it forked ahead of the request (a spare, waiting on a pipe in its own session with its own
-output pipes), which applies the candidate's rlimits and runs it; it waits for the child up to the
-wall-clock limit, kills the child's process group and then every process left under it (this
-process is a child subreaper, so orphans and setsid daemons become its children), answers with the
-child's result, how it ended and what each step cost ("steps", ms); only then it cleans the work
-area, forks the next spare and names it on a line of its own ({"spare": pid}), before it reads the
-next request: the answer waits for neither the file sweep nor a fork, and the next candidate
-still starts clean, in a process forked after the last one was gone. The child never returns
-into this loop.
+output pipes, which has rehearsed its own steps meanwhile), which applies the candidate's rlimits
+and runs it. It waits, up to the wall-clock limit, for the end of the child's result pipe (the
+harness closes it once the result is written) or for the child's end. It answers with the
+child's result, how it ended and what each step cost ("steps", ms). A child that ended otherwise
+(killed, timed out, crashed) is killed with its process group and every process left under this
+one before the answer (this process is a child subreaper, so orphans and setsid daemons become
+its children); one that wrote its result is signalled at once and reaped, with the rest, after
+the answer. Only then it cleans the work area, forks the next spare and names it on a line of
+its own ({"spare": pid}), before it reads the next request: the answer waits for neither the
+process's exit, the file sweep nor a fork, and the next candidate still starts clean, in a
+process forked after the last one was gone. The child never returns into this loop.
 
 A server has one role (spec "role"): "evaluate" imports the problem's evaluator and scores each
 candidate in its child; the two phases of a two-phase problem get a server each, never the same
@@ -27,7 +30,6 @@ import gc
 import importlib
 import json
 import os
-import resource
 import select
 import signal
 import sys
@@ -35,11 +37,12 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from evaluators import harness, phases
+from evaluators import harness, phases, spare
 from evaluators.isolation import leftovers
 from evaluators.isolation.limits import Capture, Limits, MiB
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
+TIMED_OUT, EXITED, ENDED = "timed out", "exited", "ended"  # how waiting for a candidate ended
 LOG = "forkserver.log"         # this process's stderr, in its root (read by the host if it dies)
 RESULT_CAP = 16 * MiB          # bytes of result JSON read from a child; the rest is dropped
 _PR_SET_CHILD_SUBREAPER, _PR_SET_DUMPABLE = 36, 4
@@ -65,8 +68,11 @@ class Server:
         self.count = 0
         self.cleaned_s = 0.0  # the file sweep before this candidate (its "clean" step)
         self.spare: Spare | None = None
+        self.unswept: int | None = None  # the last candidate, answered before it was reaped
         self.role = spec.get("role", "evaluate")
         job = EvalJob(**spec["job"])
+        # what each spare rehearses while it waits: a request shaped like the real ones
+        self.sample = json.dumps({"job": spec["job"], "work": str(self.work_base / "c0")}).encode()
         self.module, self.load_failure = None, None
         try:
             if self.role == "evaluate":
@@ -118,7 +124,7 @@ class Server:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _child(self.module, (job_r, out_w, err_w, res_w), self.role)
+            spare.run(self.module, (job_r, out_w, err_w, res_w), self.role, self.sample)
         for fd in (job_r, out_w, err_w, res_w):
             os.close(fd)
         self.spare = Spare(pid, job_w, out_r, err_r, res_r)
@@ -150,33 +156,48 @@ class Server:
         pid, out_r, err_r, res_r = child.pid, child.out_r, child.err_r, child.res_r
         out, err = Capture(limits.output_bytes), Capture(limits.output_bytes)
         result = bytearray()
-        timed_out = _pump(pid, start + limits.timeout_s, {out_r: out, err_r: err, res_r: result})
+        deadline = start + limits.timeout_s
+        ending = _pump(pid, deadline, {out_r: out, err_r: err, res_r: result}, res_r)
+        parsed, marks, sent = _parsed(result) if ending != TIMED_OUT else (None, None, {})
+        if ending == ENDED and marks is None:  # the candidate closed the pipe: wait for the end
+            ending = _pump(pid, deadline, {out_r: out, err_r: err})
+            parsed, marks, sent = _parsed(result) if ending != TIMED_OUT else (None, None, {})
         ended = time.monotonic()
-        status, usage = _finish(pid)
+        if ending == ENDED and leftovers.only_child_alone(pid):  # the harness wrote the result
+            # and exits, and the candidate left no process behind: reaped after the answer
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            self.unswept, code, usage = pid, 0, _usage_sent(sent)
+        else:
+            if ending == ENDED:  # it left a process: its own end first, then it and the rest
+                _pump(pid, deadline, {out_r: out, err_r: err})
+            status, rusage = _finish(pid)
+            code = os.waitstatus_to_exitcode(status) if status is not None else None
+            usage = _usage(rusage)
         _drain({out_r: out, err_r: err, res_r: result})
         for fd in (out_r, err_r, res_r):
             os.close(fd)
-        code = os.waitstatus_to_exitcode(status) if status is not None else None
-        parsed, marks = None, None
-        if not timed_out and result:
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(result)
-            if isinstance(parsed, dict) and "marks" in parsed:  # else written by the candidate
-                parsed, marks = parsed.get("result"), _marks(parsed["marks"])
         sig = None
         if code is not None and code < 0:
             sig = (signal.Signals(-code).name if -code in signal.valid_signals()
                    else f"signal {-code}")
-        return {"result": parsed, "returncode": code, "signal": sig, "timed_out": timed_out,
-                "stdout": out.text(), "stderr": err.text(), "stdout_dropped": out.dropped,
-                "stderr_dropped": err.dropped, "duration_s": time.monotonic() - start,
-                "steps": {**self._steps(start, marks, ended), **_usage(usage)}}
+        return {"result": parsed, "returncode": code, "signal": sig,
+                "timed_out": ending == TIMED_OUT, "stdout": out.text(), "stderr": err.text(),
+                "stdout_dropped": out.dropped, "stderr_dropped": err.dropped,
+                "duration_s": time.monotonic() - start,
+                "steps": {**self._steps(start, marks, ended), **usage}}
+
+    def sweep(self) -> None:
+        """Kills, reaps and sweeps up after the last candidate when its answer went out first."""
+        if self.unswept is not None:
+            _finish(self.unswept)
+            self.unswept = None
 
     def _steps(self, start: float, marks: list[float] | None, ended: float) -> dict[str, float]:
         """Returns the ms of each step of one candidate: the file sweep before it (off the answer's
         path), start (the job handed over until the child has read it), setup (rlimits, folder,
-        environment), run (the evaluation), result (the child's write and exit, until this
-        process sees it end), sweep (kill, reap, drain)."""
+        environment), run (the evaluation), result (the child's write, until this process reads
+        its end, or the child's end), sweep (kill, and reap when it ended otherwise, drain)."""
         ms = {"clean": self.cleaned_s}
         if marks is not None and start <= marks[0] <= marks[1] <= marks[2]:
             entered, ready, done = marks
@@ -193,23 +214,38 @@ def _marks(raw: Any) -> list[float] | None:
     return None
 
 
-def _pump(pid: int, deadline: float, sinks: dict[int, Any]) -> bool:
-    """Reads the child's pipes until it exits or the deadline passes; returns True on timeout."""
+def _pump(pid: int, deadline: float, sinks: dict[int, Any], until: int | None = None) -> str:
+    """Reads the child's pipes until it exits (EXITED), the pipe `until` ends (ENDED) or the
+    deadline passes (TIMED_OUT); returns which."""
     pidfd = os.pidfd_open(pid)
     open_fds = set(sinks)
     try:
         while True:
             wait = deadline - time.monotonic()
             if wait <= 0:
-                return True
+                return TIMED_OUT
             ready, _, _ = select.select([pidfd, *open_fds], [], [], wait)
             for fd in ready:
                 if fd != pidfd and not _read_into(fd, sinks[fd]):
                     open_fds.discard(fd)
+                    if fd == until:
+                        return ENDED
             if pidfd in ready:
-                return False
+                return EXITED
     finally:
         os.close(pidfd)
+
+
+def _parsed(result: bytes) -> tuple[Any, list[float] | None, dict[str, Any]]:
+    """Returns what the child wrote on its result pipe: the result, the time marks (None when the
+    harness did not write it: a candidate can write there too) and what else the harness sent."""
+    parsed = None
+    with contextlib.suppress(ValueError):
+        parsed = json.loads(result) if result else None
+    if isinstance(parsed, dict) and "marks" in parsed:
+        marks = _marks(parsed["marks"])
+        return parsed.get("result"), marks, parsed if marks is not None else {}
+    return parsed, None, {}
 
 
 def _read_into(fd: int, sink: Any) -> bool:
@@ -256,62 +292,12 @@ def _usage(usage: Any) -> dict[str, float]:
             "child_faults": float(usage.ru_minflt)}
 
 
-def _child(module: Any, fds: tuple[int, int, int, int], role: str = "evaluate") -> None:
-    """Runs one candidate in the forked child; never returns. Before its job arrives it takes its
-    own session and pipes and drops every other descriptor; then it reads the job, applies the
-    job's limits and runs it. Writes {"result", "marks"} on the result pipe; marks: when the job
-    was read, when the setup ended, when the evaluation ended."""
-    try:
-        job_r, out_w, err_w, res_w = fds
-        os.setsid()
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        keep = os.dup2(res_w, 3, inheritable=False)
-        jobs = os.dup2(job_r, 4, inheritable=False)
-        os.closerange(5, 65536)
-        message = _read_all(jobs)  # empty: the server went away
-        entered = time.monotonic()
-        os.close(jobs)
-        if not message:
-            return
-        sent = json.loads(message)
-        job, work = EvalJob(**sent["job"]), Path(sent["work"])
-        limits = Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
-        for res, soft, hard in limits.rlimits():
-            resource.setrlimit(res, (soft, hard))
-        os.chdir(work)
-        os.environ.update({"HOME": str(work), "TMPDIR": str(work),
-                           harness.SEED_VAR: str(int(job.seed))})
-        # random reseeds itself in a forked child (os.register_at_fork); numpy does not
-        numpy = sys.modules.get("numpy")
-        if numpy is not None:
-            numpy.random.seed()
-        ready = time.monotonic()
-        if role == "produce":
-            result = phases.produce(job, work / "program.py", work / phases.DATA_FILE)
-        elif role == "score":
-            result = phases.score_loaded(job, module, work / phases.DATA_FILE)
-        else:
-            result = harness.score(job, work / "program.py", module)
-        data = json.dumps({"result": result.to_dict(), "marks": [entered, ready, time.monotonic()]},
-                          default=repr).encode()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(keep, view):]
-    finally:
-        os._exit(0)
-
-
-def _read_all(fd: int) -> bytes:
-    """Returns what fd gives until its end of file."""
-    chunks = [os.read(fd, 1 << 16)]
-    while chunks[-1]:
-        chunks.append(os.read(fd, 1 << 16))
-    return b"".join(chunks)
+def _usage_sent(sent: dict[str, Any]) -> dict[str, float]:
+    """Returns the CPU ms and page faults the child reported up to its result (_usage's keys)."""
+    usage = sent.get("usage")
+    if not isinstance(usage, list) or len(usage) != 2:
+        return {}
+    return {"child_cpu": round(float(usage[0]), 3), "child_faults": float(usage[1])}
 
 
 def _warm(modules: list[str]) -> None:
@@ -352,7 +338,8 @@ def main(argv: list[str] | None = None) -> None:
                                         f"the pre-forked evaluator failed: {exc!r}")
             answer = {"nonce": json.loads(line).get("nonce"), "result": failure.to_dict()}
         control.write(json.dumps(answer, default=repr).encode() + b"\n")
-        server.clean()  # after the answer, before the next request is read
+        server.sweep()  # after the answer: the last candidate's processes are gone
+        server.clean()  # before the next request is read
         server.fork_spare()
         if server.spare is not None:  # a line of its own: the host counts it as the server's
             control.write(json.dumps({"spare": server.spare.pid}).encode() + b"\n")

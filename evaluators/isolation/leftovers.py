@@ -51,6 +51,18 @@ def children() -> list[int]:
     return [int(p) for p in b"".join(chunks).split()]
 
 
+def only_child_alone(pid: int) -> bool:
+    """Returns True when pid is this process's only child and has no child of its own (in any of
+    its threads): then killing pid leaves nothing running."""
+    if children() != [pid]:
+        return False
+    try:
+        return not any(Path(f"/proc/{pid}/task/{task}/children").read_bytes().strip()
+                       for task in os.listdir(f"/proc/{pid}/task"))
+    except OSError:  # gone meanwhile: reaped elsewhere, nothing to say
+        return False
+
+
 def remove_entries(folder: Path, keep: Collection[Path] = ()) -> None:
     """Removes every entry of folder but those in keep, even what a candidate locked (chmod 000)."""
     try:

@@ -188,6 +188,24 @@ def test_a_result_the_candidate_forges_carries_no_step_marks(server: Server) -> 
     assert "run" not in answer["steps"] and "sweep" in answer["steps"]
 
 
+def test_a_candidate_that_closes_the_result_pipe_is_waited_for_not_taken_as_done(
+        server: Server) -> None:
+    closer = ("import os, time\n\ndef solve():\n    os.close(3)\n    time.sleep(0.5)\n"
+              "    return 1.0\n")
+    answer = server.ask(closer)
+    assert answer["duration_s"] >= 0.5  # the end of the pipe was not the harness's
+    assert answer["result"] is None and answer["returncode"] == 0
+
+
+def test_a_result_is_answered_with_the_usage_the_child_reported_and_its_process_reaped_after(
+        server: Server) -> None:
+    first = server.ask(ONE)
+    assert first["returncode"] == 0 and first["steps"]["child_faults"] > 0
+    scored_by = int(result_of(first).metrics["scored_by"])
+    server.line()  # the next spare is named once the last candidate is reaped
+    assert not Path(f"/proc/{scored_by}").exists()
+
+
 def test_the_evaluator_is_imported_once_and_each_candidate_runs_in_its_own_fork(
         server: Server) -> None:
     results = [result_of(server.ask(f"def solve():\n    return {k}.0\n")) for k in range(3)]
