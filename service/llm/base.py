@@ -58,13 +58,13 @@ class Sampling:
     max_tokens: int = 512
     seed: int | None = None
     # Ends the answer early once it returns True on the text so far, cut at its last line end
-    # (e.g. "the code block closed"): the finish_reason is then 'stop'. Backends that stream
-    # tokens in this process honour it; the others generate to their own end.
+    # (e.g. "the code block closed"): the finish_reason is then 'stop'. Backends that decode in
+    # this process (llamacpp, transformers) honour it; the others generate to their own end.
     stop_when: Callable[[str], bool] | None = None
     # A rule the answer's text must keep to while it is decoded (service/edits/closable.py's
     # PYTHON_BLOCK: the code block stays closable); tokens that break it are never sampled. The
-    # llamacpp backend honours it on a GGUF with a chat template (service/llm/token_guard.py);
-    # the others ignore it.
+    # llamacpp backend (on a GGUF with a chat template) and the transformers backend honour it
+    # (service/llm/token_guard.py); the others ignore it.
     guard: DecodingRule | None = None
 
 

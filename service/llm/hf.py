@@ -14,6 +14,7 @@ from typing import Any
 from service.config import ConfigError, LLMConfig
 from service.llm.base import AdapterSupport, Completion, LLMError, LLMUnavailable, Message, Sampling
 from service.llm.models import SMALL_MODEL_PARAMS, small_model_from_name
+from service.llm.token_guard import TokenTable
 from service.settings import Settings
 
 DEFAULT_CONTEXT = 4096
@@ -62,6 +63,7 @@ class TransformersBackend:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transformers")
         self._rng = random.Random(seed)
         self._closed = False
+        self._table: TokenTable | None = None  # the vocabulary for guards and stop_when, once
 
     def count_tokens(self, text: str) -> int:
         """Returns the exact number of tokens text takes in this model."""
@@ -90,6 +92,9 @@ class TransformersBackend:
                          seed: int) -> list[Completion]:
         """Returns n completions of one prompt (blocking; on the worker thread)."""
         import torch
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        from service.llm.hf_steering import RuleMasks, StopWhen
 
         ids = self._prompt_ids(messages)
         room = self.context_window - ids.shape[1]
@@ -98,6 +103,12 @@ class TransformersBackend:
                            f"{self.context_window}-token context; shorten the prompt")
         max_new = min(sampling.max_tokens, room)
         greedy = sampling.temperature == 0
+        prompt_len = ids.shape[1]
+        masks = stops = None
+        if sampling.guard is not None:
+            masks = RuleMasks(self._token_table(), sampling.guard, n, prompt_len)
+        if sampling.stop_when is not None:
+            stops = StopWhen(self._token_table().pieces, sampling.stop_when, n, prompt_len)
         torch.manual_seed(seed)
         start = time.perf_counter()
         with torch.no_grad(), self._adapter_scope():
@@ -105,20 +116,39 @@ class TransformersBackend:
                 ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
                 do_sample=not greedy, num_return_sequences=n,
                 pad_token_id=self._tokenizer.pad_token_id,
+                logits_processor=LogitsProcessorList([masks] if masks else []),
+                stopping_criteria=StoppingCriteriaList([stops] if stops else []),
                 **({} if greedy else {"temperature": sampling.temperature,
                                       "top_p": sampling.top_p}))
         latency = (time.perf_counter() - start) / n
-        eos = self._tokenizer.eos_token_id
         completions = []
-        for row in out[:, ids.shape[1]:].tolist():
-            ended = eos in row
-            tokens = row[:row.index(eos)] if ended else row
+        for k, row in enumerate(out[:, prompt_len:].tolist()):
+            eog = next((i for i, token in enumerate(row) if token in self._eog), None)
+            stopped = stops.lengths[k] if stops is not None else None
+            if stopped is not None and (eog is None or stopped < eog):
+                eog = stopped  # stop_when ended it after this token: it is kept
+            tokens = row[:eog] if eog is not None else row
             completions.append(Completion(
                 text=self._tokenizer.decode(tokens, skip_special_tokens=True),
-                finish_reason="stop" if ended or len(row) < max_new else "length",
+                finish_reason="stop" if eog is not None or len(row) < max_new else "length",
                 prompt_tokens=ids.shape[1], completion_tokens=len(tokens), latency_s=latency,
                 model=self.model, adapter=self.adapter, extra={"seed": seed}))
         return completions
+
+    @property
+    def _eog(self) -> set[int]:
+        """The ids that end a generation: the tokenizer's and the generation config's."""
+        ids = self._model.generation_config.eos_token_id
+        ids = ids if isinstance(ids, list) else [ids]
+        return {i for i in (*ids, self._tokenizer.eos_token_id) if i is not None}
+
+    def _token_table(self) -> TokenTable:
+        """Returns the vocabulary's token texts and end-of-generation ids (built once)."""
+        from service.llm.hf_steering import token_table
+
+        if self._table is None:
+            self._table = token_table(self._tokenizer, sorted(self._eog))
+        return self._table
 
     def _adapter_scope(self) -> contextlib.AbstractContextManager:
         """Returns a context that runs the base model when no adapter is active."""
