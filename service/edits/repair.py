@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from service.edits.closable import CODE, Lexer, feed
 from service.edits.common import FENCE, PYTHON_TAGS
 
 REPAIRS: dict[str, str] = {
@@ -30,6 +31,7 @@ MAX_CUT_LINES = 40  # drop_cut_line takes back at most this many lines
 _WORDS = re.compile(r"[A-Za-z][a-z'’]*,?\s+[A-Za-z][a-z'’]*,?\s+[A-Za-z(`][\w'’`]*")
 _MARKDOWN = re.compile(r"^(?:[-*+]\s+\S|\d+[.)]\s+[A-Za-z`*]|\*\*|>\s)")
 _CLOSERS = re.compile(r"^(?:[)\]}]|else\b|elif\b|except\b|finally\b|case\b)")
+_IN_CODE = Lexer(mode=CODE)  # the lexer inside a code block, nothing open
 
 
 @dataclass(frozen=True)
@@ -151,14 +153,16 @@ def is_prose(line: str) -> bool:
 
 
 def strip_prose(code: str) -> str:
-    """Returns code without its prose lines at column 0 outside brackets (and the blank lines
-    that only surrounded them at either end)."""
-    kept, depth = [], 0
+    """Returns code without its prose lines at column 0 outside brackets and strings (and the
+    blank lines that only surrounded them at either end). Brackets and strings are followed by
+    the lexer of the code guard (service/edits/closable.py)."""
+    kept, state = [], _IN_CODE
     for line in code.split("\n"):
-        if depth == 0 and line[:1] not in (" ", "\t") and is_prose(line):
+        if state.closable() and line[:1] not in (" ", "\t") and is_prose(line):
             continue
         kept.append(line)
-        depth = max(0, depth + _bracket_balance(line))
+        after = feed(state, line + "\n")  # None: a line it cannot follow; start again after it
+        state = after if after is not None and after.mode == CODE else _IN_CODE
     return "\n".join(kept).strip("\n")
 
 
@@ -192,12 +196,6 @@ def cut_prefixes(code: str) -> Iterator[str]:
         prefix = "\n".join(lines[:end]).rstrip()
         if prefix.strip():
             yield prefix
-
-
-def _bracket_balance(line: str) -> int:
-    """Returns how many brackets the line leaves open (negative: closes), strings ignored."""
-    text = re.sub(r"(['\"]).*?\1", "", line.split("#", maxsplit=1)[0])
-    return sum(text.count(c) for c in "([{") - sum(text.count(c) for c in ")]}")
 
 
 def _compiles(text: str) -> bool:

@@ -38,6 +38,15 @@ def test_prose_after_an_unclosed_fence_is_left_out() -> None:
     assert repaired(answer, "strip_prose") == "def curve(x):\n    return 0.25 * x * x - 0.7 * x\n"
 
 
+def test_a_line_inside_a_string_is_never_taken_for_prose() -> None:
+    answer = ('```python\ndef curve(x):\n    """Flatter near zero.\nThis keeps the curve close '
+              'to the target.\n    """\n    return 0.25 * x * x - 0.7 * x\n\nThis version lowers '
+              "the quadratic term, so the curve is flatter near zero.")
+    new = repaired(answer, "strip_prose")
+    assert "\nThis keeps the curve close to the target.\n" in new  # the docstring is unchanged
+    assert "This version lowers" not in new
+
+
 def test_code_with_prose_and_no_fence_at_all_is_read_without_the_prose() -> None:
     answer = ("Sure! Here is the improved code:\ndef curve(x):\n    return 0.1 * x * x - 0.5 * x\n"
               "This should match the target better.")
