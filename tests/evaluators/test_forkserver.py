@@ -248,6 +248,27 @@ def test_a_process_a_candidate_leaves_running_is_killed_before_the_answer(
     assert left.stdout.strip() == ""
 
 
+def test_processes_a_candidate_s_thread_keeps_starting_after_its_result_are_all_gone_next(
+        server: Server) -> None:
+    tag = f"evoforge-forkserver-test-{uuid.uuid4().hex}"
+    spawner = textwrap.dedent(f"""
+        import subprocess, sys, threading
+
+        def spawn():
+            while True:
+                subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "{tag}"],
+                                 start_new_session=True)
+
+        def solve():
+            threading.Thread(target=spawn, daemon=True).start()
+            return 4.0
+    """)
+    assert result_of(server.ask(spawner)).score == 4.0
+    assert result_of(server.ask(ONE)).score == 1.0
+    left = subprocess.run(["pgrep", "-f", tag], capture_output=True, text=True, check=False)
+    assert left.stdout.strip() == ""
+
+
 def test_a_request_the_server_cannot_handle_is_answered_as_a_crash_and_serving_goes_on(
         server: Server) -> None:
     server.send({"nonce": "broken", "job": {"code": ONE}})  # no problem_dir, no evaluator_file
