@@ -9,9 +9,11 @@ benchmarks/.venv-openevolve when it exists (perf.controller_overhead makes it).
 
     .venv/bin/python -m benchmarks.perf.celery_throughput [--n 200] [--broker URL] [--quick]
 
-It also prints the CPU time per evaluation of each part of the 2-process pre-forked Celery path
-(controller, worker tree, PostgreSQL, RabbitMQ), read from /proc before and after the batch: on a
-busy machine wall-clock rates fall, but these stay comparable. --quick measures only that path.
+It also prints, for the 2-process pre-forked Celery path, when its first evaluation started and
+how long the workers took (read from the evaluation rows), and the CPU time per evaluation of
+each part (controller, worker tree, PostgreSQL, RabbitMQ), read from /proc before and after the
+batch: on a busy machine wall-clock rates fall, but these stay comparable. --quick measures only
+that path.
 
 `--metrics both` measures that path with the worker's Prometheus metrics off and on (`evoforge
 worker --metrics-port`: multiprocess mode, scraped every second while the batch runs), alternated
@@ -29,6 +31,7 @@ import time
 import httpx
 import psutil
 from rich.console import Console
+from sqlalchemy import select
 
 from benchmarks.harness.paths import ROOT
 from benchmarks.harness.store import out_file, write_json
@@ -38,6 +41,7 @@ from benchmarks.perf.metrics_cost import modes_in_turn, render_overhead, worker_
 from evaluators.jobs import EvalJob
 from service.config import build_run_config
 from service.db import Database
+from service.db.models import EvaluationRow
 from service.evolution.ledger import Ledger
 from service.execution.base import make_job
 from service.execution.celery_client import CeleryExecutor
@@ -76,10 +80,12 @@ async def timed(executor: object, batch: list[EvalJob]) -> float:
 
 
 def celery_rate(db: Database, broker: str, n: int, concurrency: int, prefork: bool,
-                cpu: dict[str, float] | None = None, metrics: bool = False) -> float:
+                cpu: dict[str, float] | None = None, metrics: bool = False,
+                timeline: dict[str, float] | None = None) -> float:
     """Evaluations/s through a real `evoforge worker` with `concurrency` processes; with cpu,
-    fills it with CPU ms per evaluation by part; with metrics, the worker counts them and its
-    /metrics is scraped every second meanwhile."""
+    fills it with CPU ms per evaluation by part; with timeline, with when the batch's first
+    evaluation started and how long the workers took (batch_timeline); with metrics, the worker
+    counts them and its /metrics is scraped every second meanwhile."""
     queue = new_queue()
     port = free_port()
     worker = start_worker(broker, queue, out_file("celery-worker"), concurrency=concurrency,
@@ -92,15 +98,31 @@ def celery_rate(db: Database, broker: str, n: int, concurrency: int, prefork: bo
         batch = jobs(db, n, prefork, "celery")
         if metrics:
             threading.Thread(target=scrape_every_second, args=(port, stop), daemon=True).start()
-        before = cpu_seconds(worker.proc.pid)
+        before, began = cpu_seconds(worker.proc.pid), time.time()
         rate = asyncio.run(timed(CeleryExecutor(db, broker, queue), batch))
         after = cpu_seconds(worker.proc.pid)
         if cpu is not None:
             cpu.update({k: 1000 * (after[k] - before[k]) / n for k in after})
+        if timeline is not None:
+            timeline.update(batch_timeline(db, [job.evaluation_id for job in batch], began))
         return rate
     finally:
         stop.set()
         worker.stop()
+
+
+def batch_timeline(db: Database, ids: list[int], began: float) -> dict[str, float]:
+    """Returns, from the evaluation rows the workers wrote, when the first evaluation started
+    (s after the batch was handed to the executor) and how long the workers took from the first
+    start to the last finish."""
+    with db.session() as s:
+        rows = s.execute(select(EvaluationRow.started_at, EvaluationRow.finished_at)
+                         .where(EvaluationRow.id.in_(ids))).all()
+    starts = [row[0].timestamp() for row in rows if row[0] is not None]
+    ends = [row[1].timestamp() for row in rows if row[1] is not None]
+    if not starts or not ends:
+        return {}
+    return {"first start s": min(starts) - began, "workers busy s": max(ends) - min(starts)}
 
 
 def scrape_every_second(port: int, stop: threading.Event) -> None:
@@ -169,7 +191,12 @@ def measure(db: Database, args: argparse.Namespace) -> None:
         metrics_overhead(db, args)
         return
     cpu: dict[str, float] = {}
-    rate = celery_rate(db, args.broker, args.n, 2, True, cpu, metrics=args.metrics == "on")
+    timeline: dict[str, float] = {}
+    rate = celery_rate(db, args.broker, args.n, 2, True, cpu, metrics=args.metrics == "on",
+                       timeline=timeline)
+    if timeline:
+        print(f"the first evaluation started {timeline['first start s']:.3f} s after the batch; "
+              f"the workers scored all {args.n} in {timeline['workers busy s']:.2f} s")
     print(f"celery, 2 worker processes, pre-forked: {rate:.1f} evaluations/s "
           f"(load average {psutil.getloadavg()[0]:.1f}); CPU ms per evaluation:")
     for part, ms in {**cpu, "total": sum(cpu.values())}.items():
