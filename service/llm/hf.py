@@ -121,9 +121,9 @@ class TransformersBackend:
                 **({} if greedy else {"temperature": sampling.temperature,
                                       "top_p": sampling.top_p}))
         latency = (time.perf_counter() - start) / n
-        completions = []
+        completions, ends = [], self._eog
         for k, row in enumerate(out[:, prompt_len:].tolist()):
-            eog = next((i for i, token in enumerate(row) if token in self._eog), None)
+            eog = next((i for i, token in enumerate(row) if token in ends), None)
             stopped = stops.lengths[k] if stops is not None else None
             if stopped is not None and (eog is None or stopped < eog):
                 eog = stopped  # stop_when ended it after this token: it is kept
@@ -131,7 +131,7 @@ class TransformersBackend:
             completions.append(Completion(
                 text=self._tokenizer.decode(tokens, skip_special_tokens=True),
                 finish_reason="stop" if eog is not None or len(row) < max_new else "length",
-                prompt_tokens=ids.shape[1], completion_tokens=len(tokens), latency_s=latency,
+                prompt_tokens=prompt_len, completion_tokens=len(tokens), latency_s=latency,
                 model=self.model, adapter=self.adapter, extra={"seed": seed}))
         return completions
 
