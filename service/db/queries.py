@@ -133,13 +133,15 @@ def hash_index(s: Session, run_id: int) -> dict[str, int]:
     return index
 
 
-def scored_programs(s: Session, run_id: int) -> Iterator[Any]:
+def scored_programs(s: Session, run_id: int, validity: str) -> Iterator[Any]:
     """Yields the run's scored programs in the order the archive took them in (when their result
     was applied, then id: a child scored after an island reset joins the reset island, though its
-    row is older than the reset's), with the columns the archive replay needs."""
+    row is older than the reset's), with the columns the archive replay needs: of the metrics,
+    only the one named validity (as "validity", None when absent), read in SQL."""
     p = ProgramRow
     stmt = (select(p.id, p.island, p.score, p.code_hash, p.features, p.generation, p.iteration,
-                   p.kind, p.metrics).where(p.run_id == run_id, p.status == ProgramStatus.OK)
+                   p.kind, p.metrics[validity].label("validity"))
+            .where(p.run_id == run_id, p.status == ProgramStatus.OK)
             .order_by(p.evaluated_at.nulls_first(), p.id).execution_options(yield_per=5000))
     yield from s.execute(stmt)
 

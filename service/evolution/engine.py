@@ -39,7 +39,7 @@ from service.evolution.aids.hooks import SearchAids
 from service.evolution.budget import Counters, stop_reason
 from service.evolution.ledger import Ledger, apply_result, queue_of
 from service.evolution.planner import Plan, Planner
-from service.evolution.population import Population
+from service.evolution.population import VALIDITY, Population
 from service.evolution.prompts import answer_done, answer_guard, answer_tokens
 from service.evolution.report import InitialProgramFailed, Progress, RunBusy
 from service.evolution.training import NoTraining, RoundProgress, TrainingHook
@@ -135,7 +135,7 @@ class Engine:
         self._elapsed_before = run.elapsed_s
         with self.db.session() as s:
             self.hashes = hash_index(s, self.run_id)
-            for prog in scored_programs(s, self.run_id):
+            for prog in scored_programs(s, self.run_id, VALIDITY):
                 self.population.replay(prog)
                 self.aids.restored_program(prog)
         self.aids.restore(lambda score: None if score is None else

@@ -26,7 +26,11 @@ VALIDITY = "validity"
 
 def marked_invalid(metrics: dict[str, Any] | None) -> bool:
     """Returns True when the evaluator scored a program but marked it invalid (validity 0)."""
-    value = (metrics or {}).get(VALIDITY)
+    return invalid_mark((metrics or {}).get(VALIDITY))
+
+
+def invalid_mark(value: Any) -> bool:
+    """Returns True when a program's VALIDITY metric (None: none) marks it invalid."""
     return isinstance(value, int | float) and value == 0  # False too
 
 
@@ -47,16 +51,19 @@ class Population:
                 feats[dim] = float(result.metrics[dim])
         return feats
 
-    def admits(self, prog: Any) -> bool:
+    def admits(self, prog: Any, invalid: bool | None = None) -> bool:
         """Returns whether a scored program may join the archive (and so be a parent): not when
-        its evaluator marked it invalid, unless search.invalid_parents or it is the initial."""
-        return (self.cfg.search.invalid_parents or prog.kind == ProgramKind.INITIAL
-                or not marked_invalid(prog.metrics))
+        its evaluator marked it invalid (invalid, or read from its metrics when None), unless
+        search.invalid_parents or it is the initial."""
+        if invalid is None:
+            invalid = marked_invalid(prog.metrics)
+        return self.cfg.search.invalid_parents or prog.kind == ProgramKind.INITIAL or not invalid
 
-    def add(self, prog: Any, than: float | None = None) -> Membership:
+    def add(self, prog: Any, than: float | None = None, invalid: bool | None = None
+            ) -> Membership:
         """Adds a scored program to the archive (no writes) if it admits it; returns what
         changed: a new best beats the run's best and than (a score not recorded yet)."""
-        if not self.admits(prog):
+        if not self.admits(prog, invalid):
             return [], [], False
         member = Member(id=prog.id, island=prog.island,
                         fitness=self.problem.direction.fitness(prog.score), score=prog.score,
@@ -69,11 +76,12 @@ class Population:
             self.rows.drop(evicted)
         return ([prog.id] if outcome.kept else []), outcome.evicted, best
 
-    def replay(self, prog: ProgramRow) -> None:
-        """Adds a stored program on restore (its row and the run row already say the rest)."""
+    def replay(self, prog: Any) -> None:
+        """Adds a stored program on restore (its row and the run row already say the rest): a row
+        of db.queries.scored_programs, which reads only its VALIDITY metric."""
         if prog.kind == ProgramKind.RESEED:  # an island reset happened here
             self.archive.reset_island(prog.island)
-        if self.add(prog)[2]:
+        if self.add(prog, invalid=invalid_mark(prog.validity))[2]:
             self.ledger.note_best(prog)
 
     def warm(self) -> None:
