@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from service.edits.closable_grammar import python_block_grammar
 from service.edits.common import FENCE, PYTHON_TAGS
 
 PROSE, CODE, CLOSING = "prose", "code", "closing"  # outside code, in a block, its closing fence
@@ -126,6 +127,7 @@ class PythonBlockRule:
 
     name = "python_block"
     special = SPECIAL
+    grammar = python_block_grammar()  # the same rule for a remote server (agreement: tests)
 
     def start(self) -> Lexer:
         """Returns the state before the answer's first character."""

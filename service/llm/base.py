@@ -32,6 +32,7 @@ class DecodingRule(Protocol):
 
     name: str
     special: str  # text holding none of these characters is never refused inside a guarded state
+    grammar: str  # the rule as GBNF, for servers that constrain decoding themselves
 
     def start(self) -> Any:
         """Returns the state before the answer's first character."""
