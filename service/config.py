@@ -138,10 +138,10 @@ class LLMConfig(Strict):
         default=1.5, ge=0, description="A rewrite answer may use at most this many times the "
         "tokens of the code it rewrites plus 32 (at least 64, never more than max_tokens): a small "
         "model that rambles past its block stops early; 0: max_tokens always.")
-    close_code: bool = Field(default=True, description="Rewrites decoded in this process "
-                             "(llamacpp, transformers): never sample a token that leaves the "
-                             "code uncompilable (an unmatched closer; the fence or the end inside "
-                             "a bracket or string). Nothing is added; the code is checked as is.")
+    close_code: bool = Field(default=True, description="Rewrites never sample a token that "
+                             "leaves the code uncompilable (an unmatched closer; the fence or the "
+                             "end inside a bracket or string): llamacpp, transformers, and as a "
+                             "grammar vLLM and llama.cpp's server. The code is checked as is.")
     n: int = Field(default=1, ge=1, description="Completions per prompt.")
     prompts_per_call: int = Field(default=1, ge=1, description="Prompts sampled per LLM batch.")
     answer_format: Literal["auto", "diff", "rewrite"] = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import random
@@ -15,7 +16,15 @@ import openai
 from openai import AsyncOpenAI
 
 from service.config import ConfigError, LLMConfig
-from service.llm.base import AdapterSupport, Completion, LLMError, LLMUnavailable, Message, Sampling
+from service.llm.base import (
+    AdapterSupport,
+    Completion,
+    DecodingRule,
+    LLMError,
+    LLMUnavailable,
+    Message,
+    Sampling,
+)
 from service.llm.models import small_model_from_name
 
 DEFAULT_CONTEXT = 4096
@@ -25,6 +34,11 @@ CHARS_PER_TOKEN = 3.5  # count_tokens estimate: no tokenizer is loaded for a rem
 _SEED_STRIDE = 1_000_003
 _CONTEXT_LIMIT = re.compile(r"maximum context length is (\d+)")
 _PROMPT_SIZE = (re.compile(r"(\d+) in the messages"), re.compile(r"has (\d+) input tokens"))
+# How a server that constrains decoding takes a GBNF grammar, by the owner its /models lists:
+# vLLM (structured_outputs), llama.cpp's server ("llamacpp") and llama-cpp-python's ("me").
+GRAMMAR_FIELDS = {"vllm": ("structured_outputs", "grammar"), "llamacpp": ("grammar",),
+                  "me": ("grammar",)}
+log = logging.getLogger("evoforge.llm")
 
 
 class OpenAICompatBackend:
@@ -34,6 +48,10 @@ class OpenAICompatBackend:
     after cfg.retries retries the server counts as down (LLMUnavailable). Other 4xx answers
     raise LLMError at once; a context-length refusal is resent once with max_tokens lowered to
     fit when the server's message states the prompt size and enough room is left.
+
+    A request's decoding rule (Sampling.guard, llm.close_code) goes to servers that take a
+    grammar (GRAMMAR_FIELDS) as its GBNF; one that refuses it (4xx) gets the request again
+    without, and no grammar after that. Other servers decode unguarded.
     """
 
     name = "openai"
@@ -59,6 +77,7 @@ class OpenAICompatBackend:
         self.model = cfg.model or ""
         self.context_window = cfg.context_window or DEFAULT_CONTEXT
         self.small_model = small_model_from_name(self.model)
+        self.grammar_field: tuple[str, ...] | None = None  # where this server takes a grammar
         self._discover()
 
     def _discover(self) -> bool:
@@ -74,9 +93,11 @@ class OpenAICompatBackend:
             self.model = str(listed[0].get("id", ""))
             self.small_model = small_model_from_name(self.model)
         for entry in listed:
-            if entry.get("id") == self.model and entry.get("max_model_len") and \
-                    not self._cfg.context_window:
+            if entry.get("id") != self.model:
+                continue
+            if entry.get("max_model_len") and not self._cfg.context_window:
                 self.context_window = int(entry["max_model_len"])
+            self.grammar_field = GRAMMAR_FIELDS.get(str(entry.get("owned_by", "")))
         return bool(self.model)
 
     def count_tokens(self, text: str) -> int:
@@ -118,10 +139,17 @@ class OpenAICompatBackend:
         """Returns the choices of one chat request, retrying what a retry can fix."""
         max_tokens, refitted, failures = sampling.max_tokens, False, 0
         while True:
+            grammar = self._grammar(sampling.guard)
             try:
-                return await self._send(messages, n, sampling, seed, max_tokens)
+                return await self._send(messages, n, sampling, seed, max_tokens, grammar)
             except openai.APIStatusError as exc:
                 if exc.status_code not in (408, 429) and exc.status_code < 500:
+                    if grammar and self.grammar_field is not None:
+                        log.warning("LLM server at %s refused the code guard's grammar (HTTP %s: "
+                                    "%s); its answers are decoded unguarded from now on",
+                                    self.url, exc.status_code, str(exc)[:300])
+                        self.grammar_field = None
+                        continue  # the same request without the grammar, not a retry
                     fitted = None if refitted else self._refit(str(exc))
                     if fitted is None or fitted >= max_tokens:
                         raise LLMError(self._refusal(exc)) from exc
@@ -136,9 +164,20 @@ class OpenAICompatBackend:
                                      f" (after {failures} attempts); start it or fix --llm-url")
             await asyncio.sleep(self._delay(failures - 1))
 
+    def _grammar(self, guard: DecodingRule | None) -> dict[str, Any]:
+        """Returns the request fields that give this server guard's grammar ({} when it takes
+        none, or the user's llm.extra_body sets that field: theirs wins)."""
+        if guard is None or self.grammar_field is None:
+            return {}
+        field, *inside = self.grammar_field
+        if field in (self._cfg.extra_body or {}):
+            return {}
+        return {field: {inside[0]: guard.grammar}} if inside else {field: guard.grammar}
+
     async def _send(self, messages: list[Message], n: int, sampling: Sampling, seed: int,
-                    max_tokens: int) -> list[Completion]:
-        """Returns the choices of one HTTP chat request, as Completions."""
+                    max_tokens: int, grammar: dict[str, Any]) -> list[Completion]:
+        """Returns the choices of one HTTP chat request (with the grammar fields), as
+        Completions."""
         model = self.adapter or self.model
         async with self._slots:
             self.request_count += 1
@@ -146,7 +185,8 @@ class OpenAICompatBackend:
             resp = await self._client.chat.completions.create(
                 model=model, messages=[{"role": m.role, "content": m.content} for m in messages],
                 n=n, temperature=sampling.temperature, top_p=sampling.top_p,
-                max_tokens=max_tokens, seed=seed, extra_body=self._cfg.extra_body)
+                max_tokens=max_tokens, seed=seed,
+                extra_body={**grammar, **(self._cfg.extra_body or {})} or None)
             latency = time.perf_counter() - start
         texts = [c.message.content or "" for c in resp.choices]
         prompt_tokens = resp.usage.prompt_tokens if resp.usage else 0
@@ -155,7 +195,8 @@ class OpenAICompatBackend:
         return [Completion(text=text, finish_reason=choice.finish_reason or "stop",
                            prompt_tokens=prompt_tokens, completion_tokens=share,
                            latency_s=latency, model=self.model, adapter=self.adapter,
-                           extra={"seed": seed, "max_tokens": max_tokens})
+                           extra={"seed": seed, "max_tokens": max_tokens,
+                                  **({"grammar": True} if grammar else {})})
                 for text, choice, share in zip(texts, resp.choices, shares, strict=True)]
 
     def _refit(self, message: str) -> int | None:

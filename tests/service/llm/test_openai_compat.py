@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
-import json
-import threading
 import time
 
 import httpx
@@ -18,6 +15,7 @@ from service.llm.models import small_model_from_name
 from service.llm.openai_compat import OpenAICompatBackend
 from service.settings import Settings
 from tests.conftest import SERVER_CTX, free_port
+from tests.service.llm.replay import ReplayServer, error
 
 HELLO = [Message("user", "Say hello in one short sentence.")]
 
@@ -110,48 +108,6 @@ def test_stopped_server_without_a_model_name_is_unavailable_at_generate():
     assert b.model == ""
     with pytest.raises(LLMUnavailable, match="unreachable or lists no model"):
         asyncio.run(generate_then_close(b, [HELLO], 1, Sampling(max_tokens=8)))
-
-
-class ReplayServer(http.server.ThreadingHTTPServer):
-    """An HTTP server that answers POSTs with the given (status, JSON body) pairs, the last one
-    repeated, and keeps the JSON bodies of the requests it got."""
-
-    def __init__(self, *answers: tuple[int, dict]) -> None:
-        self.answers, self.requests = list(answers), []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.requests.append(json.loads(self.rfile.read(
-                    int(self.headers.get("Content-Length", 0)))))
-                status, answer = outer.answers[min(len(outer.requests), len(outer.answers)) - 1]
-                body = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        """Returns the server's /v1 base URL."""
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def stop(self) -> None:
-        """Stops serving and frees the port."""
-        self.shutdown()
-        self.server_close()
-
-
-def error(message: str) -> dict:
-    """Returns an OpenAI-style error body."""
-    return {"error": {"message": message, "type": "BadRequestError", "code": 400}}
 
 
 @pytest.mark.parametrize(("status", "expected", "hits"),
