@@ -56,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     metavar="KEY=VALUE", help="a field the proxy adds to every chat request of "
                     "both systems unless it sets it (repeat_penalty=1.0: llama.cpp's server "
                     "penalises repeats, 1.1, by default); repeatable")
+    ap.add_argument("--evoforge-llm", type=key_value, action="append", default=[],
+                    metavar="KEY=VALUE", help="an [llm] setting of evoforge's runs only "
+                    "(close_code=false: no code guard grammar to the server); repeatable")
     ap.add_argument("--systems", default=",".join(SYSTEMS), help="evoforge,openevolve or one")
     ap.add_argument("--out", type=Path, default=OUT, help="folder for the outputs")
     ap.add_argument("--name", default="vs_openevolve", help="output file stem under benchmarks/out")
@@ -105,7 +108,8 @@ def run_one(system: str, problem: Problem, url: str, model: str, args: argparse.
     """Runs one system once on one problem and seed; returns its measurements."""
     if system == "evoforge":
         run = run_on_endpoint(problem.path, url, model, args.calls, seed, args.workers, work,
-                              llm=evoforge_llm(args), timeout_s=args.run_timeout_s)
+                              llm=evoforge_llm(args) | dict(args.evoforge_llm),
+                              timeout_s=args.run_timeout_s)
         return figures(run)
     cfg = run_config_for(problem, None, {"llm": {"backend": "openai", "url": url, "model": model,
                                                  **evoforge_llm(args)}})
