@@ -80,8 +80,9 @@ class EvalJob:
         return bool(self.scorer)
 
     def to_dict(self) -> dict[str, Any]:
-        """Returns a JSON-ready dict."""
-        return asdict(self)
+        """Returns a JSON-ready dict (its fields are plain values: no deep copy, as asdict makes,
+        on every job sent)."""
+        return {**vars(self), "cascade_thresholds": list(self.cascade_thresholds)}
 
 
 @dataclass
