@@ -8,16 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from benchmarks.quality.remote_guard import REWRITE, broken
 from service.config import LLMConfig
-from service.edits.closable import PYTHON_BLOCK, Lexer, feed
+from service.edits.closable import PYTHON_BLOCK
 from service.llm.base import Completion, Message, Sampling
 from service.llm.hf import TransformersBackend
 from service.settings import Settings
 
 FRUITS = [Message("user", "List ten fruits, one per line.")]
-REWRITE = [Message("user", "Rewrite this function so it returns more points, in one ```python "
-                   "block:\n```python\ndef points(n):\n    return [(i / n, (i * i) % n / n) "
-                   "for i in range(n)]\n```")]
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +56,6 @@ def test_a_python_block_guard_keeps_every_sequence_s_brackets_and_strings_closab
     def answers(guarded: bool) -> list[Completion]:
         return generate(backend, REWRITE, 8, Sampling(
             temperature=1.2, max_tokens=120, seed=3, guard=PYTHON_BLOCK if guarded else None))
-
-    def broken(answer: Completion) -> bool:  # a bracket that cannot close, or an end inside one
-        after = feed(Lexer(), answer.text)
-        return after is None or (answer.finish_reason == "stop" and not after.closable())
 
     assert any(broken(answer) for answer in answers(False))
     assert not any(broken(answer) for answer in answers(True))

@@ -8,27 +8,19 @@ import asyncio
 
 import pytest
 
+from benchmarks.quality.remote_guard import REWRITE, broken
 from service.config import LLMConfig
-from service.edits.closable import PYTHON_BLOCK, Lexer, feed
-from service.llm.base import Completion, Message, Sampling
+from service.edits.closable import PYTHON_BLOCK
+from service.llm.base import Completion, Sampling
 from service.llm.openai_compat import OpenAICompatBackend
 from tests.service.llm.replay import ReplayServer, error
 from tests.service.llm.test_openai_compat import backend, generate_then_close
 
-REWRITE = [Message("user", "Rewrite this function so it returns more points, in one ```python "
-                   "block:\n```python\ndef points(n):\n    return [(i / n, (i * i) % n / n) "
-                   "for i in range(n)]\n```")]
 ANSWER = {"id": "c", "object": "chat.completion", "created": 0, "model": "m",
           "choices": [{"index": 0, "finish_reason": "stop",
                        "message": {"role": "assistant", "content": "```python\nx = 1\n```"}}],
           "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
 VLLM = [{"id": "m", "object": "model", "owned_by": "vllm", "max_model_len": 8192}]
-
-
-def broken(answer: Completion) -> bool:
-    """Returns True when the answer's code has a bracket that cannot close, or ends inside one."""
-    after = feed(Lexer(), answer.text)
-    return after is None or (answer.finish_reason == "stop" and not after.closable())
 
 
 @pytest.mark.llm

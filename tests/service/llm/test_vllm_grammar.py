@@ -13,13 +13,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from benchmarks.quality.remote_guard import REWRITE, broken
 from benchmarks.vllm.server import STAMP, VENV, VllmServer
 from service.config import LLMConfig
 from service.edits.closable import PYTHON_BLOCK
 from service.llm.base import Completion, Sampling
 from service.llm.models import base_model_dir
 from service.llm.openai_compat import OpenAICompatBackend
-from tests.service.llm.test_openai_grammar import REWRITE, broken
 
 pytestmark = [pytest.mark.llm, pytest.mark.skipif(
     not (VENV / STAMP).is_file(), reason="no benchmarks/.venv-vllm; bash benchmarks/vllm/setup.sh")]
