@@ -87,7 +87,7 @@ def _lines(g: Rules, mode: str, nonfence: str, python: str, other: str) -> None:
               '""')
     prefixes = _prefixes()
     for prefix, is_tag in prefixes.items():
-        nexts = {c: f"t-{prefix + c}" for c in "yth3on" if prefix + c in prefixes}
+        nexts = {p[-1]: f"t-{p}" for p in prefixes if p[:-1] == prefix}
         alts = [f"{one_of(c + c.upper() if c.isalpha() else c)} {s[n]}" for c, n in nexts.items()]
         taken = "".join(c + c.upper() for c in nexts)
         alts.append(f"{_tag_but(taken)} {s['t-o']}")

@@ -144,7 +144,8 @@ class OpenAICompatBackend:
                 return await self._send(messages, n, sampling, seed, max_tokens, grammar)
             except openai.APIStatusError as exc:
                 if exc.status_code not in (408, 429) and exc.status_code < 500:
-                    if grammar and self.grammar_field is not None:
+                    if grammar and exc.status_code in (400, 422) \
+                            and not _CONTEXT_LIMIT.search(str(exc)):  # the grammar, not the size
                         log.warning("LLM server at %s refused the code guard's grammar (HTTP %s: "
                                     "%s); its answers are decoded unguarded from now on",
                                     self.url, exc.status_code, str(exc)[:300])

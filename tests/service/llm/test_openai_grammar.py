@@ -82,6 +82,22 @@ def test_a_server_that_refuses_the_grammar_is_asked_again_without_it_and_never_a
         server.stop()
 
 
+def test_a_context_length_refusal_keeps_the_grammar_and_is_refitted():
+    refusal = error("'max_tokens' or 'max_completion_tokens' is too large: 512. This model's "
+                    "maximum context length is 2048 tokens and your request has 1990 input "
+                    "tokens (512 > 2048 - 1990).")
+    server = ReplayServer((400, refusal), (200, ANSWER), models=VLLM)
+    try:
+        b = OpenAICompatBackend(LLMConfig(backend="openai", url=server.url, retries=0))
+        [[c]] = asyncio.run(generate_then_close(b, [REWRITE], 1, Sampling(
+            max_tokens=512, guard=PYTHON_BLOCK)))
+        assert ["structured_outputs" in r for r in server.requests] == [True, True]
+        assert [r["max_tokens"] for r in server.requests] == [512, 58]
+        assert c.extra["grammar"] is True and b.grammar_field is not None
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("models", [None, [{"id": "m", "owned_by": "openai"}]])
 def test_servers_that_take_no_known_grammar_get_none(models):
     server = ReplayServer((200, ANSWER), models=models)
