@@ -8,17 +8,15 @@ it: a clean clone skips this file). Starting the server takes a minute or two on
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.quality.remote_guard import REWRITE, broken
-from benchmarks.vllm.server import STAMP, VENV, VllmServer
+from benchmarks.quality.remote_guard import REWRITE, broken, vllm_server
+from benchmarks.vllm.server import STAMP, VENV
 from service.config import LLMConfig
 from service.edits.closable import PYTHON_BLOCK
 from service.llm.base import Completion, Sampling
-from service.llm.models import base_model_dir
 from service.llm.openai_compat import OpenAICompatBackend
 
 pytestmark = [pytest.mark.llm, pytest.mark.skipif(
@@ -26,16 +24,10 @@ pytestmark = [pytest.mark.llm, pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
-    """Returns a running vLLM server on the converted SmolLM2."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = VllmServer(VENV / "bin" / "python", base_model_dir(), port,
-                     tmp_path_factory.mktemp("vllm") / "server.log", threads=1)
-    srv.start(timeout_s=600)
-    yield srv
-    srv.stop()
+def server() -> Iterator[str]:
+    """Returns the /v1 URL of a running vLLM server on the converted SmolLM2."""
+    with vllm_server() as url:
+        yield url
 
 
 def answers(url: str, guarded: bool, seed: int) -> tuple[list[Completion], OpenAICompatBackend]:
@@ -54,10 +46,10 @@ def answers(url: str, guarded: bool, seed: int) -> tuple[list[Completion], OpenA
 
 
 def test_vllm_keeps_every_answer_closable_under_the_guard_grammar(server):
-    plain = [a for seed in (0, 1, 2) for a in answers(server.url, False, seed)[0]]
+    plain = [a for seed in (0, 1, 2) for a in answers(server, False, seed)[0]]
     guarded: list[Completion] = []
     for seed in (0, 1, 2):
-        got, b = answers(server.url, True, seed)
+        got, b = answers(server, True, seed)
         assert b.grammar_field == ("structured_outputs", "grammar")  # accepted: no fallback
         guarded += got
     assert all(c.extra.get("grammar") for c in guarded)
