@@ -1,7 +1,8 @@
 """The pre-forked evaluator, inside the sandbox: imports the evaluator once, forks per candidate.
 
-`python -s -P -m evaluators.forkserver SPEC_JSON` (started by evaluators/prefork.py) reads one JSON
-request per line on stdin and answers one JSON line on stdout. Per candidate it hands the job to
+`python -s -P -m evaluators.forkserver SPEC_JSON` (started by evaluators/prefork.py) reads one
+request at a time on stdin and answers one frame on stdout (evaluators/wire.py: binary headers,
+the job's and the result's JSON forwarded, never parsed here). Per candidate it hands the job to
 a child it forked ahead of the request (a spare, waiting on a pipe in its own session with its own
 output pipes, which has rehearsed its own steps meanwhile), which applies the candidate's rlimits
 and runs it. It waits, up to the wall-clock limit, for the end of the child's result pipe (the
@@ -10,8 +11,8 @@ child's result, how it ended and what each step cost ("steps", ms). A child that
 (killed, timed out, crashed) is killed with its process group and every process left under this
 one before the answer (this process is a child subreaper, so orphans and setsid daemons become
 its children); one that wrote its result is signalled at once and reaped, with the rest, after
-the answer. Only then it cleans the work area, forks the next spare and names it on a line of
-its own ({"spare": pid}), before it reads the next request: the answer waits for neither the
+the answer. Only then it cleans the work area, forks the next spare and names it in a frame
+of its own (SPARE), before it reads the next request: the answer waits for neither the
 process's exit, the file sweep nor a fork, and the next candidate still starts clean, in a
 process forked after the last one was gone. The child never returns into this loop.
 
@@ -37,9 +38,9 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from evaluators import harness, phases, spare
+from evaluators import harness, phases, spare, wire
 from evaluators.isolation import leftovers
-from evaluators.isolation.limits import Capture, Limits, MiB
+from evaluators.isolation.limits import Capture, MiB
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 TIMED_OUT, EXITED, ENDED = "timed out", "exited", "ended"  # how waiting for a candidate ended
@@ -63,16 +64,20 @@ class Server:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.root = Path(spec["root"])
-        self.work_base = Path(spec.get("work_base") or spec["root"])  # tmpfs where possible
-        self.private = [Path(p) for p in spec.get("private_dirs", [])]  # wiped between candidates
+        self.work_base = spec.get("work_base") or spec["root"]  # tmpfs where possible
+        private = spec.get("private_dirs", [])  # wiped between candidates, as the root is
+        self.swept = [str(self.root), *map(str, map(Path, private))]
+        self.kept = {str(self.root / LOG), str(self.root), *map(str, self.root.parents)}  # the
+        # log and our mount points
         self.count = 0
-        self.cleaned_s = 0.0  # the file sweep before this candidate (its "clean" step)
+        self.cleaned_ms = 0.0  # the file sweep before this candidate (its "clean" step)
         self.spare: Spare | None = None
         self.unswept: int | None = None  # the last candidate, answered before it was reaped
         self.role = spec.get("role", "evaluate")
         job = EvalJob(**spec["job"])
         # what each spare rehearses while it waits: a request shaped like the real ones
-        self.sample = json.dumps({"job": spec["job"], "work": str(self.work_base / "c0")}).encode()
+        self.sample = wire.job_message(f"{self.work_base}/c0".encode(),
+                                       json.dumps(spec["job"]).encode(), None)
         self.module, self.load_failure = None, None
         try:
             if self.role == "evaluate":
@@ -84,32 +89,24 @@ class Server:
         except harness.Failed as failed:
             self.load_failure = failed.result
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Returns the answer to one request: the candidate's result and how its process ended."""
-        job = EvalJob(**request["job"])
+    def handle(self, nonce: int, timeout_s: float, output_bytes: int, data_max: int, job: bytes,
+               data: bytes | None) -> bytes:
+        """Returns the answer frame to one request: the candidate's result and how its process
+        ended. The job's JSON goes to the child as it came: the child parses it."""
         if self.load_failure is not None:
-            return {"nonce": request["nonce"], "result": self.load_failure.to_dict()}
+            return wire.frame(wire.ANSWER, nonce=nonce,
+                              body=json.dumps(self.load_failure.to_dict()).encode())
         self.count += 1
-        work = self.work_base / f"c{self.count}"
-        work.mkdir(parents=True)
-        if self.role == "score":
-            (work / phases.DATA_FILE).write_text(str(request.get("data", "")))
-        answer = self._fork(job, work, request["job"])
-        if self.role == "produce" and isinstance(answer["result"], dict) \
-                and answer["result"].get("status") == "ok":
-            data, why = phases.read_capped(work / phases.DATA_FILE, job.data_max_bytes)
-            answer["data"] = None if data is None else data.decode("utf-8", errors="replace")
-            answer["data_error"] = why
-        answer["nonce"] = request["nonce"]
-        return answer
+        work = f"{self.work_base}/c{self.count}"
+        return self._fork(nonce, timeout_s, output_bytes, data_max,
+                          wire.job_message(work.encode(), job, data), work)
 
     def clean(self) -> None:
         """Removes what the last candidate left in the work area and the private dirs."""
         started = time.monotonic()
-        keep = {self.root / LOG, self.root, *self.root.parents}  # the log, our mount points
-        for folder in (self.root, *self.private):
-            leftovers.remove_entries(folder, keep)
-        self.cleaned_s = time.monotonic() - started
+        for folder in self.swept:
+            leftovers.remove_entries(folder, self.kept)
+        self.cleaned_ms = (time.monotonic() - started) * 1000
 
     def fork_spare(self) -> None:
         """Forks the next candidate's process ahead of its request (once the last one is gone and
@@ -129,10 +126,8 @@ class Server:
             os.close(fd)
         self.spare = Spare(pid, job_w, out_r, err_r, res_r)
 
-    def _start(self, fields: dict[str, Any], work: Path) -> Spare:
-        """Returns the child now running the job (its fields as requested) in work: the spare, or
-        a new one if it is gone."""
-        message = json.dumps({"job": fields, "work": str(work)}).encode()
+    def _start(self, message: bytes) -> Spare:
+        """Returns the child now running the job message: the spare, or a new one if it is gone."""
         for _ in range(2):
             self.fork_spare()
             child, self.spare = self.spare, None
@@ -149,25 +144,25 @@ class Server:
                 os.close(child.job_w)
         raise OSError("no child could be started for the candidate")
 
-    def _fork(self, job: EvalJob, work: Path, fields: dict[str, Any]) -> dict[str, Any]:
-        limits = Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+    def _fork(self, nonce: int, timeout_s: float, output_bytes: int, data_max: int,
+              message: bytes, work: str) -> bytes:
         start = time.monotonic()
-        child = self._start(fields, work)
+        child = self._start(message)
         pid, out_r, err_r, res_r = child.pid, child.out_r, child.err_r, child.res_r
-        out, err = Capture(limits.output_bytes), Capture(limits.output_bytes)
+        out, err = Capture(output_bytes), Capture(output_bytes)
         result = bytearray()
-        deadline = start + limits.timeout_s
+        deadline = start + timeout_s
         ending = _pump(pid, deadline, {out_r: out, err_r: err, res_r: result}, res_r)
-        parsed, marks, sent = _parsed(result) if ending != TIMED_OUT else (None, None, {})
+        marks, body = wire.split_result(bytes(result)) if ending != TIMED_OUT else (None, b"")
         if ending == ENDED and marks is None:  # the candidate closed the pipe: wait for the end
             ending = _pump(pid, deadline, {out_r: out, err_r: err})
-            parsed, marks, sent = _parsed(result) if ending != TIMED_OUT else (None, None, {})
+            marks, body = wire.split_result(bytes(result)) if ending != TIMED_OUT else (None, b"")
         ended = time.monotonic()
         if ending == ENDED and leftovers.only_child_alone(pid):  # the harness wrote the result
             # and exits, and the candidate left no process behind: reaped after the answer
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            self.unswept, code, usage = pid, 0, _usage_sent(sent)
+            self.unswept, code, usage = pid, 0, marks[3:] if marks else (wire.NAN, wire.NAN)
         else:
             if ending == ENDED:  # it left a process: its own end first, then it and the rest
                 _pump(pid, deadline, {out_r: out, err_r: err})
@@ -177,42 +172,22 @@ class Server:
         _drain({out_r: out, err_r: err, res_r: result})
         for fd in (out_r, err_r, res_r):
             os.close(fd)
-        sig = None
-        if code is not None and code < 0:
-            sig = (signal.Signals(-code).name if -code in signal.valid_signals()
-                   else f"signal {-code}")
-        return {"result": parsed, "returncode": code, "signal": sig,
-                "timed_out": ending == TIMED_OUT, "stdout": out.text(), "stderr": err.text(),
-                "stdout_dropped": out.dropped, "stderr_dropped": err.dropped,
-                "duration_s": time.monotonic() - start,
-                "steps": {**self._steps(start, marks, ended), **usage}}
+        produced = None
+        if self.role == "produce":  # the host uses the data only with an "ok" result
+            produced = phases.read_capped(Path(work) / phases.DATA_FILE, data_max)
+        times = (self.cleaned_ms, start, *(marks[:3] if marks else (wire.NAN,) * 3), ended,
+                 time.monotonic(), *usage)
+        return wire.frame(wire.ANSWER, nonce=nonce, code=code,
+                          sig=-code if code is not None and code < 0 else 0,
+                          timed_out=ending == TIMED_OUT, duration_s=time.monotonic() - start,
+                          times=times, dropped=(out.dropped, err.dropped), body=body,
+                          stdout=out.raw(), stderr=err.raw(), produced=produced)
 
     def sweep(self) -> None:
         """Kills, reaps and sweeps up after the last candidate when its answer went out first."""
         if self.unswept is not None:
             _finish(self.unswept)
             self.unswept = None
-
-    def _steps(self, start: float, marks: list[float] | None, ended: float) -> dict[str, float]:
-        """Returns the ms of each step of one candidate: the file sweep before it (off the answer's
-        path), start (the job handed over until the child has read it), setup (rlimits, folder,
-        environment), run (the evaluation), result (the child's write, until this process reads
-        its end, or the child's end), sweep (kill, and reap when it ended otherwise, drain)."""
-        ms = {"clean": self.cleaned_s}
-        if marks is not None and start <= marks[0] <= marks[1] <= marks[2]:
-            entered, ready, done = marks
-            ms |= {"start": entered - start, "setup": ready - entered, "run": done - ready,
-                   "result": ended - done}
-        ms["sweep"] = time.monotonic() - ended
-        return {name: round(seconds * 1000, 3) for name, seconds in ms.items()}
-
-
-def _marks(raw: Any) -> list[float] | None:
-    """Returns the child's three time marks, or None when they are not three numbers."""
-    if isinstance(raw, list) and len(raw) == 3 and all(isinstance(t, int | float) for t in raw):
-        return [float(t) for t in raw]
-    return None
-
 
 def _pump(pid: int, deadline: float, sinks: dict[int, Any], until: int | None = None) -> str:
     """Reads the child's pipes until it exits (EXITED), the pipe `until` ends (ENDED) or the
@@ -234,18 +209,6 @@ def _pump(pid: int, deadline: float, sinks: dict[int, Any], until: int | None = 
                 return EXITED
     finally:
         os.close(pidfd)
-
-
-def _parsed(result: bytes) -> tuple[Any, list[float] | None, dict[str, Any]]:
-    """Returns what the child wrote on its result pipe: the result, the time marks (None when the
-    harness did not write it: a candidate can write there too) and what else the harness sent."""
-    parsed = None
-    with contextlib.suppress(ValueError):
-        parsed = json.loads(result) if result else None
-    if isinstance(parsed, dict) and "marks" in parsed:
-        marks = _marks(parsed["marks"])
-        return parsed.get("result"), marks, parsed if marks is not None else {}
-    return parsed, None, {}
 
 
 def _read_into(fd: int, sink: Any) -> bool:
@@ -284,20 +247,12 @@ def _finish(pid: int) -> tuple[int | None, Any]:
     return status, usage
 
 
-def _usage(usage: Any) -> dict[str, float]:
-    """Returns the child's CPU ms and page faults (its process only), figures load moves little."""
+def _usage(usage: Any) -> tuple[float, float]:
+    """Returns the child's CPU ms and page faults (its process only), figures load moves little;
+    NaN when it was reaped elsewhere."""
     if usage is None:
-        return {}
-    return {"child_cpu": round((usage.ru_utime + usage.ru_stime) * 1000, 3),
-            "child_faults": float(usage.ru_minflt)}
-
-
-def _usage_sent(sent: dict[str, Any]) -> dict[str, float]:
-    """Returns the CPU ms and page faults the child reported up to its result (_usage's keys)."""
-    usage = sent.get("usage")
-    if not isinstance(usage, list) or len(usage) != 2:
-        return {}
-    return {"child_cpu": round(float(usage[0]), 3), "child_faults": float(usage[1])}
+        return wire.NAN, wire.NAN
+    return (usage.ru_utime + usage.ru_stime) * 1000, float(usage.ru_minflt)
 
 
 def _warm(modules: list[str]) -> None:
@@ -328,21 +283,31 @@ def main(argv: list[str] | None = None) -> None:
     gc.collect()
     gc.freeze()  # keeps the forked children from copying the heap on their first collection
     server.fork_spare()
-    ready = {"ready": True, "spare": server.spare.pid if server.spare else None}
-    control.write(json.dumps(ready).encode() + b"\n")
-    for line in requests:
+    control.write(wire.frame(wire.READY, pid=server.spare.pid if server.spare else -1))
+    while True:
+        head = requests.read(wire.REQUEST.size)
+        if len(head) < wire.REQUEST.size:
+            break  # the host closed our stdin
+        magic, nonce, timeout_s, output_bytes, data_max, job_len, data_len = \
+            wire.REQUEST.unpack(head)
+        if magic != wire.REQUEST_MAGIC:
+            print("forkserver: a request that does not start as one; stopping", file=sys.stderr)
+            break
+        job = requests.read(job_len)
+        data = None if data_len == wire.NO_DATA else requests.read(data_len)
         try:
-            answer = server.handle(json.loads(line))
+            answer = server.handle(nonce, timeout_s, output_bytes, data_max, job, data)
         except Exception as exc:  # noqa: BLE001 - report, keep serving
             failure = EvalResult.failure(FailureKind.CRASH,
                                         f"the pre-forked evaluator failed: {exc!r}")
-            answer = {"nonce": json.loads(line).get("nonce"), "result": failure.to_dict()}
-        control.write(json.dumps(answer, default=repr).encode() + b"\n")
+            answer = wire.frame(wire.ANSWER, nonce=nonce,
+                                body=json.dumps(failure.to_dict()).encode())
+        control.write(answer)
         server.sweep()  # after the answer: the last candidate's processes are gone
         server.clean()  # before the next request is read
         server.fork_spare()
-        if server.spare is not None:  # a line of its own: the host counts it as the server's
-            control.write(json.dumps({"spare": server.spare.pid}).encode() + b"\n")
+        if server.spare is not None:  # a frame of its own: the host counts it as the server's
+            control.write(wire.spare(server.spare.pid))
     leftovers.kill_descendants()
     os._exit(0)
 

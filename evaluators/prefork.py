@@ -22,8 +22,8 @@ import hashlib
 import json
 import os
 import secrets
-import select
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evaluators import forkserver, fresh
+from evaluators import forkserver, fresh, wire
 from evaluators.isolation import layers, sandbox
 from evaluators.isolation.limits import Limits
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
@@ -62,8 +62,10 @@ class ForkServer:
         self.proc: subprocess.Popen | None = None
         self.applied: tuple[str, ...] = ()
         self.moved: dict[str, str] = {}
+        self.placed: dict[tuple[str, str], tuple[str, str]] = {}  # a job's folder and evaluator
+        # as spelled -> as placed in the staged copies (the key's stat says when they change)
         self._stack = contextlib.ExitStack()
-        self._buffer = b""
+        self._frames: wire.FrameReader | None = None
         self.steps: dict[str, float] = {}  # the last evaluation's step costs, ms (steps_of)
         self.spare: int | None = None  # the server's waiting child (its pid in the sandbox)
         try:
@@ -98,7 +100,8 @@ class ForkServer:
         finally:
             os.close(log)
         self.layers = iso.active
-        hello = self._read_line(time.monotonic() + START_TIMEOUT_S)
+        self._frames = wire.FrameReader(self.proc.stdout.fileno())
+        hello = self._read_frame(time.monotonic() + START_TIMEOUT_S)
         if hello.get("ready") is not True:
             raise ServerDied(f"the fork server did not start: {hello}")
         self.spare = hello.get("spare")
@@ -112,50 +115,46 @@ class ForkServer:
         """Returns the job's result (a produce server's data in artifacts["_data"]); raises
         ServerDied when the server broke (it is then closed)."""
         started = time.monotonic()
-        nonce = secrets.token_hex(8)
-        message: dict[str, Any] = {"nonce": nonce, "job": fresh.placed(job, self.moved).to_dict()}
-        if data is not None:
-            message["data"] = data.decode("utf-8", errors="replace")
-        request = json.dumps(message).encode() + b"\n"
+        nonce = secrets.randbits(64)
+        fields = job.to_dict()
+        if self.moved:  # the staged copies' paths, resolved once per problem folder
+            spelled = (job.problem_dir, job.evaluator_file)
+            if spelled not in self.placed:
+                where = fresh.placed(job, self.moved)
+                self.placed[spelled] = (where.problem_dir, where.evaluator_file)
+            fields["problem_dir"], fields["evaluator_file"] = self.placed[spelled]
+        if data is not None:  # as text, as the scorer reads it
+            data = data.decode("utf-8", errors="replace").encode()
+        request = wire.request(nonce, json.dumps(fields).encode(), job.timeout_s,
+                               Limits(timeout_s=job.timeout_s).output_bytes,
+                               job.data_max_bytes, data)
         sandbox.track(self.proc.pid)
         try:
             self.proc.stdin.write(request)
             self.proc.stdin.flush()
             deadline = time.monotonic() + job.timeout_s + GRACE_S
-            while True:  # lines with another nonce were written by a candidate: ignored
-                answer = self._read_line(deadline)
+            while True:  # frames with another nonce are not this request's: ignored
+                answer = self._read_frame(deadline)
                 self._note_spare(answer)
                 if answer.get("nonce") == nonce:
                     result = to_result(answer, job, self.applied, self.moved)
                     self.steps = steps_of(answer, time.monotonic() - started)
                     return result
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, struct.error) as exc:
             raise ServerDied(f"the control pipe broke ({exc})") from None
         finally:
             sandbox.untrack(self.proc.pid)
 
-    def _note_spare(self, line: dict[str, Any]) -> None:
-        """Keeps the pid a {"spare": pid} line names: the server's child for its next candidate."""
-        if "spare" in line and "nonce" not in line:
-            self.spare = line["spare"]
+    def _note_spare(self, frame: dict[str, Any]) -> None:
+        """Keeps the pid a SPARE frame names: the server's child for its next candidate."""
+        if "spare" in frame and "nonce" not in frame:
+            self.spare = frame["spare"]
 
-    def _read_line(self, deadline: float) -> dict[str, Any]:
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self._buffer:
-            wait = deadline - time.monotonic()
-            if wait <= 0:
-                raise TimeoutError("the fork server did not answer in time")
-            ready, _, _ = select.select([fd], [], [], wait)
-            if ready:
-                data = os.read(fd, 1 << 20)
-                if not data:
-                    raise ServerDied(self._death())
-                self._buffer += data
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        answer = json.loads(line)
-        if not isinstance(answer, dict):
-            raise TypeError("an answer that is not a JSON object")
-        return answer
+    def _read_frame(self, deadline: float) -> dict[str, Any]:
+        try:
+            return self._frames.next(deadline)
+        except EOFError:
+            raise ServerDied(self._death()) from None
 
     def _death(self) -> str:
         code = self.proc.wait(timeout=5) if self.proc else None
@@ -170,9 +169,8 @@ class ForkServer:
         """Returns the host pids of the server itself: its wrappers down to the fork server, and
         the spare child it forked for its next candidate."""
         with contextlib.suppress(OSError, ValueError, TypeError, TimeoutError, ServerDied):
-            while self.alive and (b"\n" in self._buffer
-                                  or select.select([self.proc.stdout], [], [], 0)[0]):
-                self._note_spare(self._read_line(time.monotonic() + 1))  # lines sent while idle
+            while self.alive and self._frames.pending():  # frames sent while idle
+                self._note_spare(self._read_frame(time.monotonic() + 1))
         found, pid = [], self.proc.pid if self.alive else None
         while pid is not None:
             found.append(pid)
@@ -186,6 +184,13 @@ class ForkServer:
                 break  # the fork server: its other children are candidates
             pid = int(kids[0]) if len(kids) == 1 else None
         return found
+
+    def server_pid(self) -> int | None:
+        """Returns the host pid of the fork server process itself (below its wrappers), or None
+        when it is gone."""
+        spare = self.spare
+        own = [pid for pid in self.pids() if spare is None or _inner_pid(pid) != spare]
+        return own[-1] if own else None
 
     def close(self) -> None:
         """Kills the server and everything of its uid, reaps it, removes its files."""
@@ -215,20 +220,22 @@ def _inner_pid(pid: int) -> int | None:
 
 def server_key(job: EvalJob, python: str, role: str = "evaluate",
                scorer: bytes | None = None) -> tuple:
-    """Returns what a server is specific to: problem, role, evaluator (and its mtime) or scorer
-    snapshot, interpreter, layers, isolation policy."""
+    """Returns what a server is specific to: problem folder (as spelled), role, evaluator (the
+    file it names now: its device, inode and mtime) or scorer snapshot, interpreter, layers,
+    isolation policy. One stat per call; a folder reached by another spelling gets a server of
+    its own."""
     if role == "score":
         what: tuple = (hashlib.sha256(scorer or b"").hexdigest(),)
     elif role == "produce":
         what = ()
     else:
-        path = job.evaluator_path
+        path = os.path.join(job.problem_dir, job.evaluator_file)
         try:
-            mtime = path.stat().st_mtime_ns
+            info = os.stat(path)
+            what = (path, info.st_dev, info.st_ino, info.st_mtime_ns)
         except OSError:
-            mtime = 0
-        what = (str(path), mtime)
-    return (os.path.realpath(job.problem_dir), role, *what, python, layers.active_names(),
+            what = (path, 0, 0, 0)
+    return (os.path.abspath(job.problem_dir), role, *what, python, layers.active_names(),
             job.isolation)
 
 

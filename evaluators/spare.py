@@ -15,18 +15,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evaluators import harness, phases
+from evaluators import harness, phases, wire
 from evaluators.isolation.limits import Limits
-from evaluators.jobs import EvalJob, EvalResult
+from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 
 def run(module: Any, fds: tuple[int, int, int, int], role: str = "evaluate",
         sample: bytes = b"") -> None:
     """Runs one candidate in the forked child; never returns. Before its job arrives it takes its
     own session and pipes, drops every other descriptor and rehearses on sample; then it reads
-    the job, applies the job's limits and runs it. Writes {"result", "marks", "usage"} on the
-    result pipe and closes it; marks: when the job was read, when the setup ended, when the
-    evaluation ended; usage: its CPU ms and page faults until then."""
+    the job, applies the job's limits and runs it. Writes its result on the result pipe (send)
+    and closes it; marks: when the job was read, when the setup ended, when the evaluation
+    ended."""
     try:
         job_r, out_w, err_w, res_w = fds
         os.setsid()
@@ -43,8 +43,17 @@ def run(module: Any, fds: tuple[int, int, int, int], role: str = "evaluate",
         os.close(jobs)
         if not message:
             return
-        sent = json.loads(message)
-        job, work = EvalJob(**sent["job"]), Path(sent["work"])
+        try:
+            where, fields, data = wire.read_job(message)
+            job, work = EvalJob(**fields), Path(where)
+        except Exception as exc:  # noqa: BLE001 - a request the host should not have sent
+            failure = EvalResult.failure(FailureKind.CRASH,
+                                         f"the pre-forked evaluator failed: {exc!r}")
+            send(keep, (entered, entered, time.monotonic()), failure)
+            return
+        os.makedirs(work, exist_ok=True)
+        if data is not None:  # a score server's: the data it scores, written before the limits
+            (work / phases.DATA_FILE).write_bytes(data)
         limits = Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb)
         for res, soft, hard in limits.rlimits():
             resource.setrlimit(res, (soft, hard))
@@ -62,19 +71,23 @@ def run(module: Any, fds: tuple[int, int, int, int], role: str = "evaluate",
             result = phases.score_loaded(job, module, work / phases.DATA_FILE)
         else:
             result = harness.score(job, work / "program.py", module)
-        done = time.monotonic()
-        use = resource.getrusage(resource.RUSAGE_SELF)
-        data = json.dumps({"result": result.to_dict(), "marks": [entered, ready, done],
-                           "usage": [(use.ru_utime + use.ru_stime) * 1000, use.ru_minflt]},
-                          default=repr).encode()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(keep, view):]
-        os.close(keep)  # the server answers at this end of file, and reaps this process after
+        send(keep, (entered, ready, time.monotonic()), result)
     finally:
         os._exit(0)
+
+
+def send(fd: int, marks: tuple[float, float, float], result: EvalResult) -> None:
+    """Writes the result on fd after its marks and this process's CPU ms and page faults until
+    now, and closes fd: the server answers at this end of file, and reaps this process after."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    data = wire.result(marks, ((use.ru_utime + use.ru_stime) * 1000, float(use.ru_minflt)),
+                       json.dumps(result.to_dict(), default=repr).encode())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.close(fd)
 
 
 def rehearse(sample: bytes) -> None:
@@ -83,11 +96,14 @@ def rehearse(sample: bytes) -> None:
     copied now, off the candidate's path. Halves the page faults between the job's arrival and
     its result (407 to 200 on the trivial benchmark)."""
     with contextlib.suppress(Exception):  # best effort: the real steps report their own errors
-        job = EvalJob(**json.loads(sample)["job"])
+        where, fields, _ = wire.read_job(sample)
+        job, work = EvalJob(**fields), Path(where)
         Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb).rlimits()
+        str(work / "program.py")
         compile("def solve():\n    return 1.0\n", "program.py", "exec")
         result = EvalResult(status="ok", score=0.0, metrics={"combined_score": 0.0})
-        json.dumps({"result": result.to_dict(), "marks": [0.0, 0.0, 0.0]}, default=repr)
+        body = json.dumps(result.to_dict(), default=repr).encode()
+        wire.result((0.0, 0.0, 0.0), (0.0, 0.0), body)
 
 
 def read_all(fd: int) -> bytes:

@@ -17,8 +17,10 @@ Then, for the last combination, the per-step cost of a pre-forked evaluation (me
 the previous answer, off the critical path, as is the fork of the waiting child), start (the job
 handed over until the child has read it), setup (rlimits, folder, environment), run, result (the
 child's write and exit until the server sees it end), sweep (kill, reap), channel (the host's
-JSON and the pipe hops), and the child's CPU ms and page faults: counts that the load moves much
-less than wall time. Once back to back, once --gap-ms apart (as a run's LLM call spaces them).
+frames and the pipe hops), the child's CPU ms and page faults, and the fork server's own (per
+evaluation, read from /proc: each fault is a page it copies from the spare it shares them with):
+counts that the load moves much less than wall time. Once back to back, once --gap-ms apart (as a
+run's LLM call spaces them).
 
     .venv/bin/python -m benchmarks.perf.sandbox_overhead [--fresh 40] [--forked 300] [--no-peer]
                                                          [--steps 300] [--gap-ms 20]
@@ -113,7 +115,7 @@ def in_process(n: int) -> list[float]:
 
 
 STEPS = ["clean", "start", "setup", "run", "result", "sweep", "channel", "child_cpu",
-         "child_faults"]
+         "child_faults", "server_cpu", "server_faults"]
 
 
 def step_costs(n: int, gap_s: float = 0.0) -> dict[str, float]:
@@ -123,15 +125,30 @@ def step_costs(n: int, gap_s: float = 0.0) -> dict[str, float]:
     server = prefork.ForkServer(the_job, sys.executable)
     rows = []
     try:
-        for _ in range(n + 1):
+        server.evaluate(the_job)  # the warm-up
+        own = server.server_pid()
+        before = server_usage(own)
+        for _ in range(n):
             time.sleep(gap_s)
             result = server.evaluate(the_job)
             assert result.ok and result.score == 1.0, result.error
             rows.append(server.steps)
+        (cpu_end, faults_end), (cpu_start, faults_start) = server_usage(own), before
+        cpu, faults = cpu_end - cpu_start, faults_end - faults_start
     finally:
         server.close()
-    return {step: statistics.median(row.get(step, float("nan")) for row in rows[1:])
-            for step in STEPS}
+    medians = {step: statistics.median(row.get(step, float("nan")) for row in rows)
+               for step in STEPS[:-2]}
+    return {**medians, "server_cpu": cpu * 1000 / n, "server_faults": faults / n}
+
+
+def server_usage(pid: int | None) -> tuple[float, float]:
+    """Returns the CPU seconds and minor page faults of the fork server process itself (not its
+    children): the faults are the pages it copies from the spare it shares them with."""
+    if pid is None:
+        return float("nan"), float("nan")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), float(fields[7])
 
 
 def python_pass(n: int) -> dict[str, float]:
@@ -215,7 +232,7 @@ def steps_table(steps: dict[float, dict[str, float]], active: str, n: int) -> Ta
     table.add_column("critical path", justify="right")
     for gap, row in steps.items():
         path = sum(row[s] for s in ("start", "setup", "run", "result", "sweep", "channel"))
-        table.add_row(f"{gap:g} ms", *(f"{row[s]:.0f}" if s == "child_faults" else f"{row[s]:.2f}"
+        table.add_row(f"{gap:g} ms", *(f"{row[s]:.0f}" if s.endswith("faults") else f"{row[s]:.2f}"
                                        for s in STEPS), f"{path:.2f}")
     return table
 

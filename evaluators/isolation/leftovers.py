@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 from collections.abc import Collection
-from pathlib import Path
 from typing import Any
 
 
@@ -41,14 +40,19 @@ def kill_descendants() -> int:
 def children() -> list[int]:
     """Returns the pids of this process's children (adopted orphans included)."""
     pid = os.getpid()
-    fd = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY)  # fewer syscalls than open()
+    return [int(p) for p in _read(f"/proc/{pid}/task/{pid}/children").split()]
+
+
+def _read(path: str) -> bytes:
+    """Returns a /proc file's bytes, with fewer syscalls and objects than open() or Path."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         chunks = [os.read(fd, 1 << 16)]
         while chunks[-1]:
             chunks.append(os.read(fd, 1 << 16))
     finally:
         os.close(fd)
-    return [int(p) for p in b"".join(chunks).split()]
+    return b"".join(chunks)
 
 
 def only_child_alone(pid: int) -> bool:
@@ -57,20 +61,21 @@ def only_child_alone(pid: int) -> bool:
     if children() != [pid]:
         return False
     try:
-        return not any(Path(f"/proc/{pid}/task/{task}/children").read_bytes().strip()
+        return not any(_read(f"/proc/{pid}/task/{task}/children").strip()
                        for task in os.listdir(f"/proc/{pid}/task"))
     except OSError:  # gone meanwhile: reaped elsewhere, nothing to say
         return False
 
 
-def remove_entries(folder: Path, keep: Collection[Path] = ()) -> None:
-    """Removes every entry of folder but those in keep, even what a candidate locked (chmod 000)."""
+def remove_entries(folder: str, keep: Collection[str] = ()) -> None:
+    """Removes every entry of folder but the paths in keep, even what a candidate locked (chmod
+    000). Paths as strings: no Path object is made per entry."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return
     for entry in entries:
-        if Path(entry.path) in keep:
+        if entry.path in keep:
             continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, onerror=_unlock)

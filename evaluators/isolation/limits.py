@@ -83,7 +83,11 @@ class Capture:
             del self.tail[:extra]
             self.dropped += extra
 
-    def text(self) -> str:
-        """Returns head + a marker saying how much was dropped + tail, decoded as UTF-8."""
+    def raw(self) -> bytes:
+        """Returns head + a marker saying how much was dropped + tail."""
         marker = f"\n[... {self.dropped} bytes dropped ...]\n".encode() if self.dropped else b""
-        return bytes(self.head + marker + self.tail).decode("utf-8", errors="replace")
+        return bytes(self.head + marker + self.tail)
+
+    def text(self) -> str:
+        """Returns raw(), decoded as UTF-8."""
+        return self.raw().decode("utf-8", errors="replace")

@@ -1,12 +1,12 @@
 """The fork server on its own: `python -m evaluators.forkserver SPEC` started here without the host
-side (no layers, no slot uid), spoken to over its request/answer lines: one request per line on
-stdin, one answer per line on stdout with the request's nonce."""
+side (no layers, no slot uid), spoken to in its frames (evaluators/wire.py): one request at a time
+on stdin, one answer frame on stdout with the request's nonce."""
 
 from __future__ import annotations
 
 import json
 import os
-import select
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from evaluators import forkserver
+from evaluators import forkserver, wire
 from evaluators.harness import SEED_VAR
 from evaluators.isolation import layers, leftovers
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
@@ -59,7 +59,7 @@ class Server:
                 [sys.executable, "-s", "-P", "-m", "evaluators.forkserver", json.dumps(spec)],
                 cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True)
-        self.buffer = b""
+        self.frames = wire.FrameReader(self.proc.stdout.fileno())
         self.log = root / forkserver.LOG
 
     def job(self, code: str, **fields: Any) -> EvalJob:
@@ -68,27 +68,22 @@ class Server:
                        **{"timeout_s": 10, **fields})
 
     def line(self, timeout_s: float = 30) -> dict[str, Any]:
-        """Returns the next line the server writes on its control pipe, parsed."""
-        deadline, fd = time.monotonic() + timeout_s, self.proc.stdout.fileno()
-        while b"\n" not in self.buffer:
-            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-            assert ready, "the fork server did not answer in time"
-            data = os.read(fd, 1 << 16)
-            assert data, f"the fork server ended: {self.log.read_text()[-2000:]}"
-            self.buffer += data
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
+        """Returns the next frame the server writes on its control pipe, decoded."""
+        try:
+            return self.frames.next(time.monotonic() + timeout_s)
+        except EOFError:
+            raise AssertionError(f"the fork server ended: {self.log.read_text()[-2000:]}") from None
 
-    def send(self, request: dict[str, Any] | bytes) -> None:
-        """Writes one request line."""
-        raw = request if isinstance(request, bytes) else json.dumps(request).encode()
-        self.proc.stdin.write(raw + b"\n")
+    def send(self, nonce: int, job: dict[str, Any]) -> None:
+        """Writes one request for job (its fields; anything, to see how the server takes it)."""
+        self.proc.stdin.write(wire.request(nonce, json.dumps(job).encode(),
+                                           float(job.get("timeout_s", 10)), 64 * 1024, 1 << 20))
         self.proc.stdin.flush()
 
     def ask(self, code: str, **fields: Any) -> dict[str, Any]:
         """Returns the server's answer to one candidate."""
-        nonce = uuid.uuid4().hex
-        self.send({"nonce": nonce, "job": self.job(code, **fields).to_dict()})
+        nonce = secrets.randbits(64)
+        self.send(nonce, self.job(code, **fields).to_dict())
         answer = self.line()
         while set(answer) == {"spare"}:  # the server's next child, named after each answer
             answer = self.line()
@@ -271,13 +266,21 @@ def test_processes_a_candidate_s_thread_keeps_starting_after_its_result_are_all_
 
 def test_a_request_the_server_cannot_handle_is_answered_as_a_crash_and_serving_goes_on(
         server: Server) -> None:
-    server.send({"nonce": "broken", "job": {"code": ONE}})  # no problem_dir, no evaluator_file
+    server.send(7, {"code": ONE})  # no problem_dir, no evaluator_file
     answer = server.line()
-    assert answer["nonce"] == "broken"
+    assert answer["nonce"] == 7
     failure = result_of(answer)
     assert failure.error_kind is FailureKind.CRASH
     assert failure.error.startswith("the pre-forked evaluator failed: TypeError(")
     assert result_of(server.ask(ONE)).score == 1.0
+
+
+def test_bytes_that_are_not_a_request_end_the_server_with_the_reason_in_its_log(
+        server: Server) -> None:
+    server.proc.stdin.write(b'{"nonce": 1, "job": {}}\n'.ljust(wire.REQUEST.size))
+    server.proc.stdin.flush()
+    assert server.proc.wait(timeout=30) == 0
+    assert "a request that does not start as one" in server.log.read_text()
 
 
 def test_an_evaluator_that_fails_to_import_fails_every_request_with_the_reason(
