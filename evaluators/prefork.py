@@ -171,6 +171,22 @@ class ForkServer:
         with contextlib.suppress(OSError, ValueError, TypeError, TimeoutError, ServerDied):
             while self.alive and self._frames.pending():  # frames sent while idle
                 self._note_spare(self._read_frame(time.monotonic() + 1))
+        found, reached = self._chain()
+        if reached:
+            with contextlib.suppress(OSError):
+                kids = Path(f"/proc/{found[-1]}/task/{found[-1]}/children").read_text().split()
+                found += [kid for kid in map(int, kids) if _inner_pid(kid) == self.spare]
+        return found  # the fork server's other children are candidates
+
+    def server_pid(self) -> int | None:
+        """Returns the host pid of the fork server process itself (below its wrappers), or None
+        when it is gone."""
+        chain, reached = self._chain()
+        return chain[-1] if reached else None
+
+    def _chain(self) -> tuple[list[int], bool]:
+        """Returns the host pids from the server's outer wrapper down to the fork server, and
+        whether the walk reached it."""
         found, pid = [], self.proc.pid if self.alive else None
         while pid is not None:
             found.append(pid)
@@ -178,19 +194,11 @@ class ForkServer:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
                 kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
             except OSError:
-                break
+                return found, False
             if os.path.basename(cmdline.split(b"\0", 1)[0]) not in (b"bwrap", b"prlimit"):
-                found += [kid for kid in map(int, kids) if _inner_pid(kid) == self.spare]
-                break  # the fork server: its other children are candidates
+                return found, True  # the fork server
             pid = int(kids[0]) if len(kids) == 1 else None
-        return found
-
-    def server_pid(self) -> int | None:
-        """Returns the host pid of the fork server process itself (below its wrappers), or None
-        when it is gone."""
-        spare = self.spare
-        own = [pid for pid in self.pids() if spare is None or _inner_pid(pid) != spare]
-        return own[-1] if own else None
+        return found, False
 
     def close(self) -> None:
         """Kills the server and everything of its uid, reaps it, removes its files."""
