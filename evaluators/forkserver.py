@@ -162,13 +162,14 @@ class Server:
             # and exits, and the candidate left no process behind: reaped after the answer
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            self.unswept, code, usage = pid, 0, marks[3:] if marks else (wire.NAN, wire.NAN)
+            self.unswept, code = pid, 0
+            usage = marks[3:] if marks else (wire.NAN,) * 3
         else:
             if ending == ENDED:  # it left a process: its own end first, then it and the rest
                 _pump(pid, deadline, {out_r: out, err_r: err})
             status, rusage = _finish(pid)
             code = os.waitstatus_to_exitcode(status) if status is not None else None
-            usage = _usage(rusage)
+            usage = (*_usage(rusage), marks[5] if marks else wire.NAN)
         _drain({out_r: out, err_r: err, res_r: result})
         for fd in (out_r, err_r, res_r):
             os.close(fd)

@@ -7,11 +7,13 @@ inside fork servers, so it imports nothing that registers fork handlers (threadi
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import resource
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +39,10 @@ def run(module: Any, fds: tuple[int, int, int, int], role: str = "evaluate",
         keep = os.dup2(res_w, 3, inheritable=False)
         jobs = os.dup2(job_r, 4, inheritable=False)
         os.closerange(5, 65536)
-        rehearse(sample)
+        rehearse(sample, role)
         message = read_all(jobs)  # empty: the server went away
         entered = time.monotonic()
+        at_entry = float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
         os.close(jobs)
         if not message:
             return
@@ -49,7 +52,7 @@ def run(module: Any, fds: tuple[int, int, int, int], role: str = "evaluate",
         except Exception as exc:  # noqa: BLE001 - a request the host should not have sent
             failure = EvalResult.failure(FailureKind.CRASH,
                                          f"the pre-forked evaluator failed: {exc!r}")
-            send(keep, (entered, entered, time.monotonic()), failure)
+            send(keep, (entered, entered, time.monotonic()), failure, at_entry)
             return
         os.makedirs(work, exist_ok=True)
         if data is not None:  # a score server's: the data it scores, written before the limits
@@ -71,17 +74,19 @@ def run(module: Any, fds: tuple[int, int, int, int], role: str = "evaluate",
             result = phases.score_loaded(job, module, work / phases.DATA_FILE)
         else:
             result = harness.score(job, work / "program.py", module)
-        send(keep, (entered, ready, time.monotonic()), result)
+        send(keep, (entered, ready, time.monotonic()), result, at_entry)
     finally:
         os._exit(0)
 
 
-def send(fd: int, marks: tuple[float, float, float], result: EvalResult) -> None:
-    """Writes the result on fd after its marks and this process's CPU ms and page faults until
-    now, and closes fd: the server answers at this end of file, and reaps this process after."""
+def send(fd: int, marks: tuple[float, float, float], result: EvalResult,
+         at_entry: float) -> None:
+    """Writes the result on fd after its marks, this process's CPU ms and page faults until now
+    and its page faults when the job arrived (at_entry), and closes fd: the server answers at
+    this end of file, and reaps this process after."""
     use = resource.getrusage(resource.RUSAGE_SELF)
-    data = wire.result(marks, ((use.ru_utime + use.ru_stime) * 1000, float(use.ru_minflt)),
-                       json.dumps(result.to_dict(), default=repr).encode())
+    usage = ((use.ru_utime + use.ru_stime) * 1000, float(use.ru_minflt), at_entry)
+    data = wire.result(marks, usage, json.dumps(result.to_dict(), default=repr).encode())
     sys.stdout.flush()
     sys.stderr.flush()
     view = memoryview(data)
@@ -90,20 +95,46 @@ def send(fd: int, marks: tuple[float, float, float], result: EvalResult) -> None
     os.close(fd)
 
 
-def rehearse(sample: bytes) -> None:
-    """Runs the child's own steps on a sample request, with nothing applied and nothing run, while
-    the spare waits: the pages they write (the fork shares them with the server until then) are
-    copied now, off the candidate's path. Halves the page faults between the job's arrival and
-    its result (407 to 200 on the trivial benchmark)."""
+SAMPLE = "def solve():\n    return 1.0\n"  # the program a spare rehearses with: ours, never a
+# candidate's (a hostile one could keep the spare busy before its job)
+
+
+def _import_program(path: str) -> dict[str, float]:
+    """The stand-in evaluator's evaluate(): imports the program from its file, as most evaluators
+    do first, and scores nothing."""
+    spec = importlib.util.spec_from_file_location("program", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {"combined_score": 0.0}
+
+
+STAND_IN = types.SimpleNamespace(evaluate=_import_program)  # never the problem's evaluator
+
+
+def rehearse(sample: bytes, role: str = "evaluate") -> None:
+    """Runs the child's own steps on a sample request while the spare waits, with nothing applied:
+    the pages they write (the fork shares them with the server until then) are copied now, off
+    the candidate's path. An evaluate server's spare runs the harness's whole path on SAMPLE, in
+    the sample's folder (swept with the candidate's files), with STAND_IN for the evaluator; a
+    produce server's runs the produce step on a program of ours that defines the entry function.
+    The problem's own code never runs here. Leaves 64 of the 454 page copies a trivial candidate
+    made after its job arrived."""
     with contextlib.suppress(Exception):  # best effort: the real steps report their own errors
         where, fields, _ = wire.read_job(sample)
-        job, work = EvalJob(**fields), Path(where)
+        job, work = EvalJob(**{**fields, "code": SAMPLE}), Path(where)
         Limits(timeout_s=job.timeout_s, memory_mb=job.memory_mb).rlimits()
-        str(work / "program.py")
-        compile("def solve():\n    return 1.0\n", "program.py", "exec")
-        result = EvalResult(status="ok", score=0.0, metrics={"combined_score": 0.0})
+        os.makedirs(work, exist_ok=True)
+        if role == "evaluate":
+            result = harness.score(job, work / "program.py", STAND_IN)
+        elif role == "produce" and job.entry.isidentifier():  # the program's entry: ours too
+            job = EvalJob(**{**fields, "code": f"def {job.entry}():\n    return [0.0]\n"})
+            result = phases.produce(job, work / "program.py", work / phases.DATA_FILE)
+            sys.path.remove(str(work))  # produce put it first; the candidate's own goes there
+        else:
+            compile(SAMPLE, "program.py", "exec")
+            result = EvalResult(status="ok", score=0.0, metrics={"combined_score": 0.0})
         body = json.dumps(result.to_dict(), default=repr).encode()
-        wire.result((0.0, 0.0, 0.0), (0.0, 0.0), body)
+        wire.result((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), body)
 
 
 def read_all(fd: int) -> bytes:

@@ -9,8 +9,9 @@ registers fork handlers (threading, random).
 
 - request (host to server): REQUEST header, then the job's JSON, then the data to score;
 - job (server to child, read to its end): JOB header, the work folder, the job's JSON, the data;
-- result (child to server, read to its end): RESULT header (its time marks and usage), then the
-  result's JSON. A candidate can write there too: a result without the header has no marks;
+- result (child to server, read to its end): RESULT header (its time marks, its CPU ms and page
+  faults, and its page faults when the job arrived), then the result's JSON. A candidate can
+  write there too: a result without the header has no marks;
 - frame (server to host): FRAME header, then the result's JSON, stdout, stderr, and a produce
   server's data and why it is missing. Kinds: READY (once, at start), SPARE (the pid of the
   child waiting for the next job), ANSWER (one per request, with its nonce).
@@ -29,8 +30,8 @@ from typing import Any
 
 REQUEST = struct.Struct("<4sQdQQII")  # magic, nonce, timeout_s, output bytes, data cap, lengths
 JOB = struct.Struct("<III")  # lengths of the work folder, the job's JSON, the data (or ~0: none)
-RESULT = struct.Struct("<4s5d")  # magic, entered, ready, done, CPU ms, page faults
-FRAME = struct.Struct("<4scBqQqi10d2Q5I")  # see frame()
+RESULT = struct.Struct("<4s6d")  # magic, entered, ready, done, CPU ms, faults, faults at entry
+FRAME = struct.Struct("<4scBqQqi11d2Q5I")  # see frame()
 REQUEST_MAGIC, RESULT_MAGIC, FRAME_MAGIC = b"EFQ1", b"EFR1", b"EFA1"
 READY, SPARE, ANSWER = b"R", b"S", b"A"
 NO_DATA = 0xFFFFFFFF
@@ -62,13 +63,16 @@ def read_job(message: bytes) -> tuple[str, dict[str, Any], bytes | None]:
     return work, fields, data
 
 
-def result(marks: tuple[float, float, float], usage: tuple[float, float], body: bytes) -> bytes:
-    """Returns what the harness writes on its result pipe: marks and usage, then the result."""
+def result(marks: tuple[float, float, float], usage: tuple[float, float, float],
+           body: bytes) -> bytes:
+    """Returns what the harness writes on its result pipe: marks and usage (CPU ms, page faults,
+    page faults when the job arrived), then the result."""
     return RESULT.pack(RESULT_MAGIC, *marks, *usage) + body
 
 
 def split_result(raw: bytes) -> tuple[tuple[float, ...] | None, bytes]:
-    """Returns (entered, ready, done, CPU ms, faults) and the result's JSON, or (None, raw) when
+    """Returns (entered, ready, done, CPU ms, faults, faults at entry) and the result's JSON, or
+    (None, raw) when
     raw does not start with the harness's header (a candidate wrote it, or nothing came)."""
     if len(raw) < RESULT.size or raw[:4] != RESULT_MAGIC:
         return None, raw
@@ -77,11 +81,12 @@ def split_result(raw: bytes) -> tuple[tuple[float, ...] | None, bytes]:
 
 def frame(kind: bytes, *, pid: int = -1, nonce: int = 0, code: int | None = None,
           sig: int = 0, timed_out: bool = False, duration_s: float = 0.0,
-          times: tuple[float, ...] = (NAN,) * 9, dropped: tuple[int, int] = (0, 0),
+          times: tuple[float, ...] = (NAN,) * 10, dropped: tuple[int, int] = (0, 0),
           body: bytes = b"", stdout: bytes = b"", stderr: bytes = b"",
           produced: tuple[bytes | None, str] | None = None) -> bytes:
     """Returns one frame to the host. times: the last file sweep (ms), the job's hand-over,
-    the child's three marks, the end of waiting, the answer, the child's CPU ms and faults."""
+    the child's three marks, the end of waiting, the answer, the child's CPU ms, its page faults
+    and its page faults when the job arrived."""
     data, why = produced if produced is not None else (None, "")
     why_raw = why.encode()
     flags = ((KNOWN_CODE if code is not None else 0) | (TIMED_OUT if timed_out else 0)
@@ -117,7 +122,7 @@ def decode(raw: bytes) -> dict[str, Any]:
     if kind != ANSWER:
         spare = pid if pid >= 0 else None
         return {"ready": True, "spare": spare} if kind == READY else {"spare": spare}
-    times, dropped, sizes = fields[8:17], fields[17:19], fields[19:]
+    times, dropped, sizes = fields[8:18], fields[18:20], fields[20:]
     sections, at = [], FRAME.size
     for size in sizes:
         sections.append(raw[at:at + size])
@@ -139,8 +144,9 @@ def steps(times: tuple[float, ...]) -> dict[str, float]:
     answer's path), start (the job handed over until the child has read it), setup (rlimits,
     folder, environment), run (the evaluation), result (the child's write, until the server
     reads its end, or the child's end), sweep (kill, and reap when it ended otherwise, drain),
-    and the child's CPU ms and page faults up to its result (or its end)."""
-    clean, start, entered, ready, done, ended, answered, cpu, faults = times
+    the child's CPU ms and page faults up to its result (or its end), and job_faults: those
+    after its job arrived (the rest were taken while it waited: its rehearsal)."""
+    clean, start, entered, ready, done, ended, answered, cpu, faults, at_entry = times
     ms = {"clean": clean}
     if not math.isnan(entered) and start <= entered <= ready <= done:
         ms |= {"start": (entered - start) * 1000, "setup": (ready - entered) * 1000,
@@ -148,11 +154,13 @@ def steps(times: tuple[float, ...]) -> dict[str, float]:
     ms["sweep"] = (answered - ended) * 1000
     if not math.isnan(cpu):
         ms |= {"child_cpu": cpu, "child_faults": faults}
+    if not math.isnan(faults) and not math.isnan(at_entry):
+        ms["job_faults"] = faults - at_entry
     return {name: round(value, 3) for name, value in ms.items()}
 
 
 _SPARE_FRAME = frame(SPARE, pid=0)
-_PID_AT = FRAME.size - struct.calcsize("<qQqi10d2Q5I")  # after the magic, the kind, the flags
+_PID_AT = FRAME.size - struct.calcsize("<qQqi11d2Q5I")  # after the magic, the kind, the flags
 _SPARE_HEAD, _SPARE_TAIL = _SPARE_FRAME[:_PID_AT], _SPARE_FRAME[_PID_AT + 8:]
 
 

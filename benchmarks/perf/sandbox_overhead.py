@@ -17,7 +17,8 @@ Then, for the last combination, the per-step cost of a pre-forked evaluation (me
 the previous answer, off the critical path, as is the fork of the waiting child), start (the job
 handed over until the child has read it), setup (rlimits, folder, environment), run, result (the
 child's write and exit until the server sees it end), sweep (kill, reap), channel (the host's
-frames and the pipe hops), the child's CPU ms and page faults, and the fork server's own (per
+frames and the pipe hops), the child's CPU ms and page faults (job_faults: those after its job
+arrived; the rest it took while it waited, rehearsing), and the fork server's own (per
 evaluation, read from /proc: each fault is a page it copies from the spare it shares them with):
 counts that the load moves much less than wall time. Once back to back, once --gap-ms apart (as a
 run's LLM call spaces them).
@@ -115,7 +116,7 @@ def in_process(n: int) -> list[float]:
 
 
 STEPS = ["clean", "start", "setup", "run", "result", "sweep", "channel", "child_cpu",
-         "child_faults", "server_cpu", "server_faults"]
+         "child_faults", "job_faults", "server_cpu", "server_faults"]
 
 
 def step_costs(n: int, gap_s: float = 0.0) -> dict[str, float]:

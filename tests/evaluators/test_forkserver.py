@@ -48,12 +48,13 @@ ONE = "def solve():\n    return 1.0\n"
 class Server:
     """A fork server process for one problem folder, and the test's end of its pipes."""
 
-    def __init__(self, root: Path, problem: Path) -> None:
+    def __init__(self, root: Path, problem: Path, role: str = "evaluate") -> None:
         root.mkdir()
         self.problem = problem
+        self.entry = "construct" if role == "produce" else ""
         loader = self.job("")
         spec = {"root": str(root), "private_dirs": [], "job": loader.to_dict(),
-                "role": "evaluate", "work_base": str(root), "warm": []}
+                "role": role, "work_base": str(root), "warm": []}
         with open(root / forkserver.LOG, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-s", "-P", "-m", "evaluators.forkserver", json.dumps(spec)],
@@ -65,7 +66,7 @@ class Server:
     def job(self, code: str, **fields: Any) -> EvalJob:
         """Returns a job for this server's problem."""
         return EvalJob(code=code, problem_dir=str(self.problem), evaluator_file="evaluator.py",
-                       **{"timeout_s": 10, **fields})
+                       entry=self.entry, **{"timeout_s": 10, **fields})
 
     def line(self, timeout_s: float = 30) -> dict[str, Any]:
         """Returns the next frame the server writes on its control pipe, decoded."""
@@ -141,10 +142,10 @@ def test_each_answer_says_what_each_step_of_the_candidate_cost(server: Server) -
     slow = "import time\n\ndef solve():\n    time.sleep(0.3)\n    return 1.0\n"
     steps = server.ask(slow)["steps"]
     assert set(steps) >= {"clean", "start", "setup", "run", "result", "sweep", "child_cpu",
-                          "child_faults"}
+                          "child_faults", "job_faults"}
     assert all(value >= 0 for value in steps.values())
     assert steps["run"] >= 300 > steps["start"] + steps["setup"]  # the sleep is in "run"
-    assert steps["child_faults"] > 0
+    assert 0 < steps["job_faults"] < steps["child_faults"]  # the rest: while it rehearsed
 
 
 def test_each_candidate_runs_in_a_spare_forked_after_the_last_one_was_gone(
@@ -161,6 +162,45 @@ def test_a_candidate_inherits_no_module_whose_fork_handlers_would_run_in_its_pro
     probe = ("import sys\n\ndef solve():\n"
              "    return float(not {'threading', 'random', 'subprocess'} & set(sys.modules))\n")
     assert result_of(server.ask(probe)).score == 1.0  # each would cost ~100 page copies
+
+
+def test_a_spare_rehearses_without_running_the_problems_evaluator(
+        tmp_path: Path, problem: Path) -> None:
+    calls = tmp_path / "calls"
+    (problem / "evaluator.py").write_text(EVALUATOR + textwrap.dedent(f"""
+        scored = evaluate
+
+        def evaluate(program_path):
+            with open({str(calls)!r}, "a") as log:
+                log.write(open(program_path).read().splitlines()[-1] + "\\n")
+            return scored(program_path)
+    """))
+    counting = Server(tmp_path / "server", problem)
+    try:
+        assert counting.line()["ready"] is True
+        for k in range(3):
+            assert result_of(counting.ask(f"def solve():\n    return {k}.0\n")).score == k
+        counting.line()  # the next spare is forked and has had time to rehearse
+        time.sleep(0.5)
+    finally:
+        counting.close()
+    assert calls.read_text().splitlines() == [f"    return {k}.0" for k in range(3)]
+
+
+def test_a_produce_spare_rehearses_with_a_program_of_its_own_and_leaves_no_trace_of_it(
+        tmp_path: Path, problem: Path) -> None:
+    producer = Server(tmp_path / "server", problem, role="produce")
+    probe = ("import os, sys\n\ndef construct():\n"
+             "    return [os.path.basename(p) for p in sys.path[:2]] + [os.getcwd()]\n")
+    try:
+        assert producer.line()["ready"] is True
+        for k in (1, 2):
+            answer = producer.ask(probe)
+            assert result_of(answer).ok and answer["data_error"] == ""
+            first, second, cwd = json.loads(answer["data"])
+            assert first == f"c{k}" and second != "c0" and cwd.endswith(f"c{k}")
+    finally:
+        producer.close()
 
 
 def test_a_spare_that_dies_before_its_job_is_replaced(server: Server) -> None:

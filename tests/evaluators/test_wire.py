@@ -22,14 +22,15 @@ def test_a_job_message_gives_back_its_folder_fields_and_data() -> None:
 
 
 def test_a_result_carries_its_marks_and_one_without_the_header_has_none() -> None:
-    marks, body = wire.split_result(wire.result((1.0, 2.0, 3.0), (4.5, 600.0), b'{"a": 1}'))
-    assert marks == (1.0, 2.0, 3.0, 4.5, 600.0) and body == b'{"a": 1}'
+    marks, body = wire.split_result(wire.result((1.0, 2.0, 3.0), (4.5, 600.0, 450.0),
+                                                b'{"a": 1}'))
+    assert marks == (1.0, 2.0, 3.0, 4.5, 600.0, 450.0) and body == b'{"a": 1}'
     assert wire.split_result(b'{"status": "ok"}') == (None, b'{"status": "ok"}')  # forged
     assert wire.split_result(b"") == (None, b"")
 
 
 def test_an_answer_frame_decodes_to_the_answer_the_host_reads() -> None:
-    times = (0.2, 10.0, 10.001, 10.002, 10.005, 10.006, 10.0065, 2.5, 610.0)
+    times = (0.2, 10.0, 10.001, 10.002, 10.005, 10.006, 10.0065, 2.5, 610.0, 410.0)
     raw = wire.frame(wire.ANSWER, nonce=2 ** 63 + 5, code=-9, sig=signal.SIGKILL,
                      duration_s=0.25, times=times, dropped=(3, 0), body=b'{"score": 1.0}',
                      stdout="héllo\n".encode(), stderr=b"\xff")
@@ -43,13 +44,14 @@ def test_an_answer_frame_decodes_to_the_answer_the_host_reads() -> None:
     assert "data" not in answer and "data_error" not in answer
     assert answer["steps"] == {"clean": 0.2, "start": 1.0, "setup": 1.0, "run": 3.0,
                                "result": 1.0, "sweep": 0.5, "child_cpu": 2.5,
-                               "child_faults": 610.0}
+                               "child_faults": 610.0, "job_faults": 200.0}
 
 
 def test_an_answer_without_marks_usage_or_code_says_so() -> None:
     nan = wire.NAN
     answer = wire.decode(wire.frame(wire.ANSWER, nonce=1, timed_out=True, body=b"not json",
-                                    times=(0.1, 5.0, nan, nan, nan, 6.0, 6.001, nan, nan)))
+                                    times=(0.1, 5.0, nan, nan, nan, 6.0, 6.001, nan, nan,
+                                           nan)))
     assert answer["returncode"] is None and answer["signal"] is None and answer["timed_out"]
     assert answer["result"] is None  # what is not JSON is no result
     assert set(answer["steps"]) == {"clean", "sweep"}
