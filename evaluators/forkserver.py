@@ -1,20 +1,21 @@
 """The pre-forked evaluator, inside the sandbox: imports the evaluator once, forks per candidate.
 
 `python -s -P -m evaluators.forkserver SPEC_JSON` (started by evaluators/prefork.py) reads one
-request at a time on stdin and answers one frame on stdout (evaluators/wire.py: binary headers,
-the job's and the result's JSON forwarded, never parsed here). Per candidate it hands the job to
-a child it forked ahead of the request (a spare, waiting on a pipe in its own session with its own
+request at a time on stdin and answers one frame on stdout (evaluators/wire.py: binary headers, the
+job's and the result's JSON forwarded, never parsed here). Per candidate it hands the job to a
+child it forked ahead of the request (a spare, waiting on a pipe in its own session with its own
 output pipes, which has rehearsed its own steps meanwhile), which applies the candidate's rlimits
 and runs it. It waits, up to the wall-clock limit, for the end of the child's result pipe (the
-harness closes it once the result is written) or for the child's end. It answers with the
-child's result, how it ended and what each step cost ("steps", ms). A child that ended otherwise
-(killed, timed out, crashed) is killed with its process group and every process left under this
-one before the answer (this process is a child subreaper, so orphans and setsid daemons become
-its children); one that wrote its result is signalled at once and reaped, with the rest, after
-the answer. Only then it cleans the work area, forks the next spare and names it in a frame
-of its own (SPARE), before it reads the next request: the answer waits for neither the
-process's exit, the file sweep nor a fork, and the next candidate still starts clean, in a
-process forked after the last one was gone. The child never returns into this loop.
+harness closes it once the result is written) or for the child's end; after a request that kept it
+idle it polls for the first 2 ms instead of sleeping, as a slept CPU wakes slowly. It answers with
+the child's result, how it ended and what each step cost ("steps", ms). A child that ended
+otherwise (killed, timed out, crashed) is killed with its process group and every process left
+under this one before the answer (this process is a child subreaper, so orphans and setsid daemons
+become its children); one that wrote its result is signalled at once and reaped, with the rest,
+after the answer. Only then it cleans the work area, forks the next spare and names it in a frame
+of its own (SPARE), before it reads the next request: the answer waits for neither the process's
+exit, the file sweep nor a fork, and the next candidate still starts clean, in a process forked
+after the last one was gone. The child never returns into this loop.
 
 A server has one role (spec "role"): "evaluate" imports the problem's evaluator and scores each
 candidate in its child; the two phases of a two-phase problem get a server each, never the same
@@ -45,6 +46,8 @@ from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 TIMED_OUT, EXITED, ENDED = "timed out", "exited", "ended"  # how waiting for a candidate ended
 LOG = "forkserver.log"         # this process's stderr, in its root (read by the host if it dies)
+SPIN_S = 0.002  # after an idle wait, polls this long for the candidate before it sleeps: a CPU
+IDLE_S = 0.005  # that slept wakes slowly in a VM (0.9-1.1 ms against 0.25); not under load
 RESULT_CAP = 16 * MiB          # bytes of result JSON read from a child; the rest is dropped
 _PR_SET_CHILD_SUBREAPER, _PR_SET_DUMPABLE = 36, 4
 
@@ -73,6 +76,7 @@ class Server:
         self.cleaned_ms = 0.0  # the file sweep before this candidate (its "clean" step)
         self.spare: Spare | None = None
         self.unswept: int | None = None  # the last candidate, answered before it was reaped
+        self.spin_s = 0.0  # how long the next candidate's first wait polls (main sets it)
         self.role = spec.get("role", "evaluate")
         job = EvalJob(**spec["job"])
         # what each spare rehearses while it waits: a request shaped like the real ones
@@ -152,7 +156,8 @@ class Server:
         out, err = Capture(output_bytes), Capture(output_bytes)
         result = bytearray()
         deadline = start + timeout_s
-        ending = _pump(pid, deadline, {out_r: out, err_r: err, res_r: result}, res_r)
+        ending = _pump(pid, deadline, {out_r: out, err_r: err, res_r: result}, res_r,
+                       spin_s=self.spin_s)
         marks, body = wire.split_result(bytes(result)) if ending != TIMED_OUT else (None, b"")
         if ending == ENDED and marks is None:  # the candidate closed the pipe: wait for the end
             ending = _pump(pid, deadline, {out_r: out, err_r: err})
@@ -190,17 +195,25 @@ class Server:
             _finish(self.unswept)
             self.unswept = None
 
-def _pump(pid: int, deadline: float, sinks: dict[int, Any], until: int | None = None) -> str:
+def _pump(pid: int, deadline: float, sinks: dict[int, Any], until: int | None = None, *,
+          spin_s: float = 0.0) -> str:
     """Reads the child's pipes until it exits (EXITED), the pipe `until` ends (ENDED) or the
-    deadline passes (TIMED_OUT); returns which."""
+    deadline passes (TIMED_OUT); returns which. Polls for the first spin_s, yielding the CPU
+    between polls, before it sleeps."""
     pidfd = os.pidfd_open(pid)
     open_fds = set(sinks)
+    spin_until = time.monotonic() + spin_s
     try:
         while True:
-            wait = deadline - time.monotonic()
+            now = time.monotonic()
+            wait = deadline - now
             if wait <= 0:
                 return TIMED_OUT
-            ready, _, _ = select.select([pidfd, *open_fds], [], [], wait)
+            spinning = now < spin_until
+            ready, _, _ = select.select([pidfd, *open_fds], [], [], 0 if spinning else wait)
+            if spinning and not ready:
+                os.sched_yield()
+                continue
             for fd in ready:
                 if fd != pidfd and not _read_into(fd, sinks[fd]):
                     open_fds.discard(fd)
@@ -286,9 +299,13 @@ def main(argv: list[str] | None = None) -> None:
     server.fork_spare()
     control.write(wire.frame(wire.READY, pid=server.spare.pid if server.spare else -1))
     while True:
+        waiting = time.monotonic()
         head = requests.read(wire.REQUEST.size)
         if len(head) < wire.REQUEST.size:
             break  # the host closed our stdin
+        # a request that kept us waiting (a run's LLM call) finds the CPUs idle: poll the
+        # candidate awhile; one already there (a batch) finds them busy: sleep at once
+        server.spin_s = SPIN_S if time.monotonic() - waiting > IDLE_S else 0.0
         magic, nonce, timeout_s, output_bytes, data_max, job_len, data_len = \
             wire.REQUEST.unpack(head)
         if magic != wire.REQUEST_MAGIC:

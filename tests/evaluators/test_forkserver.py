@@ -203,6 +203,19 @@ def test_a_produce_spare_rehearses_with_a_program_of_its_own_and_leaves_no_trace
         producer.close()
 
 
+def test_after_an_idle_wait_the_server_polls_its_candidate_only_briefly(server: Server) -> None:
+    def cpu_s() -> float:
+        fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    server.ask(ONE)
+    time.sleep(0.1)  # idle: the next request finds the server waiting, so it polls first
+    before = cpu_s()
+    slow = "import time\n\ndef solve():\n    time.sleep(0.6)\n    return 1.0\n"
+    assert result_of(server.ask(slow)).score == 1.0
+    assert cpu_s() - before < 0.2  # not the 0.6 s the candidate slept
+
+
 def test_a_spare_that_dies_before_its_job_is_replaced(server: Server) -> None:
     server.ask(ONE)
     spare = server.line()["spare"]
