@@ -98,8 +98,7 @@ class Server:
         """Returns the answer frame to one request: the candidate's result and how its process
         ended. The job's JSON goes to the child as it came: the child parses it."""
         if self.load_failure is not None:
-            return wire.frame(wire.ANSWER, nonce=nonce,
-                              body=json.dumps(self.load_failure.to_dict()).encode())
+            return _answer_of(nonce, self.load_failure)
         self.count += 1
         work = f"{self.work_base}/c{self.count}"
         return self._fork(nonce, timeout_s, output_bytes, data_max,
@@ -194,6 +193,11 @@ class Server:
         if self.unswept is not None:
             _finish(self.unswept)
             self.unswept = None
+
+def _answer_of(nonce: int, result: EvalResult) -> bytes:
+    """Returns the answer frame carrying a result this process made itself (no child ran)."""
+    return wire.frame(wire.ANSWER, nonce=nonce, body=json.dumps(result.to_dict()).encode())
+
 
 def _pump(pid: int, deadline: float, sinks: dict[int, Any], until: int | None = None, *,
           spin_s: float = 0.0) -> str:
@@ -316,10 +320,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             answer = server.handle(nonce, timeout_s, output_bytes, data_max, job, data)
         except Exception as exc:  # noqa: BLE001 - report, keep serving
-            failure = EvalResult.failure(FailureKind.CRASH,
-                                        f"the pre-forked evaluator failed: {exc!r}")
-            answer = wire.frame(wire.ANSWER, nonce=nonce,
-                                body=json.dumps(failure.to_dict()).encode())
+            answer = _answer_of(nonce, EvalResult.failure(
+                FailureKind.CRASH, f"the pre-forked evaluator failed: {exc!r}"))
         control.write(answer)
         server.sweep()  # after the answer: the last candidate's processes are gone
         server.clean()  # before the next request is read

@@ -171,22 +171,19 @@ class ForkServer:
         with contextlib.suppress(OSError, ValueError, TypeError, TimeoutError, ServerDied):
             while self.alive and self._frames.pending():  # frames sent while idle
                 self._note_spare(self._read_frame(time.monotonic() + 1))
-        found, reached = self._chain()
-        if reached:
-            with contextlib.suppress(OSError):
-                kids = Path(f"/proc/{found[-1]}/task/{found[-1]}/children").read_text().split()
-                found += [kid for kid in map(int, kids) if _inner_pid(kid) == self.spare]
-        return found  # the fork server's other children are candidates
+        found, kids = self._chain()
+        return found + [kid for kid in kids or () if _inner_pid(kid) == self.spare]  # the fork
+        # server's other children are candidates
 
     def server_pid(self) -> int | None:
         """Returns the host pid of the fork server process itself (below its wrappers), or None
         when it is gone."""
-        chain, reached = self._chain()
-        return chain[-1] if reached else None
+        chain, kids = self._chain()
+        return chain[-1] if kids is not None else None
 
-    def _chain(self) -> tuple[list[int], bool]:
-        """Returns the host pids from the server's outer wrapper down to the fork server, and
-        whether the walk reached it."""
+    def _chain(self) -> tuple[list[int], list[int] | None]:
+        """Returns the host pids from the server's outer wrapper down to the fork server, and the
+        fork server's children (None when the walk did not reach it)."""
         found, pid = [], self.proc.pid if self.alive else None
         while pid is not None:
             found.append(pid)
@@ -194,11 +191,11 @@ class ForkServer:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
                 kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
             except OSError:
-                return found, False
+                return found, None
             if os.path.basename(cmdline.split(b"\0", 1)[0]) not in (b"bwrap", b"prlimit"):
-                return found, True  # the fork server
+                return found, [int(kid) for kid in kids]  # the fork server
             pid = int(kids[0]) if len(kids) == 1 else None
-        return found, False
+        return found, None
 
     def close(self) -> None:
         """Kills the server and everything of its uid, reaps it, removes its files."""
@@ -248,8 +245,8 @@ def server_key(job: EvalJob, python: str, role: str = "evaluate",
 
 
 def steps_of(answer: dict[str, Any], seconds: float) -> dict[str, float]:
-    """Returns the ms of each step of one evaluation: the server's (forkserver.Server._steps) and
-    "channel", the rest of the host's seconds (both ends' JSON, the pipe hops, the work dir)."""
+    """Returns the ms of each step of one evaluation: the server's (wire.steps) and "channel",
+    the rest of the host's seconds (both ends' frames and JSON, the pipe hops)."""
     steps = answer.get("steps")
     if not isinstance(steps, dict):
         return {}

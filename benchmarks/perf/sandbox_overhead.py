@@ -92,7 +92,7 @@ def cpu_seconds() -> float:
     tick = os.sysconf("SC_CLK_TCK")
     for pid in prefork.idle_server_pids():
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = proc_stat(pid)
         except OSError:
             continue
         total += sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
@@ -148,8 +148,13 @@ def server_usage(pid: int | None) -> tuple[float, float]:
     children): the faults are the pages it copies from the spare it shares them with."""
     if pid is None:
         return float("nan"), float("nan")
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = proc_stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), float(fields[7])
+
+
+def proc_stat(pid: int) -> list[str]:
+    """Returns the fields of /proc/PID/stat after the command name (field 3 onward)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def python_pass(n: int) -> dict[str, float]:
