@@ -12,7 +12,7 @@ import sys
 
 from evaluators.fresh import evaluate_fresh
 from evaluators.jobs import EvalJob, EvalResult
-from evaluators.prefork import evaluate_preforked
+from evaluators.pool import evaluate_preforked
 from evaluators.two_phase import evaluate_two_phase
 
 

@@ -1,11 +1,10 @@
-"""Pre-forked evaluation, host side: one long-lived sandboxed fork server per worker slot.
+"""Pre-forked evaluation, host side: one long-lived sandboxed fork server for one problem.
 
-`evaluate_preforked(job)` (what evaluate_job calls for a job with prefork=True) takes an idle fork
-server for the job's problem, or starts one under the active layers (its own slot uid, one bwrap,
-seccomp), sends it the job and reads the answer (evaluators/forkserver.py does the per-candidate
-fork, limits and cleanup). A server that dies, hangs past the job's limit or answers garbage is
-killed with everything of its uid; the candidate gets a recorded failure and the next one a fresh
-server. Servers stay warm between jobs of the same problem until the process exits.
+A `ForkServer` starts evaluators/forkserver.py under the active layers (its own slot uid, one
+bwrap, seccomp), sends it each job and reads the answer (the server does the per-candidate fork,
+limits and cleanup). A server that dies, hangs past the job's limit or answers garbage raises
+ServerDied; evaluators/pool.py, which keeps the warm servers of a process, then kills it with
+everything of its uid, records a failure for the candidate and starts a fresh server for the next.
 
 Two-phase jobs use two servers per problem (roles in evaluators/forkserver.py): a "produce" server
 whose children run the candidate and hand back its data, and a "score" server that imported a
@@ -15,9 +14,7 @@ candidate's processes cannot reach the scorer's.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
@@ -25,9 +22,7 @@ import secrets
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +34,6 @@ from evaluators.jobs import EvalJob, EvalResult, FailureKind
 
 START_TIMEOUT_S = 60.0   # importing the evaluator in a new server
 GRACE_S = 10.0           # beyond the job's own limit, for the server's kill, sweep and answer
-MAX_IDLE = 16            # idle servers kept in this process (each holds a uid and a process)
 WARM_IMPORTS = ("numpy",)  # imported once by produce servers when present: candidates use it
 SERVER_LIMITS = Limits(timeout_s=10 ** 7, memory_mb=None, open_files=1024, file_size_mb=256,
                        processes=128)  # 256: /tmp tmpfs size
@@ -280,80 +274,3 @@ def to_result(answer: dict[str, Any], job: EvalJob, applied: tuple[str, ...] = (
     if "duration_s" in answer:
         result.duration_s = outcome.duration_s
     return fresh.with_output(fresh.recorded(result, applied, moved or {}, outcome), outcome)
-
-
-_IDLE: dict[tuple, list[ForkServer]] = {}
-_IDLE_LOCK = threading.Lock()
-
-
-def _take(key: tuple) -> ForkServer | None:
-    with _IDLE_LOCK:
-        servers = _IDLE.get(key, [])
-        while servers:
-            server = servers.pop()
-            if server.alive:
-                return server
-            server.close()
-    return None
-
-
-def _give_back(server: ForkServer) -> None:
-    extra: list[ForkServer] = []
-    with _IDLE_LOCK:
-        _IDLE.setdefault(server.key, []).append(server)
-        idle = [s for group in _IDLE.values() for s in group]
-        for old in idle[:max(0, len(idle) - MAX_IDLE)]:
-            _IDLE[old.key].remove(old)
-            extra.append(old)
-    for old in extra:
-        old.close()
-
-
-def evaluate_preforked(job: EvalJob, python: str = sys.executable, *, role: str = "evaluate",
-                       scorer: bytes | None = None, data: bytes | None = None) -> EvalResult:
-    """Returns the result of job scored by a warm fork server for its problem (role "produce" or
-    "score": one phase of a two-phase job; evaluators/two_phase.py calls those)."""
-    if role == "evaluate" and "docker" in layers.active_names():  # one container per evaluation
-        return fresh.evaluate_fresh(dataclasses.replace(job, prefork=False), python)
-    started = time.monotonic()
-    server = _take(server_key(job, python, role, scorer))
-    try:
-        if server is None:
-            server = ForkServer(job, python, role, scorer)
-        result = server.evaluate(job, data)
-    except (layers.Refused, sandbox.CgroupJoinFailed) as exc:  # nothing of the job ran
-        return EvalResult.failure(FailureKind.ISOLATION, str(exc),
-                                  duration_s=time.monotonic() - started)
-    except (ServerDied, TimeoutError, OSError, ValueError) as exc:
-        applied = server.applied if server is not None else ()
-        if server is not None:
-            server.close()
-        kind = FailureKind.TIMEOUT if isinstance(exc, TimeoutError) else FailureKind.CRASH
-        return EvalResult.failure(kind, f"{exc}; it is restarted for the next evaluation",
-                                  duration_s=time.monotonic() - started, layers=list(applied))
-    except BaseException:
-        if server is not None:
-            server.close()
-        raise
-    _give_back(server)
-    return result
-
-
-def idle_server_pids() -> set[int]:
-    """Returns the host pids of every idle fork server of this process (not their candidates)."""
-    with _IDLE_LOCK:
-        servers = [s for group in _IDLE.values() for s in group]
-    return {pid for server in servers for pid in server.pids()}
-
-
-def shutdown() -> int:
-    """Closes every idle fork server of this process; returns how many."""
-    with _IDLE_LOCK:
-        servers = [s for group in _IDLE.values() for s in group]
-        _IDLE.clear()
-    for server in servers:
-        server.close()
-    return len(servers)
-
-
-atexit.register(shutdown)

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from evaluators import fresh, prefork
+from evaluators import fresh, pool
 from evaluators.harness import TAIL_CHARS
 from evaluators.isolation import layers
 from evaluators.isolation.limits import clip
@@ -59,7 +59,7 @@ def _preforked(job: EvalJob, python: str, scorer: Path, snapshot: bytes,
     server for the candidate and a score server that imported the scorer snapshot first."""
     if "docker" in layers.active_names():  # one container per phase: no warm servers
         return evaluate_two_phase(dataclasses.replace(job, prefork=False), python)
-    raw = prefork.evaluate_preforked(job, python, role="produce")
+    raw = pool.evaluate_preforked(job, python, role="produce")
     data = raw.artifacts.pop("_data", b"")
     produced = _trusted_part(raw)
     produced.artifacts.update({k: raw.artifacts.get(k, "") for k in ("stdout", "stderr")})
@@ -69,7 +69,7 @@ def _preforked(job: EvalJob, python: str, scorer: Path, snapshot: bytes,
     if _read_or_empty(scorer) != snapshot:
         return _changed(scorer, started)
     blind = EvalJob(**{**job.to_dict(), "code": ""})  # the scorer's side never sees the code
-    scored = _scorer_blame(prefork.evaluate_preforked(blind, python, role="score",
+    scored = _scorer_blame(pool.evaluate_preforked(blind, python, role="score",
                                                       scorer=snapshot, data=data))
     return _combined(produced, scored, data, started)
 

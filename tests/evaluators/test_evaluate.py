@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import prefork
+from evaluators import pool
 from evaluators.evaluate import evaluate_job
 from evaluators.jobs import EvalJob, FailureKind
 
@@ -28,9 +28,9 @@ def score(data):
 @pytest.fixture(autouse=True)
 def no_servers_left() -> Iterator[None]:
     """Starts and ends each test without warm fork servers."""
-    prefork.shutdown()
+    pool.shutdown()
     yield
-    prefork.shutdown()
+    pool.shutdown()
 
 
 def good_job(code: str = ONE, **fields: object) -> EvalJob:
@@ -51,17 +51,17 @@ def two_phase_job(tmp_path: Path, code: str, **fields: object) -> EvalJob:
 def test_a_plain_job_is_scored_in_a_fresh_process_that_leaves_no_server() -> None:
     result = evaluate_job(good_job())
     assert result.ok and result.score == 1.0, result.error
-    assert not prefork.idle_server_pids()
+    assert not pool.idle_server_pids()
 
 
 def test_a_preforked_job_goes_to_a_warm_server_but_its_check_to_a_fresh_process() -> None:
     job = good_job(prefork=True)
     checked = evaluate_job(job, check=True)
     assert checked.ok and checked.artifacts["entry_points"] == "evaluate", checked.error
-    assert not prefork.idle_server_pids()
+    assert not pool.idle_server_pids()
     scored = evaluate_job(job)
     assert scored.ok and scored.score == 1.0, scored.error
-    assert prefork.idle_server_pids()
+    assert pool.idle_server_pids()
 
 
 def test_a_two_phase_job_has_its_data_scored_by_the_trusted_scorer(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import prefork
+from evaluators import pool
 from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers
 from evaluators.jobs import EvalJob, EvalResult
@@ -41,7 +41,7 @@ def mode(request: pytest.FixtureRequest) -> Iterator[str]:
     PREFORK = request.param == "prefork"
     yield request.param
     PREFORK = False
-    prefork.shutdown()
+    pool.shutdown()
 
 
 PREFORK = False
@@ -68,7 +68,7 @@ def marked_processes(tag: bytes = f"{layers.RUN_VAR}={os.getpid()}-".encode()) -
     servers themselves (not the candidates they ran)."""
     deadline, found = time.monotonic() + 2.0, []
     while True:
-        found, servers = [], prefork.idle_server_pids()
+        found, servers = [], pool.idle_server_pids()
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit() and int(entry.name) != os.getpid():
                 try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import prefork
+from evaluators import pool
 from evaluators.evaluate import evaluate_job
 from evaluators.isolation import docker_backend, layers
 from evaluators.jobs import EvalJob, EvalResult, FailureKind
@@ -33,7 +33,7 @@ def layer_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     yield monkeypatch
     monkeypatch.undo()
     layers.reset()
-    prefork.shutdown()
+    pool.shutdown()
 
 
 def evaluate(code: str, problem: Path = GOOD, **fields: object) -> EvalResult:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import prefork
+from evaluators import pool
 from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers
 from evaluators.jobs import EvalJob, EvalResult
@@ -45,10 +45,12 @@ def evaluate(program_path):
 
 
 @pytest.fixture(autouse=True)
-def no_servers_left() -> Iterator[None]:
-    """Closes the warm servers after each test."""
+def no_servers_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Follows one server per problem (no pair: tests/evaluators/test_pool.py has those) and
+    closes the warm servers after each test."""
+    monkeypatch.setattr(pool, "PAIR_GAP_S", 0.0)
     yield
-    prefork.shutdown()
+    pool.shutdown()
 
 
 @pytest.fixture
@@ -191,7 +193,7 @@ def test_the_run_config_switch_routes_jobs_to_a_warm_server() -> None:
     job = make_job(problem, ONE, EvaluationConfig(prefork=True))
     assert job.prefork
     assert evaluate_job(job).ok
-    assert prefork.idle_server_pids(), "no warm server after a pre-forked evaluation"
+    assert pool.idle_server_pids(), "no warm server after a pre-forked evaluation"
     assert not make_job(problem, ONE, EvaluationConfig()).prefork
 
 
@@ -207,7 +209,7 @@ def test_concurrent_preforked_evaluations_use_one_server_per_slot_and_all_finish
             await executor.aclose()
         # checked while the pool threads live: bwrap --die-with-parent ends a server when the
         # thread that started it ends (asyncio.run's shutdown); the next job then starts another
-        return results, [s.alive for group in prefork._IDLE.values() for s in group]
+        return results, [s.alive for s in pool.idle_servers()]
 
     results, alive = asyncio.run(run_all())
     assert [r.score for r in results] == [float(k) for k in range(12)], results[0].error

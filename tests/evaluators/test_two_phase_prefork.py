@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import prefork
+from evaluators import pool
 from evaluators.evaluate import evaluate_job
 from evaluators.jobs import EvalJob, EvalResult
 
@@ -32,9 +32,9 @@ HONEST = "def construct():\n    return [1.0, 2, 3.5]\n"
 
 @pytest.fixture(autouse=True)
 def no_warm_servers() -> Iterator[None]:
-    prefork.shutdown()
+    pool.shutdown()
     yield
-    prefork.shutdown()
+    pool.shutdown()
 
 
 def run(tmp_path: Path, program: str, scorer: str = SCORER, **job: object) -> EvalResult:
@@ -50,8 +50,7 @@ def run(tmp_path: Path, program: str, scorer: str = SCORER, **job: object) -> Ev
 
 def roles() -> list[str]:
     """Returns the roles of this process's idle fork servers."""
-    with prefork._IDLE_LOCK:
-        return sorted(s.role for group in prefork._IDLE.values() for s in group)
+    return sorted(s.role for s in pool.idle_servers())
 
 
 def test_both_phases_run_in_warm_servers_that_are_reused(tmp_path: Path) -> None:
