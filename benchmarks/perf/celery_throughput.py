@@ -8,6 +8,7 @@ path a run uses. The peer runs OpenEvolve 0.4.1's Evaluator.evaluate_program (no
 benchmarks/.venv-openevolve when it exists (perf.controller_overhead makes it).
 
     .venv/bin/python -m benchmarks.perf.celery_throughput [--n 200] [--broker URL] [--quick]
+                                                          [--metrics both | --pair both]
 
 It also prints, for the 2-process pre-forked Celery path, when its first evaluation started and
 how long the workers took (read from the evaluation rows), and the CPU time per evaluation of
@@ -17,7 +18,9 @@ that path.
 
 `--metrics both` measures that path with the worker's Prometheus metrics off and on (`evoforge
 worker --metrics-port`: multiprocess mode, scraped every second while the batch runs), alternated
-`--repeat` times, and prints the overhead (benchmarks.perf.metrics_cost).
+`--repeat` times, and prints the overhead (benchmarks.perf.metrics_cost). `--pair both` does the
+same with each worker process's pre-forked servers kept one per problem (EVOFORGE_PREFORK_PAIR=0)
+and paired (the default: evaluators/pool.py).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from benchmarks.peers.launch import eval_timings
 from benchmarks.perf.databases import PG_ADMIN, postgres_database
 from benchmarks.perf.metrics_cost import modes_in_turn, render_overhead, worker_event_us
 from evaluators.jobs import EvalJob
+from evaluators.pool import PAIR_VAR
 from service.config import build_run_config
 from service.db import Database
 from service.db.models import EvaluationRow
@@ -81,15 +85,16 @@ async def timed(executor: object, batch: list[EvalJob]) -> float:
 
 def celery_rate(db: Database, broker: str, n: int, concurrency: int, prefork: bool,
                 cpu: dict[str, float] | None = None, metrics: bool = False,
-                timeline: dict[str, float] | None = None) -> float:
+                timeline: dict[str, float] | None = None, pair: bool = True) -> float:
     """Evaluations/s through a real `evoforge worker` with `concurrency` processes; with cpu,
     fills it with CPU ms per evaluation by part; with timeline, with when the batch's first
     evaluation started and how long the workers took (batch_timeline); with metrics, the worker
-    counts them and its /metrics is scraped every second meanwhile."""
+    counts them and its /metrics is scraped every second meanwhile; without pair, each worker
+    process keeps one fork server per problem (EVOFORGE_PREFORK_PAIR=0)."""
     queue = new_queue()
     port = free_port()
     worker = start_worker(broker, queue, out_file("celery-worker"), concurrency=concurrency,
-                          loglevel="WARNING",
+                          loglevel="WARNING", env={PAIR_VAR: "1" if pair else "0"},
                           args=("--metrics-port", str(port)) if metrics else ())
     stop = threading.Event()
     try:
@@ -175,7 +180,11 @@ def main() -> None:
     parser.add_argument("--metrics", choices=("off", "on", "both"), default="off",
                         help="The worker's Prometheus metrics; both: off and on alternated on "
                         "the --quick path, with the overhead.")
-    parser.add_argument("--repeat", type=int, default=5, help="--metrics both: runs per mode")
+    parser.add_argument("--pair", choices=("on", "both"), default="on",
+                        help="The pre-forked servers' pair (evaluators/pool.py); both: off and on "
+                        "alternated on the --quick path, with the difference.")
+    parser.add_argument("--repeat", type=int, default=5, help="--metrics or --pair both: runs "
+                        "per mode")
     args = parser.parse_args()
     with postgres_database(args.pg) as url:
         db = Database(url)
@@ -187,8 +196,8 @@ def main() -> None:
 
 def measure(db: Database, args: argparse.Namespace) -> None:
     """Measures every path on db and prints the table."""
-    if args.metrics == "both":
-        metrics_overhead(db, args)
+    if args.metrics == "both" or args.pair == "both":
+        alternated(db, args, "metrics" if args.metrics == "both" else "pair")
         return
     cpu: dict[str, float] = {}
     timeline: dict[str, float] = {}
@@ -222,21 +231,28 @@ def measure(db: Database, args: argparse.Namespace) -> None:
     write_json(out_file("celery_throughput.json"), dict(rows))
 
 
-def metrics_overhead(db: Database, args: argparse.Namespace) -> None:
-    """The --quick path with the worker's metrics off and on, alternated; prints the overhead."""
+def alternated(db: Database, args: argparse.Namespace, switch: str) -> None:
+    """The --quick path with one switch off and on (the worker's metrics, or the fork servers'
+    pair), alternated; prints the difference."""
     row: dict[str, list[float]] = {"off": [], "on": []}
     for i in range(args.repeat):
         for mode in modes_in_turn(i):
-            row[mode].append(celery_rate(db, args.broker, args.n, 2, True, metrics=mode == "on"))
+            on = mode == "on"
+            row[mode].append(celery_rate(db, args.broker, args.n, 2, True,
+                                         metrics=on and switch == "metrics",
+                                         pair=on or switch != "pair"))
     case = {"case": f"celery, 2 worker processes, pre-forked, n = {args.n}", **row}
     console = Console(width=150)
-    render_overhead("Celery throughput (evaluations/s), worker metrics off vs on", "eval/s",
-                    [case], True, console)
-    cost = worker_event_us()
-    console.print(f"the metric events of one evaluation in a worker (multiprocess mode), timed "
-                  f"directly: {cost:.1f} µs")
-    write_json(out_file("celery_throughput_metrics.json"),
-               {"args": vars(args), "rows": [case], "events_us_per_evaluation": cost})
+    title = {"metrics": "worker metrics off vs on",
+             "pair": "one fork server per problem vs a pair (off vs on; overhead < 0: a gain)"}
+    render_overhead(f"Celery throughput (evaluations/s), {title[switch]}", "eval/s", [case], True,
+                    console)
+    result = {"args": vars(args), "rows": [case]}
+    if switch == "metrics":
+        result["events_us_per_evaluation"] = cost = worker_event_us()
+        console.print(f"the metric events of one evaluation in a worker (multiprocess mode), "
+                      f"timed directly: {cost:.1f} µs")
+    write_json(out_file(f"celery_throughput_{switch}.json"), result)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,11 @@ Target (issue 3): <= 3 ms overhead per trivial evaluation with pre-forking.
 A trivial program (`solve()` returns 1.0) is scored by the test fixture problem `good` through
 `evaluators.evaluate.evaluate_job` (what the executors call), once with a fresh sandboxed process
 per evaluation and once pre-forked (one warm server, a fork per candidate), under each combination
-of layers (EVOFORGE_SANDBOX_LAYERS). Overhead = time per evaluation minus the same evaluation scored
-in this process (harness.score with the evaluator already imported). The peer, OpenEvolve 0.4.1's
+of layers (EVOFORGE_SANDBOX_LAYERS), back to back. Pre-forked, the pool keeps a pair of servers
+that take turns for short evaluations back to back (evaluators/pool.py); "one server" is the same
+loop with the pair off, measured in alternating halves in the same command. Overhead = time per
+evaluation minus the same evaluation scored in this process (harness.score with the evaluator
+already imported). The peer, OpenEvolve 0.4.1's
 evaluation path (an in-process thread, no isolation), runs in the same command from its own venv
 (benchmarks/.venv-openevolve, made by perf.controller_overhead or peers.vs_openevolve; skipped
 without it). Medians and 10th percentiles in ms; the load average is printed because the other
@@ -21,7 +24,7 @@ frames and the pipe hops), the child's CPU ms and page faults (job_faults: those
 arrived; the rest it took while it waited, rehearsing), and the fork server's own (per
 evaluation, read from /proc: each fault is a page it copies from the spare it shares them with):
 counts that the load moves much less than wall time. Once back to back, once --gap-ms apart (as a
-run's LLM call spaces them).
+run's LLM call spaces them), then back to back by two servers taking turns (a pair).
 
     .venv/bin/python -m benchmarks.perf.sandbox_overhead [--fresh 40] [--forked 300] [--no-peer]
                                                          [--steps 300] [--gap-ms 20]
@@ -48,7 +51,7 @@ from benchmarks.harness.paths import ROOT
 from benchmarks.harness.store import out_file, write_json
 from benchmarks.harness.timing import median_p10_ms
 from benchmarks.peers.launch import eval_timings
-from evaluators import harness, prefork
+from evaluators import harness, pool, prefork
 from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers
 from evaluators.jobs import EvalJob
@@ -65,22 +68,42 @@ def job(forked: bool) -> EvalJob:
                    timeout_s=30, prefork=forked)
 
 
-def timed(n: int, forked: bool) -> tuple[list[float], float]:
-    """Returns the seconds of n evaluations (after one warm-up that also starts a server) and
-    the CPU seconds per evaluation of every process involved (this one, its children, the server
-    and the children it reaped): a figure the machine's other load moves much less."""
+def timed(n: int, forked: bool, pair: bool = True) -> tuple[list[float], float]:
+    """Returns the seconds of n evaluations back to back (after two warm-ups, which start the
+    server, and with pair the second of a pair: evaluators/pool.py) and the CPU seconds per
+    evaluation of every process involved (this one, its children, the servers and the children
+    they reaped): a figure the machine's other load moves much less. Closes the servers."""
     the_job = job(forked)
-    first = evaluate_job(the_job)
-    if not first.ok:
-        raise SystemExit(f"the trivial evaluation failed: {first.error}")
-    cpu_before = cpu_seconds()
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        result = evaluate_job(the_job)
-        times.append(time.perf_counter() - start)
-        assert result.ok and result.score == 1.0, result.error
-    return times, (cpu_seconds() - cpu_before) / n
+    gap = pool.PAIR_GAP_S
+    pool.PAIR_GAP_S = gap if pair else 0.0
+    try:
+        for _ in range(2):
+            first = evaluate_job(the_job)
+            if not first.ok:
+                raise SystemExit(f"the trivial evaluation failed: {first.error}")
+        cpu_before = cpu_seconds()
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            result = evaluate_job(the_job)
+            times.append(time.perf_counter() - start)
+            assert result.ok and result.score == 1.0, result.error
+        return times, (cpu_seconds() - cpu_before) / n
+    finally:
+        pool.PAIR_GAP_S = gap
+        pool.shutdown()
+
+
+def alternated(n: int) -> dict[str, dict[str, float]]:
+    """Returns the pre-forked medians with the pool's pair ("prefork") and with one server
+    ("one"), n evaluations each, measured in alternating halves."""
+    runs: dict[str, list] = {"prefork": [], "one": []}
+    for _ in range(2):
+        for mode, halves in runs.items():
+            halves.append(timed(n // 2, True, pair=mode == "prefork"))
+    return {mode: {**median_p10_ms([t for times, _ in halves for t in times]),
+                   "cpu_ms": statistics.mean(cpu for _, cpu in halves) * 1000}
+            for mode, halves in runs.items()}
 
 
 def cpu_seconds() -> float:
@@ -90,7 +113,7 @@ def cpu_seconds() -> float:
         usage = resource.getrusage(who)
         total += usage.ru_utime + usage.ru_stime
     tick = os.sysconf("SC_CLK_TCK")
-    for pid in prefork.idle_server_pids():
+    for pid in pool.idle_server_pids():
         try:
             fields = proc_stat(pid)
         except OSError:
@@ -119,25 +142,30 @@ STEPS = ["clean", "start", "setup", "run", "result", "sweep", "channel", "child_
          "child_faults", "job_faults", "server_cpu", "server_faults"]
 
 
-def step_costs(n: int, gap_s: float = 0.0) -> dict[str, float]:
-    """Returns the median of each step (ms; child_faults: a count) over n evaluations by one warm
-    server under the active layers, after one warm-up, gap_s apart (0: back to back)."""
+def step_costs(n: int, gap_s: float = 0.0, servers: int = 1) -> dict[str, float]:
+    """Returns the median of each step (ms; child_faults: a count) over n evaluations by warm
+    servers under the active layers, after a warm-up each, gap_s apart (0: back to back); with
+    servers=2 the two take turns, as the pool's pair does."""
     the_job = job(True)
-    server = prefork.ForkServer(the_job, sys.executable)
+    started = [prefork.ForkServer(the_job, sys.executable) for _ in range(servers)]
     rows = []
     try:
-        server.evaluate(the_job)  # the warm-up
-        own = server.server_pid()
-        before = server_usage(own)
-        for _ in range(n):
+        for server in started:
+            server.evaluate(the_job)  # the warm-up
+        own = [server.server_pid() for server in started]
+        before = [server_usage(pid) for pid in own]
+        for k in range(n):
             time.sleep(gap_s)
+            server = started[k % servers]
             result = server.evaluate(the_job)
             assert result.ok and result.score == 1.0, result.error
             rows.append(server.steps)
-        (cpu_end, faults_end), (cpu_start, faults_start) = server_usage(own), before
-        cpu, faults = cpu_end - cpu_start, faults_end - faults_start
+        after = [server_usage(pid) for pid in own]
+        cpu = sum(end[0] - start[0] for end, start in zip(after, before, strict=True))
+        faults = sum(end[1] - start[1] for end, start in zip(after, before, strict=True))
     finally:
-        server.close()
+        for server in started:
+            server.close()
     medians = {step: statistics.median(row.get(step, float("nan")) for row in rows)
                for step in STEPS[:-2]}
     return {**medians, "server_cpu": cpu * 1000 / n, "server_faults": faults / n}
@@ -189,13 +217,14 @@ def main() -> None:
         layers.reset()
         active = ",".join(layers.active_names())
         row = {"asked": combo, "active": active}
-        for mode, n, forked in (("fresh", args.fresh, False), ("prefork", args.forked, True)):
-            times, cpu = timed(n, forked)
-            row[mode] = {**median_p10_ms(times), "cpu_ms": cpu * 1000}
-        prefork.shutdown()
+        times, cpu = timed(args.fresh, False)
+        row["fresh"] = {**median_p10_ms(times), "cpu_ms": cpu * 1000}
+        row |= alternated(args.forked)
         rows.append(row)
-    steps = {gap: step_costs(args.steps, gap / 1000) for gap in (0, args.gap_ms)} \
+    steps = {f"{gap:g} ms": step_costs(args.steps, gap / 1000) for gap in (0, args.gap_ms)} \
         if args.steps else None  # under the last combination
+    if steps:
+        steps["0 ms, a pair"] = step_costs(args.steps, 0.0, servers=2)
     os.environ.pop(layers.ENV_VAR, None)
     bare = python_pass(20)
     peer_stats = None if args.no_peer else eval_timings(GOOD / "evaluator.py", CODE, 300)
@@ -205,7 +234,7 @@ def main() -> None:
                         f"{base['median_ms']:.2f} ms)")
     for column in ("active layers", "fresh median", "fresh p10", "fresh CPU",
                    "pre-forked median", "pre-forked p10", "pre-forked CPU", "overhead (median)",
-                   "fresh / pre-forked"):
+                   "fresh / pre-forked", "one server median", "one server overhead"):
         table.add_column(column, justify="left" if column == "active layers" else "right")
     for row in rows:
         fresh, forked = row["fresh"], row["prefork"]
@@ -214,7 +243,9 @@ def main() -> None:
                       f"{fresh['cpu_ms']:.1f}", f"{forked['median_ms']:.2f}",
                       f"{forked['p10_ms']:.2f}", f"{forked['cpu_ms']:.2f}",
                       f"{forked['median_ms'] - base['median_ms']:.2f}",
-                      f"{fresh['median_ms'] / forked['median_ms']:.1f}x")
+                      f"{fresh['median_ms'] / forked['median_ms']:.1f}x",
+                      f"{row['one']['median_ms']:.2f}",
+                      f"{row['one']['median_ms'] - base['median_ms']:.2f}")
     console = Console(width=160)
     console.print(table)
     console.print(f"python -c pass: {bare['median_ms']:.1f} ms median")
@@ -228,8 +259,9 @@ def main() -> None:
         "steps": steps, "loadavg": load}, indent=2)
 
 
-def steps_table(steps: dict[float, dict[str, float]], active: str, n: int) -> Table:
-    """Returns the per-step table: a row per pause between evaluations, a column per step."""
+def steps_table(steps: dict[str, dict[str, float]], active: str, n: int) -> Table:
+    """Returns the per-step table: a row per pause between evaluations (and for the pair), a
+    column per step."""
     table = Table(title=f"one pre-forked evaluation, per step (median of {n}; layers {active}; "
                         "ms, faults: a count; clean runs after the answer)")
     table.add_column("pause between evaluations", justify="right")
@@ -238,7 +270,7 @@ def steps_table(steps: dict[float, dict[str, float]], active: str, n: int) -> Ta
     table.add_column("critical path", justify="right")
     for gap, row in steps.items():
         path = sum(row[s] for s in ("start", "setup", "run", "result", "sweep", "channel"))
-        table.add_row(f"{gap:g} ms", *(f"{row[s]:.0f}" if s.endswith("faults") else f"{row[s]:.2f}"
+        table.add_row(gap, *(f"{row[s]:.0f}" if s.endswith("faults") else f"{row[s]:.2f}"
                                        for s in STEPS), f"{path:.2f}")
     return table
 

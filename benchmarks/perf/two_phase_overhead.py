@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from benchmarks.harness.paths import PROBLEMS
 from benchmarks.harness.store import out_file, write_json
-from evaluators import prefork
+from evaluators import pool
 from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers
 from service.config import build_run_config
@@ -73,7 +73,7 @@ def main() -> None:
         evaluate_job(warm_two)  # starts the produce and score servers
         start = time.perf_counter() - started
         (p1, _), (p2, sp) = timed(warm_one, args.repeats), timed(warm_two, args.repeats)
-        prefork.shutdown()
+        pool.shutdown()
         metric_one = evaluate_job(replace(one, score_metric=problem.score_metric)).score
         same = metric_one == s2 == sp
         rows.append({"problem": name, "one_phase_s": t1, "two_phase_s": t2, "ratio": t2 / t1,
