@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from evaluators import tree
@@ -248,7 +248,12 @@ def _call(fn: Callable[[str], Any], label: str, program: str, job: EvalJob,
 
 
 def normalise(raw: Any, label: str, stage: int) -> tuple[dict[str, float], dict[str, Any]]:
-    """Returns checked float metrics and JSON-safe artifacts, or raises Failed(invalid_metrics)."""
+    """Returns checked float metrics and JSON-safe artifacts, or raises Failed(invalid_metrics).
+    Takes a dict of metrics, an object with a .metrics dict (and .artifacts), or a dict of only
+    those two keys (OpenEvolve's examples return {"metrics": {...}, "artifacts": {...}})."""
+    if isinstance(raw, dict) and isinstance(raw.get("metrics"), dict) \
+            and set(raw) <= {"metrics", "artifacts"}:
+        raw = SimpleNamespace(**raw)
     if isinstance(raw, dict):
         given, artifacts = raw, {}
     elif isinstance(getattr(raw, "metrics", None), dict):

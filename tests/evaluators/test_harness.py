@@ -71,6 +71,27 @@ def test_object_result_with_metrics_and_artifacts_is_accepted(tmp_path: Path) ->
     assert result.artifacts["raw"] == "bytes"
 
 
+def test_a_dict_of_metrics_and_artifacts_is_read_as_those_two(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        def evaluate(program_path):  # as OpenEvolve's k_module_problem example returns
+            return {"metrics": {"combined_score": 0.25, "correct_modules": 1},
+                    "artifacts": {"error": "validation failed", "status": "ERROR"}}
+    """)
+    assert result.ok and result.score == 0.25
+    assert result.metrics == {"combined_score": 0.25, "correct_modules": 1.0}
+    assert result.artifacts["error"] == "validation failed"
+    alone = run(tmp_path, """
+        def evaluate(program_path):
+            return {"metrics": {"combined_score": 0.5}}
+    """)
+    assert alone.ok and alone.score == 0.5 and "metrics_note" not in alone.artifacts
+    mixed = run(tmp_path, """
+        def evaluate(program_path):  # any other key: a plain dict of metrics, as before
+            return {"metrics": {"combined_score": 0.5}, "combined_score": 0.75}
+    """)
+    assert mixed.score == 0.75 and "metrics (dict)" in mixed.artifacts["metrics_note"]
+
+
 def test_non_numeric_metric_values_move_to_artifacts_with_a_note(tmp_path: Path) -> None:
     result = run(tmp_path, """
         def evaluate(program_path):
