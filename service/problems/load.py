@@ -13,7 +13,7 @@ import yaml
 from evaluators import tree
 from service.config import ConfigError, read_toml
 from service.problems.direction import Direction
-from service.problems.seeds import Seed, SeedError, read_seeds
+from service.problems.seeds import Seed, SeedError, read_seeds, whole_file_note
 from service.problems.shipped import shipped
 
 OPENEVOLVE_THRESHOLDS = (0.5, 0.75, 0.9)  # its evaluator.cascade_thresholds when a config has none
@@ -102,6 +102,8 @@ def load_problem(folder: str | Path) -> Problem:
         seeds = read_seeds(path, meta, toml_path)
     except SeedError as exc:
         raise ProblemError(str(exc)) from None
+    whole = whole_file_note(seeds)
+    notes = (*notes, whole) if whole else notes
     code = seeds[0].code
     direction = meta.get("direction", Direction.MAXIMIZE)
     if direction not in tuple(Direction):

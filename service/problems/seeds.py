@@ -81,7 +81,8 @@ def read_seed(path: Path) -> Seed:
 
 
 def check_blocks(files: dict[str, str], where: Path) -> None:
-    """Raises SeedError unless every file's markers are balanced and some file has a block."""
+    """Raises SeedError unless every file's markers are balanced and some file has a block; a
+    single file without markers evolves whole, as in OpenEvolve (whole_file_note says so)."""
     found = 0
     for rel, text in files.items():
         try:
@@ -90,9 +91,20 @@ def check_blocks(files: dict[str, str], where: Path) -> None:
             name = where if where.is_file() else where / rel
             raise SeedError(f"{name}: {exc}; close every block with a '{BLOCK_END}' "
                             "line") from None
-    if not found:
-        raise SeedError(f"{where}: no '{BLOCK_START}' / '{BLOCK_END}' markers; put the lines "
-                        "to evolve between the two comment lines")
+    if not found and not where.is_file():
+        raise SeedError(f"{where}: no '{BLOCK_START}' / '{BLOCK_END}' markers in any file; put "
+                        "the lines to evolve between the two comment lines")
+
+
+def whole_file_note(seeds: tuple[Seed, ...]) -> str | None:
+    """Returns the note for single-file seeds without markers (each evolves whole), or None."""
+    whole = [seed.path.name if seed.path else seed.name for seed in seeds
+             if not tree.is_tree(seed.code) and not evolve_blocks(seed.code)]
+    if not whole:
+        return None
+    return (f"{', '.join(whole)}: no '{BLOCK_START}' / '{BLOCK_END}' markers, so the whole file "
+            "evolves; put the lines to evolve between the two comment lines to keep the rest "
+            "fixed")
 
 
 def _as_tree(files: dict[str, str]) -> dict[str, str]:

@@ -14,8 +14,8 @@ PROBLEMS = REPO / "tests" / "fixtures" / "problems"
 
 # folder -> (file the defect names, words in the message, words in the fix)
 CASES = {
-    "no_markers": ("initial_program.py", ["no '# EVOLVE-BLOCK-START'"],
-                   ["put the lines to evolve"]),
+    "no_markers": ("initial_program", ["no '# EVOLVE-BLOCK-START'", "in any file"],
+                   ["put the lines to evolve"]),  # a folder program (a file evolves whole)
     "unknown_key": ("problem.toml", ["unknown key(s) ['score_metrc']"], ["score_metric"]),
     "import_error": ("evaluator.py", ["import failed", "No module named 'not_a_real_module_xyz'",
                                       "evaluator.py:3"], ["install the missing module"]),
@@ -47,6 +47,17 @@ def test_each_defect_names_the_file_and_the_fix(folder: str) -> None:
     text = report.render()
     assert defect.message in text and f"fix: {defect.fix}" in text
     assert "evaluators/" not in text and "service/" not in text  # nothing of evoforge's own code
+
+
+def test_a_file_without_markers_passes_and_the_report_says_it_evolves_whole(
+        tmp_path: Path) -> None:
+    for name in ("evaluator.py", "problem.toml"):
+        (tmp_path / name).write_text((PROBLEMS / "good" / name).read_text())
+    (tmp_path / "initial_program.py").write_text("def solve():\n    return 1.0\n")
+    report = check_problem(tmp_path)
+    assert report.ok and report.result.score == 1.0
+    assert "no '# EVOLVE-BLOCK-START' / '# EVOLVE-BLOCK-END' markers, so the whole file " \
+           "evolves" in report.render()
 
 
 def test_good_problem_passes_and_reports_its_score() -> None:

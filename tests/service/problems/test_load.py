@@ -52,9 +52,14 @@ def test_openevolve_config_yaml_is_translated(tmp_path: Path) -> None:
     assert prob.description == "Doc line."
 
 
-def test_missing_markers_name_the_file_and_fix(tmp_path: Path) -> None:
-    with pytest.raises(ProblemError, match=r"initial_program.py: no '# EVOLVE-BLOCK-START'.*put"):
-        load_problem(make(tmp_path, **{"initial_program.py": "x = 1\n"}))
+def test_a_file_without_markers_evolves_whole_with_a_note_naming_the_fix(tmp_path: Path) -> None:
+    prob = load_problem(make(tmp_path, **{"initial_program.py": "x = 1\n"}))
+    assert prob.initial_code == "x = 1\n"
+    assert any(n.startswith("initial_program.py: no '# EVOLVE-BLOCK-START'") and "whole file" in n
+               and "put the lines" in n for n in prob.notes)
+    (tmp_path / "marked").mkdir()
+    marked = load_problem(make(tmp_path / "marked"))
+    assert not any("whole file" in n for n in marked.notes)
 
 
 def test_unclosed_block_is_an_error(tmp_path: Path) -> None:
