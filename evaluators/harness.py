@@ -249,12 +249,15 @@ def _call(fn: Callable[[str], Any], label: str, program: str, job: EvalJob,
 
 def normalise(raw: Any, label: str, stage: int) -> tuple[dict[str, float], dict[str, Any]]:
     """Returns checked float metrics and JSON-safe artifacts, or raises Failed(invalid_metrics).
-    Takes a dict of metrics, an object with a .metrics dict (and .artifacts), or a dict of only
-    those two keys (OpenEvolve's examples return {"metrics": {...}, "artifacts": {...}})."""
+    Takes a dict of metrics (its key "artifacts", a dict, holds artifacts), an object with a
+    .metrics dict (and .artifacts), or a dict of only those two keys (OpenEvolve's examples return
+    {"metrics": {...}, "artifacts": {...}}, or artifacts beside the metrics)."""
     if isinstance(raw, dict) and isinstance(raw.get("metrics"), dict) \
             and set(raw) <= {"metrics", "artifacts"}:
         raw = SimpleNamespace(**raw)
-    if isinstance(raw, dict):
+    if isinstance(raw, dict) and isinstance(raw.get("artifacts"), dict):
+        given, artifacts = {k: v for k, v in raw.items() if k != "artifacts"}, raw["artifacts"]
+    elif isinstance(raw, dict):
         given, artifacts = raw, {}
     elif isinstance(getattr(raw, "metrics", None), dict):
         given, artifacts = raw.metrics, getattr(raw, "artifacts", None) or {}

@@ -90,6 +90,12 @@ def test_a_dict_of_metrics_and_artifacts_is_read_as_those_two(tmp_path: Path) ->
             return {"metrics": {"combined_score": 0.5}, "combined_score": 0.75}
     """)
     assert mixed.score == 0.75 and "metrics (dict)" in mixed.artifacts["metrics_note"]
+    beside = run(tmp_path, """
+        def evaluate(program_path):  # artifacts beside the metrics, as k_module_problem's success
+            return {"combined_score": 0.5, "artifacts": {"status": "2/4 modules correct"}}
+    """)
+    assert beside.metrics == {"combined_score": 0.5} and "metrics_note" not in beside.artifacts
+    assert beside.artifacts["status"] == "2/4 modules correct"
 
 
 def test_non_numeric_metric_values_move_to_artifacts_with_a_note(tmp_path: Path) -> None:
