@@ -175,8 +175,16 @@ def stage_line(record: dict[str, Any], gates: bool) -> str:
 
 def _scored_warnings(report: CheckReport, result: EvalResult, problem: Problem,
                      python: str) -> None:
-    """Adds what a scored initial program should make the author look at: a missed gate, an
-    error the evaluator reported (a defect when it leaves the score at 0)."""
+    """Adds what a scored initial program should make the author look at: a score that is the
+    mean of several metrics, a missed gate, an error the evaluator reported (a defect when it
+    leaves the score at 0)."""
+    averaged = sorted(k for k in result.metrics if k != "error")
+    if problem.score_metric not in result.metrics and len(averaged) > 1:
+        report.warnings.append(
+            f"the score is the mean of {len(averaged)} metrics ({', '.join(averaged)}), as "
+            f"OpenEvolve scores a result without {problem.score_metric}; if one of them is what "
+            "to maximise, name it: score_metric = '...' under [problem] in problem.toml (beside "
+            "a config.yaml it adds to it), and direction = 'minimize' for a cost")
     if "cascade_gate" in result.artifacts:
         report.warnings.append(f"the initial program {result.artifacts['cascade_gate']}: a run "
                                "goes on from it; every child must pass the gate")

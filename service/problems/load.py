@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from evaluators import tree
-from service.config import ConfigError, read_toml
+from service.config import ConfigError, deep_merge, read_toml
 from service.problems.direction import Direction
 from service.problems.seeds import Seed, SeedError, read_seeds, whole_file_note
 from service.problems.shipped import shipped
@@ -84,7 +84,13 @@ def load_problem(folder: str | Path) -> Problem:
                            "evaluator.py, or a name `evoforge problems list` shows")
     toml_path, yaml_path = path / "problem.toml", path / "config.yaml"
     advisory: dict[str, Any] = {}
-    if toml_path.is_file():
+    if toml_path.is_file() and yaml_path.is_file():  # problem.toml adds to config.yaml
+        meta, run_defaults, notes, advisory = _from_openevolve(yaml_path)
+        own, own_run, _, _ = _from_toml(toml_path)
+        meta, run_defaults = {**meta, **own}, deep_merge(run_defaults, own_run)
+        notes = [*notes, "problem.toml beside config.yaml: its settings win where both set one"]
+        fallback = "score_metric" not in own  # OpenEvolve's mean, unless a metric is named
+    elif toml_path.is_file():
         meta, run_defaults, notes, fallback = _from_toml(toml_path)
     elif yaml_path.is_file():
         meta, run_defaults, notes, advisory = _from_openevolve(yaml_path)

@@ -60,6 +60,25 @@ def test_a_file_without_markers_passes_and_the_report_says_it_evolves_whole(
            "evolves" in report.render()
 
 
+def test_a_score_that_is_the_mean_of_several_metrics_is_a_warning_naming_them_and_the_fix(
+        tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("max_iterations: 3\n")
+    (tmp_path / "initial_program.py").write_text(
+        "# EVOLVE-BLOCK-START\ndef solve():\n    return 1.0\n# EVOLVE-BLOCK-END\n")
+    (tmp_path / "evaluator.py").write_text(
+        "def evaluate(path):\n    return {'overall': 0.5, 'slope_changes': 66.0}\n")
+    report = check_problem(tmp_path)
+    assert report.ok and report.result.score == 33.25
+    assert report.warnings == [
+        ("the score is the mean of 2 metrics (overall, slope_changes), as OpenEvolve scores a "
+        "result without combined_score; if one of them is what to maximise, name it: "
+        "score_metric = '...' under [problem] in problem.toml (beside a config.yaml it adds to "
+        "it), and direction = 'minimize' for a cost")]
+    (tmp_path / "problem.toml").write_text('[problem]\nscore_metric = "overall"\n')
+    named = check_problem(tmp_path)
+    assert named.ok and named.result.score == 0.5 and named.warnings == []
+
+
 def test_good_problem_passes_and_reports_its_score() -> None:
     report = check_problem(PROBLEMS / "good")
     assert report.ok and report.defects == [] and report.result.score == 1.0

@@ -52,6 +52,22 @@ def test_openevolve_config_yaml_is_translated(tmp_path: Path) -> None:
     assert prob.description == "Doc line."
 
 
+def test_a_problem_toml_beside_config_yaml_adds_to_it_and_wins_where_both_set_one(
+        tmp_path: Path) -> None:
+    yaml_text = "max_iterations: 12\nrandom_seed: 5\nevaluator:\n  timeout: 9\n"
+    toml = '[problem]\nscore_metric = "overall"\n[run]\nseed = 8\n'
+    prob = load_problem(make(tmp_path, **{"config.yaml": yaml_text, "problem.toml": toml}))
+    assert prob.score_metric == "overall" and not prob.score_fallback_mean
+    assert prob.run_defaults["seed"] == 8 and prob.run_defaults["budget"]["iterations"] == 12
+    assert prob.run_defaults["evaluation"]["timeout_s"] == 9
+    assert any("problem.toml beside config.yaml" in n for n in prob.notes)
+    named_none = tmp_path / "named_none"
+    named_none.mkdir()
+    plain = load_problem(make(named_none, **{"config.yaml": yaml_text,
+                                             "problem.toml": '[problem]\nname = "x"\n'}))
+    assert plain.name == "x" and plain.score_fallback_mean  # OpenEvolve's mean stays
+
+
 def test_a_file_without_markers_evolves_whole_with_a_note_naming_the_fix(tmp_path: Path) -> None:
     prob = load_problem(make(tmp_path, **{"initial_program.py": "x = 1\n"}))
     assert prob.initial_code == "x = 1\n"
