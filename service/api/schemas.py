@@ -68,6 +68,8 @@ class ProblemPublic(BaseModel):
     created_at: datetime
     files: dict[str, str] | None = None
     initial_score: float | None = None
+    notes: list[str] | None = None  # on creation: what the check noted (`problems check`'s notes)
+    warnings: list[str] | None = None  # on creation: what its author should look at
 
 
 class RunCreate(JsonBody):

@@ -53,6 +53,7 @@ def _store(files: dict[str, str], request: Request, s: SessionDep, settings: Set
         raise
     out = ProblemPublic.model_validate(row)
     out.initial_score = report.result.score if report.result else None
+    out.notes, out.warnings = list(report.problem.notes), list(report.warnings)
     return out
 
 

@@ -54,12 +54,32 @@ def test_created_problem_is_checked_listed_got_and_deleted(api: Api) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
 
+def test_a_created_problem_carries_the_checks_notes_and_warnings(api: Api) -> None:
+    files = tiny_files()
+    plain = api.client.post("/api/problems", json={"files": files}, headers=api.h("alice"))
+    assert plain.status_code == 201, plain.text
+    assert plain.json()["notes"] == [] and plain.json()["warnings"] == []
+    files["initial_program.py"] = "\n".join(
+        line for line in files["initial_program.py"].splitlines() if "EVOLVE-BLOCK" not in line)
+    del files["problem.toml"]
+    files["config.yaml"] = "max_iterations: 3\n"
+    files["evaluator.py"] = "def evaluate(path):\n    return {'a': 1.0, 'b': 3.0}\n"
+    r = api.client.post("/api/problems", json={"files": files}, headers=api.h("alice"))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert any("the whole file evolves" in n for n in body["notes"])
+    assert body["initial_score"] == 2.0 and "the mean of 2 metrics (a, b)" in body["warnings"][0]
+    got = api.client.get(f"/api/problems/{body['id']}", headers=api.h("alice")).json()
+    assert got["notes"] is None  # the check's words, given when it ran
+
+
 def test_zip_with_a_top_folder_and_tar_gz_are_accepted(api: Api) -> None:
     zipped = {f"tiny/{k}": v for k, v in tiny_files().items()}
     r = _upload(api, _zip(zipped), "tiny.zip")
     assert r.status_code == 201, r.text
     r = _upload(api, _tar(tiny_files()), "tiny.tar.gz")
-    assert r.status_code == 201, r.text and r.json()["initial_score"] == -9.0
+    assert r.status_code == 201, r.text
+    assert r.json()["initial_score"] == -9.0
 
 
 def test_missing_evaluator_is_a_422_naming_the_file(api: Api) -> None:
