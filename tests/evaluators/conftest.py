@@ -1,4 +1,5 @@
-"""Fixtures of the evaluator tests: a throwaway unprivileged user, and private problem folders."""
+"""Fixtures of the evaluator tests: a throwaway unprivileged user, private and open problem folders,
+the layer decision read again around a test."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from evaluators.isolation import uids
+from evaluators.isolation import layers, uids
 
 GOOD = Path(__file__).resolve().parents[1] / "fixtures" / "problems" / "good"
 
@@ -108,3 +110,25 @@ def private_problem(owner: int = 0, source: Path = GOOD) -> Path:
         os.chown(path, owner, owner if owner == 0 else pwd.getpwuid(owner).pw_gid)
     assert parent.stat().st_mode & 0o777 == 0o700
     return problem
+
+
+@contextmanager
+def open_problem(evaluator: str) -> Iterator[Path]:
+    """Yields a new problem folder that other users (slot uids) can read, holding evaluator.py
+    with the text evaluator; removes it afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="evoforge-open-problem-"))
+    root.chmod(0o755)
+    (root / "evaluator.py").write_text(evaluator)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def layer_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Yields monkeypatch; the layer decision is read again before and after the test."""
+    layers.reset()
+    yield monkeypatch
+    monkeypatch.undo()
+    layers.reset()

@@ -8,10 +8,8 @@ says which server scored it (pids repeat across pid namespaces).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from evaluators import pool
 from evaluators.evaluate import evaluate_job
 from evaluators.isolation import layers
 from evaluators.jobs import EvalJob, EvalResult
+from tests.evaluators.conftest import open_problem
 
 TOKEN_EVALUATOR = '''
 import importlib.util, os, time
@@ -58,26 +57,20 @@ def available(names: str) -> bool:
 
 
 @pytest.fixture(autouse=True)
-def fresh_pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+def fresh_pool(layer_env: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Yields monkeypatch with the pair's thresholds wide (a loaded machine stays under them);
     the layers are read again before and after, and the servers closed."""
-    monkeypatch.setattr(pool, "PAIR_GAP_S", 0.5)
-    monkeypatch.setattr(pool, "PAIR_BELOW_S", 5.0)
-    layers.reset()
-    yield monkeypatch
-    monkeypatch.undo()
-    layers.reset()
+    layer_env.setattr(pool, "PAIR_GAP_S", 0.5)
+    layer_env.setattr(pool, "PAIR_BELOW_S", 5.0)
+    yield layer_env
     pool.shutdown()
 
 
 @pytest.fixture
 def problem() -> Iterator[Path]:
     """Yields a problem folder (readable by slot uids) whose evaluator names its server."""
-    root = Path(tempfile.mkdtemp(prefix="evoforge-pool-test-"))
-    root.chmod(0o755)
-    (root / "evaluator.py").write_text(TOKEN_EVALUATOR)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    with open_problem(TOKEN_EVALUATOR) as root:
+        yield root
 
 
 def evaluate(problem: Path, code: str = ONE) -> EvalResult:

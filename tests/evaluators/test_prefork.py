@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from service.config import EvaluationConfig
 from service.execution.base import make_job
 from service.execution.local import LocalExecutor
 from service.problems.load import load_problem
+from tests.evaluators.conftest import open_problem
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GOOD = FIXTURES / "problems" / "good"
@@ -56,11 +55,8 @@ def no_servers_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def probe_problem() -> Iterator[Path]:
     """Yields a problem folder (readable by slot uids) whose evaluator reports who imported it."""
-    root = Path(tempfile.mkdtemp(prefix="evoforge-prefork-test-"))
-    root.chmod(0o755)
-    (root / "evaluator.py").write_text(PROBE_EVALUATOR)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    with open_problem(PROBE_EVALUATOR) as root:
+        yield root
 
 
 def evaluate(code: str, problem: Path = GOOD, **limits: float) -> EvalResult:

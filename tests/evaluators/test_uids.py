@@ -27,15 +27,6 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="slot uids need root")
 
 
 @pytest.fixture
-def layer_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Yields monkeypatch; the layer decision is read again before and after the test."""
-    layers.reset()
-    yield monkeypatch
-    monkeypatch.undo()
-    layers.reset()
-
-
-@pytest.fixture
 def open_tmp() -> Iterator[Path]:
     """Yields a fresh folder that other users can enter (pytest's tmp_path is under a 0700 one)."""
     path = Path(tempfile.mkdtemp(prefix="evoforge-uid-test-"))
