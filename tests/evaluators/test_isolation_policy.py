@@ -26,13 +26,11 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the default layers of
 no_docker = pytest.mark.skipif(docker_backend.detect()[0], reason="a docker engine is here")
 
 
-@pytest.fixture
-def layer_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Yields monkeypatch; the layer decision is read again before and after the test."""
-    layers.reset()
-    yield monkeypatch
-    monkeypatch.undo()
-    layers.reset()
+@pytest.fixture(autouse=True)
+def no_servers_left() -> Iterator[None]:
+    """Closes the warm servers after each test (after conftest's layer_env has read the layers
+    again, where a test uses it)."""
+    yield
     pool.shutdown()
 
 

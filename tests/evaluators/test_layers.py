@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,15 +40,6 @@ def solve():
     print("INFO" + json.dumps(info))
     return 1.0
 """
-
-
-@pytest.fixture
-def layer_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Yields monkeypatch; the layer decision is read again before and after the test."""
-    layers.reset()
-    yield monkeypatch
-    monkeypatch.undo()
-    layers.reset()
 
 
 def evaluate(code: str, **limits: float) -> EvalResult:
